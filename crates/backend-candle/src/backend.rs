@@ -1,0 +1,245 @@
+//! `CandleBackend`: the `EmbeddingProvider` that tokenizes with `tokenizers` and infers with
+//! candle on a dedicated thread.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::{Arc, mpsc};
+
+use aki_core::{
+    EmbedError, EmbeddingProvider, EncodeOptions, Encoding, ModelInfo, Result, TruncationDirection,
+};
+use async_trait::async_trait;
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+use tokenizers::{Tokenizer, TruncationParams, TruncationStrategy};
+use tokio::sync::oneshot;
+
+use crate::bert::BertEmbedder;
+use crate::config::{CandleConfig, device_name};
+use crate::layout::ModelLayout;
+use crate::source;
+
+/// The model's tokenizer in the three set-ups a request can ask for.
+struct Tokenizers {
+    keep_start: Tokenizer,
+    keep_end: Tokenizer,
+    whole: Tokenizer,
+    max_tokens: usize,
+}
+
+impl Tokenizers {
+    fn load(path: &Path, max_tokens: usize) -> Result<Self> {
+        let err = |e: tokenizers::Error| EmbedError::Load(format!("{}: {e}", path.display()));
+        let mut whole = Tokenizer::from_file(path).map_err(err)?;
+        // tokenizer.json files often carry their own truncation and fixed-length padding
+        // (all-MiniLM-L6-v2's truncates at 128 and pads to 128): replace both.
+        whole.with_padding(None);
+        whole.with_truncation(None).map_err(err)?;
+        let truncating = |direction| -> Result<Tokenizer> {
+            let mut t = whole.clone();
+            t.with_truncation(Some(TruncationParams {
+                max_length: max_tokens,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction,
+            }))
+            .map_err(err)?;
+            Ok(t)
+        };
+        Ok(Self {
+            keep_start: truncating(tokenizers::TruncationDirection::Right)?,
+            keep_end: truncating(tokenizers::TruncationDirection::Left)?,
+            whole,
+            max_tokens,
+        })
+    }
+
+    fn encode(&self, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>> {
+        let tokenizer = match (options.truncate, options.direction) {
+            (false, _) => &self.whole,
+            (true, TruncationDirection::Right) => &self.keep_start,
+            (true, TruncationDirection::Left) => &self.keep_end,
+        };
+        let encoded = tokenizer.encode_batch(texts, true).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        encoded
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| {
+                if e.len() > self.max_tokens {
+                    return Err(EmbedError::Validation(format!(
+                        "input {i} has {} tokens, more than the model's maximum of {}; \
+                         shorten it or set `truncate` to true",
+                        e.len(),
+                        self.max_tokens
+                    )));
+                }
+                Ok(Encoding { ids: e.get_ids().to_vec(), type_ids: e.get_type_ids().to_vec() })
+            })
+            .collect()
+    }
+}
+
+/// One inference request for the model thread.
+struct Job {
+    batch: Vec<Encoding>,
+    reply: oneshot::Sender<Result<Vec<Vec<f32>>>>,
+    span: tracing::Span,
+}
+
+/// A BERT-family sentence embedding model served by candle.
+///
+/// Tokenization runs on tokio's blocking pool (the `tokenizers` crate spreads a batch over
+/// rayon's threads); inference runs on one thread the backend owns, so it never blocks the
+/// async runtime and forward passes never compete with each other for the cores.
+pub struct CandleBackend {
+    info: ModelInfo,
+    tokenizers: Arc<Tokenizers>,
+    jobs: mpsc::Sender<Job>,
+    vocab_size: usize,
+    weight_bytes: u64,
+}
+
+impl CandleBackend {
+    /// Loads the model `config.model` (see [`source::resolve`] for where it is looked up).
+    /// Blocking: call it from a blocking context.
+    ///
+    /// # Errors
+    /// [`EmbedError::Load`] when a file is missing or corrupt, the architecture is not BERT,
+    /// the tokenizer cannot be read, or the device or dtype cannot be used.
+    pub fn load(config: &CandleConfig) -> Result<Self> {
+        let dir = source::resolve(&config.model, config.revision.as_deref())?;
+        let layout = ModelLayout::read(&dir)?;
+        let device = config.open_device()?;
+        let dtype = config.dtype()?;
+        let tokenizers = Tokenizers::load(&dir.join("tokenizer.json"), layout.max_seq_length)?;
+        let weights = dir.join("model.safetensors");
+        let weight_bytes = std::fs::metadata(&weights)
+            .map_err(|e| EmbedError::Load(format!("{}: {e}", weights.display())))?
+            .len();
+        let model = load_weights(&weights, &layout, &device, dtype)?;
+        let info = ModelInfo {
+            model_id: config.model.clone(),
+            dimension: layout.bert.hidden_size,
+            max_input_tokens: layout.max_seq_length,
+            pooling: layout.pooling,
+            normalize_default: layout.normalize,
+            device: device_name(&device),
+            dtype: format!("{dtype:?}").to_lowercase(),
+            is_padded: true,
+        };
+        let jobs = spawn_model_thread(model, config.max_forward_batch.max(1), &info.model_id)?;
+        tracing::info!(model = %info.model_id, dir = %dir.display(), device = %info.device, dtype = %info.dtype, "model loaded");
+        Ok(Self { info, tokenizers: Arc::new(tokenizers), jobs, vocab_size: layout.bert.vocab_size, weight_bytes })
+    }
+
+    /// Size of the weights file, the main part of the model's memory.
+    pub fn weight_bytes(&self) -> u64 {
+        self.weight_bytes
+    }
+
+    fn check(&self, batch: &[Encoding]) -> Result<()> {
+        for (i, e) in batch.iter().enumerate() {
+            if e.is_empty() || e.len() > self.info.max_input_tokens {
+                return Err(EmbedError::Validation(format!(
+                    "input {i} has {} tokens; the model takes 1 to {}",
+                    e.len(),
+                    self.info.max_input_tokens
+                )));
+            }
+            if e.type_ids.len() != e.ids.len() {
+                return Err(EmbedError::Validation(format!("input {i}: type ids and ids differ in length")));
+            }
+            if let Some(id) = e.ids.iter().find(|&&id| id as usize >= self.vocab_size) {
+                return Err(EmbedError::Validation(format!(
+                    "input {i}: token id {id} is outside the vocabulary of {} tokens",
+                    self.vocab_size
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn load_weights(path: &Path, layout: &ModelLayout, device: &Device, dtype: DType) -> Result<BertEmbedder> {
+    let err = |e: candle_core::Error| EmbedError::Load(format!("{}: {e}", path.display()));
+    if !path.is_file() {
+        return Err(EmbedError::Load(format!("{} is missing", path.display())));
+    }
+    // SAFETY: the weights file is memory-mapped read-only; model files are not modified while
+    // a server runs (the same contract as candle's and TEI's loaders).
+    #[allow(unsafe_code)]
+    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[path], dtype, device) }.map_err(err)?;
+    BertEmbedder::load(vb, &layout.bert, layout.pooling).map_err(err)
+}
+
+/// Starts the thread that owns the model; it ends when the backend (the sender) is dropped.
+fn spawn_model_thread(model: BertEmbedder, max_batch: usize, name: &str) -> Result<mpsc::Sender<Job>> {
+    let (tx, rx) = mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name(format!("aki-infer-{}", name.rsplit('/').next().unwrap_or(name)))
+        .spawn(move || {
+            for job in rx {
+                let _entered = job.span.enter();
+                let result = catch_unwind(AssertUnwindSafe(|| run_sorted(&model, &job.batch, max_batch)))
+                    .unwrap_or_else(|panic| Err(EmbedError::Internal(format!("inference panicked: {}", panic_text(&panic)))));
+                // The caller may have gone away; its result is then simply dropped.
+                let _ = job.reply.send(result);
+            }
+        })
+        .map_err(|e| EmbedError::Load(format!("cannot start the inference thread: {e}")))?;
+    Ok(tx)
+}
+
+/// Runs `batch` in chunks of at most `max_batch` sequences of similar length (less padding),
+/// returning vectors in the original order.
+fn run_sorted(model: &BertEmbedder, batch: &[Encoding], max_batch: usize) -> Result<Vec<Vec<f32>>> {
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_by_key(|&i| batch[i].len());
+    let mut out = vec![Vec::new(); batch.len()];
+    for chunk in order.chunks(max_batch) {
+        let inputs: Vec<&Encoding> = chunk.iter().map(|&i| &batch[i]).collect();
+        let vectors = model.forward(&inputs).map_err(|e| EmbedError::Backend(e.to_string()))?;
+        for (&i, v) in chunk.iter().zip(vectors) {
+            out[i] = v;
+        }
+    }
+    Ok(out)
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
+}
+
+#[async_trait]
+impl EmbeddingProvider for CandleBackend {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    async fn health(&self) -> Result<()> {
+        let probe = self.encode(vec![String::new()], EncodeOptions::default()).await?;
+        self.embed_encoded(probe).await.map(drop)
+    }
+
+    async fn encode(&self, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>> {
+        let tokenizers = Arc::clone(&self.tokenizers);
+        tokio::task::spawn_blocking(move || tokenizers.encode(texts, options))
+            .await
+            .map_err(|e| EmbedError::Internal(format!("tokenization task failed: {e}")))?
+    }
+
+    async fn embed_encoded(&self, batch: Vec<Encoding>) -> Result<Vec<Vec<f32>>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.check(&batch)?;
+        let (reply, answer) = oneshot::channel();
+        let job = Job { batch, reply, span: tracing::Span::current() };
+        self.jobs.send(job).map_err(|_| EmbedError::Unavailable("the inference thread has stopped".into()))?;
+        answer.await.map_err(|_| EmbedError::Internal("the inference thread dropped a job".into()))?
+    }
+}

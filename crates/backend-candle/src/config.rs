@@ -1,0 +1,120 @@
+//! The backend's configuration section: which model, on which device, in which precision.
+
+use aki_core::{EmbedError, Result, paths::DEFAULT_MODEL};
+use candle_core::{DType, Device};
+use serde::Deserialize;
+
+/// Configuration of a [`CandleBackend`](crate::CandleBackend).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CandleConfig {
+    /// A Hugging Face model id (`org/name`) or a local model directory.
+    pub model: String,
+    /// Hub revision (branch, tag or commit); `main` when unset.
+    pub revision: Option<String>,
+    /// `auto`, `cpu`, `cuda`, `cuda:N` or `metal`.
+    pub device: String,
+    /// `f32`, `f16` or `bf16`; unset means f32.
+    pub dtype: Option<String>,
+    /// Largest number of sequences one forward pass takes; larger calls are split
+    /// into length-sorted chunks of this size.
+    pub max_forward_batch: usize,
+}
+
+impl Default for CandleConfig {
+    fn default() -> Self {
+        Self {
+            model: DEFAULT_MODEL.to_string(),
+            revision: None,
+            device: "auto".to_string(),
+            dtype: None,
+            max_forward_batch: 32,
+        }
+    }
+}
+
+impl CandleConfig {
+    /// The configuration for `model` with every other key at its default.
+    pub fn for_model(model: impl Into<String>) -> Self {
+        Self { model: model.into(), ..Self::default() }
+    }
+
+    /// Opens the configured device.
+    ///
+    /// # Errors
+    /// [`EmbedError::Load`] for an unknown device name, or a device this build or machine
+    /// cannot open (CUDA without the `cuda` feature, for example).
+    pub fn open_device(&self) -> Result<Device> {
+        let bad = |e: candle_core::Error| EmbedError::Load(format!("device `{}`: {e}", self.device));
+        match self.device.as_str() {
+            "cpu" => Ok(Device::Cpu),
+            "auto" => {
+                if candle_core::utils::cuda_is_available() {
+                    Device::new_cuda(0).map_err(bad)
+                } else if candle_core::utils::metal_is_available() {
+                    Device::new_metal(0).map_err(bad)
+                } else {
+                    Ok(Device::Cpu)
+                }
+            }
+            "metal" => Device::new_metal(0).map_err(bad),
+            "cuda" => Device::new_cuda(0).map_err(bad),
+            other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(ordinal)) => Device::new_cuda(ordinal).map_err(bad),
+                _ => Err(EmbedError::Load(format!(
+                    "device `{other}` is not one of auto, cpu, cuda, cuda:N, metal"
+                ))),
+            },
+        }
+    }
+
+    /// The configured numeric type.
+    ///
+    /// # Errors
+    /// [`EmbedError::Load`] for a name other than f32, f16 or bf16.
+    pub fn dtype(&self) -> Result<DType> {
+        match self.dtype.as_deref().unwrap_or("f32") {
+            "f32" => Ok(DType::F32),
+            "f16" => Ok(DType::F16),
+            "bf16" => Ok(DType::BF16),
+            other => Err(EmbedError::Load(format!("dtype `{other}` is not one of f32, f16, bf16"))),
+        }
+    }
+}
+
+/// How a device is named in [`aki_core::ModelInfo::device`].
+pub(crate) fn device_name(device: &Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".to_string(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_serve_the_default_model_in_f32() {
+        let c = CandleConfig::default();
+        assert_eq!(c.model, DEFAULT_MODEL);
+        assert_eq!(c.dtype().expect("dtype"), DType::F32);
+        assert!(matches!(CandleConfig { device: "cpu".into(), ..c }.open_device(), Ok(Device::Cpu)));
+    }
+
+    #[test]
+    fn bad_device_and_dtype_names_are_errors() {
+        let c = CandleConfig { device: "tpu".into(), dtype: Some("f8".into()), ..Default::default() };
+        assert!(c.open_device().expect_err("bad device").to_string().contains("tpu"));
+        assert!(c.dtype().expect_err("bad dtype").to_string().contains("f8"));
+        let c = CandleConfig { device: "cuda:x".into(), ..Default::default() };
+        assert!(c.open_device().is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = serde_json::from_str::<CandleConfig>(r#"{"modle": "x"}"#).expect_err("unknown key");
+        assert!(err.to_string().contains("modle"));
+    }
+}

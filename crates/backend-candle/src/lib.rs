@@ -1,0 +1,22 @@
+//! The Candle backend of aki-embed: BERT-family sentence-embedding models in Hugging Face
+//! layout, run with candle on CPU (default), CUDA (`cuda` feature) or Metal (`metal` feature).
+//!
+//! [`CandleBackend`] implements the core `EmbeddingProvider` port. It reads `config.json`,
+//! `tokenizer.json`, a memory-mapped `model.safetensors`, and the sentence-transformers files
+//! (`modules.json`, `1_Pooling/config.json`, `sentence_bert_config.json`) so nothing
+//! model-specific is hard-coded.
+
+mod backend;
+mod bert;
+mod config;
+mod layout;
+pub mod source;
+
+pub use backend::CandleBackend;
+pub use config::CandleConfig;
+pub use layout::ModelLayout;
+
+#[cfg(test)]
+mod tiny;
+#[cfg(test)]
+mod tests;

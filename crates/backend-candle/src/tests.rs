@@ -1,0 +1,209 @@
+//! Unit tests of the backend on tiny random models the tests write themselves.
+
+use aki_core::{
+    EmbedError, EmbedOptions, EmbeddingProvider, EncodeOptions, Encoding, ErrorKind, Pooling,
+    TruncationDirection, vector::cosine,
+};
+use tempfile::TempDir;
+
+use crate::tiny::{self, HIDDEN, MAX_TOKENS};
+use crate::{CandleBackend, CandleConfig};
+
+fn model(pooling: Pooling) -> TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    tiny::write(dir.path(), pooling);
+    dir
+}
+
+fn config(dir: &TempDir) -> CandleConfig {
+    CandleConfig { device: "cpu".into(), ..CandleConfig::for_model(dir.path().to_string_lossy()) }
+}
+
+fn load(dir: &TempDir) -> CandleBackend {
+    CandleBackend::load(&config(dir)).expect("tiny model loads")
+}
+
+fn texts(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_string()).collect()
+}
+
+fn norm(v: &[f32]) -> f32 {
+    v.iter().map(|x| x * x).sum::<f32>().sqrt()
+}
+
+const LONG: &str = "the quick brown fox jumps over the lazy dog , a man is eating food . hello world ! the dog";
+
+#[tokio::test]
+async fn reads_model_facts_from_the_files() {
+    let dir = model(Pooling::Cls);
+    let info = load(&dir).info().clone();
+    assert_eq!(info.dimension, HIDDEN);
+    assert_eq!(info.max_input_tokens, MAX_TOKENS);
+    assert_eq!(info.pooling, Pooling::Cls);
+    assert!(info.normalize_default);
+    assert_eq!((info.device.as_str(), info.dtype.as_str()), ("cpu", "f32"));
+}
+
+#[tokio::test]
+async fn one_unit_vector_per_text_in_order_with_token_usage() {
+    let dir = model(Pooling::Mean);
+    let backend = load(&dir);
+    let out = backend.embed(texts(&["hello world", "the dog", ""]), EmbedOptions::default()).await.expect("embeds");
+    assert_eq!(out.vectors.len(), 3);
+    // [CLS] hello world [SEP] + [CLS] the dog [SEP] + [CLS] [SEP]
+    assert_eq!(out.tokens, 4 + 4 + 2);
+    for v in &out.vectors {
+        assert_eq!(v.len(), HIDDEN);
+        assert!((norm(v) - 1.0).abs() < 1e-5);
+    }
+    let alone = backend.embed(texts(&["the dog"]), EmbedOptions::default()).await.expect("embeds");
+    assert!(cosine(&alone.vectors[0], &out.vectors[1]) > 0.99999);
+    assert!(cosine(&out.vectors[0], &out.vectors[1]) < 0.9999, "different texts, different vectors");
+}
+
+#[tokio::test]
+async fn padding_does_not_change_a_sentence_vector() {
+    for pooling in [Pooling::Mean, Pooling::Max, Pooling::Cls] {
+        let dir = model(pooling);
+        let backend = load(&dir);
+        let raw = EmbedOptions { normalize: Some(false), ..Default::default() };
+        let alone = backend.embed(texts(&["a man"]), raw).await.expect("alone");
+        let padded = backend.embed(texts(&["a man", LONG]), raw).await.expect("padded");
+        let (a, b) = (&alone.vectors[0], &padded.vectors[0]);
+        let max_diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(max_diff < 1e-4, "{pooling:?}: padding moved the vector by {max_diff}");
+    }
+}
+
+#[tokio::test]
+async fn normalize_and_dimensions_follow_the_request() {
+    let dir = model(Pooling::Mean);
+    let backend = load(&dir);
+    let raw = backend
+        .embed(texts(&["hello"]), EmbedOptions { normalize: Some(false), ..Default::default() })
+        .await
+        .expect("raw");
+    assert!((norm(&raw.vectors[0]) - 1.0).abs() > 1e-3, "mean of unit-free token vectors is not unit length");
+    let unit = backend.embed(texts(&["hello"]), EmbedOptions::default()).await.expect("unit");
+    assert!(cosine(&raw.vectors[0], &unit.vectors[0]) > 0.99999);
+    let short = backend
+        .embed(texts(&["hello"]), EmbedOptions { dimensions: Some(8), ..Default::default() })
+        .await
+        .expect("matryoshka");
+    assert_eq!(short.vectors[0].len(), 8);
+    assert!((norm(&short.vectors[0]) - 1.0).abs() < 1e-5);
+    assert!(cosine(&short.vectors[0], &raw.vectors[0][..8]) > 0.99999, "the first 8 values, renormalised");
+    let too_many = EmbedOptions { dimensions: Some(HIDDEN + 1), ..Default::default() };
+    assert_eq!(backend.embed(texts(&["hello"]), too_many).await.expect_err("too many").kind(), ErrorKind::Validation);
+}
+
+#[tokio::test]
+async fn truncation_overrides_the_tokenizer_file_and_follows_the_request() {
+    let dir = model(Pooling::Mean);
+    let backend = load(&dir);
+    let short = backend.encode(texts(&["hello"]), EncodeOptions::default()).await.expect("encodes");
+    assert_eq!(short[0].ids, vec![2, 21, 3], "no fixed-length padding from tokenizer.json");
+
+    let right = backend.encode(texts(&[LONG]), EncodeOptions::default()).await.expect("encodes");
+    assert_eq!(right[0].len(), MAX_TOKENS, "truncated at max_seq_length, not the file's 8");
+    assert_eq!(right[0].ids[..3], [2, 5, 6], "keeps the start: [CLS] the quick");
+    assert_eq!(right[0].ids.last(), Some(&3), "still ends in [SEP]");
+
+    let left = EncodeOptions { truncate: true, direction: TruncationDirection::Left };
+    let left = backend.encode(texts(&[LONG]), left).await.expect("encodes");
+    assert_eq!(left[0].len(), MAX_TOKENS);
+    assert_eq!(left[0].ids[left[0].len() - 3..], [5, 12, 3], "keeps the end: the dog [SEP]");
+    assert_eq!(left[0].ids[0], 2, "still starts with [CLS]");
+
+    let strict = EmbedOptions { encode: EncodeOptions { truncate: false, ..Default::default() }, ..Default::default() };
+    let err = backend.embed(texts(&["hello", LONG]), strict).await.expect_err("too long");
+    assert!(matches!(&err, EmbedError::Validation(m) if m.contains("input 1")), "{err}");
+}
+
+#[tokio::test]
+async fn bad_encodings_are_validation_errors_not_panics() {
+    let dir = model(Pooling::Mean);
+    let backend = load(&dir);
+    let enc = |ids: Vec<u32>| Encoding { type_ids: vec![0; ids.len()], ids };
+    for (batch, what) in [
+        (vec![enc(vec![2, 999, 3])], "outside the vocabulary"),
+        (vec![enc(vec![])], "1 to"),
+        (vec![enc(vec![5; MAX_TOKENS + 1])], "1 to"),
+        (vec![Encoding { ids: vec![2, 3], type_ids: vec![0] }], "differ in length"),
+    ] {
+        let err = backend.embed_encoded(batch).await.expect_err(what);
+        assert!(matches!(&err, EmbedError::Validation(m) if m.contains(what)), "{err}");
+    }
+    assert!(backend.embed_encoded(Vec::new()).await.expect("empty batch").is_empty());
+    backend.health().await.expect("still healthy after bad input");
+}
+
+#[tokio::test]
+async fn half_precision_stays_finite_and_close_to_f32() {
+    let dir = model(Pooling::Mean);
+    let f32_backend = load(&dir);
+    let batch = texts(&["a man", LONG]);
+    let reference = f32_backend.embed(batch.clone(), EmbedOptions::default()).await.expect("f32");
+    for dtype in ["f16", "bf16"] {
+        let backend = CandleBackend::load(&CandleConfig { dtype: Some(dtype.into()), ..config(&dir) }).expect("loads");
+        assert_eq!(backend.info().dtype, dtype);
+        let out = backend.embed(batch.clone(), EmbedOptions::default()).await.expect(dtype);
+        for (got, want) in out.vectors.iter().zip(&reference.vectors) {
+            assert!(got.iter().all(|x| x.is_finite()), "{dtype}: NaN or inf with a padding mask");
+            assert!(cosine(got, want) > 0.99, "{dtype}: cosine {}", cosine(got, want));
+        }
+    }
+}
+
+fn load_err(dir: &TempDir) -> String {
+    match CandleBackend::load(&config(dir)) {
+        Ok(_) => panic!("a broken model loaded"),
+        Err(e) => {
+            assert_eq!(e.kind(), ErrorKind::Internal);
+            assert!(matches!(e, EmbedError::Load(_)), "{e}");
+            e.to_string()
+        }
+    }
+}
+
+#[test]
+fn missing_files_are_load_errors_naming_the_file() {
+    for file in ["model.safetensors", "tokenizer.json", "config.json"] {
+        let dir = model(Pooling::Mean);
+        std::fs::remove_file(dir.path().join(file)).expect("remove");
+        let err = load_err(&dir);
+        assert!(err.contains(file), "{file}: {err}");
+    }
+}
+
+#[test]
+fn corrupt_or_truncated_weights_are_load_errors() {
+    let dir = model(Pooling::Mean);
+    let weights = dir.path().join("model.safetensors");
+    let bytes = std::fs::read(&weights).expect("read");
+    std::fs::write(&weights, &bytes[..bytes.len() / 2]).expect("truncate");
+    assert!(load_err(&dir).contains("model.safetensors"));
+    std::fs::write(&weights, b"this is not a safetensors file at all").expect("corrupt");
+    assert!(load_err(&dir).contains("model.safetensors"));
+}
+
+#[test]
+fn unknown_architecture_and_bad_tokenizer_are_load_errors() {
+    let dir = model(Pooling::Mean);
+    let path = dir.path().join("config.json");
+    let config = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(&path, config.replace("\"bert\"", "\"gpt2\"").replace("BertModel", "GPT2Model")).expect("write");
+    assert!(load_err(&dir).contains("unsupported architecture"));
+
+    let dir = model(Pooling::Mean);
+    std::fs::write(dir.path().join("tokenizer.json"), "{\"not\": \"a tokenizer\"}").expect("write");
+    assert!(load_err(&dir).contains("tokenizer.json"));
+}
+
+#[test]
+fn ambiguous_pooling_is_a_load_error() {
+    let dir = model(Pooling::Mean);
+    let path = dir.path().join("1_Pooling/config.json");
+    std::fs::write(&path, r#"{"pooling_mode_cls_token": true, "pooling_mode_mean_tokens": true}"#).expect("write");
+    assert!(load_err(&dir).contains("pooling"));
+}

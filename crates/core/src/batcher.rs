@@ -1,0 +1,32 @@
+//! The `Batcher` port: many concurrent submissions become few, well-filled calls.
+
+use std::time::Instant;
+
+use async_trait::async_trait;
+
+use crate::Result;
+
+/// Collects items submitted by many callers into batches, runs each batch once, and routes
+/// every result back to the caller that submitted it, in the caller's order.
+///
+/// Generic over the item `I` and result `O` so it serves more than embeddings.
+#[async_trait]
+pub trait Batcher<I, O>: Send + Sync
+where
+    I: Send + 'static,
+    O: Send + 'static,
+{
+    /// Submits `items` and waits for their results, one per item, in order. A submission
+    /// larger than one batch is split across batches and reassembled.
+    ///
+    /// # Errors
+    /// - [`EmbedError::Overloaded`](crate::EmbedError::Overloaded) at once when the bounded
+    ///   queue cannot take the items;
+    /// - [`EmbedError::Timeout`](crate::EmbedError::Timeout) when `deadline` passes before the
+    ///   items run (they are then dropped, not computed);
+    /// - [`EmbedError::Unavailable`](crate::EmbedError::Unavailable) when the batcher is
+    ///   shutting down or its worker has stopped;
+    /// - the batch's own error when the batch function fails (only that batch's submitters
+    ///   see it), or [`EmbedError::Internal`](crate::EmbedError::Internal) when it panicked.
+    async fn submit(&self, items: Vec<I>, deadline: Option<Instant>) -> Result<Vec<O>>;
+}

@@ -1,0 +1,85 @@
+//! The one error type of the core ports and its transport-neutral kind.
+
+/// Result alias used by every port.
+pub type Result<T, E = EmbedError> = std::result::Result<T, E>;
+
+/// Transport-neutral classification of an [`EmbedError`].
+///
+/// Adapters map each kind to a status code (HTTP, gRPC) in one exhaustive `match`,
+/// so adding a kind fails to compile until every adapter has mapped it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The request itself is wrong: empty, too long, bad option. Retrying will not help.
+    Validation,
+    /// The server is saturated (queue full). Retrying later may succeed.
+    Overloaded,
+    /// The model is not loaded or not healthy (yet).
+    Unavailable,
+    /// The request's deadline passed before it could be served.
+    Timeout,
+    /// The named model (or other resource) does not exist or is not allowed.
+    NotFound,
+    /// A fault inside the server or its backend; details are logged, not returned.
+    Internal,
+}
+
+/// Every failure a port can report.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum EmbedError {
+    /// Bad input; the message is safe to show to the caller.
+    #[error("{0}")]
+    Validation(String),
+    /// The bounded queue is full.
+    #[error("overloaded: {0}")]
+    Overloaded(String),
+    /// The model is not ready or the worker has stopped.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The deadline passed before the work was done.
+    #[error("deadline exceeded")]
+    Timeout,
+    /// No model (or file) of that name can be served.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The tokenizer rejected the input or failed.
+    #[error("tokenizer error: {0}")]
+    Tokenizer(String),
+    /// Loading a model failed (missing or corrupt file, unknown architecture).
+    #[error("model load failed: {0}")]
+    Load(String),
+    /// Inference failed inside the backend.
+    #[error("backend error: {0}")]
+    Backend(String),
+    /// Any other internal fault (a panic caught in a worker, a broken invariant).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl EmbedError {
+    /// The transport-neutral kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Validation(_) => ErrorKind::Validation,
+            Self::Overloaded(_) => ErrorKind::Overloaded,
+            Self::Unavailable(_) => ErrorKind::Unavailable,
+            Self::Timeout => ErrorKind::Timeout,
+            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::Tokenizer(_) => ErrorKind::Validation,
+            Self::Load(_) | Self::Backend(_) | Self::Internal(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_transport_neutral_classes() {
+        assert_eq!(EmbedError::Tokenizer("x".into()).kind(), ErrorKind::Validation);
+        assert_eq!(EmbedError::Load("x".into()).kind(), ErrorKind::Internal);
+        assert_eq!(EmbedError::Timeout.kind(), ErrorKind::Timeout);
+        assert_eq!(EmbedError::Overloaded("q".into()).kind(), ErrorKind::Overloaded);
+        assert_eq!(EmbedError::NotFound("m".into()).to_string(), "not found: m");
+    }
+}

@@ -1,0 +1,21 @@
+//! Ports and domain types of aki-embed, shared by every backend, decorator and adapter.
+//!
+//! The crate is the centre of the hexagon: it names what the product does
+//! ([`EmbeddingProvider`], [`Batcher`], [`ModelStore`]) and the values that cross those
+//! boundaries, and depends on nothing that runs, serves, infers or caches.
+
+mod batcher;
+mod error;
+mod provider;
+mod store;
+mod types;
+pub mod paths;
+pub mod vector;
+
+pub use batcher::Batcher;
+pub use error::{EmbedError, ErrorKind, Result};
+pub use provider::EmbeddingProvider;
+pub use store::{LoadedModel, ModelStore, StoreStats};
+pub use types::{
+    EmbedOptions, Embeddings, Encoding, EncodeOptions, ModelInfo, Pooling, TruncationDirection,
+};

@@ -1,0 +1,103 @@
+//! Domain values that cross the ports: options, encodings, vectors and model facts.
+
+/// Which side of an over-long input is cut when truncating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum TruncationDirection {
+    /// Keep the start of the text (the default, as in sentence-transformers).
+    #[default]
+    Right,
+    /// Keep the end of the text.
+    Left,
+}
+
+/// How token vectors become one sentence vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Pooling {
+    /// Mean over the tokens the attention mask keeps.
+    Mean,
+    /// The first token ([CLS]).
+    Cls,
+    /// Element-wise maximum over the kept tokens.
+    Max,
+}
+
+/// Options that shape tokenization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EncodeOptions {
+    /// Cut inputs longer than the model's maximum; when false such an input is a
+    /// [`crate::EmbedError::Validation`] error.
+    pub truncate: bool,
+    /// Which side to cut.
+    pub direction: TruncationDirection,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        Self { truncate: true, direction: TruncationDirection::Right }
+    }
+}
+
+/// Options of one embedding request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct EmbedOptions {
+    /// L2-normalise the vectors; `None` follows the model (its `Normalize` module).
+    pub normalize: Option<bool>,
+    /// Tokenization options.
+    pub encode: EncodeOptions,
+    /// Matryoshka truncation: keep the first `dimensions` values (before normalising).
+    pub dimensions: Option<usize>,
+}
+
+/// One tokenized input, ready for inference.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Encoding {
+    /// Token ids including the special tokens.
+    pub ids: Vec<u32>,
+    /// Segment (token type) ids, same length as `ids`.
+    pub type_ids: Vec<u32>,
+}
+
+impl Encoding {
+    /// Number of tokens, special tokens included.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True when there are no tokens at all.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// Vectors for a request, in input order, with token usage.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Embeddings {
+    /// One vector per input, in input order.
+    pub vectors: Vec<Vec<f32>>,
+    /// Tokens processed (after truncation, special tokens included).
+    pub tokens: usize,
+}
+
+/// Facts about the model a provider serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// The id the model was requested by (hub id or directory).
+    pub model_id: String,
+    /// Length of the vectors it returns.
+    pub dimension: usize,
+    /// Longest input in tokens, special tokens included.
+    pub max_input_tokens: usize,
+    /// Pooling applied to the token vectors.
+    pub pooling: Pooling,
+    /// Whether vectors are normalised when the request does not say.
+    pub normalize_default: bool,
+    /// Where inference runs (`cpu`, `cuda:0`, `metal`).
+    pub device: String,
+    /// Numeric type of inference (`f32`, `f16`, `bf16`).
+    pub dtype: String,
+    /// Whether a batch costs `longest sequence x items` (true) or the sum of lengths (false);
+    /// batchers use it to budget tokens and decide whether length-bucketing pays.
+    pub is_padded: bool,
+}
