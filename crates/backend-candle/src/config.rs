@@ -36,7 +36,10 @@ impl Default for CandleConfig {
 impl CandleConfig {
     /// The configuration for `model` with every other key at its default.
     pub fn for_model(model: impl Into<String>) -> Self {
-        Self { model: model.into(), ..Self::default() }
+        Self {
+            model: model.into(),
+            ..Self::default()
+        }
     }
 
     /// Opens the configured device.
@@ -45,7 +48,8 @@ impl CandleConfig {
     /// [`EmbedError::Load`] for an unknown device name, or a device this build or machine
     /// cannot open (CUDA without the `cuda` feature, for example).
     pub fn open_device(&self) -> Result<Device> {
-        let bad = |e: candle_core::Error| EmbedError::Load(format!("device `{}`: {e}", self.device));
+        let bad =
+            |e: candle_core::Error| EmbedError::Load(format!("device `{}`: {e}", self.device));
         match self.device.as_str() {
             "cpu" => Ok(Device::Cpu),
             "auto" => {
@@ -77,7 +81,9 @@ impl CandleConfig {
             "f32" => Ok(DType::F32),
             "f16" => Ok(DType::F16),
             "bf16" => Ok(DType::BF16),
-            other => Err(EmbedError::Load(format!("dtype `{other}` is not one of f32, f16, bf16"))),
+            other => Err(EmbedError::Load(format!(
+                "dtype `{other}` is not one of f32, f16, bf16"
+            ))),
         }
     }
 }
@@ -100,21 +106,41 @@ mod tests {
         let c = CandleConfig::default();
         assert_eq!(c.model, DEFAULT_MODEL);
         assert_eq!(c.dtype().expect("dtype"), DType::F32);
-        assert!(matches!(CandleConfig { device: "cpu".into(), ..c }.open_device(), Ok(Device::Cpu)));
+        assert!(matches!(
+            CandleConfig {
+                device: "cpu".into(),
+                ..c
+            }
+            .open_device(),
+            Ok(Device::Cpu)
+        ));
     }
 
     #[test]
     fn bad_device_and_dtype_names_are_errors() {
-        let c = CandleConfig { device: "tpu".into(), dtype: Some("f8".into()), ..Default::default() };
-        assert!(c.open_device().expect_err("bad device").to_string().contains("tpu"));
+        let c = CandleConfig {
+            device: "tpu".into(),
+            dtype: Some("f8".into()),
+            ..Default::default()
+        };
+        assert!(
+            c.open_device()
+                .expect_err("bad device")
+                .to_string()
+                .contains("tpu")
+        );
         assert!(c.dtype().expect_err("bad dtype").to_string().contains("f8"));
-        let c = CandleConfig { device: "cuda:x".into(), ..Default::default() };
+        let c = CandleConfig {
+            device: "cuda:x".into(),
+            ..Default::default()
+        };
         assert!(c.open_device().is_err());
     }
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let err = serde_json::from_str::<CandleConfig>(r#"{"modle": "x"}"#).expect_err("unknown key");
+        let err =
+            serde_json::from_str::<CandleConfig>(r#"{"modle": "x"}"#).expect_err("unknown key");
         assert!(err.to_string().contains("modle"));
     }
 }

@@ -57,7 +57,8 @@ impl ModelLayout {
     /// than BERT, an unsupported pooling mode, or a malformed sentence-transformers file.
     pub fn read(dir: &Path) -> Result<Self> {
         let config_path = dir.join("config.json");
-        let probe: ArchitectureProbe = read_json(&config_path)?.ok_or_else(|| missing(&config_path))?;
+        let probe: ArchitectureProbe =
+            read_json(&config_path)?.ok_or_else(|| missing(&config_path))?;
         let is_bert = probe.model_type.as_deref() == Some("bert")
             || probe.architectures.iter().any(|a| a.starts_with("Bert"));
         if !is_bert {
@@ -76,7 +77,11 @@ impl ModelLayout {
         let pooling_path = dir.join("1_Pooling").join("config.json");
         let pooling = match read_json::<PoolingConfig>(&pooling_path)? {
             None => Pooling::Mean,
-            Some(p) => match (p.pooling_mode_mean_tokens, p.pooling_mode_cls_token, p.pooling_mode_max_tokens) {
+            Some(p) => match (
+                p.pooling_mode_mean_tokens,
+                p.pooling_mode_cls_token,
+                p.pooling_mode_max_tokens,
+            ) {
                 (true, false, false) => Pooling::Mean,
                 (false, true, false) => Pooling::Cls,
                 (false, false, true) => Pooling::Max,
@@ -92,7 +97,13 @@ impl ModelLayout {
             .and_then(|c| c.max_seq_length)
             .unwrap_or(bert.max_position_embeddings);
         let max_seq_length = declared.min(bert.max_position_embeddings);
-        Ok(Self { dir: dir.to_path_buf(), bert, pooling, normalize, max_seq_length })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            bert,
+            pooling,
+            normalize,
+            max_seq_length,
+        })
     }
 }
 

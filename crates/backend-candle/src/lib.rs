@@ -17,6 +17,6 @@ pub use config::CandleConfig;
 pub use layout::ModelLayout;
 
 #[cfg(test)]
-mod tiny;
-#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tiny;

@@ -21,8 +21,9 @@ pub const MAX_TOKENS: usize = 16;
 pub const HIDDEN: usize = 32;
 
 const WORDS: &[&str] = &[
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "quick", "brown", "fox", "jumps", "over", "lazy",
-    "dog", "a", "man", "is", "eat", "##ing", "food", ".", ",", "hello", "world", "!", "cafe", "##s",
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "quick", "brown", "fox", "jumps", "over",
+    "lazy", "dog", "a", "man", "is", "eat", "##ing", "food", ".", ",", "hello", "world", "!",
+    "cafe", "##s",
 ];
 
 /// Writes the model into `dir` with the given pooling.
@@ -44,7 +45,10 @@ pub fn write(dir: &Path, pooling: Pooling) {
             {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}
         ]),
     );
-    write_json(&dir.join("sentence_bert_config.json"), &serde_json::json!({"max_seq_length": MAX_TOKENS, "do_lower_case": false}));
+    write_json(
+        &dir.join("sentence_bert_config.json"),
+        &serde_json::json!({"max_seq_length": MAX_TOKENS, "do_lower_case": false}),
+    );
     std::fs::create_dir_all(dir.join("1_Pooling")).expect("pooling folder");
     write_json(
         &dir.join("1_Pooling/config.json"),
@@ -72,17 +76,33 @@ fn write_tokenizer(path: &Path) {
         .build()
         .expect("wordpiece");
     let mut tokenizer = Tokenizer::new(model);
-    tokenizer.with_normalizer(Some(BertNormalizer::default())).expect("normalizer");
+    tokenizer
+        .with_normalizer(Some(BertNormalizer::default()))
+        .expect("normalizer");
     tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
-    tokenizer.with_post_processor(Some(BertProcessing::new(("[SEP]".into(), 3), ("[CLS]".into(), 2))));
-    let specials: Vec<AddedToken> = WORDS[..5].iter().map(|w| AddedToken::from(*w, true)).collect();
-    tokenizer.add_special_tokens(specials).expect("special tokens");
+    tokenizer.with_post_processor(Some(BertProcessing::new(
+        ("[SEP]".into(), 3),
+        ("[CLS]".into(), 2),
+    )));
+    let specials: Vec<AddedToken> = WORDS[..5]
+        .iter()
+        .map(|w| AddedToken::from(*w, true))
+        .collect();
+    tokenizer
+        .add_special_tokens(specials)
+        .expect("special tokens");
     // Like all-MiniLM-L6-v2's file: a shorter built-in truncation and fixed-length padding,
     // which the backend must override.
     tokenizer
-        .with_truncation(Some(TruncationParams { max_length: 8, ..Default::default() }))
+        .with_truncation(Some(TruncationParams {
+            max_length: 8,
+            ..Default::default()
+        }))
         .expect("truncation");
-    tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::Fixed(12), ..Default::default() }));
+    tokenizer.with_padding(Some(PaddingParams {
+        strategy: PaddingStrategy::Fixed(12),
+        ..Default::default()
+    }));
     tokenizer.save(path, false).expect("save tokenizer");
 }
 

@@ -6,10 +6,10 @@
 
 mod batcher;
 mod error;
+pub mod paths;
 mod provider;
 mod store;
 mod types;
-pub mod paths;
 pub mod vector;
 
 pub use batcher::Batcher;
@@ -17,5 +17,5 @@ pub use error::{EmbedError, ErrorKind, Result};
 pub use provider::EmbeddingProvider;
 pub use store::{LoadedModel, ModelStore, StoreStats};
 pub use types::{
-    EmbedOptions, Embeddings, Encoding, EncodeOptions, ModelInfo, Pooling, TruncationDirection,
+    EmbedOptions, Embeddings, EncodeOptions, Encoding, ModelInfo, Pooling, TruncationDirection,
 };

@@ -58,7 +58,10 @@ pub trait EmbeddingProvider: Send + Sync + 'static {
         let tokens = encodings.iter().map(Encoding::len).sum();
         let pooled = self.embed_encoded(encodings).await?;
         let info = self.info();
-        let vectors = pooled.into_iter().map(|v| vector::finish(v, &options, info)).collect();
+        let vectors = pooled
+            .into_iter()
+            .map(|v| vector::finish(v, &options, info))
+            .collect();
         Ok(Embeddings { vectors, tokens })
     }
 }

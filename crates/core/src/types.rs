@@ -35,13 +35,19 @@ pub struct EncodeOptions {
 
 impl Default for EncodeOptions {
     fn default() -> Self {
-        Self { truncate: true, direction: TruncationDirection::Right }
+        Self {
+            truncate: true,
+            direction: TruncationDirection::Right,
+        }
     }
 }
 
 /// Options of one embedding request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct EmbedOptions {
+    /// When the caller stops waiting; work not started by then is dropped, not computed.
+    /// `None` leaves it to the provider's default.
+    pub deadline: Option<std::time::Instant>,
     /// L2-normalise the vectors; `None` follows the model (its `Normalize` module).
     pub normalize: Option<bool>,
     /// Tokenization options.

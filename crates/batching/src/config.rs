@@ -1,0 +1,68 @@
+//! `BatchConfig`: the batcher's configuration section.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Limits and timing of a [`DynamicBatcher`](crate::DynamicBatcher).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BatchConfig {
+    /// Most items in one batch.
+    pub max_batch_size: usize,
+    /// Most tokens in one batch: `longest x items` for padded backends, the sum of lengths
+    /// otherwise. An item larger than this on its own still runs, alone.
+    pub max_batch_tokens: usize,
+    /// How long the oldest queued item may wait for a fuller batch when the model is free;
+    /// 0 (the default) dispatches at once, so an idle server adds no latency.
+    pub max_wait_ms: u64,
+    /// Most items queued (not yet running); beyond it `submit` fails at once as overloaded.
+    pub queue_capacity: usize,
+    /// Deadline of a request that brings none, in milliseconds; 0 means none.
+    pub default_deadline_ms: u64,
+    /// Batches running at once (1 keeps one forward pass on the device at a time).
+    pub max_concurrent_batches: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_batch_size: 32,
+            max_batch_tokens: 8192,
+            max_wait_ms: 0,
+            queue_capacity: 4096,
+            default_deadline_ms: 30_000,
+            max_concurrent_batches: 1,
+        }
+    }
+}
+
+impl BatchConfig {
+    /// [`max_wait_ms`](Self::max_wait_ms) as a duration.
+    pub fn max_wait(&self) -> Duration {
+        Duration::from_millis(self.max_wait_ms)
+    }
+
+    /// [`default_deadline_ms`](Self::default_deadline_ms) as a duration, `None` when 0.
+    pub fn default_deadline(&self) -> Option<Duration> {
+        (self.default_deadline_ms > 0).then(|| Duration::from_millis(self.default_deadline_ms))
+    }
+
+    /// Checks that every limit can be met.
+    ///
+    /// # Errors
+    /// A message naming the first key that is zero where it must not be.
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, value) in [
+            ("max_batch_size", self.max_batch_size),
+            ("max_batch_tokens", self.max_batch_tokens),
+            ("queue_capacity", self.queue_capacity),
+            ("max_concurrent_batches", self.max_concurrent_batches),
+        ] {
+            if value == 0 {
+                return Err(format!("batching.{key} must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}

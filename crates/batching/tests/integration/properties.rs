@@ -1,0 +1,181 @@
+//! Properties of the batcher over random workloads: every caller gets exactly its own results,
+//! in order, once; nothing is lost or duplicated; no batch breaks its limits.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aki_batching::{BatchConfig, Budget};
+use aki_core::{Batcher, EmbedError};
+use proptest::prelude::*;
+
+use crate::fake::{Fake, Item, batcher};
+
+#[derive(Debug, Clone)]
+struct Workload {
+    /// Per caller: the cost of each item, and whether the caller's first item is poisoned.
+    callers: Vec<(Vec<usize>, bool)>,
+    max_batch_size: usize,
+    max_batch_tokens: usize,
+    padded: bool,
+    delay_ms: u64,
+}
+
+fn workload() -> impl Strategy<Value = Workload> {
+    (
+        prop::collection::vec(
+            (
+                prop::collection::vec(1usize..40, 1..70),
+                prop::bool::weighted(0.15),
+            ),
+            1..24,
+        ),
+        1usize..40,
+        40usize..400,
+        any::<bool>(),
+        0u64..3,
+    )
+        .prop_map(
+            |(callers, max_batch_size, max_batch_tokens, padded, delay_ms)| Workload {
+                callers,
+                max_batch_size,
+                max_batch_tokens,
+                padded,
+                delay_ms,
+            },
+        )
+}
+
+fn run(w: &Workload) -> Result<(), TestCaseError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let fake = Fake::slow(Duration::from_millis(w.delay_ms));
+        let config = BatchConfig {
+            max_batch_size: w.max_batch_size,
+            max_batch_tokens: w.max_batch_tokens,
+            ..BatchConfig::default()
+        };
+        let b = batcher(config, &fake, w.padded);
+        let calls: Vec<_> = w
+            .callers
+            .iter()
+            .enumerate()
+            .map(|(caller, (costs, poisoned))| {
+                let items: Vec<Item> = costs
+                    .iter()
+                    .enumerate()
+                    .map(|(index, &cost)| Item {
+                        fail: *poisoned && index == 0,
+                        ..Item::new(caller, index, cost)
+                    })
+                    .collect();
+                let b = b.clone();
+                tokio::spawn(async move { b.submit(items, None).await })
+            })
+            .collect();
+        let mut failed_callers = HashSet::new();
+        for (caller, call) in calls.into_iter().enumerate() {
+            let (costs, poisoned) = &w.callers[caller];
+            match call.await.map_err(|e| TestCaseError::fail(e.to_string()))? {
+                Ok(out) => {
+                    prop_assert!(!poisoned, "a poisoned request succeeded");
+                    let want: Vec<(usize, usize)> = (0..costs.len()).map(|i| (caller, i)).collect();
+                    prop_assert_eq!(
+                        out,
+                        want,
+                        "caller {} got someone else's results or the wrong order",
+                        caller
+                    );
+                }
+                Err(e) => {
+                    prop_assert_eq!(e, EmbedError::Backend("injected failure".into()));
+                    failed_callers.insert(caller);
+                }
+            }
+        }
+        let budget = Budget {
+            max_items: w.max_batch_size,
+            max_tokens: w.max_batch_tokens,
+            padded: w.padded,
+        };
+        let batches = fake.batches();
+        let mut seen = HashSet::new();
+        for batch in &batches {
+            prop_assert!(!batch.is_empty() && batch.len() <= w.max_batch_size);
+            if batch.len() > 1 {
+                prop_assert!(
+                    budget.cost(batch.iter().map(|i| i.cost)) <= w.max_batch_tokens,
+                    "token budget broken"
+                );
+            }
+            for item in batch {
+                prop_assert!(
+                    seen.insert((item.caller, item.index)),
+                    "item computed twice"
+                );
+            }
+        }
+        // Every item of a successful caller was computed exactly once.
+        for (caller, (costs, _)) in w.callers.iter().enumerate() {
+            if !failed_callers.contains(&caller) {
+                for index in 0..costs.len() {
+                    prop_assert!(seen.contains(&(caller, index)), "item lost");
+                }
+            }
+        }
+        // A failure only reaches callers that shared a batch with a poisoned item.
+        for caller in &failed_callers {
+            let shared_a_failed_batch = batches
+                .iter()
+                .any(|b| b.iter().any(|i| i.caller == *caller) && b.iter().any(|i| i.fail));
+            prop_assert!(
+                shared_a_failed_batch,
+                "caller {} failed without a failing batch",
+                caller
+            );
+        }
+        Ok(())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_caller_gets_exactly_its_own_results_in_order(w in workload()) {
+        run(&w)?;
+    }
+}
+
+#[test]
+fn the_fake_really_fails_poisoned_batches() {
+    // Guards the property above against a fake that never fails.
+    let w = Workload {
+        callers: vec![(vec![3, 4], true)],
+        max_batch_size: 4,
+        max_batch_tokens: 100,
+        padded: true,
+        delay_ms: 0,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let fake = Arc::new(Fake::default());
+    let out = runtime.block_on(async {
+        let b = batcher(BatchConfig::default(), &fake, w.padded);
+        b.submit(
+            vec![Item {
+                fail: true,
+                ..Item::new(0, 0, 3)
+            }],
+            None,
+        )
+        .await
+    });
+    assert!(out.is_err());
+    run(&w).expect("property holds for a poisoned caller");
+}
