@@ -1,2 +1,43 @@
-//! Home of aki-embed's criterion benchmarks and their corpora; the suites are added by the
-//! benchmark issue and run with `cargo xtask bench`.
+//! Shared helpers of aki-embed's benchmarks: the corpora in `benches/data/` (copied from the
+//! project's benchmark set) and loading the real model.
+
+use std::sync::Arc;
+
+use aki_backend_candle::{CandleBackend, CandleConfig};
+use aki_core::{EmbeddingProvider, paths};
+
+/// The short corpus: 1024 sentences of about 14 tokens.
+pub fn short_corpus() -> Vec<String> {
+    corpus(include_str!("data/short_1024.txt"))
+}
+
+/// The medium corpus: 256 passages of about 150 to 200 tokens.
+pub fn medium_corpus() -> Vec<String> {
+    corpus(include_str!("data/medium_256.txt"))
+}
+
+fn corpus(text: &str) -> Vec<String> {
+    text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect()
+}
+
+/// Loads the installed default model on the CPU.
+///
+/// # Panics
+/// When the model is not installed (`cargo xtask fetch-model` installs it).
+pub fn real_model() -> Arc<dyn EmbeddingProvider> {
+    let dir = paths::installed_model_dir(paths::DEFAULT_MODEL);
+    let config = CandleConfig { device: "cpu".into(), ..CandleConfig::for_model(dir.to_string_lossy()) };
+    match CandleBackend::load(&config) {
+        Ok(backend) => Arc::new(backend),
+        Err(e) => panic!("{e} (run `cargo xtask fetch-model`)"),
+    }
+}
+
+/// The `q`-quantile (0..=1) of sorted `values` by nearest rank.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
