@@ -32,7 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!(
         "{} texts, {} tokens, {:.1} ms",
         args.len(),
-        result.tokens,
+        result.tokens(),
         elapsed.as_secs_f64() * 1e3
     );
     Ok(())

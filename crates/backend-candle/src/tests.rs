@@ -61,7 +61,7 @@ async fn one_unit_vector_per_text_in_order_with_token_usage() {
         .expect("embeds");
     assert_eq!(out.vectors.len(), 3);
     // [CLS] hello world [SEP] + [CLS] the dog [SEP] + [CLS] [SEP]
-    assert_eq!(out.tokens, 4 + 4 + 2);
+    assert_eq!(out.token_counts, vec![4, 4, 2]);
     for v in &out.vectors {
         assert_eq!(v.len(), HIDDEN);
         assert!((norm(v) - 1.0).abs() < 1e-5);

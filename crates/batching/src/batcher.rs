@@ -283,6 +283,7 @@ impl<I: Send + 'static, O: Send + 'static> Worker<I, O> {
             max_items: config.max_batch_size,
             max_tokens: config.max_batch_tokens,
             padded,
+            min_fill_percent: config.min_fill_percent,
         };
         let max_wait = config.max_wait();
         let mut intake_open = true;

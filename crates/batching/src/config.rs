@@ -22,6 +22,9 @@ pub struct BatchConfig {
     pub default_deadline_ms: u64,
     /// Batches running at once (1 keeps one forward pass on the device at a time).
     pub max_concurrent_batches: usize,
+    /// Padded backends: least percent of a batch's padded tokens that must be real tokens
+    /// (0 turns the rule off). Keeps one long input from padding many short ones.
+    pub min_fill_percent: usize,
 }
 
 impl Default for BatchConfig {
@@ -33,6 +36,7 @@ impl Default for BatchConfig {
             queue_capacity: 4096,
             default_deadline_ms: 30_000,
             max_concurrent_batches: 1,
+            min_fill_percent: 50,
         }
     }
 }
@@ -62,6 +66,9 @@ impl BatchConfig {
             if value == 0 {
                 return Err(format!("batching.{key} must be at least 1"));
             }
+        }
+        if self.min_fill_percent > 100 {
+            return Err("batching.min_fill_percent must be at most 100".into());
         }
         Ok(())
     }

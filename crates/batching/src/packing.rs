@@ -10,6 +10,9 @@ pub struct Budget {
     pub max_tokens: usize,
     /// Whether a batch costs `longest x items` (true) or the sum of the costs (false).
     pub padded: bool,
+    /// Padded batches only: the least share (percent) of a batch's padded cost that must be
+    /// real tokens; an item that would pad the batch below it waits for a better-fitting batch.
+    pub min_fill_percent: usize,
 }
 
 impl Budget {
@@ -24,8 +27,14 @@ impl Budget {
     }
 
     fn fits(&self, items: usize, longest: usize, sum: usize) -> bool {
-        items <= self.max_items
-            && if self.padded { items * longest } else { sum } <= self.max_tokens
+        if items > self.max_items {
+            return false;
+        }
+        if !self.padded {
+            return sum <= self.max_tokens;
+        }
+        let padded = items * longest;
+        padded <= self.max_tokens && sum * 100 >= padded * self.min_fill_percent
     }
 }
 
@@ -33,20 +42,16 @@ impl Budget {
 /// positions, ascending.
 ///
 /// The oldest item is always taken (alone if it exceeds the budget by itself), so nothing
-/// starves. Without padding, items follow in queue order. With padding, when more is queued
-/// than one batch holds, the items closest in length to the oldest one are preferred (ties
-/// by age), which cuts the padded work.
+/// starves. Without padding, items follow in queue order. With padding, the items closest in
+/// length to the oldest one are preferred (ties by age), and an item joins only while the
+/// batch stays at least `min_fill_percent` real tokens, which cuts the padded work: one long
+/// text does not make thirty short ones pay for its length.
 pub fn pick(costs: &[usize], budget: &Budget) -> Vec<usize> {
     let Some(&first) = costs.first() else {
         return Vec::new();
     };
     let mut order: Vec<usize> = (1..costs.len()).collect();
-    let everything_fits = budget.fits(
-        costs.len(),
-        costs.iter().copied().max().unwrap_or(0),
-        costs.iter().sum(),
-    );
-    if budget.padded && !everything_fits {
+    if budget.padded {
         order.sort_by_key(|&i| (costs[i].abs_diff(first), i));
     }
     let mut chosen = vec![0];
@@ -74,6 +79,7 @@ mod tests {
         max_items: 4,
         max_tokens: 100,
         padded: true,
+        min_fill_percent: 0,
     };
 
     #[test]
@@ -104,11 +110,21 @@ mod tests {
     }
 
     #[test]
+    fn a_long_text_does_not_pad_many_short_ones() {
+        let budget = Budget { max_items: 32, max_tokens: 8192, padded: true, min_fill_percent: 50 };
+        // 130 + 14 fills 144 of 260 padded tokens (55%); a second short one would be 40%.
+        assert_eq!(pick(&[130, 14, 14, 14], &budget), vec![0, 1]);
+        // Short ones then go together.
+        assert_eq!(pick(&[14, 14, 12], &budget), vec![0, 1, 2]);
+    }
+
+    #[test]
     fn unpadded_batches_keep_queue_order_and_sum_costs() {
         let budget = Budget {
             max_items: 10,
             max_tokens: 50,
             padded: false,
+            min_fill_percent: 50,
         };
         // 10 + 30 fits, 45 does not, 5 still does.
         assert_eq!(pick(&[10, 30, 45, 5, 20], &budget), vec![0, 1, 3]);

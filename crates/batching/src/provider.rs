@@ -85,13 +85,13 @@ impl EmbeddingProvider for BatchingProvider {
         vector::check_dimensions(&options, self.info())?;
         let deadline = self.deadline(options.deadline);
         let encodings = self.inner.encode(texts, options.encode).await?;
-        let tokens = encodings.iter().map(Encoding::len).sum();
+        let token_counts = encodings.iter().map(Encoding::len).collect();
         let pooled = self.batcher.submit(encodings, deadline).await?;
         let info = self.info();
         let vectors = pooled
             .into_iter()
             .map(|v| vector::finish(v, &options, info))
             .collect();
-        Ok(Embeddings { vectors, tokens })
+        Ok(Embeddings { vectors, token_counts })
     }
 }

@@ -55,13 +55,13 @@ pub trait EmbeddingProvider: Send + Sync + 'static {
     async fn embed(&self, texts: Vec<String>, options: EmbedOptions) -> Result<Embeddings> {
         vector::check_dimensions(&options, self.info())?;
         let encodings = self.encode(texts, options.encode).await?;
-        let tokens = encodings.iter().map(Encoding::len).sum();
+        let token_counts = encodings.iter().map(Encoding::len).collect();
         let pooled = self.embed_encoded(encodings).await?;
         let info = self.info();
         let vectors = pooled
             .into_iter()
             .map(|v| vector::finish(v, &options, info))
             .collect();
-        Ok(Embeddings { vectors, tokens })
+        Ok(Embeddings { vectors, token_counts })
     }
 }

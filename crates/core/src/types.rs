@@ -82,8 +82,15 @@ impl Encoding {
 pub struct Embeddings {
     /// One vector per input, in input order.
     pub vectors: Vec<Vec<f32>>,
-    /// Tokens processed (after truncation, special tokens included).
-    pub tokens: usize,
+    /// Tokens of each input (after truncation, special tokens included), in input order.
+    pub token_counts: Vec<usize>,
+}
+
+impl Embeddings {
+    /// Tokens processed for the whole request.
+    pub fn tokens(&self) -> usize {
+        self.token_counts.iter().sum()
+    }
 }
 
 /// Facts about the model a provider serves.

@@ -96,20 +96,24 @@ fn run(w: &Workload) -> Result<(), TestCaseError> {
                 }
             }
         }
+        let min_fill_percent = BatchConfig::default().min_fill_percent;
         let budget = Budget {
             max_items: w.max_batch_size,
             max_tokens: w.max_batch_tokens,
             padded: w.padded,
+            min_fill_percent,
         };
         let batches = fake.batches();
         let mut seen = HashSet::new();
         for batch in &batches {
             prop_assert!(!batch.is_empty() && batch.len() <= w.max_batch_size);
             if batch.len() > 1 {
-                prop_assert!(
-                    budget.cost(batch.iter().map(|i| i.cost)) <= w.max_batch_tokens,
-                    "token budget broken"
-                );
+                let cost = budget.cost(batch.iter().map(|i| i.cost));
+                prop_assert!(cost <= w.max_batch_tokens, "token budget broken");
+                if w.padded {
+                    let real: usize = batch.iter().map(|i| i.cost).sum();
+                    prop_assert!(real * 100 >= cost * min_fill_percent, "batch padded below the fill ratio");
+                }
             }
             for item in batch {
                 prop_assert!(

@@ -65,7 +65,7 @@ async fn concurrent_requests_through_the_batcher_match_the_reference() {
             .map(|x| x.as_f64().expect("number") as f32)
             .collect();
         assert_eq!(
-            out.tokens,
+            out.tokens(),
             item["tokens"].as_u64().expect("tokens") as usize
         );
         assert!(
