@@ -111,7 +111,12 @@ mod tests {
 
     #[test]
     fn a_long_text_does_not_pad_many_short_ones() {
-        let budget = Budget { max_items: 32, max_tokens: 8192, padded: true, min_fill_percent: 50 };
+        let budget = Budget {
+            max_items: 32,
+            max_tokens: 8192,
+            padded: true,
+            min_fill_percent: 50,
+        };
         // 130 + 14 fills 144 of 260 padded tokens (55%); a second short one would be 40%.
         assert_eq!(pick(&[130, 14, 14, 14], &budget), vec![0, 1]);
         // Short ones then go together.

@@ -92,6 +92,9 @@ impl EmbeddingProvider for BatchingProvider {
             .into_iter()
             .map(|v| vector::finish(v, &options, info))
             .collect();
-        Ok(Embeddings { vectors, token_counts })
+        Ok(Embeddings {
+            vectors,
+            token_counts,
+        })
     }
 }

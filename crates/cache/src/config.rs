@@ -41,7 +41,12 @@ impl ModelStoreConfig {
     /// Every model requests may name, the default first.
     pub fn allowed(&self) -> Vec<String> {
         std::iter::once(self.default_model.clone())
-            .chain(self.models.iter().filter(|m| **m != self.default_model).cloned())
+            .chain(
+                self.models
+                    .iter()
+                    .filter(|m| **m != self.default_model)
+                    .cloned(),
+            )
             .collect()
     }
 }

@@ -61,7 +61,10 @@ impl ResultCache {
     /// A cache holding up to `config.max_bytes`; `None` when the cache is off (0 bytes).
     pub fn new(config: &ResultCacheConfig) -> Option<Self> {
         (config.max_bytes > 0).then(|| Self {
-            cache: Cache::builder().max_capacity(config.max_bytes).weigher(weight).build(),
+            cache: Cache::builder()
+                .max_capacity(config.max_bytes)
+                .weigher(weight)
+                .build(),
             hits: Arc::default(),
             misses: Arc::default(),
         })
@@ -91,13 +94,19 @@ impl CachedProvider {
     /// Wraps `inner` with `cache`.
     pub fn new(inner: Arc<dyn EmbeddingProvider>, cache: ResultCache) -> Self {
         let model = Arc::from(inner.info().model_id.as_str());
-        Self { inner, cache, model }
+        Self {
+            inner,
+            cache,
+            model,
+        }
     }
 
     fn key(&self, text: &str, options: &EmbedOptions) -> Key {
         Key {
             model: Arc::clone(&self.model),
-            normalize: options.normalize.unwrap_or(self.inner.info().normalize_default),
+            normalize: options
+                .normalize
+                .unwrap_or(self.inner.info().normalize_default),
             truncate: options.encode.truncate,
             direction: options.encode.direction,
             dimensions: options.dimensions,
@@ -142,21 +151,38 @@ impl EmbeddingProvider for CachedProvider {
             }
             found.push(hit);
         }
-        self.cache.hits.fetch_add((texts.len() - wanted.len()) as u64, Ordering::Relaxed);
-        self.cache.misses.fetch_add(wanted.len() as u64, Ordering::Relaxed);
+        self.cache
+            .hits
+            .fetch_add((texts.len() - wanted.len()) as u64, Ordering::Relaxed);
+        self.cache
+            .misses
+            .fetch_add(wanted.len() as u64, Ordering::Relaxed);
         if !missing.is_empty() {
-            let computed = self.inner.embed(missing.iter().map(|t| (*t).to_string()).collect(), options).await?;
+            let computed = self
+                .inner
+                .embed(missing.iter().map(|t| (*t).to_string()).collect(), options)
+                .await?;
             let mut values = Vec::with_capacity(missing.len());
-            for ((text, vector), tokens) in missing.iter().zip(computed.vectors).zip(computed.token_counts) {
+            for ((text, vector), tokens) in missing
+                .iter()
+                .zip(computed.vectors)
+                .zip(computed.token_counts)
+            {
                 let value = Arc::new(Cached { vector, tokens });
-                self.cache.cache.insert(self.key(text, &options), Arc::clone(&value)).await;
+                self.cache
+                    .cache
+                    .insert(self.key(text, &options), Arc::clone(&value))
+                    .await;
                 values.push(value);
             }
             for (i, slot) in wanted {
                 found[i] = values.get(slot).cloned();
             }
         }
-        let mut out = Embeddings { vectors: Vec::with_capacity(texts.len()), token_counts: Vec::with_capacity(texts.len()) };
+        let mut out = Embeddings {
+            vectors: Vec::with_capacity(texts.len()),
+            token_counts: Vec::with_capacity(texts.len()),
+        };
         for value in found.into_iter().flatten() {
             out.vectors.push(value.vector.clone());
             out.token_counts.push(value.tokens);

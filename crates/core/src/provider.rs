@@ -62,6 +62,9 @@ pub trait EmbeddingProvider: Send + Sync + 'static {
             .into_iter()
             .map(|v| vector::finish(v, &options, info))
             .collect();
-        Ok(Embeddings { vectors, token_counts })
+        Ok(Embeddings {
+            vectors,
+            token_counts,
+        })
     }
 }

@@ -95,7 +95,10 @@ async fn every_item_embedded_alone_matches_the_reference() {
         if cos < MIN_COSINE || out.tokens() != item.tokens {
             failures.push(format!(
                 "{} {:?}: cosine {cos}, tokens {} (want {})",
-                item.kind, item.text, out.tokens(), item.tokens
+                item.kind,
+                item.text,
+                out.tokens(),
+                item.tokens
             ));
         }
     }
@@ -115,7 +118,10 @@ async fn all_items_in_one_padded_batch_match_the_reference() {
         .await
         .expect("embeds");
     assert_eq!(out.vectors.len(), items.len());
-    assert_eq!(out.token_counts, items.iter().map(|i| i.tokens).collect::<Vec<_>>());
+    assert_eq!(
+        out.token_counts,
+        items.iter().map(|i| i.tokens).collect::<Vec<_>>()
+    );
     let mut failures = Vec::new();
     for (item, vector) in items.iter().zip(&out.vectors) {
         let cos = cosine(vector, &item.embedding);

@@ -112,7 +112,10 @@ fn run(w: &Workload) -> Result<(), TestCaseError> {
                 prop_assert!(cost <= w.max_batch_tokens, "token budget broken");
                 if w.padded {
                     let real: usize = batch.iter().map(|i| i.cost).sum();
-                    prop_assert!(real * 100 >= cost * min_fill_percent, "batch padded below the fill ratio");
+                    prop_assert!(
+                        real * 100 >= cost * min_fill_percent,
+                        "batch padded below the fill ratio"
+                    );
                 }
             }
             for item in batch {

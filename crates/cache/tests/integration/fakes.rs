@@ -1,0 +1,79 @@
+//! A fake provider and loaders shared by the tests, and a mockall mock of the provider port.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aki_cache::ModelLoader;
+use aki_core::{
+    EmbedError, EmbedOptions, EmbeddingProvider, Embeddings, EncodeOptions, Encoding, LoadedModel,
+    ModelInfo, Pooling, Result,
+};
+use async_trait::async_trait;
+
+pub fn info(model_id: &str) -> ModelInfo {
+    ModelInfo {
+        model_id: model_id.to_string(),
+        dimension: 4,
+        max_input_tokens: 16,
+        pooling: Pooling::Mean,
+        normalize_default: true,
+        device: "cpu".into(),
+        dtype: "f32".into(),
+        is_padded: true,
+    }
+}
+
+mockall::mock! {
+    pub Provider {}
+    #[async_trait]
+    impl EmbeddingProvider for Provider {
+        fn info(&self) -> &ModelInfo;
+        async fn health(&self) -> Result<()>;
+        async fn encode(&self, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>>;
+        async fn embed_encoded(&self, batch: Vec<Encoding>) -> Result<Vec<Vec<f32>>>;
+        async fn embed(&self, texts: Vec<String>, options: EmbedOptions) -> Result<Embeddings>;
+    }
+}
+
+/// A provider with no behaviour beyond its info, for the store tests.
+pub fn stub_model(model_id: &str) -> LoadedModel {
+    let mut mock = MockProvider::new();
+    mock.expect_info().return_const(info(model_id));
+    Arc::new(mock)
+}
+
+/// Loads stub models of a fixed size after a short delay, counting calls; fails while
+/// `failures_left` is above zero.
+pub struct CountingLoader {
+    pub calls: AtomicUsize,
+    pub failures_left: AtomicUsize,
+    pub bytes: u64,
+}
+
+impl CountingLoader {
+    pub fn new(bytes: u64) -> Arc<Self> {
+        Arc::new(Self {
+            calls: AtomicUsize::new(0),
+            failures_left: AtomicUsize::new(0),
+            bytes,
+        })
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl ModelLoader for CountingLoader {
+    async fn load(&self, model_id: &str) -> Result<(LoadedModel, u64)> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if self.failures_left.load(Ordering::SeqCst) > 0 {
+            self.failures_left.fetch_sub(1, Ordering::SeqCst);
+            return Err(EmbedError::Load(format!("{model_id}: injected failure")));
+        }
+        Ok((stub_model(model_id), self.bytes))
+    }
+}
