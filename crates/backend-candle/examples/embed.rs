@@ -25,15 +25,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let result = backend.embed(args.clone(), EmbedOptions::default()).await?;
     let elapsed = started.elapsed();
     for (text, vector) in args.iter().zip(&result.vectors) {
-        let line =
-            serde_json::json!({ "text": text, "dimension": vector.len(), "embedding": vector });
+        let line = serde_json::json!({ "text": text, "dimension": vector.len(), "embedding": vector });
         println!("{line}");
     }
-    eprintln!(
-        "{} texts, {} tokens, {:.1} ms",
-        args.len(),
-        result.tokens(),
-        elapsed.as_secs_f64() * 1e3
-    );
+    eprintln!("{} texts, {} tokens, {:.1} ms", args.len(), result.tokens(), elapsed.as_secs_f64() * 1e3);
     Ok(())
 }

@@ -5,9 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::{Arc, mpsc};
 
-use aki_core::{
-    EmbedError, EmbeddingProvider, EncodeOptions, Encoding, ModelInfo, Result, TruncationDirection,
-};
+use aki_core::{EmbedError, EmbeddingProvider, EncodeOptions, Encoding, ModelInfo, Result, Token, TruncationDirection};
 use async_trait::async_trait;
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
@@ -54,15 +52,34 @@ impl Tokenizers {
         })
     }
 
+    fn tokenize(&self, texts: Vec<String>, add_special_tokens: bool) -> Result<Vec<Vec<Token>>> {
+        let encoded =
+            self.whole.encode_batch(texts, add_special_tokens).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        Ok(encoded
+            .iter()
+            .map(|e| {
+                let parts =
+                    e.get_ids().iter().zip(e.get_tokens()).zip(e.get_special_tokens_mask()).zip(e.get_offsets());
+                parts
+                    .map(|(((&id, text), &special), &(start, stop))| Token {
+                        id,
+                        text: text.clone(),
+                        special: special == 1,
+                        start,
+                        stop,
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
     fn encode(&self, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>> {
         let tokenizer = match (options.truncate, options.direction) {
             (false, _) => &self.whole,
             (true, TruncationDirection::Right) => &self.keep_start,
             (true, TruncationDirection::Left) => &self.keep_end,
         };
-        let encoded = tokenizer
-            .encode_batch(texts, true)
-            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        let encoded = tokenizer.encode_batch(texts, true).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
         encoded
             .into_iter()
             .enumerate()
@@ -75,10 +92,7 @@ impl Tokenizers {
                         self.max_tokens
                     )));
                 }
-                Ok(Encoding {
-                    ids: e.get_ids().to_vec(),
-                    type_ids: e.get_type_ids().to_vec(),
-                })
+                Ok(Encoding { ids: e.get_ids().to_vec(), type_ids: e.get_type_ids().to_vec() })
             })
             .collect()
     }
@@ -118,9 +132,8 @@ impl CandleBackend {
         let dtype = config.dtype()?;
         let tokenizers = Tokenizers::load(&dir.join("tokenizer.json"), layout.max_seq_length)?;
         let weights = dir.join("model.safetensors");
-        let weight_bytes = std::fs::metadata(&weights)
-            .map_err(|e| EmbedError::Load(format!("{}: {e}", weights.display())))?
-            .len();
+        let weight_bytes =
+            std::fs::metadata(&weights).map_err(|e| EmbedError::Load(format!("{}: {e}", weights.display())))?.len();
         let model = load_weights(&weights, &layout, &device, dtype)?;
         let info = ModelInfo {
             model_id: config.model.clone(),
@@ -134,13 +147,7 @@ impl CandleBackend {
         };
         let jobs = spawn_model_thread(model, config.max_forward_batch.max(1), &info.model_id)?;
         tracing::info!(model = %info.model_id, dir = %dir.display(), device = %info.device, dtype = %info.dtype, "model loaded");
-        Ok(Self {
-            info,
-            tokenizers: Arc::new(tokenizers),
-            jobs,
-            vocab_size: layout.bert.vocab_size,
-            weight_bytes,
-        })
+        Ok(Self { info, tokenizers: Arc::new(tokenizers), jobs, vocab_size: layout.bert.vocab_size, weight_bytes })
     }
 
     /// Size of the weights file, the main part of the model's memory.
@@ -158,9 +165,7 @@ impl CandleBackend {
                 )));
             }
             if e.type_ids.len() != e.ids.len() {
-                return Err(EmbedError::Validation(format!(
-                    "input {i}: type ids and ids differ in length"
-                )));
+                return Err(EmbedError::Validation(format!("input {i}: type ids and ids differ in length")));
             }
             if let Some(id) = e.ids.iter().find(|&&id| id as usize >= self.vocab_size) {
                 return Err(EmbedError::Validation(format!(
@@ -173,12 +178,7 @@ impl CandleBackend {
     }
 }
 
-fn load_weights(
-    path: &Path,
-    layout: &ModelLayout,
-    device: &Device,
-    dtype: DType,
-) -> Result<BertEmbedder> {
+fn load_weights(path: &Path, layout: &ModelLayout, device: &Device, dtype: DType) -> Result<BertEmbedder> {
     let err = |e: candle_core::Error| EmbedError::Load(format!("{}: {e}", path.display()));
     if !path.is_file() {
         return Err(EmbedError::Load(format!("{} is missing", path.display())));
@@ -191,29 +191,17 @@ fn load_weights(
 }
 
 /// Starts the thread that owns the model; it ends when the backend (the sender) is dropped.
-fn spawn_model_thread(
-    model: BertEmbedder,
-    max_batch: usize,
-    name: &str,
-) -> Result<mpsc::Sender<Job>> {
+fn spawn_model_thread(model: BertEmbedder, max_batch: usize, name: &str) -> Result<mpsc::Sender<Job>> {
     let (tx, rx) = mpsc::channel::<Job>();
     std::thread::Builder::new()
-        .name(format!(
-            "aki-infer-{}",
-            name.rsplit('/').next().unwrap_or(name)
-        ))
+        .name(format!("aki-infer-{}", name.rsplit('/').next().unwrap_or(name)))
         .spawn(move || {
             for job in rx {
                 let _entered = job.span.enter();
-                let result = catch_unwind(AssertUnwindSafe(|| {
-                    run_sorted(&model, &job.batch, max_batch)
-                }))
-                .unwrap_or_else(|panic| {
-                    Err(EmbedError::Internal(format!(
-                        "inference panicked: {}",
-                        panic_text(&panic)
-                    )))
-                });
+                let result = catch_unwind(AssertUnwindSafe(|| run_sorted(&model, &job.batch, max_batch)))
+                    .unwrap_or_else(|panic| {
+                        Err(EmbedError::Internal(format!("inference panicked: {}", panic_text(&panic))))
+                    });
                 // The caller may have gone away; its result is then simply dropped.
                 let _ = job.reply.send(result);
             }
@@ -230,9 +218,7 @@ fn run_sorted(model: &BertEmbedder, batch: &[Encoding], max_batch: usize) -> Res
     let mut out = vec![Vec::new(); batch.len()];
     for chunk in order.chunks(max_batch) {
         let inputs: Vec<&Encoding> = chunk.iter().map(|&i| &batch[i]).collect();
-        let vectors = model
-            .forward(&inputs)
-            .map_err(|e| EmbedError::Backend(e.to_string()))?;
+        let vectors = model.forward(&inputs).map_err(|e| EmbedError::Backend(e.to_string()))?;
         for (&i, v) in chunk.iter().zip(vectors) {
             out[i] = v;
         }
@@ -255,9 +241,7 @@ impl EmbeddingProvider for CandleBackend {
     }
 
     async fn health(&self) -> Result<()> {
-        let probe = self
-            .encode(vec![String::new()], EncodeOptions::default())
-            .await?;
+        let probe = self.encode(vec![String::new()], EncodeOptions::default()).await?;
         self.embed_encoded(probe).await.map(drop)
     }
 
@@ -268,22 +252,21 @@ impl EmbeddingProvider for CandleBackend {
             .map_err(|e| EmbedError::Internal(format!("tokenization task failed: {e}")))?
     }
 
+    async fn tokenize(&self, texts: Vec<String>, add_special_tokens: bool) -> Result<Vec<Vec<Token>>> {
+        let tokenizers = Arc::clone(&self.tokenizers);
+        tokio::task::spawn_blocking(move || tokenizers.tokenize(texts, add_special_tokens))
+            .await
+            .map_err(|e| EmbedError::Internal(format!("tokenization task failed: {e}")))?
+    }
+
     async fn embed_encoded(&self, batch: Vec<Encoding>) -> Result<Vec<Vec<f32>>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
         self.check(&batch)?;
         let (reply, answer) = oneshot::channel();
-        let job = Job {
-            batch,
-            reply,
-            span: tracing::Span::current(),
-        };
-        self.jobs
-            .send(job)
-            .map_err(|_| EmbedError::Unavailable("the inference thread has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| EmbedError::Internal("the inference thread dropped a job".into()))?
+        let job = Job { batch, reply, span: tracing::Span::current() };
+        self.jobs.send(job).map_err(|_| EmbedError::Unavailable("the inference thread has stopped".into()))?;
+        answer.await.map_err(|_| EmbedError::Internal("the inference thread dropped a job".into()))?
     }
 }

@@ -17,26 +17,10 @@ struct Embeddings {
 impl Embeddings {
     fn load(vb: VarBuilder, config: &Config) -> Result<Self> {
         Ok(Self {
-            words: embedding(
-                config.vocab_size,
-                config.hidden_size,
-                vb.pp("word_embeddings"),
-            )?,
-            positions: embedding(
-                config.max_position_embeddings,
-                config.hidden_size,
-                vb.pp("position_embeddings"),
-            )?,
-            token_types: embedding(
-                config.type_vocab_size,
-                config.hidden_size,
-                vb.pp("token_type_embeddings"),
-            )?,
-            norm: layer_norm(
-                config.hidden_size,
-                config.layer_norm_eps,
-                vb.pp("LayerNorm"),
-            )?,
+            words: embedding(config.vocab_size, config.hidden_size, vb.pp("word_embeddings"))?,
+            positions: embedding(config.max_position_embeddings, config.hidden_size, vb.pp("position_embeddings"))?,
+            token_types: embedding(config.type_vocab_size, config.hidden_size, vb.pp("token_type_embeddings"))?,
+            norm: layer_norm(config.hidden_size, config.layer_norm_eps, vb.pp("LayerNorm"))?,
         })
     }
 
@@ -62,11 +46,7 @@ pub struct BertEmbedder {
 impl BertEmbedder {
     /// Builds the model from `vb`, accepting weights with or without a `bert.` prefix.
     pub fn load(vb: VarBuilder, config: &Config, pooling: Pooling) -> Result<Self> {
-        let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") {
-            vb.pp("bert")
-        } else {
-            vb
-        };
+        let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb };
         Ok(Self {
             embeddings: Embeddings::load(vb.pp("embeddings"), config)?,
             encoder: BertEncoder::load(vb.pp("encoder"), config)?,
@@ -88,18 +68,8 @@ impl BertEmbedder {
         let mut mask = Vec::with_capacity(n * len);
         for e in batch {
             let pad = len - e.len();
-            ids.extend(
-                e.ids
-                    .iter()
-                    .copied()
-                    .chain(std::iter::repeat_n(self.pad_id, pad)),
-            );
-            type_ids.extend(
-                e.type_ids
-                    .iter()
-                    .copied()
-                    .chain(std::iter::repeat_n(0, pad)),
-            );
+            ids.extend(e.ids.iter().copied().chain(std::iter::repeat_n(self.pad_id, pad)));
+            type_ids.extend(e.type_ids.iter().copied().chain(std::iter::repeat_n(0, pad)));
             mask.extend(std::iter::repeat_n(1u8, e.len()).chain(std::iter::repeat_n(0u8, pad)));
         }
         let ids = Tensor::from_vec(ids, (n, len), &self.device)?;

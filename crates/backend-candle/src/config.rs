@@ -8,7 +8,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CandleConfig {
-    /// A Hugging Face model id (`org/name`) or a local model directory.
+    /// A Hugging Face model id (`org/name`) or a local model directory. Not a key of this
+    /// section: servers set it from their top-level `model` (or the model a request names).
+    #[serde(skip)]
     pub model: String,
     /// Hub revision (branch, tag or commit); `main` when unset.
     pub revision: Option<String>,
@@ -36,10 +38,7 @@ impl Default for CandleConfig {
 impl CandleConfig {
     /// The configuration for `model` with every other key at its default.
     pub fn for_model(model: impl Into<String>) -> Self {
-        Self {
-            model: model.into(),
-            ..Self::default()
-        }
+        Self { model: model.into(), ..Self::default() }
     }
 
     /// Opens the configured device.
@@ -48,8 +47,7 @@ impl CandleConfig {
     /// [`EmbedError::Load`] for an unknown device name, or a device this build or machine
     /// cannot open (CUDA without the `cuda` feature, for example).
     pub fn open_device(&self) -> Result<Device> {
-        let bad =
-            |e: candle_core::Error| EmbedError::Load(format!("device `{}`: {e}", self.device));
+        let bad = |e: candle_core::Error| EmbedError::Load(format!("device `{}`: {e}", self.device));
         match self.device.as_str() {
             "cpu" => Ok(Device::Cpu),
             "auto" => {
@@ -65,9 +63,7 @@ impl CandleConfig {
             "cuda" => Device::new_cuda(0).map_err(bad),
             other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
                 Some(Ok(ordinal)) => Device::new_cuda(ordinal).map_err(bad),
-                _ => Err(EmbedError::Load(format!(
-                    "device `{other}` is not one of auto, cpu, cuda, cuda:N, metal"
-                ))),
+                _ => Err(EmbedError::Load(format!("device `{other}` is not one of auto, cpu, cuda, cuda:N, metal"))),
             },
         }
     }
@@ -81,9 +77,7 @@ impl CandleConfig {
             "f32" => Ok(DType::F32),
             "f16" => Ok(DType::F16),
             "bf16" => Ok(DType::BF16),
-            other => Err(EmbedError::Load(format!(
-                "dtype `{other}` is not one of f32, f16, bf16"
-            ))),
+            other => Err(EmbedError::Load(format!("dtype `{other}` is not one of f32, f16, bf16"))),
         }
     }
 }
@@ -106,41 +100,21 @@ mod tests {
         let c = CandleConfig::default();
         assert_eq!(c.model, DEFAULT_MODEL);
         assert_eq!(c.dtype().expect("dtype"), DType::F32);
-        assert!(matches!(
-            CandleConfig {
-                device: "cpu".into(),
-                ..c
-            }
-            .open_device(),
-            Ok(Device::Cpu)
-        ));
+        assert!(matches!(CandleConfig { device: "cpu".into(), ..c }.open_device(), Ok(Device::Cpu)));
     }
 
     #[test]
     fn bad_device_and_dtype_names_are_errors() {
-        let c = CandleConfig {
-            device: "tpu".into(),
-            dtype: Some("f8".into()),
-            ..Default::default()
-        };
-        assert!(
-            c.open_device()
-                .expect_err("bad device")
-                .to_string()
-                .contains("tpu")
-        );
+        let c = CandleConfig { device: "tpu".into(), dtype: Some("f8".into()), ..Default::default() };
+        assert!(c.open_device().expect_err("bad device").to_string().contains("tpu"));
         assert!(c.dtype().expect_err("bad dtype").to_string().contains("f8"));
-        let c = CandleConfig {
-            device: "cuda:x".into(),
-            ..Default::default()
-        };
+        let c = CandleConfig { device: "cuda:x".into(), ..Default::default() };
         assert!(c.open_device().is_err());
     }
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let err =
-            serde_json::from_str::<CandleConfig>(r#"{"modle": "x"}"#).expect_err("unknown key");
+        let err = serde_json::from_str::<CandleConfig>(r#"{"modle": "x"}"#).expect_err("unknown key");
         assert!(err.to_string().contains("modle"));
     }
 }

@@ -57,10 +57,9 @@ impl ModelLayout {
     /// than BERT, an unsupported pooling mode, or a malformed sentence-transformers file.
     pub fn read(dir: &Path) -> Result<Self> {
         let config_path = dir.join("config.json");
-        let probe: ArchitectureProbe =
-            read_json(&config_path)?.ok_or_else(|| missing(&config_path))?;
-        let is_bert = probe.model_type.as_deref() == Some("bert")
-            || probe.architectures.iter().any(|a| a.starts_with("Bert"));
+        let probe: ArchitectureProbe = read_json(&config_path)?.ok_or_else(|| missing(&config_path))?;
+        let is_bert =
+            probe.model_type.as_deref() == Some("bert") || probe.architectures.iter().any(|a| a.starts_with("Bert"));
         if !is_bert {
             return Err(EmbedError::Load(format!(
                 "{}: unsupported architecture (model_type {:?}, architectures {:?}); \
@@ -77,11 +76,7 @@ impl ModelLayout {
         let pooling_path = dir.join("1_Pooling").join("config.json");
         let pooling = match read_json::<PoolingConfig>(&pooling_path)? {
             None => Pooling::Mean,
-            Some(p) => match (
-                p.pooling_mode_mean_tokens,
-                p.pooling_mode_cls_token,
-                p.pooling_mode_max_tokens,
-            ) {
+            Some(p) => match (p.pooling_mode_mean_tokens, p.pooling_mode_cls_token, p.pooling_mode_max_tokens) {
                 (true, false, false) => Pooling::Mean,
                 (false, true, false) => Pooling::Cls,
                 (false, false, true) => Pooling::Max,
@@ -97,13 +92,7 @@ impl ModelLayout {
             .and_then(|c| c.max_seq_length)
             .unwrap_or(bert.max_position_embeddings);
         let max_seq_length = declared.min(bert.max_position_embeddings);
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            bert,
-            pooling,
-            normalize,
-            max_seq_length,
-        })
+        Ok(Self { dir: dir.to_path_buf(), bert, pooling, normalize, max_seq_length })
     }
 }
 
@@ -118,7 +107,5 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(EmbedError::Load(format!("{}: {e}", path.display()))),
     };
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| EmbedError::Load(format!("{}: {e}", path.display())))
+    serde_json::from_str(&text).map(Some).map_err(|e| EmbedError::Load(format!("{}: {e}", path.display())))
 }

@@ -8,11 +8,7 @@ use hf_hub::{Cache, Repo, RepoType, api::sync::ApiBuilder};
 /// Files every model needs.
 const REQUIRED: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
 /// sentence-transformers files read when present.
-const OPTIONAL: [&str; 3] = [
-    "modules.json",
-    "sentence_bert_config.json",
-    "1_Pooling/config.json",
-];
+const OPTIONAL: [&str; 3] = ["modules.json", "sentence_bert_config.json", "1_Pooling/config.json"];
 
 /// Resolves `model` to a directory holding its files.
 ///
@@ -34,13 +30,8 @@ pub fn resolve(model: &str, revision: Option<&str>) -> Result<PathBuf> {
     }
     let revision = revision.unwrap_or("main").to_string();
     let repo = Repo::with_revision(model.to_string(), RepoType::Model, revision);
-    let offline =
-        std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
-    let fetched = if offline {
-        from_hub_cache(&repo)
-    } else {
-        from_hub(&repo)
-    };
+    let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    let fetched = if offline { from_hub_cache(&repo) } else { from_hub(&repo) };
     fetched.map_err(|cause| {
         EmbedError::Load(format!(
             "model `{model}` is neither a directory nor installed in {} and could not be \
@@ -55,19 +46,14 @@ fn from_hub_cache(repo: &Repo) -> Result<PathBuf, String> {
     let cache = Cache::from_env().repo(repo.clone());
     let mut config = None;
     for file in REQUIRED {
-        let path = cache
-            .get(file)
-            .ok_or_else(|| format!("offline, and `{file}` is not in the hub cache"))?;
+        let path = cache.get(file).ok_or_else(|| format!("offline, and `{file}` is not in the hub cache"))?;
         config.get_or_insert(path);
     }
     snapshot_dir(config)
 }
 
 fn from_hub(repo: &Repo) -> Result<PathBuf, String> {
-    let api = ApiBuilder::from_env()
-        .with_progress(false)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let api = ApiBuilder::from_env().with_progress(false).build().map_err(|e| e.to_string())?;
     let api = api.repo(repo.clone());
     let mut config = None;
     for file in REQUIRED {
@@ -85,11 +71,7 @@ fn from_hub(repo: &Repo) -> Result<PathBuf, String> {
 
 /// The hub cache keeps one snapshot folder per revision; `config.json` sits at its top.
 fn snapshot_dir(config: Option<PathBuf>) -> Result<PathBuf, String> {
-    config
-        .as_deref()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .ok_or_else(|| "no snapshot folder".to_string())
+    config.as_deref().and_then(Path::parent).map(Path::to_path_buf).ok_or_else(|| "no snapshot folder".to_string())
 }
 
 #[cfg(test)]
@@ -106,32 +88,20 @@ mod tests {
     #[test]
     fn an_unknown_model_offline_is_a_load_error_that_says_what_to_do() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let err = temp_env(
-            &[
-                ("HF_HUB_OFFLINE", "1"),
-                ("HF_HOME", dir.path().to_str().expect("utf-8")),
-            ],
-            || resolve("no-such-org/no-such-model", None),
-        )
+        let err = temp_env(&[("HF_HUB_OFFLINE", "1"), ("HF_HOME", dir.path().to_str().expect("utf-8"))], || {
+            resolve("no-such-org/no-such-model", None)
+        })
         .expect_err("must fail");
         let text = err.to_string();
         assert!(matches!(err, EmbedError::Load(_)));
-        assert!(
-            text.contains("no-such-org/no-such-model") && text.contains("cargo xtask fetch-model"),
-            "{text}"
-        );
+        assert!(text.contains("no-such-org/no-such-model") && text.contains("cargo xtask fetch-model"), "{text}");
     }
 
     /// Runs `f` with environment variables set (tests touching the environment are serialised).
     fn temp_env<T>(vars: &[(&str, &str)], f: impl FnOnce() -> T) -> T {
         static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _guard = LOCK
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let old: Vec<_> = vars
-            .iter()
-            .map(|(k, _)| (*k, std::env::var_os(k)))
-            .collect();
+        let _guard = LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let old: Vec<_> = vars.iter().map(|(k, _)| (*k, std::env::var_os(k))).collect();
         for (k, v) in vars {
             set_var(k, Some(v.as_ref()));
         }

@@ -1,8 +1,8 @@
 //! Unit tests of the backend on tiny random models the tests write themselves.
 
 use aki_core::{
-    EmbedError, EmbedOptions, EmbeddingProvider, EncodeOptions, Encoding, ErrorKind, Pooling,
-    TruncationDirection, vector::cosine,
+    EmbedError, EmbedOptions, EmbeddingProvider, EncodeOptions, Encoding, ErrorKind, Pooling, TruncationDirection,
+    vector::cosine,
 };
 use tempfile::TempDir;
 
@@ -16,10 +16,7 @@ fn model(pooling: Pooling) -> TempDir {
 }
 
 fn config(dir: &TempDir) -> CandleConfig {
-    CandleConfig {
-        device: "cpu".into(),
-        ..CandleConfig::for_model(dir.path().to_string_lossy())
-    }
+    CandleConfig { device: "cpu".into(), ..CandleConfig::for_model(dir.path().to_string_lossy()) }
 }
 
 fn load(dir: &TempDir) -> CandleBackend {
@@ -34,8 +31,7 @@ fn norm(v: &[f32]) -> f32 {
     v.iter().map(|x| x * x).sum::<f32>().sqrt()
 }
 
-const LONG: &str =
-    "the quick brown fox jumps over the lazy dog , a man is eating food . hello world ! the dog";
+const LONG: &str = "the quick brown fox jumps over the lazy dog , a man is eating food . hello world ! the dog";
 
 #[tokio::test]
 async fn reads_model_facts_from_the_files() {
@@ -52,13 +48,7 @@ async fn reads_model_facts_from_the_files() {
 async fn one_unit_vector_per_text_in_order_with_token_usage() {
     let dir = model(Pooling::Mean);
     let backend = load(&dir);
-    let out = backend
-        .embed(
-            texts(&["hello world", "the dog", ""]),
-            EmbedOptions::default(),
-        )
-        .await
-        .expect("embeds");
+    let out = backend.embed(texts(&["hello world", "the dog", ""]), EmbedOptions::default()).await.expect("embeds");
     assert_eq!(out.vectors.len(), 3);
     // [CLS] hello world [SEP] + [CLS] the dog [SEP] + [CLS] [SEP]
     assert_eq!(out.token_counts, vec![4, 4, 2]);
@@ -66,15 +56,9 @@ async fn one_unit_vector_per_text_in_order_with_token_usage() {
         assert_eq!(v.len(), HIDDEN);
         assert!((norm(v) - 1.0).abs() < 1e-5);
     }
-    let alone = backend
-        .embed(texts(&["the dog"]), EmbedOptions::default())
-        .await
-        .expect("embeds");
+    let alone = backend.embed(texts(&["the dog"]), EmbedOptions::default()).await.expect("embeds");
     assert!(cosine(&alone.vectors[0], &out.vectors[1]) > 0.99999);
-    assert!(
-        cosine(&out.vectors[0], &out.vectors[1]) < 0.9999,
-        "different texts, different vectors"
-    );
+    assert!(cosine(&out.vectors[0], &out.vectors[1]) < 0.9999, "different texts, different vectors");
 }
 
 #[tokio::test]
@@ -82,25 +66,12 @@ async fn padding_does_not_change_a_sentence_vector() {
     for pooling in [Pooling::Mean, Pooling::Max, Pooling::Cls] {
         let dir = model(pooling);
         let backend = load(&dir);
-        let raw = EmbedOptions {
-            normalize: Some(false),
-            ..Default::default()
-        };
+        let raw = EmbedOptions { normalize: Some(false), ..Default::default() };
         let alone = backend.embed(texts(&["a man"]), raw).await.expect("alone");
-        let padded = backend
-            .embed(texts(&["a man", LONG]), raw)
-            .await
-            .expect("padded");
+        let padded = backend.embed(texts(&["a man", LONG]), raw).await.expect("padded");
         let (a, b) = (&alone.vectors[0], &padded.vectors[0]);
-        let max_diff = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max);
-        assert!(
-            max_diff < 1e-4,
-            "{pooling:?}: padding moved the vector by {max_diff}"
-        );
+        let max_diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(max_diff < 1e-4, "{pooling:?}: padding moved the vector by {max_diff}");
     }
 }
 
@@ -109,151 +80,62 @@ async fn normalize_and_dimensions_follow_the_request() {
     let dir = model(Pooling::Mean);
     let backend = load(&dir);
     let raw = backend
-        .embed(
-            texts(&["hello"]),
-            EmbedOptions {
-                normalize: Some(false),
-                ..Default::default()
-            },
-        )
+        .embed(texts(&["hello"]), EmbedOptions { normalize: Some(false), ..Default::default() })
         .await
         .expect("raw");
-    assert!(
-        (norm(&raw.vectors[0]) - 1.0).abs() > 1e-3,
-        "mean of unit-free token vectors is not unit length"
-    );
-    let unit = backend
-        .embed(texts(&["hello"]), EmbedOptions::default())
-        .await
-        .expect("unit");
+    assert!((norm(&raw.vectors[0]) - 1.0).abs() > 1e-3, "mean of unit-free token vectors is not unit length");
+    let unit = backend.embed(texts(&["hello"]), EmbedOptions::default()).await.expect("unit");
     assert!(cosine(&raw.vectors[0], &unit.vectors[0]) > 0.99999);
     let short = backend
-        .embed(
-            texts(&["hello"]),
-            EmbedOptions {
-                dimensions: Some(8),
-                ..Default::default()
-            },
-        )
+        .embed(texts(&["hello"]), EmbedOptions { dimensions: Some(8), ..Default::default() })
         .await
         .expect("matryoshka");
     assert_eq!(short.vectors[0].len(), 8);
     assert!((norm(&short.vectors[0]) - 1.0).abs() < 1e-5);
-    assert!(
-        cosine(&short.vectors[0], &raw.vectors[0][..8]) > 0.99999,
-        "the first 8 values, renormalised"
-    );
-    let too_many = EmbedOptions {
-        dimensions: Some(HIDDEN + 1),
-        ..Default::default()
-    };
-    assert_eq!(
-        backend
-            .embed(texts(&["hello"]), too_many)
-            .await
-            .expect_err("too many")
-            .kind(),
-        ErrorKind::Validation
-    );
+    assert!(cosine(&short.vectors[0], &raw.vectors[0][..8]) > 0.99999, "the first 8 values, renormalised");
+    let too_many = EmbedOptions { dimensions: Some(HIDDEN + 1), ..Default::default() };
+    assert_eq!(backend.embed(texts(&["hello"]), too_many).await.expect_err("too many").kind(), ErrorKind::Validation);
 }
 
 #[tokio::test]
 async fn truncation_overrides_the_tokenizer_file_and_follows_the_request() {
     let dir = model(Pooling::Mean);
     let backend = load(&dir);
-    let short = backend
-        .encode(texts(&["hello"]), EncodeOptions::default())
-        .await
-        .expect("encodes");
-    assert_eq!(
-        short[0].ids,
-        vec![2, 21, 3],
-        "no fixed-length padding from tokenizer.json"
-    );
+    let short = backend.encode(texts(&["hello"]), EncodeOptions::default()).await.expect("encodes");
+    assert_eq!(short[0].ids, vec![2, 21, 3], "no fixed-length padding from tokenizer.json");
 
-    let right = backend
-        .encode(texts(&[LONG]), EncodeOptions::default())
-        .await
-        .expect("encodes");
-    assert_eq!(
-        right[0].len(),
-        MAX_TOKENS,
-        "truncated at max_seq_length, not the file's 8"
-    );
-    assert_eq!(
-        right[0].ids[..3],
-        [2, 5, 6],
-        "keeps the start: [CLS] the quick"
-    );
+    let right = backend.encode(texts(&[LONG]), EncodeOptions::default()).await.expect("encodes");
+    assert_eq!(right[0].len(), MAX_TOKENS, "truncated at max_seq_length, not the file's 8");
+    assert_eq!(right[0].ids[..3], [2, 5, 6], "keeps the start: [CLS] the quick");
     assert_eq!(right[0].ids.last(), Some(&3), "still ends in [SEP]");
 
-    let left = EncodeOptions {
-        truncate: true,
-        direction: TruncationDirection::Left,
-    };
+    let left = EncodeOptions { truncate: true, direction: TruncationDirection::Left };
     let left = backend.encode(texts(&[LONG]), left).await.expect("encodes");
     assert_eq!(left[0].len(), MAX_TOKENS);
-    assert_eq!(
-        left[0].ids[left[0].len() - 3..],
-        [5, 12, 3],
-        "keeps the end: the dog [SEP]"
-    );
+    assert_eq!(left[0].ids[left[0].len() - 3..], [5, 12, 3], "keeps the end: the dog [SEP]");
     assert_eq!(left[0].ids[0], 2, "still starts with [CLS]");
 
-    let strict = EmbedOptions {
-        encode: EncodeOptions {
-            truncate: false,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let err = backend
-        .embed(texts(&["hello", LONG]), strict)
-        .await
-        .expect_err("too long");
-    assert!(
-        matches!(&err, EmbedError::Validation(m) if m.contains("input 1")),
-        "{err}"
-    );
+    let strict = EmbedOptions { encode: EncodeOptions { truncate: false, ..Default::default() }, ..Default::default() };
+    let err = backend.embed(texts(&["hello", LONG]), strict).await.expect_err("too long");
+    assert!(matches!(&err, EmbedError::Validation(m) if m.contains("input 1")), "{err}");
 }
 
 #[tokio::test]
 async fn bad_encodings_are_validation_errors_not_panics() {
     let dir = model(Pooling::Mean);
     let backend = load(&dir);
-    let enc = |ids: Vec<u32>| Encoding {
-        type_ids: vec![0; ids.len()],
-        ids,
-    };
+    let enc = |ids: Vec<u32>| Encoding { type_ids: vec![0; ids.len()], ids };
     for (batch, what) in [
         (vec![enc(vec![2, 999, 3])], "outside the vocabulary"),
         (vec![enc(vec![])], "1 to"),
         (vec![enc(vec![5; MAX_TOKENS + 1])], "1 to"),
-        (
-            vec![Encoding {
-                ids: vec![2, 3],
-                type_ids: vec![0],
-            }],
-            "differ in length",
-        ),
+        (vec![Encoding { ids: vec![2, 3], type_ids: vec![0] }], "differ in length"),
     ] {
         let err = backend.embed_encoded(batch).await.expect_err(what);
-        assert!(
-            matches!(&err, EmbedError::Validation(m) if m.contains(what)),
-            "{err}"
-        );
+        assert!(matches!(&err, EmbedError::Validation(m) if m.contains(what)), "{err}");
     }
-    assert!(
-        backend
-            .embed_encoded(Vec::new())
-            .await
-            .expect("empty batch")
-            .is_empty()
-    );
-    backend
-        .health()
-        .await
-        .expect("still healthy after bad input");
+    assert!(backend.embed_encoded(Vec::new()).await.expect("empty batch").is_empty());
+    backend.health().await.expect("still healthy after bad input");
 }
 
 #[tokio::test]
@@ -261,31 +143,14 @@ async fn half_precision_stays_finite_and_close_to_f32() {
     let dir = model(Pooling::Mean);
     let f32_backend = load(&dir);
     let batch = texts(&["a man", LONG]);
-    let reference = f32_backend
-        .embed(batch.clone(), EmbedOptions::default())
-        .await
-        .expect("f32");
+    let reference = f32_backend.embed(batch.clone(), EmbedOptions::default()).await.expect("f32");
     for dtype in ["f16", "bf16"] {
-        let backend = CandleBackend::load(&CandleConfig {
-            dtype: Some(dtype.into()),
-            ..config(&dir)
-        })
-        .expect("loads");
+        let backend = CandleBackend::load(&CandleConfig { dtype: Some(dtype.into()), ..config(&dir) }).expect("loads");
         assert_eq!(backend.info().dtype, dtype);
-        let out = backend
-            .embed(batch.clone(), EmbedOptions::default())
-            .await
-            .expect(dtype);
+        let out = backend.embed(batch.clone(), EmbedOptions::default()).await.expect(dtype);
         for (got, want) in out.vectors.iter().zip(&reference.vectors) {
-            assert!(
-                got.iter().all(|x| x.is_finite()),
-                "{dtype}: NaN or inf with a padding mask"
-            );
-            assert!(
-                cosine(got, want) > 0.99,
-                "{dtype}: cosine {}",
-                cosine(got, want)
-            );
+            assert!(got.iter().all(|x| x.is_finite()), "{dtype}: NaN or inf with a padding mask");
+            assert!(cosine(got, want) > 0.99, "{dtype}: cosine {}", cosine(got, want));
         }
     }
 }
@@ -327,21 +192,11 @@ fn unknown_architecture_and_bad_tokenizer_are_load_errors() {
     let dir = model(Pooling::Mean);
     let path = dir.path().join("config.json");
     let config = std::fs::read_to_string(&path).expect("read");
-    std::fs::write(
-        &path,
-        config
-            .replace("\"bert\"", "\"gpt2\"")
-            .replace("BertModel", "GPT2Model"),
-    )
-    .expect("write");
+    std::fs::write(&path, config.replace("\"bert\"", "\"gpt2\"").replace("BertModel", "GPT2Model")).expect("write");
     assert!(load_err(&dir).contains("unsupported architecture"));
 
     let dir = model(Pooling::Mean);
-    std::fs::write(
-        dir.path().join("tokenizer.json"),
-        "{\"not\": \"a tokenizer\"}",
-    )
-    .expect("write");
+    std::fs::write(dir.path().join("tokenizer.json"), "{\"not\": \"a tokenizer\"}").expect("write");
     assert!(load_err(&dir).contains("tokenizer.json"));
 }
 
@@ -349,10 +204,28 @@ fn unknown_architecture_and_bad_tokenizer_are_load_errors() {
 fn ambiguous_pooling_is_a_load_error() {
     let dir = model(Pooling::Mean);
     let path = dir.path().join("1_Pooling/config.json");
-    std::fs::write(
-        &path,
-        r#"{"pooling_mode_cls_token": true, "pooling_mode_mean_tokens": true}"#,
-    )
-    .expect("write");
+    std::fs::write(&path, r#"{"pooling_mode_cls_token": true, "pooling_mode_mean_tokens": true}"#).expect("write");
     assert!(load_err(&dir).contains("pooling"));
+}
+
+#[tokio::test]
+async fn tokenize_reports_ids_texts_special_flags_and_byte_offsets() {
+    let dir = model(Pooling::Mean);
+    let backend = load(&dir);
+    let with = backend.tokenize(texts(&["Hello worlds"]), true).await.expect("tokenizes");
+    let shown: Vec<(u32, &str, bool, usize, usize)> =
+        with[0].iter().map(|t| (t.id, t.text.as_str(), t.special, t.start, t.stop)).collect();
+    assert_eq!(
+        shown,
+        vec![
+            (2, "[CLS]", true, 0, 0),
+            (21, "hello", false, 0, 5),
+            (22, "world", false, 6, 11),
+            (25, "##s", false, 11, 12),
+            (3, "[SEP]", true, 0, 0)
+        ]
+    );
+    let without = backend.tokenize(texts(&["Hello worlds"]), false).await.expect("tokenizes");
+    assert_eq!(without[0].len(), 3);
+    assert!(without[0].iter().all(|t| !t.special));
 }

@@ -21,9 +21,8 @@ pub const MAX_TOKENS: usize = 16;
 pub const HIDDEN: usize = 32;
 
 const WORDS: &[&str] = &[
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "quick", "brown", "fox", "jumps", "over",
-    "lazy", "dog", "a", "man", "is", "eat", "##ing", "food", ".", ",", "hello", "world", "!",
-    "cafe", "##s",
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "a",
+    "man", "is", "eat", "##ing", "food", ".", ",", "hello", "world", "!", "cafe", "##s",
 ];
 
 /// Writes the model into `dir` with the given pooling.
@@ -76,33 +75,15 @@ fn write_tokenizer(path: &Path) {
         .build()
         .expect("wordpiece");
     let mut tokenizer = Tokenizer::new(model);
-    tokenizer
-        .with_normalizer(Some(BertNormalizer::default()))
-        .expect("normalizer");
+    tokenizer.with_normalizer(Some(BertNormalizer::default())).expect("normalizer");
     tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
-    tokenizer.with_post_processor(Some(BertProcessing::new(
-        ("[SEP]".into(), 3),
-        ("[CLS]".into(), 2),
-    )));
-    let specials: Vec<AddedToken> = WORDS[..5]
-        .iter()
-        .map(|w| AddedToken::from(*w, true))
-        .collect();
-    tokenizer
-        .add_special_tokens(specials)
-        .expect("special tokens");
+    tokenizer.with_post_processor(Some(BertProcessing::new(("[SEP]".into(), 3), ("[CLS]".into(), 2))));
+    let specials: Vec<AddedToken> = WORDS[..5].iter().map(|w| AddedToken::from(*w, true)).collect();
+    tokenizer.add_special_tokens(specials).expect("special tokens");
     // Like all-MiniLM-L6-v2's file: a shorter built-in truncation and fixed-length padding,
     // which the backend must override.
-    tokenizer
-        .with_truncation(Some(TruncationParams {
-            max_length: 8,
-            ..Default::default()
-        }))
-        .expect("truncation");
-    tokenizer.with_padding(Some(PaddingParams {
-        strategy: PaddingStrategy::Fixed(12),
-        ..Default::default()
-    }));
+    tokenizer.with_truncation(Some(TruncationParams { max_length: 8, ..Default::default() })).expect("truncation");
+    tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::Fixed(12), ..Default::default() }));
     tokenizer.save(path, false).expect("save tokenizer");
 }
 

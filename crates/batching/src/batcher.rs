@@ -24,6 +24,15 @@ pub trait BatchHandler<I, O>: Send + Sync + 'static {
     async fn run(&self, items: Vec<I>) -> Result<Vec<O>>;
 }
 
+/// Where a submission's time went inside the batcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BatchTiming {
+    /// The longest time one of its items waited in the queue.
+    pub queue: Duration,
+    /// Time spent running the batches that held its items.
+    pub inference: Duration,
+}
+
 /// What a dispatched batch looked like, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchShape {
@@ -65,10 +74,14 @@ struct Submission<O> {
     deadline: Option<Instant>,
 }
 
+/// What a submission's caller receives.
+type Answer<O> = Result<(Vec<O>, BatchTiming)>;
+
 struct SubmissionState<O> {
     results: Vec<Option<O>>,
     remaining: usize,
-    reply: Option<oneshot::Sender<Result<Vec<O>>>>,
+    timing: BatchTiming,
+    reply: Option<oneshot::Sender<Answer<O>>>,
 }
 
 impl<O> Submission<O> {
@@ -78,10 +91,7 @@ impl<O> Submission<O> {
 
     /// Answered already, or its caller has gone away (dropped future, disconnected client).
     fn is_dead(&self) -> bool {
-        self.lock()
-            .reply
-            .as_ref()
-            .is_none_or(oneshot::Sender::is_closed)
+        self.lock().reply.as_ref().is_none_or(oneshot::Sender::is_closed)
     }
 
     fn fail(&self, error: EmbedError) {
@@ -98,12 +108,10 @@ impl<O> Submission<O> {
         state.results[index] = Some(output);
         state.remaining -= 1;
         if state.remaining == 0 {
-            let results = std::mem::take(&mut state.results)
-                .into_iter()
-                .flatten()
-                .collect();
+            let results = std::mem::take(&mut state.results).into_iter().flatten().collect();
+            let timing = state.timing;
             if let Some(reply) = state.reply.take() {
-                let _ = reply.send(Ok(results));
+                let _ = reply.send(Ok((results, timing)));
             }
         }
     }
@@ -143,9 +151,7 @@ pub struct DynamicBatcher<I, O> {
 
 impl<I, O> Clone for DynamicBatcher<I, O> {
     fn clone(&self) -> Self {
-        Self {
-            shared: Arc::clone(&self.shared),
-        }
+        Self { shared: Arc::clone(&self.shared) }
     }
 }
 
@@ -169,12 +175,8 @@ impl<I: Send + 'static, O: Send + 'static> DynamicBatcher<I, O> {
             costing,
             observer,
         });
-        let worker = Worker {
-            shared: Arc::downgrade(&shared),
-            handler,
-            queue: VecDeque::new(),
-            running: JoinSet::new(),
-        };
+        let worker =
+            Worker { shared: Arc::downgrade(&shared), handler, queue: VecDeque::new(), running: JoinSet::new() };
         let config = shared.config.clone();
         let padded = shared.costing.padded;
         tokio::spawn(worker.run(inbox, config, padded));
@@ -195,16 +197,10 @@ impl<I: Send + 'static, O: Send + 'static> DynamicBatcher<I, O> {
         }
     }
 
-    fn enqueue(
-        &self,
-        items: Vec<I>,
-        deadline: Option<Instant>,
-    ) -> Result<oneshot::Receiver<Result<Vec<O>>>> {
+    fn enqueue(&self, items: Vec<I>, deadline: Option<Instant>) -> Result<oneshot::Receiver<Answer<O>>> {
         let shared = &self.shared;
         if shared.closed.load(Ordering::SeqCst) {
-            return Err(EmbedError::Unavailable(
-                "the batcher is shutting down".into(),
-            ));
+            return Err(EmbedError::Unavailable("the batcher is shutting down".into()));
         }
         let n = items.len();
         let capacity = shared.config.queue_capacity;
@@ -221,6 +217,7 @@ impl<I: Send + 'static, O: Send + 'static> DynamicBatcher<I, O> {
             state: Mutex::new(SubmissionState {
                 results: (0..n).map(|_| None).collect(),
                 remaining: n,
+                timing: BatchTiming::default(),
                 reply: Some(reply),
             }),
             deadline,
@@ -239,28 +236,36 @@ impl<I: Send + 'static, O: Send + 'static> DynamicBatcher<I, O> {
             .collect();
         if shared.intake.send(Message::Items(pending)).is_err() {
             shared.queued.fetch_sub(n, Ordering::SeqCst);
-            return Err(EmbedError::Unavailable(
-                "the batcher's worker has stopped".into(),
-            ));
+            return Err(EmbedError::Unavailable("the batcher's worker has stopped".into()));
         }
         Ok(answer)
+    }
+}
+
+impl<I: Send + 'static, O: Send + 'static> DynamicBatcher<I, O> {
+    /// [`Batcher::submit`], also returning where the time went.
+    ///
+    /// # Errors
+    /// As [`Batcher::submit`].
+    pub async fn submit_timed(&self, items: Vec<I>, deadline: Option<Instant>) -> Answer<O> {
+        if items.is_empty() {
+            return Ok((Vec::new(), BatchTiming::default()));
+        }
+        let answer = self.enqueue(items, deadline)?;
+        let answered = match deadline {
+            Some(deadline) => {
+                tokio::time::timeout_at(deadline.into(), answer).await.map_err(|_| EmbedError::Timeout)?
+            }
+            None => answer.await,
+        };
+        answered.map_err(|_| EmbedError::Internal("the batcher dropped a request".into()))?
     }
 }
 
 #[async_trait]
 impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> for DynamicBatcher<I, O> {
     async fn submit(&self, items: Vec<I>, deadline: Option<Instant>) -> Result<Vec<O>> {
-        if items.is_empty() {
-            return Ok(Vec::new());
-        }
-        let answer = self.enqueue(items, deadline)?;
-        let answered = match deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline.into(), answer)
-                .await
-                .map_err(|_| EmbedError::Timeout)?,
-            None => answer.await,
-        };
-        answered.map_err(|_| EmbedError::Internal("the batcher dropped a request".into()))?
+        self.submit_timed(items, deadline).await.map(|(outputs, _)| outputs)
     }
 }
 
@@ -273,12 +278,7 @@ struct Worker<I, O> {
 }
 
 impl<I: Send + 'static, O: Send + 'static> Worker<I, O> {
-    async fn run(
-        mut self,
-        mut inbox: mpsc::UnboundedReceiver<Message<I, O>>,
-        config: BatchConfig,
-        padded: bool,
-    ) {
+    async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Message<I, O>>, config: BatchConfig, padded: bool) {
         let budget = Budget {
             max_items: config.max_batch_size,
             max_tokens: config.max_batch_tokens,
@@ -354,10 +354,7 @@ impl<I: Send + 'static, O: Send + 'static> Worker<I, O> {
         });
         let dropped = before - self.queue.len();
         if dropped > 0 {
-            tracing::debug!(
-                dropped,
-                "dropped expired or abandoned items before inference"
-            );
+            tracing::debug!(dropped, "dropped expired or abandoned items before inference");
             self.leave_queue(dropped);
         }
     }
@@ -374,14 +371,15 @@ impl<I: Send + 'static, O: Send + 'static> Worker<I, O> {
         }
         batch.reverse();
         self.leave_queue(batch.len());
+        for p in &batch {
+            let waited = p.enqueued.elapsed();
+            let mut state = p.submission.lock();
+            state.timing.queue = state.timing.queue.max(waited);
+        }
         let shape = BatchShape {
             items: batch.len(),
             tokens: budget.cost(batch.iter().map(|p| p.cost)),
-            oldest_wait: batch
-                .iter()
-                .map(|p| p.enqueued.elapsed())
-                .max()
-                .unwrap_or_default(),
+            oldest_wait: batch.iter().map(|p| p.enqueued.elapsed()).max().unwrap_or_default(),
         };
         let observer = self.shared.upgrade().map(|s| Arc::clone(&s.observer));
         if let Some(observer) = &observer {
@@ -389,10 +387,8 @@ impl<I: Send + 'static, O: Send + 'static> Worker<I, O> {
         }
         let handler = Arc::clone(&self.handler);
         self.running.spawn(async move {
-            let (items, routes): (Vec<I>, Vec<Route<O>>) = batch
-                .into_iter()
-                .map(|p| (p.item, (p.index, p.submission)))
-                .unzip();
+            let (items, routes): (Vec<I>, Vec<Route<O>>) =
+                batch.into_iter().map(|p| (p.item, (p.index, p.submission))).unzip();
             let started = Instant::now();
             // A panic in the handler ends only this inner task; it becomes an internal error.
             let outcome = tokio::spawn(async move { handler.run(items).await }).await;
@@ -409,8 +405,17 @@ impl<I: Send + 'static, O: Send + 'static> Worker<I, O> {
                     Err(EmbedError::Internal("the batch function panicked".into()))
                 }
             };
+            let inference = started.elapsed();
             if let Some(observer) = &observer {
-                observer.completed(started.elapsed(), outcome.is_ok());
+                observer.completed(inference, outcome.is_ok());
+            }
+            // Each submission in this batch spent `inference` on it, once however many items.
+            let mut credited: Vec<*const Submission<O>> = Vec::new();
+            for (_, submission) in &routes {
+                if !credited.contains(&Arc::as_ptr(submission)) {
+                    credited.push(Arc::as_ptr(submission));
+                    submission.lock().timing.inference += inference;
+                }
             }
             match outcome {
                 Ok(outputs) => {

@@ -75,12 +75,7 @@ pub fn pick(costs: &[usize], budget: &Budget) -> Vec<usize> {
 mod tests {
     use super::*;
 
-    const PADDED: Budget = Budget {
-        max_items: 4,
-        max_tokens: 100,
-        padded: true,
-        min_fill_percent: 0,
-    };
+    const PADDED: Budget = Budget { max_items: 4, max_tokens: 100, padded: true, min_fill_percent: 0 };
 
     #[test]
     fn everything_goes_when_it_fits() {
@@ -111,12 +106,7 @@ mod tests {
 
     #[test]
     fn a_long_text_does_not_pad_many_short_ones() {
-        let budget = Budget {
-            max_items: 32,
-            max_tokens: 8192,
-            padded: true,
-            min_fill_percent: 50,
-        };
+        let budget = Budget { max_items: 32, max_tokens: 8192, padded: true, min_fill_percent: 50 };
         // 130 + 14 fills 144 of 260 padded tokens (55%); a second short one would be 40%.
         assert_eq!(pick(&[130, 14, 14, 14], &budget), vec![0, 1]);
         // Short ones then go together.
@@ -125,12 +115,7 @@ mod tests {
 
     #[test]
     fn unpadded_batches_keep_queue_order_and_sum_costs() {
-        let budget = Budget {
-            max_items: 10,
-            max_tokens: 50,
-            padded: false,
-            min_fill_percent: 50,
-        };
+        let budget = Budget { max_items: 10, max_tokens: 50, padded: false, min_fill_percent: 50 };
         // 10 + 30 fits, 45 does not, 5 still does.
         assert_eq!(pick(&[10, 30, 45, 5, 20], &budget), vec![0, 1, 3]);
         assert_eq!(budget.cost([10, 30, 5].into_iter()), 45);

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aki_core::{
-    Batcher, EmbedOptions, EmbeddingProvider, Embeddings, EncodeOptions, Encoding, ModelInfo,
-    Result, vector,
+    Batcher, EmbedOptions, EmbeddingProvider, Embeddings, EncodeOptions, Encoding, ModelInfo, Result, Timing, Token,
+    vector,
 };
 use async_trait::async_trait;
 
@@ -35,22 +35,11 @@ pub struct BatchingProvider {
 
 impl BatchingProvider {
     /// Wraps `inner`; must be called inside a tokio runtime (it starts the batcher's worker).
-    pub fn new(
-        inner: Arc<dyn EmbeddingProvider>,
-        config: BatchConfig,
-        observer: Arc<dyn BatchObserver>,
-    ) -> Self {
-        let costing = Costing {
-            cost: Encoding::len,
-            padded: inner.info().is_padded,
-        };
+    pub fn new(inner: Arc<dyn EmbeddingProvider>, config: BatchConfig, observer: Arc<dyn BatchObserver>) -> Self {
+        let costing = Costing { cost: Encoding::len, padded: inner.info().is_padded };
         let handler = Arc::new(InnerModel(Arc::clone(&inner)));
         let batcher = DynamicBatcher::new(config.clone(), costing, handler, observer);
-        Self {
-            inner,
-            batcher,
-            config,
-        }
+        Self { inner, batcher, config }
     }
 
     /// The batcher, for queue depth and shutdown.
@@ -77,6 +66,10 @@ impl EmbeddingProvider for BatchingProvider {
         self.inner.encode(texts, options).await
     }
 
+    async fn tokenize(&self, texts: Vec<String>, add_special_tokens: bool) -> Result<Vec<Vec<Token>>> {
+        self.inner.tokenize(texts, add_special_tokens).await
+    }
+
     async fn embed_encoded(&self, batch: Vec<Encoding>) -> Result<Vec<Vec<f32>>> {
         self.batcher.submit(batch, self.deadline(None)).await
     }
@@ -84,17 +77,14 @@ impl EmbeddingProvider for BatchingProvider {
     async fn embed(&self, texts: Vec<String>, options: EmbedOptions) -> Result<Embeddings> {
         vector::check_dimensions(&options, self.info())?;
         let deadline = self.deadline(options.deadline);
+        let started = Instant::now();
         let encodings = self.inner.encode(texts, options.encode).await?;
+        let tokenize = started.elapsed();
         let token_counts = encodings.iter().map(Encoding::len).collect();
-        let pooled = self.batcher.submit(encodings, deadline).await?;
+        let (pooled, batch) = self.batcher.submit_timed(encodings, deadline).await?;
         let info = self.info();
-        let vectors = pooled
-            .into_iter()
-            .map(|v| vector::finish(v, &options, info))
-            .collect();
-        Ok(Embeddings {
-            vectors,
-            token_counts,
-        })
+        let vectors = pooled.into_iter().map(|v| vector::finish(v, &options, info)).collect();
+        let timing = Timing { tokenize, queue: batch.queue, inference: batch.inference };
+        Ok(Embeddings { vectors, token_counts, timing })
     }
 }

@@ -7,7 +7,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelStoreConfig {
-    /// The model served when a request names none; always allowed.
+    /// The model served when a request names none; always allowed. Not a key of this
+    /// section: servers set it from their top-level `model`.
+    #[serde(skip)]
     pub default_model: String,
     /// Further model ids or local directories requests may name. Nothing else is loadable,
     /// so a request can never make the server read an arbitrary path.
@@ -41,12 +43,7 @@ impl ModelStoreConfig {
     /// Every model requests may name, the default first.
     pub fn allowed(&self) -> Vec<String> {
         std::iter::once(self.default_model.clone())
-            .chain(
-                self.models
-                    .iter()
-                    .filter(|m| **m != self.default_model)
-                    .cloned(),
-            )
+            .chain(self.models.iter().filter(|m| **m != self.default_model).cloned())
             .collect()
     }
 }

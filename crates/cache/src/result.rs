@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aki_core::{
-    EmbedOptions, EmbeddingProvider, Embeddings, EncodeOptions, Encoding, ModelInfo, Result,
+    EmbedOptions, EmbeddingProvider, Embeddings, EncodeOptions, Encoding, ModelInfo, Result, Timing, Token,
     TruncationDirection, vector,
 };
 use async_trait::async_trait;
@@ -61,10 +61,7 @@ impl ResultCache {
     /// A cache holding up to `config.max_bytes`; `None` when the cache is off (0 bytes).
     pub fn new(config: &ResultCacheConfig) -> Option<Self> {
         (config.max_bytes > 0).then(|| Self {
-            cache: Cache::builder()
-                .max_capacity(config.max_bytes)
-                .weigher(weight)
-                .build(),
+            cache: Cache::builder().max_capacity(config.max_bytes).weigher(weight).build(),
             hits: Arc::default(),
             misses: Arc::default(),
         })
@@ -94,19 +91,13 @@ impl CachedProvider {
     /// Wraps `inner` with `cache`.
     pub fn new(inner: Arc<dyn EmbeddingProvider>, cache: ResultCache) -> Self {
         let model = Arc::from(inner.info().model_id.as_str());
-        Self {
-            inner,
-            cache,
-            model,
-        }
+        Self { inner, cache, model }
     }
 
     fn key(&self, text: &str, options: &EmbedOptions) -> Key {
         Key {
             model: Arc::clone(&self.model),
-            normalize: options
-                .normalize
-                .unwrap_or(self.inner.info().normalize_default),
+            normalize: options.normalize.unwrap_or(self.inner.info().normalize_default),
             truncate: options.encode.truncate,
             direction: options.encode.direction,
             dimensions: options.dimensions,
@@ -127,6 +118,10 @@ impl EmbeddingProvider for CachedProvider {
 
     async fn encode(&self, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>> {
         self.inner.encode(texts, options).await
+    }
+
+    async fn tokenize(&self, texts: Vec<String>, add_special_tokens: bool) -> Result<Vec<Vec<Token>>> {
+        self.inner.tokenize(texts, add_special_tokens).await
     }
 
     async fn embed_encoded(&self, batch: Vec<Encoding>) -> Result<Vec<Vec<f32>>> {
@@ -151,28 +146,16 @@ impl EmbeddingProvider for CachedProvider {
             }
             found.push(hit);
         }
-        self.cache
-            .hits
-            .fetch_add((texts.len() - wanted.len()) as u64, Ordering::Relaxed);
-        self.cache
-            .misses
-            .fetch_add(wanted.len() as u64, Ordering::Relaxed);
+        self.cache.hits.fetch_add((texts.len() - wanted.len()) as u64, Ordering::Relaxed);
+        self.cache.misses.fetch_add(wanted.len() as u64, Ordering::Relaxed);
+        let mut timing = Timing::default();
         if !missing.is_empty() {
-            let computed = self
-                .inner
-                .embed(missing.iter().map(|t| (*t).to_string()).collect(), options)
-                .await?;
+            let computed = self.inner.embed(missing.iter().map(|t| (*t).to_string()).collect(), options).await?;
+            timing = computed.timing;
             let mut values = Vec::with_capacity(missing.len());
-            for ((text, vector), tokens) in missing
-                .iter()
-                .zip(computed.vectors)
-                .zip(computed.token_counts)
-            {
+            for ((text, vector), tokens) in missing.iter().zip(computed.vectors).zip(computed.token_counts) {
                 let value = Arc::new(Cached { vector, tokens });
-                self.cache
-                    .cache
-                    .insert(self.key(text, &options), Arc::clone(&value))
-                    .await;
+                self.cache.cache.insert(self.key(text, &options), Arc::clone(&value)).await;
                 values.push(value);
             }
             for (i, slot) in wanted {
@@ -182,6 +165,7 @@ impl EmbeddingProvider for CachedProvider {
         let mut out = Embeddings {
             vectors: Vec::with_capacity(texts.len()),
             token_counts: Vec::with_capacity(texts.len()),
+            timing,
         };
         for value in found.into_iter().flatten() {
             out.vectors.push(value.vector.clone());

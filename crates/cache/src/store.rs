@@ -69,13 +69,7 @@ impl MokaModelStore {
         if config.time_to_idle_secs > 0 {
             bounded = bounded.time_to_idle(Duration::from_secs(config.time_to_idle_secs));
         }
-        Self {
-            pinned: Cache::builder().build(),
-            bounded: bounded.build(),
-            config,
-            loader,
-            counters,
-        }
+        Self { pinned: Cache::builder().build(), bounded: bounded.build(), config, loader, counters }
     }
 
     /// The store's configuration.
@@ -90,11 +84,7 @@ impl MokaModelStore {
     }
 
     fn cache_for(&self, model_id: &str) -> &Cache<String, Entry> {
-        if self.config.pin_default && model_id == self.config.default_model {
-            &self.pinned
-        } else {
-            &self.bounded
-        }
+        if self.config.pin_default && model_id == self.config.default_model { &self.pinned } else { &self.bounded }
     }
 }
 
@@ -122,11 +112,7 @@ impl ModelStore for MokaModelStore {
             }
             Ok::<_, EmbedError>(Entry { model, bytes })
         };
-        cache
-            .try_get_with(model_id.to_string(), load)
-            .await
-            .map(|e| e.model)
-            .map_err(|e| (*e).clone())
+        cache.try_get_with(model_id.to_string(), load).await.map(|e| e.model).map_err(|e| (*e).clone())
     }
 
     async fn preload(&self, model_ids: &[String]) -> Result<()> {

@@ -15,10 +15,7 @@ struct CandleLoader;
 #[async_trait]
 impl ModelLoader for CandleLoader {
     async fn load(&self, model_id: &str) -> Result<(LoadedModel, u64)> {
-        let config = CandleConfig {
-            device: "cpu".into(),
-            ..CandleConfig::for_model(model_id)
-        };
+        let config = CandleConfig { device: "cpu".into(), ..CandleConfig::for_model(model_id) };
         let backend = tokio::task::spawn_blocking(move || CandleBackend::load(&config))
             .await
             .map_err(|e| EmbedError::Internal(e.to_string()))??;
@@ -48,10 +45,7 @@ async fn ten_loads_of_one_model_cost_its_size_once() {
     );
     let id = dir.to_string_lossy().into_owned();
     let store = Arc::new(MokaModelStore::new(
-        ModelStoreConfig {
-            default_model: id.clone(),
-            ..ModelStoreConfig::default()
-        },
+        ModelStoreConfig { default_model: id.clone(), ..ModelStoreConfig::default() },
         Arc::new(CandleLoader),
     ));
     let before = rss_bytes();
@@ -69,10 +63,7 @@ async fn ten_loads_of_one_model_cost_its_size_once() {
     assert_eq!(store.stats().loads, 1);
     // Generous bound: one copy of the weights plus tokenizer and runtime overhead, far below
     // the ten copies a store without sharing would hold.
-    assert!(
-        grown < 2 * weights,
-        "resident set grew {grown} bytes for a {weights}-byte model"
-    );
+    assert!(grown < 2 * weights, "resident set grew {grown} bytes for a {weights}-byte model");
     eprintln!(
         "resident set grew by {:.1} MiB for a {:.1} MiB model",
         grown as f64 / 1048576.0,

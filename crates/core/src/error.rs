@@ -76,16 +76,10 @@ mod tests {
 
     #[test]
     fn kinds_are_transport_neutral_classes() {
-        assert_eq!(
-            EmbedError::Tokenizer("x".into()).kind(),
-            ErrorKind::Validation
-        );
+        assert_eq!(EmbedError::Tokenizer("x".into()).kind(), ErrorKind::Validation);
         assert_eq!(EmbedError::Load("x".into()).kind(), ErrorKind::Internal);
         assert_eq!(EmbedError::Timeout.kind(), ErrorKind::Timeout);
-        assert_eq!(
-            EmbedError::Overloaded("q".into()).kind(),
-            ErrorKind::Overloaded
-        );
+        assert_eq!(EmbedError::Overloaded("q".into()).kind(), ErrorKind::Overloaded);
         assert_eq!(EmbedError::NotFound("m".into()).to_string(), "not found: m");
     }
 }

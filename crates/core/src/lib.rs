@@ -17,5 +17,5 @@ pub use error::{EmbedError, ErrorKind, Result};
 pub use provider::EmbeddingProvider;
 pub use store::{LoadedModel, ModelStore, StoreStats};
 pub use types::{
-    EmbedOptions, Embeddings, EncodeOptions, Encoding, ModelInfo, Pooling, TruncationDirection,
+    EmbedOptions, Embeddings, EncodeOptions, Encoding, ModelInfo, Pooling, Timing, Token, TruncationDirection,
 };

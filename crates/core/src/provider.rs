@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use crate::{EmbedOptions, Embeddings, EncodeOptions, Encoding, ModelInfo, Result, vector};
+use crate::{EmbedOptions, Embeddings, EncodeOptions, Encoding, ModelInfo, Result, Timing, Token, vector};
 
 /// Something that turns texts into sentence vectors: a backend, or a decorator
 /// (batcher, cache) wrapping another provider.
@@ -33,6 +33,14 @@ pub trait EmbeddingProvider: Send + Sync + 'static {
     /// [`EmbedError::Tokenizer`](crate::EmbedError::Tokenizer) when the tokenizer fails.
     async fn encode(&self, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>>;
 
+    /// Tokenizes `texts` for display: ids, token texts, special flags and byte offsets, with
+    /// or without the special tokens. Not truncated.
+    ///
+    /// # Errors
+    /// MUST return [`EmbedError::Tokenizer`](crate::EmbedError::Tokenizer) when the tokenizer
+    /// fails.
+    async fn tokenize(&self, texts: Vec<String>, add_special_tokens: bool) -> Result<Vec<Vec<Token>>>;
+
     /// Runs the model on encoded inputs and returns one pooled vector per input, in order,
     /// of length [`ModelInfo::dimension`], *not* normalised (normalisation and Matryoshka
     /// truncation are per-request, see [`vector::finish`]).
@@ -54,17 +62,18 @@ pub trait EmbeddingProvider: Send + Sync + 'static {
     /// error of [`encode`](Self::encode) and [`embed_encoded`](Self::embed_encoded).
     async fn embed(&self, texts: Vec<String>, options: EmbedOptions) -> Result<Embeddings> {
         vector::check_dimensions(&options, self.info())?;
+        let started = std::time::Instant::now();
         let encodings = self.encode(texts, options.encode).await?;
+        let tokenize = started.elapsed();
         let token_counts = encodings.iter().map(Encoding::len).collect();
         let pooled = self.embed_encoded(encodings).await?;
+        let inference = started.elapsed() - tokenize;
         let info = self.info();
-        let vectors = pooled
-            .into_iter()
-            .map(|v| vector::finish(v, &options, info))
-            .collect();
+        let vectors = pooled.into_iter().map(|v| vector::finish(v, &options, info)).collect();
         Ok(Embeddings {
             vectors,
             token_counts,
+            timing: Timing { tokenize, queue: std::time::Duration::ZERO, inference },
         })
     }
 }

@@ -35,10 +35,7 @@ pub struct EncodeOptions {
 
 impl Default for EncodeOptions {
     fn default() -> Self {
-        Self {
-            truncate: true,
-            direction: TruncationDirection::Right,
-        }
+        Self { truncate: true, direction: TruncationDirection::Right }
     }
 }
 
@@ -77,6 +74,32 @@ impl Encoding {
     }
 }
 
+/// One token of a tokenized text, for display (`/tokenize`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    /// Its id in the model's vocabulary.
+    pub id: u32,
+    /// Its text as the vocabulary spells it (`##ing`, `[CLS]`).
+    pub text: String,
+    /// Whether it is a special token ([CLS], [SEP], ...).
+    pub special: bool,
+    /// Byte offset in the input where it starts (special tokens: 0).
+    pub start: usize,
+    /// Byte offset in the input where it ends.
+    pub stop: usize,
+}
+
+/// Where a request's time went; zero where a provider does not measure a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Timing {
+    /// Tokenizing the inputs.
+    pub tokenize: std::time::Duration,
+    /// Waiting in a batcher's queue (the longest wait of the request's items).
+    pub queue: std::time::Duration,
+    /// Running the model (the batches that held the request's items).
+    pub inference: std::time::Duration,
+}
+
 /// Vectors for a request, in input order, with token usage.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Embeddings {
@@ -84,6 +107,8 @@ pub struct Embeddings {
     pub vectors: Vec<Vec<f32>>,
     /// Tokens of each input (after truncation, special tokens included), in input order.
     pub token_counts: Vec<usize>,
+    /// Where the time went.
+    pub timing: Timing,
 }
 
 impl Embeddings {

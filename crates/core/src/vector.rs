@@ -8,9 +8,7 @@ use crate::{EmbedError, EmbedOptions, ModelInfo, Result};
 /// [`EmbedError::Validation`] when `dimensions` is zero or larger than the model's dimension.
 pub fn check_dimensions(options: &EmbedOptions, info: &ModelInfo) -> Result<()> {
     match options.dimensions {
-        Some(0) => Err(EmbedError::Validation(
-            "`dimensions` must be at least 1".into(),
-        )),
+        Some(0) => Err(EmbedError::Validation("`dimensions` must be at least 1".into())),
         Some(d) if d > info.dimension => Err(EmbedError::Validation(format!(
             "`dimensions` must be at most {} for model {}, got {d}",
             info.dimension, info.model_id
@@ -48,11 +46,7 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
         na += f64::from(*x) * f64::from(*x);
         nb += f64::from(*y) * f64::from(*y);
     }
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        (dot / (na.sqrt() * nb.sqrt())) as f32
-    }
+    if na == 0.0 || nb == 0.0 { 0.0 } else { (dot / (na.sqrt() * nb.sqrt())) as f32 }
 }
 
 #[cfg(test)]
@@ -75,10 +69,7 @@ mod tests {
 
     #[test]
     fn truncates_before_normalising() {
-        let opts = EmbedOptions {
-            dimensions: Some(2),
-            ..Default::default()
-        };
+        let opts = EmbedOptions { dimensions: Some(2), ..Default::default() };
         let v = finish(vec![3.0, 4.0, 100.0, 100.0], &opts, &info());
         assert_eq!(v.len(), 2);
         assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6);
@@ -86,10 +77,7 @@ mod tests {
 
     #[test]
     fn normalize_false_keeps_raw_values() {
-        let opts = EmbedOptions {
-            normalize: Some(false),
-            ..Default::default()
-        };
+        let opts = EmbedOptions { normalize: Some(false), ..Default::default() };
         assert_eq!(finish(vec![3.0, 4.0], &opts, &info()), vec![3.0, 4.0]);
     }
 
@@ -103,10 +91,7 @@ mod tests {
     #[test]
     fn dimensions_are_checked() {
         let i = info();
-        let bad = |d| EmbedOptions {
-            dimensions: Some(d),
-            ..Default::default()
-        };
+        let bad = |d| EmbedOptions { dimensions: Some(d), ..Default::default() };
         assert!(check_dimensions(&bad(0), &i).is_err());
         assert!(check_dimensions(&bad(5), &i).is_err());
         assert!(check_dimensions(&bad(4), &i).is_ok());

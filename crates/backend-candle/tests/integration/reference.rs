@@ -36,9 +36,7 @@ struct TokenIdItem {
 }
 
 fn fixture<T: for<'de> Deserialize<'de>>(name: &str) -> T {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -76,10 +74,7 @@ async fn model_facts_come_from_its_files() {
     let reference = reference();
     assert_eq!(info.dimension, reference.dim);
     assert_eq!(info.max_input_tokens, reference.max_seq_length);
-    assert!(
-        info.normalize_default,
-        "modules.json lists a Normalize module"
-    );
+    assert!(info.normalize_default, "modules.json lists a Normalize module");
 }
 
 #[tokio::test]
@@ -87,10 +82,7 @@ async fn every_item_embedded_alone_matches_the_reference() {
     let backend = backend();
     let mut failures = Vec::new();
     for item in reference().items {
-        let out = backend
-            .embed(vec![item.text.clone()], EmbedOptions::default())
-            .await
-            .expect("embeds");
+        let out = backend.embed(vec![item.text.clone()], EmbedOptions::default()).await.expect("embeds");
         let cos = cosine(&out.vectors[0], &item.embedding);
         if cos < MIN_COSINE || out.tokens() != item.tokens {
             failures.push(format!(
@@ -102,52 +94,32 @@ async fn every_item_embedded_alone_matches_the_reference() {
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "items off the reference:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "items off the reference:\n{}", failures.join("\n"));
 }
 
 #[tokio::test]
 async fn all_items_in_one_padded_batch_match_the_reference() {
     let items = reference().items;
     let texts: Vec<String> = items.iter().map(|i| i.text.clone()).collect();
-    let out = backend()
-        .embed(texts, EmbedOptions::default())
-        .await
-        .expect("embeds");
+    let out = backend().embed(texts, EmbedOptions::default()).await.expect("embeds");
     assert_eq!(out.vectors.len(), items.len());
-    assert_eq!(
-        out.token_counts,
-        items.iter().map(|i| i.tokens).collect::<Vec<_>>()
-    );
+    assert_eq!(out.token_counts, items.iter().map(|i| i.tokens).collect::<Vec<_>>());
     let mut failures = Vec::new();
     for (item, vector) in items.iter().zip(&out.vectors) {
         let cos = cosine(vector, &item.embedding);
         let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
         if cos < MIN_COSINE || (norm - 1.0).abs() > 1e-4 {
-            failures.push(format!(
-                "{} {:?}: cosine {cos}, norm {norm}",
-                item.kind, item.text
-            ));
+            failures.push(format!("{} {:?}: cosine {cos}, norm {norm}", item.kind, item.text));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "items off the reference in a batch:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "items off the reference in a batch:\n{}", failures.join("\n"));
 }
 
 #[tokio::test]
 async fn token_ids_equal_the_reference_tokenizer() {
     let expected: TokenIds = fixture("reference_token_ids.json");
     let texts: Vec<String> = expected.items.iter().map(|i| i.text.clone()).collect();
-    let encodings = backend()
-        .encode(texts, EncodeOptions::default())
-        .await
-        .expect("encodes");
+    let encodings = backend().encode(texts, EncodeOptions::default()).await.expect("encodes");
     for (want, got) in expected.items.iter().zip(&encodings) {
         assert_eq!(got.ids, want.input_ids, "token ids of {:?}", want.text);
     }
@@ -155,21 +127,9 @@ async fn token_ids_equal_the_reference_tokenizer() {
 
 #[tokio::test]
 async fn over_long_input_without_truncation_is_a_validation_error() {
-    let long = reference()
-        .items
-        .into_iter()
-        .find(|i| i.tokens == 256)
-        .expect("a long fixture");
-    let options = EmbedOptions {
-        encode: EncodeOptions {
-            truncate: false,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let err = backend()
-        .embed(vec![long.text], options)
-        .await
-        .expect_err("too long");
+    let long = reference().items.into_iter().find(|i| i.tokens == 256).expect("a long fixture");
+    let options =
+        EmbedOptions { encode: EncodeOptions { truncate: false, ..Default::default() }, ..Default::default() };
+    let err = backend().embed(vec![long.text], options).await.expect_err("too long");
     assert_eq!(err.kind(), aki_core::ErrorKind::Validation, "{err}");
 }

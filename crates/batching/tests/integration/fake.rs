@@ -19,13 +19,7 @@ pub struct Item {
 
 impl Item {
     pub fn new(caller: usize, index: usize, cost: usize) -> Self {
-        Self {
-            caller,
-            index,
-            cost,
-            fail: false,
-            panic: false,
-        }
+        Self { caller, index, cost, fail: false, panic: false }
     }
 }
 
@@ -39,17 +33,11 @@ pub struct Fake {
 
 impl Fake {
     pub fn slow(delay: Duration) -> Arc<Self> {
-        Arc::new(Self {
-            delay,
-            ..Self::default()
-        })
+        Arc::new(Self { delay, ..Self::default() })
     }
 
     pub fn batches(&self) -> Vec<Vec<Item>> {
-        self.batches
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.batches.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     pub fn items_seen(&self) -> Vec<Item> {
@@ -60,10 +48,7 @@ impl Fake {
 #[async_trait]
 impl BatchHandler<Item, (usize, usize)> for Fake {
     async fn run(&self, items: Vec<Item>) -> Result<Vec<(usize, usize)>> {
-        self.batches
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(items.clone());
+        self.batches.lock().unwrap_or_else(PoisonError::into_inner).push(items.clone());
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
@@ -75,19 +60,7 @@ impl BatchHandler<Item, (usize, usize)> for Fake {
     }
 }
 
-pub fn batcher(
-    config: BatchConfig,
-    fake: &Arc<Fake>,
-    padded: bool,
-) -> DynamicBatcher<Item, (usize, usize)> {
-    let costing = Costing {
-        cost: |i: &Item| i.cost,
-        padded,
-    };
-    DynamicBatcher::new(
-        config,
-        costing,
-        Arc::clone(fake) as Arc<dyn BatchHandler<_, _>>,
-        Arc::new(NoObserver),
-    )
+pub fn batcher(config: BatchConfig, fake: &Arc<Fake>, padded: bool) -> DynamicBatcher<Item, (usize, usize)> {
+    let costing = Costing { cost: |i: &Item| i.cost, padded };
+    DynamicBatcher::new(config, costing, Arc::clone(fake) as Arc<dyn BatchHandler<_, _>>, Arc::new(NoObserver))
 }

@@ -23,34 +23,23 @@ struct Workload {
 
 fn workload() -> impl Strategy<Value = Workload> {
     (
-        prop::collection::vec(
-            (
-                prop::collection::vec(1usize..40, 1..70),
-                prop::bool::weighted(0.15),
-            ),
-            1..24,
-        ),
+        prop::collection::vec((prop::collection::vec(1usize..40, 1..70), prop::bool::weighted(0.15)), 1..24),
         1usize..40,
         40usize..400,
         any::<bool>(),
         0u64..3,
     )
-        .prop_map(
-            |(callers, max_batch_size, max_batch_tokens, padded, delay_ms)| Workload {
-                callers,
-                max_batch_size,
-                max_batch_tokens,
-                padded,
-                delay_ms,
-            },
-        )
+        .prop_map(|(callers, max_batch_size, max_batch_tokens, padded, delay_ms)| Workload {
+            callers,
+            max_batch_size,
+            max_batch_tokens,
+            padded,
+            delay_ms,
+        })
 }
 
 fn run(w: &Workload) -> Result<(), TestCaseError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
         let fake = Fake::slow(Duration::from_millis(w.delay_ms));
         let config = BatchConfig {
@@ -67,10 +56,7 @@ fn run(w: &Workload) -> Result<(), TestCaseError> {
                 let items: Vec<Item> = costs
                     .iter()
                     .enumerate()
-                    .map(|(index, &cost)| Item {
-                        fail: *poisoned && index == 0,
-                        ..Item::new(caller, index, cost)
-                    })
+                    .map(|(index, &cost)| Item { fail: *poisoned && index == 0, ..Item::new(caller, index, cost) })
                     .collect();
                 let b = b.clone();
                 tokio::spawn(async move { b.submit(items, None).await })
@@ -83,12 +69,7 @@ fn run(w: &Workload) -> Result<(), TestCaseError> {
                 Ok(out) => {
                     prop_assert!(!poisoned, "a poisoned request succeeded");
                     let want: Vec<(usize, usize)> = (0..costs.len()).map(|i| (caller, i)).collect();
-                    prop_assert_eq!(
-                        out,
-                        want,
-                        "caller {} got someone else's results or the wrong order",
-                        caller
-                    );
+                    prop_assert_eq!(out, want, "caller {} got someone else's results or the wrong order", caller);
                 }
                 Err(e) => {
                     prop_assert_eq!(e, EmbedError::Backend("injected failure".into()));
@@ -97,12 +78,8 @@ fn run(w: &Workload) -> Result<(), TestCaseError> {
             }
         }
         let min_fill_percent = BatchConfig::default().min_fill_percent;
-        let budget = Budget {
-            max_items: w.max_batch_size,
-            max_tokens: w.max_batch_tokens,
-            padded: w.padded,
-            min_fill_percent,
-        };
+        let budget =
+            Budget { max_items: w.max_batch_size, max_tokens: w.max_batch_tokens, padded: w.padded, min_fill_percent };
         let batches = fake.batches();
         let mut seen = HashSet::new();
         for batch in &batches {
@@ -112,17 +89,11 @@ fn run(w: &Workload) -> Result<(), TestCaseError> {
                 prop_assert!(cost <= w.max_batch_tokens, "token budget broken");
                 if w.padded {
                     let real: usize = batch.iter().map(|i| i.cost).sum();
-                    prop_assert!(
-                        real * 100 >= cost * min_fill_percent,
-                        "batch padded below the fill ratio"
-                    );
+                    prop_assert!(real * 100 >= cost * min_fill_percent, "batch padded below the fill ratio");
                 }
             }
             for item in batch {
-                prop_assert!(
-                    seen.insert((item.caller, item.index)),
-                    "item computed twice"
-                );
+                prop_assert!(seen.insert((item.caller, item.index)), "item computed twice");
             }
         }
         // Every item of a successful caller was computed exactly once.
@@ -135,14 +106,9 @@ fn run(w: &Workload) -> Result<(), TestCaseError> {
         }
         // A failure only reaches callers that shared a batch with a poisoned item.
         for caller in &failed_callers {
-            let shared_a_failed_batch = batches
-                .iter()
-                .any(|b| b.iter().any(|i| i.caller == *caller) && b.iter().any(|i| i.fail));
-            prop_assert!(
-                shared_a_failed_batch,
-                "caller {} failed without a failing batch",
-                caller
-            );
+            let shared_a_failed_batch =
+                batches.iter().any(|b| b.iter().any(|i| i.caller == *caller) && b.iter().any(|i| i.fail));
+            prop_assert!(shared_a_failed_batch, "caller {} failed without a failing batch", caller);
         }
         Ok(())
     })
@@ -167,21 +133,11 @@ fn the_fake_really_fails_poisoned_batches() {
         padded: true,
         delay_ms: 0,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let fake = Arc::new(Fake::default());
     let out = runtime.block_on(async {
         let b = batcher(BatchConfig::default(), &fake, w.padded);
-        b.submit(
-            vec![Item {
-                fail: true,
-                ..Item::new(0, 0, 3)
-            }],
-            None,
-        )
-        .await
+        b.submit(vec![Item { fail: true, ..Item::new(0, 0, 3) }], None).await
     });
     assert!(out.is_err());
     run(&w).expect("property holds for a poisoned caller");

@@ -15,28 +15,14 @@ async fn concurrent_requests_through_the_batcher_match_the_reference() {
         "model missing in {}: run `cargo xtask fetch-model`",
         dir.display()
     );
-    let config = CandleConfig {
-        device: "cpu".into(),
-        ..CandleConfig::for_model(dir.to_string_lossy())
-    };
+    let config = CandleConfig { device: "cpu".into(), ..CandleConfig::for_model(dir.to_string_lossy()) };
     let backend: Arc<dyn EmbeddingProvider> = Arc::new(
-        tokio::task::spawn_blocking(move || CandleBackend::load(&config))
-            .await
-            .expect("task")
-            .expect("loads"),
+        tokio::task::spawn_blocking(move || CandleBackend::load(&config)).await.expect("task").expect("loads"),
     );
-    let batching = Arc::new(BatchingProvider::new(
-        Arc::clone(&backend),
-        BatchConfig::default(),
-        Arc::new(NoObserver),
-    ));
+    let batching = Arc::new(BatchingProvider::new(Arc::clone(&backend), BatchConfig::default(), Arc::new(NoObserver)));
 
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../backend-candle/tests/fixtures/reference.json"
-    );
-    let reference: Value =
-        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../backend-candle/tests/fixtures/reference.json");
+    let reference: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
     let items = reference["items"].as_array().expect("items");
 
     // Every fixture as its own concurrent request: mixed lengths end up in shared batches.
@@ -48,14 +34,8 @@ async fn concurrent_requests_through_the_batcher_match_the_reference() {
             tokio::spawn(async move { batching.embed(vec![text], EmbedOptions::default()).await })
         })
         .collect();
-    let direct_texts: Vec<String> = items
-        .iter()
-        .map(|i| i["text"].as_str().expect("text").to_string())
-        .collect();
-    let direct = backend
-        .embed(direct_texts, EmbedOptions::default())
-        .await
-        .expect("direct");
+    let direct_texts: Vec<String> = items.iter().map(|i| i["text"].as_str().expect("text").to_string()).collect();
+    let direct = backend.embed(direct_texts, EmbedOptions::default()).await.expect("direct");
     for ((item, call), direct) in items.iter().zip(calls).zip(&direct.vectors) {
         let out = call.await.expect("task").expect("batched");
         let want: Vec<f32> = item["embedding"]
@@ -64,19 +44,8 @@ async fn concurrent_requests_through_the_batcher_match_the_reference() {
             .iter()
             .map(|x| x.as_f64().expect("number") as f32)
             .collect();
-        assert_eq!(
-            out.tokens(),
-            item["tokens"].as_u64().expect("tokens") as usize
-        );
-        assert!(
-            cosine(&out.vectors[0], direct) >= 0.9999,
-            "batched differs from direct for {:?}",
-            item["text"]
-        );
-        assert!(
-            cosine(&out.vectors[0], &want) >= 0.9999,
-            "batched differs from reference for {:?}",
-            item["text"]
-        );
+        assert_eq!(out.tokens(), item["tokens"].as_u64().expect("tokens") as usize);
+        assert!(cosine(&out.vectors[0], direct) >= 0.9999, "batched differs from direct for {:?}", item["text"]);
+        assert!(cosine(&out.vectors[0], &want) >= 0.9999, "batched differs from reference for {:?}", item["text"]);
     }
 }

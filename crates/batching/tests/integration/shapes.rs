@@ -10,10 +10,7 @@ use aki_core::{Batcher, EmbedError, ErrorKind};
 use crate::fake::{Fake, Item, batcher};
 
 fn config(max_batch_size: usize) -> BatchConfig {
-    BatchConfig {
-        max_batch_size,
-        ..BatchConfig::default()
-    }
+    BatchConfig { max_batch_size, ..BatchConfig::default() }
 }
 
 async fn settle() {
@@ -31,60 +28,25 @@ async fn fifty_concurrent_single_requests_make_few_full_batches() {
         })
         .collect();
     for (caller, call) in calls.into_iter().enumerate() {
-        assert_eq!(
-            call.await.expect("task").expect("result"),
-            vec![(caller, 0)]
-        );
+        assert_eq!(call.await.expect("task").expect("result"), vec![(caller, 0)]);
     }
     let batches = fake.batches();
-    assert!(
-        batches.iter().all(|b| b.len() <= 8),
-        "a batch over max_batch_size"
-    );
+    assert!(batches.iter().all(|b| b.len() <= 8), "a batch over max_batch_size");
     // 50 items at 8 per batch is 7 batches; the first may leave alone before the rest arrive.
-    assert!(
-        batches.len() <= 8,
-        "{} batches for 50 requests",
-        batches.len()
-    );
-    assert_eq!(
-        batches.iter().map(Vec::len).sum::<usize>(),
-        50,
-        "each item computed once"
-    );
+    assert!(batches.len() <= 8, "{} batches for 50 requests", batches.len());
+    assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 50, "each item computed once");
 }
 
 #[tokio::test]
 async fn a_lone_request_at_idle_is_dispatched_without_waiting() {
     let fake = Fake::slow(Duration::ZERO);
-    let b = batcher(
-        BatchConfig {
-            max_wait_ms: 0,
-            ..config(32)
-        },
-        &fake,
-        true,
-    );
-    let out = tokio::time::timeout(
-        Duration::from_secs(2),
-        b.submit(vec![Item::new(1, 0, 5)], None),
-    )
-    .await;
-    assert_eq!(
-        out.expect("no timer held it").expect("result"),
-        vec![(1, 0)]
-    );
+    let b = batcher(BatchConfig { max_wait_ms: 0, ..config(32) }, &fake, true);
+    let out = tokio::time::timeout(Duration::from_secs(2), b.submit(vec![Item::new(1, 0, 5)], None)).await;
+    assert_eq!(out.expect("no timer held it").expect("result"), vec![(1, 0)]);
 
     // With a wait window, the same lone request is held for a fuller batch...
     let fake = Fake::slow(Duration::ZERO);
-    let b = batcher(
-        BatchConfig {
-            max_wait_ms: 60_000,
-            ..config(4)
-        },
-        &fake,
-        true,
-    );
+    let b = batcher(BatchConfig { max_wait_ms: 60_000, ..config(4) }, &fake, true);
     let lone = tokio::spawn({
         let b = b.clone();
         async move { b.submit(vec![Item::new(1, 0, 5)], None).await }
@@ -93,10 +55,7 @@ async fn a_lone_request_at_idle_is_dispatched_without_waiting() {
     assert!(fake.batches().is_empty(), "held by max_wait");
     // ...until a full batch is queued, which leaves at once.
     let rest = b.submit((1..4).map(|i| Item::new(2, i, 5)).collect(), None);
-    tokio::time::timeout(Duration::from_secs(2), rest)
-        .await
-        .expect("full batch leaves")
-        .expect("result");
+    tokio::time::timeout(Duration::from_secs(2), rest).await.expect("full batch leaves").expect("result");
     assert_eq!(lone.await.expect("task").expect("result"), vec![(1, 0)]);
     assert_eq!(fake.batches().len(), 1);
 }
@@ -104,14 +63,7 @@ async fn a_lone_request_at_idle_is_dispatched_without_waiting() {
 #[tokio::test]
 async fn a_full_queue_answers_overloaded_at_once() {
     let fake = Fake::slow(Duration::from_millis(300));
-    let b = batcher(
-        BatchConfig {
-            queue_capacity: 4,
-            ..config(1)
-        },
-        &fake,
-        true,
-    );
+    let b = batcher(BatchConfig { queue_capacity: 4, ..config(1) }, &fake, true);
     let running = tokio::spawn({
         let b = b.clone();
         async move { b.submit(vec![Item::new(0, 0, 1)], None).await }
@@ -119,32 +71,16 @@ async fn a_full_queue_answers_overloaded_at_once() {
     settle().await;
     let queued = tokio::spawn({
         let b = b.clone();
-        async move {
-            b.submit((0..4).map(|i| Item::new(1, i, 1)).collect(), None)
-                .await
-        }
+        async move { b.submit((0..4).map(|i| Item::new(1, i, 1)).collect(), None).await }
     });
     settle().await;
     assert_eq!(b.queue_depth(), 4);
     let started = Instant::now();
-    let err = b
-        .submit(vec![Item::new(2, 0, 1)], None)
-        .await
-        .expect_err("queue full");
+    let err = b.submit(vec![Item::new(2, 0, 1)], None).await.expect_err("queue full");
     assert_eq!(err.kind(), ErrorKind::Overloaded);
-    assert!(
-        started.elapsed() < Duration::from_millis(100),
-        "rejected at once, not after waiting"
-    );
+    assert!(started.elapsed() < Duration::from_millis(100), "rejected at once, not after waiting");
     running.await.expect("task").expect("first request served");
-    assert_eq!(
-        queued
-            .await
-            .expect("task")
-            .expect("queued request served")
-            .len(),
-        4
-    );
+    assert_eq!(queued.await.expect("task").expect("queued request served").len(), 4);
     assert_eq!(b.queue_depth(), 0);
 }
 
@@ -158,22 +94,12 @@ async fn expired_and_cancelled_requests_never_reach_the_backend() {
     });
     settle().await;
     // Expires while the model is busy.
-    let expiring = b.submit(
-        vec![Item::new(1, 0, 1)],
-        Some(Instant::now() + Duration::from_millis(20)),
-    );
+    let expiring = b.submit(vec![Item::new(1, 0, 1)], Some(Instant::now() + Duration::from_millis(20)));
     assert_eq!(expiring.await.expect_err("expired"), EmbedError::Timeout);
     // Abandoned: the caller drops its future while the item is queued.
-    let abandoned = tokio::time::timeout(
-        Duration::from_millis(20),
-        b.submit(vec![Item::new(2, 0, 1)], None),
-    )
-    .await;
+    let abandoned = tokio::time::timeout(Duration::from_millis(20), b.submit(vec![Item::new(2, 0, 1)], None)).await;
     assert!(abandoned.is_err(), "the caller gave up");
-    let kept = b
-        .submit(vec![Item::new(3, 0, 1)], None)
-        .await
-        .expect("served");
+    let kept = b.submit(vec![Item::new(3, 0, 1)], None).await.expect("served");
     assert_eq!(kept, vec![(3, 0)]);
     busy.await.expect("task").expect("served");
     let callers: Vec<usize> = fake.items_seen().iter().map(|i| i.caller).collect();
@@ -195,15 +121,9 @@ async fn a_failing_or_panicking_batch_fails_only_its_own_requests() {
         b.submit(vec![Item::new(3, 0, 1)], None),
     );
     assert_eq!(ok_before.expect("served"), vec![(0, 0)]);
-    assert_eq!(
-        failed.expect_err("backend error"),
-        EmbedError::Backend("injected failure".into())
-    );
+    assert_eq!(failed.expect_err("backend error"), EmbedError::Backend("injected failure".into()));
     assert_eq!(panicked.expect_err("panic").kind(), ErrorKind::Internal);
-    assert_eq!(
-        ok_after.expect("the worker survived the panic"),
-        vec![(3, 0)]
-    );
+    assert_eq!(ok_after.expect("the worker survived the panic"), vec![(3, 0)]);
 }
 
 #[tokio::test]
@@ -229,18 +149,11 @@ async fn shutdown_drains_the_queue_then_refuses_new_work() {
         .collect();
     settle().await;
     b.shutdown().await;
-    assert_eq!(
-        fake.items_seen().len(),
-        10,
-        "everything queued was computed before shutdown returned"
-    );
+    assert_eq!(fake.items_seen().len(), 10, "everything queued was computed before shutdown returned");
     for call in calls {
         call.await.expect("task").expect("served");
     }
-    let err = b
-        .submit(vec![Item::new(99, 0, 1)], None)
-        .await
-        .expect_err("closed");
+    let err = b.submit(vec![Item::new(99, 0, 1)], None).await.expect_err("closed");
     assert_eq!(err.kind(), ErrorKind::Unavailable);
 }
 
@@ -262,27 +175,13 @@ async fn observer_sees_every_dispatch_within_limits() {
     }
     let fake = Fake::slow(Duration::from_millis(5));
     let record = Arc::new(Record::default());
-    let costing = Costing {
-        cost: |i: &Item| i.cost,
-        padded: true,
-    };
-    let config = BatchConfig {
-        max_batch_tokens: 40,
-        ..config(8)
-    };
-    let b = DynamicBatcher::new(
-        config,
-        costing,
-        Arc::clone(&fake) as _,
-        Arc::clone(&record) as _,
-    );
+    let costing = Costing { cost: |i: &Item| i.cost, padded: true };
+    let config = BatchConfig { max_batch_tokens: 40, ..config(8) };
+    let b = DynamicBatcher::new(config, costing, Arc::clone(&fake) as _, Arc::clone(&record) as _);
     let items: Vec<Item> = (0..40).map(|i| Item::new(0, i, 3 + i % 9)).collect();
     b.submit(items, None).await.expect("served");
     let shapes = record.0.lock().expect("lock").clone();
     assert_eq!(shapes.iter().map(|s| s.items).sum::<usize>(), 40);
-    assert!(
-        shapes.iter().all(|s| s.tokens <= 40 && s.items <= 8),
-        "{shapes:?}"
-    );
+    assert!(shapes.iter().all(|s| s.tokens <= 40 && s.items <= 8), "{shapes:?}");
     assert_eq!(*record.1.lock().expect("lock"), shapes.len());
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use aki_cache::ModelLoader;
 use aki_core::{
-    EmbedError, EmbedOptions, EmbeddingProvider, Embeddings, EncodeOptions, Encoding, LoadedModel,
-    ModelInfo, Pooling, Result,
+    EmbedError, EmbedOptions, EmbeddingProvider, Embeddings, EncodeOptions, Encoding, LoadedModel, ModelInfo, Pooling,
+    Result, Token,
 };
 use async_trait::async_trait;
 
@@ -31,6 +31,7 @@ mockall::mock! {
         fn info(&self) -> &ModelInfo;
         async fn health(&self) -> Result<()>;
         async fn encode(&self, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>>;
+        async fn tokenize(&self, texts: Vec<String>, add_special_tokens: bool) -> Result<Vec<Vec<Token>>>;
         async fn embed_encoded(&self, batch: Vec<Encoding>) -> Result<Vec<Vec<f32>>>;
         async fn embed(&self, texts: Vec<String>, options: EmbedOptions) -> Result<Embeddings>;
     }
@@ -53,11 +54,7 @@ pub struct CountingLoader {
 
 impl CountingLoader {
     pub fn new(bytes: u64) -> Arc<Self> {
-        Arc::new(Self {
-            calls: AtomicUsize::new(0),
-            failures_left: AtomicUsize::new(0),
-            bytes,
-        })
+        Arc::new(Self { calls: AtomicUsize::new(0), failures_left: AtomicUsize::new(0), bytes })
     }
 
     pub fn calls(&self) -> usize {

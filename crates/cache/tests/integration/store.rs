@@ -42,17 +42,11 @@ async fn ten_concurrent_callers_share_one_load_and_one_instance() {
         models.push(call.await.expect("task").expect("loads"));
     }
     assert_eq!(loader.calls(), 1, "loaded exactly once");
-    assert!(
-        models.iter().all(|m| Arc::ptr_eq(m, &models[0])),
-        "every caller got the same instance"
-    );
+    assert!(models.iter().all(|m| Arc::ptr_eq(m, &models[0])), "every caller got the same instance");
     let again = store.get_or_load("other").await.expect("cached");
     assert!(Arc::ptr_eq(&again, &models[0]));
     let stats = store.stats();
-    assert_eq!(
-        (stats.loads, stats.models.clone()),
-        (1, vec![("other".to_string(), MIB)])
-    );
+    assert_eq!((stats.loads, stats.models.clone()), (1, vec![("other".to_string(), MIB)]));
     assert_eq!(stats.hits + stats.misses, 11);
     assert!(stats.hits >= 1);
 }
@@ -73,10 +67,7 @@ async fn a_failed_load_reaches_every_waiter_and_is_retried_next_time() {
         assert_eq!(err, EmbedError::Load("default: injected failure".into()));
     }
     assert_eq!(loader.calls(), 1, "waiters shared the failing load");
-    store
-        .get_or_load("default")
-        .await
-        .expect("the next call loads again");
+    store.get_or_load("default").await.expect("the next call loads again");
     assert_eq!(loader.calls(), 2);
 }
 
@@ -84,38 +75,19 @@ async fn a_failed_load_reaches_every_waiter_and_is_retried_next_time() {
 async fn weight_bound_evicts_least_recently_used_but_never_the_pinned_default() {
     let loader = CountingLoader::new(100 * MIB);
     let store = MokaModelStore::new(
-        ModelStoreConfig {
-            max_weight_bytes: 250 * MIB,
-            ..config(&["a", "b", "c"])
-        },
+        ModelStoreConfig { max_weight_bytes: 250 * MIB, ..config(&["a", "b", "c"]) },
         loader.clone(),
     );
-    store
-        .preload(&["default".into(), "a".into(), "b".into()])
-        .await
-        .expect("preload");
+    store.preload(&["default".into(), "a".into(), "b".into()]).await.expect("preload");
     store.run_pending_tasks().await;
-    assert_eq!(
-        store.stats().evictions,
-        0,
-        "default (pinned) + a + b: 200 MiB evictable, within 250"
-    );
+    assert_eq!(store.stats().evictions, 0, "default (pinned) + a + b: 200 MiB evictable, within 250");
     store.get_or_load("c").await.expect("loads c");
     store.run_pending_tasks().await;
     let stats = store.stats();
     let loaded: Vec<&str> = stats.models.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(stats.evictions, 1);
-    assert_eq!(
-        loaded,
-        vec!["b", "c", "default"],
-        "a was the least recently used"
-    );
-    let unpinned: u64 = stats
-        .models
-        .iter()
-        .filter(|(id, _)| id != "default")
-        .map(|(_, b)| b)
-        .sum();
+    assert_eq!(loaded, vec!["b", "c", "default"], "a was the least recently used");
+    let unpinned: u64 = stats.models.iter().filter(|(id, _)| id != "default").map(|(_, b)| b).sum();
     assert!(unpinned <= 250 * MIB);
     // Pinned even though the default alone could be evicted under a tighter bound.
     store.get_or_load("a").await.expect("reloads a");
@@ -140,23 +112,10 @@ async fn only_configured_models_are_loadable() {
 #[tokio::test]
 async fn idle_models_are_unloaded_after_time_to_idle() {
     let loader = CountingLoader::new(MIB);
-    let store = MokaModelStore::new(
-        ModelStoreConfig {
-            time_to_idle_secs: 1,
-            ..config(&["a"])
-        },
-        loader.clone(),
-    );
-    store
-        .preload(&["default".into(), "a".into()])
-        .await
-        .expect("preload");
+    let store = MokaModelStore::new(ModelStoreConfig { time_to_idle_secs: 1, ..config(&["a"]) }, loader.clone());
+    store.preload(&["default".into(), "a".into()]).await.expect("preload");
     tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
     store.run_pending_tasks().await;
     let loaded: Vec<String> = store.stats().models.into_iter().map(|(id, _)| id).collect();
-    assert_eq!(
-        loaded,
-        vec!["default".to_string()],
-        "a idled out; the pinned default stays"
-    );
+    assert_eq!(loaded, vec!["default".to_string()], "a idled out; the pinned default stays");
 }
