@@ -2,10 +2,10 @@
 
 use aki_core::{EmbedError, Result, paths::DEFAULT_MODEL};
 use candle_core::{DType, Device};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Configuration of a [`CandleBackend`](crate::CandleBackend).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CandleConfig {
     /// A Hugging Face model id (`org/name`) or a local model directory. Not a key of this

@@ -159,7 +159,7 @@ fn load_err(dir: &TempDir) -> String {
     match CandleBackend::load(&config(dir)) {
         Ok(_) => panic!("a broken model loaded"),
         Err(e) => {
-            assert_eq!(e.kind(), ErrorKind::Internal);
+            assert_eq!(e.kind(), ErrorKind::Unavailable);
             assert!(matches!(e, EmbedError::Load(_)), "{e}");
             e.to_string()
         }

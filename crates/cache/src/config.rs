@@ -1,10 +1,10 @@
 //! Configuration sections owned by `aki-cache`: the model store and the result cache.
 
 use aki_core::paths::DEFAULT_MODEL;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Which models may be served, and how many stay loaded.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelStoreConfig {
     /// The model served when a request names none; always allowed. Not a key of this
@@ -49,7 +49,7 @@ impl ModelStoreConfig {
 }
 
 /// Bound of the result cache.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct ResultCacheConfig {
     /// Bytes of vectors and texts kept; 0 (the default) turns the cache off.

@@ -19,6 +19,8 @@ pub enum ErrorKind {
     Timeout,
     /// The named model (or other resource) does not exist or is not allowed.
     NotFound,
+    /// Inference failed inside the model backend (TEI answers these with 424).
+    Backend,
     /// A fault inside the server or its backend; details are logged, not returned.
     Internal,
 }
@@ -65,7 +67,9 @@ impl EmbedError {
             Self::Timeout => ErrorKind::Timeout,
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::Tokenizer(_) => ErrorKind::Validation,
-            Self::Load(_) | Self::Backend(_) | Self::Internal(_) => ErrorKind::Internal,
+            Self::Load(_) => ErrorKind::Unavailable,
+            Self::Backend(_) => ErrorKind::Backend,
+            Self::Internal(_) => ErrorKind::Internal,
         }
     }
 }
@@ -77,7 +81,8 @@ mod tests {
     #[test]
     fn kinds_are_transport_neutral_classes() {
         assert_eq!(EmbedError::Tokenizer("x".into()).kind(), ErrorKind::Validation);
-        assert_eq!(EmbedError::Load("x".into()).kind(), ErrorKind::Internal);
+        assert_eq!(EmbedError::Load("x".into()).kind(), ErrorKind::Unavailable);
+        assert_eq!(EmbedError::Backend("x".into()).kind(), ErrorKind::Backend);
         assert_eq!(EmbedError::Timeout.kind(), ErrorKind::Timeout);
         assert_eq!(EmbedError::Overloaded("q".into()).kind(), ErrorKind::Overloaded);
         assert_eq!(EmbedError::NotFound("m".into()).to_string(), "not found: m");

@@ -1,0 +1,285 @@
+//! `AppConfig`: every setting of a server, layered with figment.
+
+use std::path::PathBuf;
+
+use aki_backend_candle::CandleConfig;
+use aki_batching::BatchConfig;
+use aki_cache::{ModelStoreConfig, ResultCacheConfig};
+use aki_core::paths::DEFAULT_MODEL;
+use anyhow::{Context, Result, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// A secret string: shown as `***` in `Debug` output and logs.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Limits that protect the process from oversized or slow requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body in bytes (413 beyond).
+    pub body_limit_bytes: usize,
+    /// Most inputs in one request (422 beyond).
+    pub max_inputs: usize,
+    /// Most characters in one input (422 beyond), before tokenization.
+    pub max_input_chars: usize,
+    /// Time a request may take, in milliseconds; queued work past it is dropped.
+    pub request_timeout_ms: u64,
+    /// On SIGINT/SIGTERM, how long in-flight requests may take to finish, in seconds.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 2 * 1024 * 1024,
+            max_inputs: 2048,
+            max_input_chars: 100_000,
+            request_timeout_ms: 30_000,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+/// Every setting of a server. Keys are documented in `docs/configuration.md`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppConfig {
+    /// Address to listen on.
+    pub host: String,
+    /// Port to listen on.
+    pub port: u16,
+    /// The default model: a hub id or a local directory.
+    pub model: String,
+    /// When set, API routes require `Authorization: Bearer <api_key>`.
+    pub api_key: Option<Secret>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Origins allowed by CORS; empty (the default) sends no CORS headers.
+    pub cors_allow_origins: Vec<String>,
+    /// Port of the Prometheus `/metrics` endpoint for servers that do not speak HTTP
+    /// themselves (`aki-grpc`); 0 turns it off.
+    pub metrics_port: u16,
+    /// Request limits.
+    pub limits: Limits,
+    /// Inference settings of the Candle backend.
+    pub backend: CandleConfig,
+    /// Dynamic batching.
+    pub batching: BatchConfig,
+    /// Which models may be served and how many stay loaded.
+    pub models: ModelStoreConfig,
+    /// The result cache.
+    pub result_cache: ResultCacheConfig,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            model: DEFAULT_MODEL.into(),
+            api_key: None,
+            log_format: LogFormat::Human,
+            cors_allow_origins: Vec::new(),
+            metrics_port: 0,
+            limits: Limits::default(),
+            backend: CandleConfig::default(),
+            batching: BatchConfig::default(),
+            models: ModelStoreConfig::default(),
+            result_cache: ResultCacheConfig::default(),
+        }
+    }
+}
+
+/// Command-line flags; each overrides the configuration key of the same name.
+#[derive(Debug, Clone, Default, clap::Parser, Serialize)]
+#[command(version, about)]
+pub struct CliArgs {
+    /// Configuration file (TOML); default `aki.toml` when it exists.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [config: host, env: AKI_HOST].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Port to listen on [config: port, env: AKI_PORT].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Default model: hub id or local directory [config: model, env: AKI_MODEL].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Inference device: auto, cpu, cuda, cuda:N, metal [config: backend.device].
+    #[arg(long)]
+    #[serde(skip)]
+    pub device: Option<String>,
+    /// Log format [config: log_format, env: AKI_LOG_FORMAT].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+    /// Port of the metrics endpoint (gRPC server) [config: metrics_port].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_port: Option<u16>,
+}
+
+/// `AKI_*` variables that are not configuration keys (read elsewhere).
+const NOT_CONFIG: [&str; 2] = ["MODELS_DIR", "BENCH_SECONDS"];
+
+impl AppConfig {
+    /// Builds the configuration, each layer overriding the one before:
+    /// 1. `defaults` (the compiled defaults of the calling server);
+    /// 2. the TOML file `cli.config`, else `aki.toml` in the working directory when present;
+    /// 3. `AKI_*` environment variables, `__` separating nested keys
+    ///    (`AKI_BATCHING__MAX_BATCH_SIZE`);
+    /// 4. command-line flags.
+    ///
+    /// # Errors
+    /// A missing `--config` file, an unknown key, or a bad value, naming the key.
+    pub fn load(defaults: Self, cli: &CliArgs) -> Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(defaults));
+        match &cli.config {
+            Some(path) if !path.is_file() => bail!("configuration file {} does not exist", path.display()),
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if std::path::Path::new("aki.toml").is_file() => figment = figment.merge(Toml::file_exact("aki.toml")),
+            None => {}
+        }
+        figment = figment.merge(Env::prefixed("AKI_").split("__").ignore(&NOT_CONFIG)).merge(Serialized::defaults(cli));
+        if let Some(device) = &cli.device {
+            figment = figment.merge(Serialized::default("backend.device", device));
+        }
+        let config: Self = figment.extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        config.validate().context("invalid configuration")?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.model.trim().is_empty() {
+            bail!("`model` must name a model");
+        }
+        if self.host.trim().is_empty() {
+            bail!("`host` must not be empty");
+        }
+        for (key, value) in [
+            ("limits.body_limit_bytes", self.limits.body_limit_bytes as u64),
+            ("limits.max_inputs", self.limits.max_inputs as u64),
+            ("limits.max_input_chars", self.limits.max_input_chars as u64),
+            ("limits.request_timeout_ms", self.limits.request_timeout_ms),
+            ("backend.max_forward_batch", self.backend.max_forward_batch as u64),
+        ] {
+            if value == 0 {
+                bail!("`{key}` must be at least 1");
+            }
+        }
+        self.backend.dtype().map_err(|e| anyhow::anyhow!("`backend.dtype`: {e}"))?;
+        self.batching.validate().map_err(|e| anyhow::anyhow!("`{e}`"))?;
+        Ok(())
+    }
+
+    /// The model store settings with the default model filled in.
+    pub fn store_config(&self) -> ModelStoreConfig {
+        ModelStoreConfig { default_model: self.model.clone(), ..self.models.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn load(cli: &CliArgs) -> Result<AppConfig, String> {
+        AppConfig::load(AppConfig::default(), cli).map_err(|e| format!("{e:#}"))
+    }
+
+    #[test]
+    fn defaults_then_file_then_env_then_flags() {
+        Jail::expect_with(|jail| {
+            let defaults = load(&CliArgs::default())?;
+            assert_eq!((defaults.host.as_str(), defaults.port), ("127.0.0.1", 8080));
+            assert_eq!(defaults.model, DEFAULT_MODEL);
+
+            jail.create_file("aki.toml", "port = 9000\nmodel = \"from-file\"\n[batching]\nmax_batch_size = 8\n")?;
+            let from_file = load(&CliArgs::default())?;
+            assert_eq!((from_file.port, from_file.model.as_str()), (9000, "from-file"));
+            assert_eq!(from_file.batching.max_batch_size, 8);
+
+            jail.set_env("AKI_PORT", "9100");
+            jail.set_env("AKI_BATCHING__MAX_BATCH_SIZE", "16");
+            jail.set_env("AKI_MODELS_DIR", "/not/a/config/key");
+            let from_env = load(&CliArgs::default())?;
+            assert_eq!((from_env.port, from_env.model.as_str()), (9100, "from-file"));
+            assert_eq!(from_env.batching.max_batch_size, 16);
+
+            let cli = CliArgs { port: Some(9200), model: Some("from-flag".into()), ..CliArgs::default() };
+            let from_flags = load(&cli)?;
+            assert_eq!((from_flags.port, from_flags.model.as_str()), (9200, "from-flag"));
+            assert_eq!(from_flags.batching.max_batch_size, 16, "flags leave other keys alone");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_explicit_config_file_replaces_aki_toml() {
+        Jail::expect_with(|jail| {
+            jail.create_file("aki.toml", "port = 9000\n")?;
+            jail.create_file("other.toml", "port = 9300\n")?;
+            let cli = CliArgs { config: Some("other.toml".into()), ..CliArgs::default() };
+            assert_eq!(load(&cli)?.port, 9300);
+            let missing = CliArgs { config: Some("nope.toml".into()), ..CliArgs::default() };
+            assert!(load(&missing).expect_err("missing file").contains("nope.toml"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        Jail::expect_with(|jail| {
+            jail.create_file("aki.toml", "[batching]\nmax_batch_sise = 8\n")?;
+            let err = load(&CliArgs::default()).expect_err("unknown key");
+            assert!(err.contains("max_batch_sise"), "{err}");
+
+            jail.create_file("aki.toml", "port = \"eighty\"\n")?;
+            let err = load(&CliArgs::default()).expect_err("bad value");
+            assert!(err.contains("port"), "{err}");
+
+            jail.create_file("aki.toml", "[batching]\nmax_batch_size = 0\n")?;
+            let err = load(&CliArgs::default()).expect_err("zero batch");
+            assert!(err.contains("batching.max_batch_size"), "{err}");
+
+            jail.create_file("aki.toml", "")?;
+            jail.set_env("AKI_PROT", "1");
+            let err = load(&CliArgs::default()).expect_err("unknown env key");
+            assert!(err.contains("prot"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_api_key_is_redacted_in_debug_output() {
+        let config = AppConfig { api_key: Some(Secret("hunter2".into())), ..AppConfig::default() };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("***"));
+    }
+}
