@@ -205,6 +205,8 @@ impl AppConfig {
 }
 
 #[cfg(test)]
+// `figment::Jail` closures must return figment's own (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;
