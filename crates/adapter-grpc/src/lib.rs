@@ -1,2 +1,21 @@
-//! The gRPC adapter of aki-embed (binary `aki-grpc`): the only crate that knows protobuf.
-//! Filled by the gRPC issue; until then it holds no services.
+//! The gRPC adapter of aki-embed (binary `aki-grpc`), on tonic: service `aki.embed.v1.Embedder`
+//! (`Embed`, `EmbedStream`, `Info`, `Tokenize`), the standard `grpc.health.v1` health service,
+//! server reflection, and Prometheus metrics on a separate HTTP port. The only crate that knows
+//! protobuf; it converts messages by hand into domain values.
+
+mod server;
+mod service;
+mod status;
+
+/// Code generated from `proto/aki/embed/v1/embed.proto`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("aki.embed.v1");
+
+    /// The encoded descriptor set, served by reflection.
+    pub const DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("aki_embed_descriptor");
+}
+
+pub use server::{default_config, run, serve};
+pub use service::EmbedderService;
+pub use status::status_of;

@@ -11,4 +11,4 @@ mod server;
 
 pub use error::{Shape, status_of};
 pub use routes::{AppState, app};
-pub use server::{run, serve, shutdown_signal};
+pub use server::{run, serve};

@@ -9,4 +9,4 @@ mod telemetry;
 pub use compose::Engine;
 pub use config::{AppConfig, CliArgs, Limits, LogFormat, Secret};
 pub use metrics::Metrics;
-pub use telemetry::init_logging;
+pub use telemetry::{init_logging, shutdown_signal};

@@ -1,4 +1,5 @@
-//! Logging set-up: `tracing` to stderr, human-readable or JSON, filtered by `RUST_LOG`.
+//! Process plumbing shared by the servers: logging set-up (`tracing` to stderr, human-readable
+//! or JSON, filtered by `RUST_LOG`) and the shutdown signal.
 
 use tracing_subscriber::EnvFilter;
 
@@ -13,4 +14,26 @@ pub fn init_logging(format: LogFormat) {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
 }

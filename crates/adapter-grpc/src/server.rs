@@ -1,0 +1,156 @@
+//! Running the gRPC server: health (NOT_SERVING until the model is warm), reflection, the
+//! Embedder service behind the optional bearer-key check, metrics on their own HTTP port, and
+//! a graceful shutdown on SIGINT/SIGTERM.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aki_wiring::{AppConfig, Engine, shutdown_signal};
+use anyhow::{Context, Result};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::{Request, Status};
+use tonic_health::ServingStatus;
+
+use crate::pb;
+use crate::pb::embedder_server::EmbedderServer;
+use crate::service::EmbedderService;
+
+/// `aki-grpc`'s compiled defaults: port 50051, metrics on 9464.
+pub fn default_config() -> AppConfig {
+    AppConfig { port: 50051, metrics_port: 9464, ..AppConfig::default() }
+}
+
+/// Binds `config.host:config.port` and serves until SIGINT or SIGTERM.
+///
+/// # Errors
+/// When an address cannot be bound, or the default model cannot be loaded.
+pub async fn run(config: AppConfig) -> Result<()> {
+    let address = (config.host.clone(), config.port);
+    let listener = TcpListener::bind(&address).await.with_context(|| format!("binding {}:{}", address.0, address.1))?;
+    serve(listener, Engine::new(config), shutdown_signal()).await
+}
+
+/// Checks `authorization: Bearer <key>` when an API key is configured.
+#[derive(Clone)]
+pub struct BearerKey(Option<Arc<str>>);
+
+impl Interceptor for BearerKey {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        let Some(key) = &self.0 else { return Ok(request) };
+        let given = request.metadata().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let expected = format!("Bearer {key}");
+        let same = given.len() == expected.len()
+            && given.bytes().zip(expected.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
+        if same {
+            Ok(request)
+        } else {
+            Err(Status::unauthenticated("missing or invalid API key (authorization: Bearer <key>)"))
+        }
+    }
+}
+
+type Checked = InterceptedService<EmbedderServer<EmbedderService>, BearerKey>;
+
+fn embedder(engine: &Arc<Engine>) -> Checked {
+    let key = BearerKey(engine.config.api_key.as_ref().map(|k| Arc::from(k.0.as_str())));
+    let server = EmbedderServer::new(EmbedderService::new(Arc::clone(engine)))
+        .max_decoding_message_size(engine.config.limits.body_limit_bytes);
+    InterceptedService::new(server, key)
+}
+
+/// Serves `engine` on `listener` until `shutdown` completes (tests pass their own signal).
+///
+/// # Errors
+/// When the default model cannot be loaded, or the server fails.
+pub async fn serve(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let local = listener.local_addr()?;
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_not_serving::<Checked>().await;
+    reporter.set_service_status("", ServingStatus::NotServing).await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building the reflection service")?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let starting = tokio::spawn({
+        let (engine, reporter, stop_tx) = (Arc::clone(&engine), reporter.clone(), stop_tx.clone());
+        async move {
+            let result = engine.start().await;
+            match &result {
+                Ok(()) => {
+                    reporter.set_serving::<Checked>().await;
+                    reporter.set_service_status("", ServingStatus::Serving).await;
+                }
+                Err(_) => {
+                    let _ = stop_tx.send(true);
+                }
+            }
+            result
+        }
+    });
+    if engine.config.metrics_port != 0 {
+        let address = (engine.config.host.clone(), engine.config.metrics_port);
+        let metrics = TcpListener::bind(&address)
+            .await
+            .with_context(|| format!("binding metrics {}:{}", address.0, address.1))?;
+        let app = axum::Router::new().route("/metrics", get(render_metrics)).with_state(Arc::clone(&engine));
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(metrics, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+        });
+    }
+    tokio::spawn({
+        let stop_tx = stop_tx.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutdown requested: no new calls; finishing in-flight calls");
+            let _ = stop_tx.send(true);
+        }
+    });
+    tracing::info!(address = %local, model = %engine.config.model, "gRPC listening; loading the model");
+    let grace = Duration::from_secs(engine.config.limits.shutdown_timeout_secs);
+    let mut stop = stop_rx.clone();
+    let server = tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(embedder(&engine))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            let _ = stop.wait_for(|s| *s).await;
+        });
+    let mut stop = stop_rx;
+    let deadline = async move {
+        let _ = stop.wait_for(|s| *s).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        served = server => served.context("serving")?,
+        () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "in-flight calls did not finish in time"),
+    }
+    reporter.set_service_status("", ServingStatus::NotServing).await;
+    engine.shutdown().await;
+    if starting.is_finished() {
+        starting.await.context("start-up task")?.context("loading the default model")?;
+    } else {
+        starting.abort();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn render_metrics(axum::extract::State(engine): axum::extract::State<Arc<Engine>>) -> String {
+    engine.render_metrics().await
+}

@@ -1,0 +1,26 @@
+//! The one mapping of core error kinds to gRPC status codes.
+
+use aki_core::{EmbedError, ErrorKind};
+use tonic::{Code, Status};
+
+/// The gRPC code of a core error kind (no catch-all: a new kind fails to compile until mapped).
+pub fn status_of(kind: ErrorKind) -> Code {
+    match kind {
+        ErrorKind::Validation => Code::InvalidArgument,
+        ErrorKind::Overloaded => Code::ResourceExhausted,
+        ErrorKind::Unavailable => Code::Unavailable,
+        ErrorKind::Timeout => Code::DeadlineExceeded,
+        ErrorKind::NotFound => Code::NotFound,
+        ErrorKind::Backend | ErrorKind::Internal => Code::Internal,
+    }
+}
+
+/// A core error as a gRPC status; internal details are logged, not returned.
+pub fn to_status(error: &EmbedError) -> Status {
+    let code = status_of(error.kind());
+    if code == Code::Internal {
+        tracing::error!(%error, "internal error");
+        return Status::internal("the model failed to compute the embeddings");
+    }
+    Status::new(code, error.to_string())
+}

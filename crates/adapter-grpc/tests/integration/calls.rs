@@ -1,0 +1,139 @@
+//! Every method, the status mapping of bad input, auth, and a 1,000-request stream.
+
+use aki_core::vector::cosine;
+use aki_grpc::pb;
+use aki_wiring::Secret;
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+
+use crate::support::{config, health_client, reference, start};
+
+fn request(texts: &[&str]) -> pb::EmbedRequest {
+    pb::EmbedRequest { texts: texts.iter().map(|t| (*t).to_string()).collect(), ..Default::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embed_info_tokenize_and_health() {
+    let server = start(config()).await;
+    let mut client = server.client().await;
+    let (text, want, tokens) = reference(0);
+    let reply = client
+        .embed(pb::EmbedRequest { texts: vec![text.clone()], ..Default::default() })
+        .await
+        .expect("embed")
+        .into_inner();
+    assert!(cosine(&reply.embeddings[0].values, &want) >= 0.9999);
+    assert_eq!(reply.usage.expect("usage").prompt_tokens as usize, tokens);
+    assert_eq!(reply.model, config().model);
+    let short = client
+        .embed(pb::EmbedRequest { texts: vec![text], dimensions: Some(16), ..Default::default() })
+        .await
+        .expect("embed")
+        .into_inner();
+    assert_eq!(short.embeddings[0].values.len(), 16);
+
+    let info = client.info(pb::InfoRequest {}).await.expect("info").into_inner();
+    assert_eq!((info.dimension, info.max_input_tokens, info.device.as_str()), (384, 256, "cpu"));
+    let tokens = client
+        .tokenize(pb::TokenizeRequest { texts: vec!["Hello world".into()], add_special_tokens: Some(true) })
+        .await
+        .expect("tokenize")
+        .into_inner();
+    let ids: Vec<u32> = tokens.texts[0].tokens.iter().map(|t| t.id).collect();
+    assert_eq!(ids, vec![101, 7592, 2088, 102]);
+
+    let mut health = health_client(server.address).await.expect("health");
+    let named = HealthCheckRequest { service: "aki.embed.v1.Embedder".into() };
+    assert_eq!(health.check(named).await.expect("check").into_inner().status, 1, "SERVING");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_maps_to_grpc_status_codes() {
+    let mut limited = config();
+    limited.limits.max_inputs = 2;
+    let server = start(limited).await;
+    let mut client = server.client().await;
+    let code = |r: Result<tonic::Response<pb::EmbedResponse>, tonic::Status>| r.expect_err("must fail").code();
+    assert_eq!(code(client.embed(request(&[])).await), Code::InvalidArgument, "empty texts");
+    assert_eq!(code(client.embed(request(&["a", "b", "c"])).await), Code::InvalidArgument, "too many");
+    let bad_dims = pb::EmbedRequest { dimensions: Some(0), ..request(&["a"]) };
+    assert_eq!(code(client.embed(bad_dims).await), Code::InvalidArgument, "dimensions 0");
+    let too_many_dims = pb::EmbedRequest { dimensions: Some(1000), ..request(&["a"]) };
+    assert_eq!(code(client.embed(too_many_dims).await), Code::InvalidArgument, "dimensions > 384");
+    let long = "word ".repeat(300);
+    let strict = pb::EmbedRequest { truncate: Some(false), ..request(&[long.as_str()]) };
+    assert_eq!(code(client.embed(strict).await), Code::InvalidArgument, "too long without truncation");
+    let other = pb::EmbedRequest { model: Some("/etc".into()), ..request(&["a"]) };
+    assert_eq!(code(client.embed(other).await), Code::NotFound, "model not served");
+    server.stop().await;
+
+    let mut tiny_queue = config();
+    tiny_queue.batching.queue_capacity = 1;
+    let server = start(tiny_queue).await;
+    let mut client = server.client().await;
+    assert_eq!(code(client.embed(request(&["a", "b"])).await), Code::ResourceExhausted, "queue full");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_key_is_required_in_metadata() {
+    let mut keyed = config();
+    keyed.api_key = Some(Secret("k3y".into()));
+    let server = start(keyed).await;
+    let mut client = server.client().await;
+    let denied = client.embed(request(&["a"])).await.expect_err("no key");
+    assert_eq!(denied.code(), Code::Unauthenticated);
+    let mut with_key = tonic::Request::new(request(&["a"]));
+    with_key.metadata_mut().insert("authorization", "Bearer k3y".parse().expect("ascii"));
+    client.embed(with_key).await.expect("authorised");
+    // Health stays open.
+    let mut health = health_client(server.address).await.expect("health");
+    health.check(HealthCheckRequest { service: String::new() }).await.expect("open");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_deadline_is_honoured() {
+    let server = start(config()).await;
+    let mut client = server.client().await;
+    let texts: Vec<String> =
+        (0..256).map(|i| format!("sentence {i} that takes the model some time to embed")).collect();
+    let mut hurried = tonic::Request::new(pb::EmbedRequest { texts, ..Default::default() });
+    // The header a client's deadline travels in; set by hand so the server, not the client's
+    // own timer, decides.
+    hurried.metadata_mut().insert("grpc-timeout", "5m".parse().expect("ascii"));
+    let started = std::time::Instant::now();
+    let err = client.embed(hurried).await.expect_err("deadline");
+    // Whichever notices first answers: the service (DEADLINE_EXCEEDED) or tonic's own
+    // enforcement of the header (CANCELLED, "Timeout expired"); both drop the work.
+    let expired =
+        err.code() == Code::DeadlineExceeded || (err.code() == Code::Cancelled && err.message().contains("Timeout"));
+    assert!(expired, "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1), "answered at the deadline, not after the work");
+    client.embed(request(&["still serving"])).await.expect("later calls work");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_requests_on_one_stream_are_all_answered_in_order() {
+    let server = start(config()).await;
+    let mut client = server.client().await;
+    // Request i asks for i % 7 + 1 dimensions, so each answer shows which request it belongs to.
+    let requests: Vec<pb::EmbedRequest> = (0..1000u32)
+        .map(|i| pb::EmbedRequest {
+            texts: vec![format!("stream item {}", i % 50)],
+            dimensions: Some(i % 7 + 1),
+            ..Default::default()
+        })
+        .collect();
+    let mut answers = client.embed_stream(tokio_stream::iter(requests)).await.expect("stream").into_inner();
+    let mut count = 0u32;
+    while let Some(answer) = answers.message().await.expect("answer") {
+        assert_eq!(answer.embeddings.len(), 1);
+        assert_eq!(answer.embeddings[0].values.len() as u32, count % 7 + 1, "answer {count} out of order");
+        count += 1;
+    }
+    assert_eq!(count, 1000);
+    server.stop().await;
+}
