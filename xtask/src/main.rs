@@ -64,43 +64,63 @@ fn serve(extra: &[String]) -> Result<()> {
     run(cargo().args(["run", "--release", "-p", "aki-rest", "--"]).args(extra))
 }
 
-/// `cargo xtask interop`: starts `aki-rest` (debug build) on a free port with the installed
-/// model and runs `scripts/interop_rest.py` (the `openai` package and curl) against it, in a
-/// virtual environment created under `target/`.
+/// `cargo xtask interop`: starts `aki-rest` and `aki-grpc` (debug builds) on free ports with
+/// the installed model and runs real clients against them, in a virtual environment created
+/// under `target/`: `scripts/interop_rest.py` (the `openai` package and curl) and
+/// `scripts/interop_grpc.py` (`grpcio` stubs generated from the repository's .proto).
 fn interop() -> Result<()> {
     let root = workspace_root();
-    run(cargo().args(["build", "-p", "aki-rest"]))?;
-    let python = python_with_openai(&root.join("target").join("interop-venv"))?;
-    let model = aki_core::paths::installed_model_dir(aki_core::paths::DEFAULT_MODEL);
-    let binary = root.join("target").join("debug").join("aki-rest");
-    let server = server::Server::start(&binary, &["--model", &model.to_string_lossy(), "--device", "cpu"])?;
+    run(cargo().args(["build", "-p", "aki-rest", "-p", "aki-grpc"]))?;
+    let python = python_venv(&root.join("target").join("interop-venv"))?;
+    let model = aki_core::paths::installed_model_dir(aki_core::paths::DEFAULT_MODEL).to_string_lossy().into_owned();
     let fixtures = root.join("crates/backend-candle/tests/fixtures/reference.json");
-    let checked = run(Command::new(&python).arg(root.join("scripts/interop_rest.py")).arg(server.url()).arg(&fixtures));
-    let stopped = server.stop()?;
+    let args = ["--model", model.as_str(), "--device", "cpu"];
+
+    let rest = server::Server::start(&root.join("target/debug/aki-rest"), &args, "/ready")?;
+    let checked = run(Command::new(&python).arg(root.join("scripts/interop_rest.py")).arg(rest.url()).arg(&fixtures));
+    let stopped = rest.stop()?;
     checked?;
     if !stopped.success() {
         bail!("aki-rest did not exit cleanly after SIGTERM: {stopped}");
     }
-    println!("interop: aki-rest stopped cleanly on SIGTERM");
+
+    let metrics_port = server::free_port()?.to_string();
+    let grpc_args = [&args[..], &["--metrics-port", metrics_port.as_str()]].concat();
+    let grpc = server::Server::start_probing(&root.join("target/debug/aki-grpc"), &grpc_args, metrics_port.parse()?)?;
+    let checked = run(Command::new(&python)
+        .arg(root.join("scripts/interop_grpc.py"))
+        .arg(format!("127.0.0.1:{}", grpc.port))
+        .arg(root.join("crates/adapter-grpc/proto"))
+        .arg(&fixtures));
+    let stopped = grpc.stop()?;
+    checked?;
+    if !stopped.success() {
+        bail!("aki-grpc did not exit cleanly after SIGTERM: {stopped}");
+    }
+    println!("interop: both servers stopped cleanly on SIGTERM");
     Ok(())
 }
 
-/// A virtual environment with the pinned `openai` package; created once.
-fn python_with_openai(venv: &std::path::Path) -> Result<PathBuf> {
+/// The interoperability clients, pinned.
+const CLIENTS: [&str; 4] =
+    ["openai==3.57.0", "grpcio==1.85.1", "grpcio-tools==1.85.1", "grpcio-health-checking==1.85.1"];
+
+/// A virtual environment with [`CLIENTS`]; created once.
+fn python_venv(venv: &std::path::Path) -> Result<PathBuf> {
     let python = venv.join("bin").join("python");
-    let ready =
-        python.is_file() && Command::new(&python).args(["-c", "import openai"]).status().is_ok_and(|s| s.success());
+    let probe = "import openai, grpc, grpc_tools, grpc_health";
+    let ready = python.is_file()
+        && Command::new(&python)
+            .args(["-c", probe])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
     if !ready {
-        println!("creating {} with openai", venv.display());
+        println!("creating {} with {}", venv.display(), CLIENTS.join(" "));
         run(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
-        run(Command::new(&python).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "openai==3.57.0",
-        ]))?;
+        run(Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args(CLIENTS))?;
     }
     Ok(python)
 }

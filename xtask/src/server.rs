@@ -14,10 +14,25 @@ pub struct Server {
     pub port: u16,
 }
 
+/// A port nobody listens on now.
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
 impl Server {
-    /// Starts `binary` on a free port with `args` and waits until `/ready` answers 200.
-    pub fn start(binary: &Path, args: &[&str]) -> Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    /// Starts an HTTP server on a free port with `args` and waits until `ready_path` answers 200.
+    pub fn start(binary: &Path, args: &[&str], ready_path: &str) -> Result<Self> {
+        let port = free_port()?;
+        Self::spawn(binary, port, args, port, ready_path)
+    }
+
+    /// Starts a server on a free port with `args` and waits until the HTTP endpoint
+    /// `probe_port` serves `/metrics` and reports the model loaded.
+    pub fn start_probing(binary: &Path, args: &[&str], probe_port: u16) -> Result<Self> {
+        Self::spawn(binary, free_port()?, args, probe_port, "/metrics")
+    }
+
+    fn spawn(binary: &Path, port: u16, args: &[&str], probe_port: u16, probe_path: &str) -> Result<Self> {
         let child = Command::new(binary)
             .args(["--port", &port.to_string()])
             .args(args)
@@ -29,7 +44,10 @@ impl Server {
             if let Some(status) = server.child.try_wait()? {
                 bail!("the server exited during start-up ({status})");
             }
-            if get(port, "/ready").is_ok_and(|r| r.starts_with("HTTP/1.1 200")) {
+            let ready = get(probe_port, probe_path).is_ok_and(|r| {
+                r.starts_with("HTTP/1.1 200") && (probe_path != "/metrics" || r.contains("aki_models_loaded 1"))
+            });
+            if ready {
                 return Ok(server);
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -1,0 +1,76 @@
+"""Interoperability check of aki-grpc with a client not written in Rust: Python `grpcio` stubs
+generated from the repository's .proto, calling Embed, EmbedStream and the standard health
+check against a running server; vectors must match the reference fixtures (cosine >= 0.9999).
+
+Usage: python interop_grpc.py HOST:PORT PROTO_ROOT FIXTURES_JSON  (run by `cargo xtask interop`).
+"""
+
+import json
+import math
+import sys
+import tempfile
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_tools import protoc
+
+MIN_COSINE = 0.9999
+
+
+def cosine(a, b):
+    dot = sum(x * y for x, y in zip(a, b))
+    return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+
+
+def main():
+    target, proto_root, fixtures = sys.argv[1], sys.argv[2], sys.argv[3]
+    out = tempfile.mkdtemp()
+    code = protoc.main(["protoc", f"-I{proto_root}", f"--python_out={out}", f"--grpc_python_out={out}",
+                        "aki/embed/v1/embed.proto"])
+    if code != 0:
+        sys.exit(f"protoc failed with {code}")
+    sys.path.insert(0, out)
+    from aki.embed.v1 import embed_pb2, embed_pb2_grpc  # noqa: E402  (generated above)
+
+    with open(fixtures, encoding="utf-8") as f:
+        items = json.load(f)["items"]
+    passed, failed = 0, 0
+
+    def check(name, ok, detail=""):
+        nonlocal passed, failed
+        if ok:
+            passed += 1
+            print(f"ok   {name}")
+        else:
+            failed += 1
+            print(f"FAIL {name} {detail}")
+
+    channel = grpc.insecure_channel(target)
+    health = health_pb2_grpc.HealthStub(channel)
+    status = health.Check(health_pb2.HealthCheckRequest(service="aki.embed.v1.Embedder"), timeout=10).status
+    check("grpc.health.v1 Check is SERVING", status == health_pb2.HealthCheckResponse.SERVING, str(status))
+
+    stub = embed_pb2_grpc.EmbedderStub(channel)
+    reply = stub.Embed(embed_pb2.EmbedRequest(texts=[item["text"] for item in items]), timeout=120)
+    worst = min(cosine(e.values, item["embedding"]) for e, item in zip(reply.embeddings, items))
+    check(f"Embed, {len(items)} fixtures", worst >= MIN_COSINE and len(reply.embeddings) == len(items), f"worst cosine {worst}")
+    check("Embed usage", reply.usage.prompt_tokens == sum(item["tokens"] for item in items), str(reply.usage))
+
+    requests = (embed_pb2.EmbedRequest(texts=[item["text"]]) for item in items)
+    answers = list(stub.EmbedStream(requests, timeout=120))
+    worst = min(cosine(a.embeddings[0].values, item["embedding"]) for a, item in zip(answers, items))
+    check("EmbedStream answers each request in order", len(answers) == len(items) and worst >= MIN_COSINE,
+          f"{len(answers)} answers, worst cosine {worst}")
+
+    try:
+        stub.Embed(embed_pb2.EmbedRequest(texts=[]), timeout=10)
+        check("empty texts is INVALID_ARGUMENT", False, "call succeeded")
+    except grpc.RpcError as error:
+        check("empty texts is INVALID_ARGUMENT", error.code() == grpc.StatusCode.INVALID_ARGUMENT, str(error.code()))
+
+    print(f"interop-grpc: {passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
