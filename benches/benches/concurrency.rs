@@ -2,8 +2,8 @@
 //! straight to the backend; prints sentences/s, latency percentiles and the mean batch size as
 //! a markdown table.
 //!
-//! `cargo bench -p aki-benches --bench concurrency` (`-- --quick` for a smoke run;
-//! `AKI_BENCH_SECONDS` sets the seconds per scenario, default 5).
+//! `cargo bench -p aki-benches --bench concurrency` (`-- --quick` for a smoke run, which is
+//! also what `cargo test` runs; `AKI_BENCH_SECONDS` sets the seconds per scenario, default 5).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -78,7 +78,9 @@ async fn drive(
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    // `cargo test --all-targets` runs this without `--bench`: a smoke run then, as criterion does.
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick") || !args.iter().any(|a| a == "--bench");
     let seconds: f64 =
         std::env::var("AKI_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(if quick { 1.0 } else { 5.0 });
     let levels: &[usize] = if quick { &[1, 10] } else { &[1, 10, 50, 100, 200] };

