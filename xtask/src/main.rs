@@ -73,7 +73,8 @@ fn serve(extra: &[String]) -> Result<()> {
 /// `scripts/interop_grpc.py` (`grpcio` stubs generated from the repository's .proto).
 fn interop() -> Result<()> {
     let root = workspace_root();
-    run(cargo().args(["build", "-p", "aki-rest", "-p", "aki-grpc"]))?;
+    // The same build `cargo test` makes (same features), so nothing is compiled twice.
+    run(cargo().args(["test", "--workspace", "--all-targets", "--no-run"]))?;
     let python = python_venv(&root.join("target").join("interop-venv"))?;
     let model = aki_core::paths::installed_model_dir(aki_core::paths::DEFAULT_MODEL).to_string_lossy().into_owned();
     let fixtures = root.join("crates/backend-candle/tests/fixtures/reference.json");
