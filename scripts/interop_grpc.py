@@ -6,7 +6,6 @@ Usage: python interop_grpc.py HOST:PORT PROTO_ROOT FIXTURES_JSON  (run by `cargo
 """
 
 import json
-import math
 import sys
 import tempfile
 
@@ -14,12 +13,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_tools import protoc
 
-MIN_COSINE = 0.9999
 
-
-def cosine(a, b):
-    dot = sum(x * y for x, y in zip(a, b))
-    return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+from interop_common import MIN_COSINE, Checks, cosine
 
 
 def main():
@@ -34,16 +29,8 @@ def main():
 
     with open(fixtures, encoding="utf-8") as f:
         items = json.load(f)["items"]
-    passed, failed = 0, 0
-
-    def check(name, ok, detail=""):
-        nonlocal passed, failed
-        if ok:
-            passed += 1
-            print(f"ok   {name}")
-        else:
-            failed += 1
-            print(f"FAIL {name} {detail}")
+    checks = Checks("interop-grpc")
+    check = checks.check
 
     channel = grpc.insecure_channel(target)
     health = health_pb2_grpc.HealthStub(channel)
@@ -68,8 +55,7 @@ def main():
     except grpc.RpcError as error:
         check("empty texts is INVALID_ARGUMENT", error.code() == grpc.StatusCode.INVALID_ARGUMENT, str(error.code()))
 
-    print(f"interop-grpc: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    checks.finish()
 
 
 if __name__ == "__main__":

@@ -8,13 +8,12 @@ Usage: python interop_rest.py BASE_URL FIXTURES_JSON  (run by `cargo xtask inter
 import array
 import base64
 import json
-import math
 import subprocess
 import sys
 
 import openai
 
-MIN_COSINE = 0.9999
+from interop_common import MIN_COSINE, Checks, cosine
 
 
 def floats(embedding):
@@ -24,26 +23,13 @@ def floats(embedding):
     return embedding
 
 
-def cosine(a, b):
-    dot = sum(x * y for x, y in zip(a, b))
-    return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
-
-
 def main():
     base_url, fixtures = sys.argv[1], sys.argv[2]
     with open(fixtures, encoding="utf-8") as f:
         items = json.load(f)["items"]
     texts = [item["text"] for item in items]
-    passed, failed = 0, 0
-
-    def check(name, ok, detail=""):
-        nonlocal passed, failed
-        if ok:
-            passed += 1
-            print(f"ok   {name}")
-        else:
-            failed += 1
-            print(f"FAIL {name} {detail}")
+    checks = Checks("interop")
+    check = checks.check
 
     client = openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused")
     model = client.models.list().data[0].id
@@ -84,8 +70,7 @@ def main():
     ).stdout
     check("curl empty input is 400", status == "400", status)
 
-    print(f"interop: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    checks.finish()
 
 
 if __name__ == "__main__":

@@ -76,7 +76,11 @@ impl Server {
         // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
         let rest = stat.rsplit_once(')').map(|(_, r)| r).context("malformed /proc stat")?;
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: f64 = fields.get(11).zip(fields.get(12)).and_then(|(u, s)| Some(u.parse::<f64>().ok()? + s.parse::<f64>().ok()?)).context("no utime/stime")?;
+        let ticks: f64 = fields
+            .get(11)
+            .zip(fields.get(12))
+            .and_then(|(u, s)| Some(u.parse::<f64>().ok()? + s.parse::<f64>().ok()?))
+            .context("no utime/stime")?;
         Ok(ticks / 100.0)
     }
 

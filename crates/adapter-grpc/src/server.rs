@@ -4,9 +4,8 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
-use aki_wiring::{AppConfig, Engine, shutdown_signal};
+use aki_wiring::{AppConfig, Engine, Lifecycle, shutdown_signal};
 use anyhow::{Context, Result};
 use axum::routing::get;
 use tokio::net::TcpListener;
@@ -81,21 +80,11 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("building the reflection service")?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let starting = tokio::spawn({
-        let (engine, reporter, stop_tx) = (Arc::clone(&engine), reporter.clone(), stop_tx.clone());
-        async move {
-            let result = engine.start().await;
-            match &result {
-                Ok(()) => {
-                    reporter.set_serving::<Checked>().await;
-                    reporter.set_service_status("", ServingStatus::Serving).await;
-                }
-                Err(_) => {
-                    let _ = stop_tx.send(true);
-                }
-            }
-            result
+    let lifecycle = Lifecycle::start(&engine, shutdown, {
+        let reporter = reporter.clone();
+        move || async move {
+            reporter.set_serving::<Checked>().await;
+            reporter.set_service_status("", ServingStatus::Serving).await;
         }
     });
     if engine.config.metrics_port != 0 {
@@ -104,51 +93,20 @@ pub async fn serve(
             .await
             .with_context(|| format!("binding metrics {}:{}", address.0, address.1))?;
         let app = axum::Router::new().route("/metrics", get(render_metrics)).with_state(Arc::clone(&engine));
-        let mut stop = stop_rx.clone();
+        let stopping = lifecycle.stopping();
         tokio::spawn(async move {
-            let _ = axum::serve(metrics, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await;
+            let _ = axum::serve(metrics, app).with_graceful_shutdown(stopping).await;
         });
     }
-    tokio::spawn({
-        let stop_tx = stop_tx.clone();
-        async move {
-            shutdown.await;
-            tracing::info!("shutdown requested: no new calls; finishing in-flight calls");
-            let _ = stop_tx.send(true);
-        }
-    });
     tracing::info!(address = %local, model = %engine.config.model, "gRPC listening; loading the model");
-    let grace = Duration::from_secs(engine.config.limits.shutdown_timeout_secs);
-    let mut stop = stop_rx.clone();
     let server = tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection)
         .add_service(embedder(&engine))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            let _ = stop.wait_for(|s| *s).await;
-        });
-    let mut stop = stop_rx;
-    let deadline = async move {
-        let _ = stop.wait_for(|s| *s).await;
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        served = server => served.context("serving")?,
-        () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "in-flight calls did not finish in time"),
-    }
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), lifecycle.stopping());
+    let result = lifecycle.run(server).await;
     reporter.set_service_status("", ServingStatus::NotServing).await;
-    engine.shutdown().await;
-    if starting.is_finished() {
-        starting.await.context("start-up task")?.context("loading the default model")?;
-    } else {
-        starting.abort();
-    }
-    tracing::info!("stopped");
-    Ok(())
+    result
 }
 
 async fn render_metrics(axum::extract::State(engine): axum::extract::State<Arc<Engine>>) -> String {

@@ -1,26 +1,8 @@
 //! Entry point of `aki-rest`: reads the layered configuration and serves.
 
-use aki_wiring::{AppConfig, CliArgs, init_logging};
-use clap::Parser;
+use aki_wiring::{AppConfig, server_main};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = CliArgs::parse();
-    let config = match AppConfig::load(AppConfig::default(), &cli) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("aki-rest: {e:#}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    init_logging(config.log_format);
-    tracing::debug!(?config, "configuration");
-    match aki_rest::run(config).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("aki-rest: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    server_main("aki-rest", AppConfig::default(), aki_rest::run).await
 }

@@ -2,11 +2,10 @@
 //! until it is warm), serve, and on SIGINT/SIGTERM stop accepting, finish in-flight requests
 //! within the shutdown timeout, drain the batchers, and return.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
-use std::time::Duration;
 
-use aki_wiring::{AppConfig, Engine, shutdown_signal};
+use aki_wiring::{AppConfig, Engine, Lifecycle, shutdown_signal};
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 
@@ -33,48 +32,7 @@ pub async fn serve(
 ) -> Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(address = %local, model = %engine.config.model, "listening; loading the model");
-    let grace = Duration::from_secs(engine.config.limits.shutdown_timeout_secs);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    // A failed start-up stops the server with the error.
-    let starting = tokio::spawn({
-        let engine = Arc::clone(&engine);
-        let stop_tx = stop_tx.clone();
-        async move {
-            let result = engine.start().await;
-            if result.is_err() {
-                let _ = stop_tx.send(true);
-            }
-            result
-        }
-    });
-    let signalled = {
-        let stop_tx = stop_tx.clone();
-        async move {
-            shutdown.await;
-            tracing::info!("shutdown requested: no new connections; finishing in-flight requests");
-            let _ = stop_tx.send(true);
-        }
-    };
-    tokio::spawn(signalled);
-    let mut stop = stop_rx.clone();
-    let server = axum::serve(listener, app(Arc::clone(&engine))).with_graceful_shutdown(async move {
-        let _ = stop.wait_for(|s| *s).await;
-    });
-    let mut stop = stop_rx;
-    let deadline = async move {
-        let _ = stop.wait_for(|s| *s).await;
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        served = server => served.context("serving")?,
-        () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time"),
-    }
-    engine.shutdown().await;
-    if starting.is_finished() {
-        starting.await.context("start-up task")?.context("loading the default model")?;
-    } else {
-        starting.abort();
-    }
-    tracing::info!("stopped");
-    Ok(())
+    let lifecycle = Lifecycle::start(&engine, shutdown, || async {});
+    let server = axum::serve(listener, app(Arc::clone(&engine))).with_graceful_shutdown(lifecycle.stopping());
+    lifecycle.run(server.into_future()).await
 }

@@ -3,10 +3,12 @@
 
 mod compose;
 mod config;
+mod lifecycle;
 mod metrics;
 mod telemetry;
 
 pub use compose::Engine;
 pub use config::{AppConfig, CliArgs, Limits, LogFormat, Secret};
+pub use lifecycle::{Lifecycle, server_main};
 pub use metrics::Metrics;
 pub use telemetry::{init_logging, shutdown_signal};
