@@ -148,3 +148,22 @@ async fn the_result_cache_answers_repeats_when_configured() {
     assert!(metrics.contains("aki_cache_hits_total 2"), "{metrics}");
     assert!(metrics.contains("aki_cache_misses_total 2"), "{metrics}");
 }
+
+#[tokio::test]
+async fn cors_headers_only_when_configured() {
+    use axum::http::Method;
+
+    use crate::support::send;
+
+    let (app, _) = ready_app(config()).await;
+    let plain = send(&app, Method::GET, "/health", "", &[("origin", "https://app.example")]).await;
+    assert!(!plain.headers.contains_key("access-control-allow-origin"), "CORS is off by default");
+
+    let mut open = config();
+    open.cors_allow_origins = vec!["https://app.example".into()];
+    let (app, _) = ready_app(open).await;
+    let allowed = send(&app, Method::GET, "/health", "", &[("origin", "https://app.example")]).await;
+    assert_eq!(allowed.headers["access-control-allow-origin"], "https://app.example");
+    let other = send(&app, Method::GET, "/health", "", &[("origin", "https://evil.example")]).await;
+    assert!(!other.headers.contains_key("access-control-allow-origin"));
+}
