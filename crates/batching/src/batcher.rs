@@ -155,6 +155,19 @@ impl<I, O> Clone for DynamicBatcher<I, O> {
     }
 }
 
+/// A handle that does not keep the batcher alive: once every [`DynamicBatcher`] is gone the
+/// worker ends and [`upgrade`](Self::upgrade) returns `None`.
+pub struct WeakBatcher<I, O> {
+    shared: std::sync::Weak<Shared<I, O>>,
+}
+
+impl<I, O> WeakBatcher<I, O> {
+    /// The batcher, if it still exists.
+    pub fn upgrade(&self) -> Option<DynamicBatcher<I, O>> {
+        self.shared.upgrade().map(|shared| DynamicBatcher { shared })
+    }
+}
+
 impl<I: Send + 'static, O: Send + 'static> DynamicBatcher<I, O> {
     /// Starts the worker on the current tokio runtime and returns its handle.
     ///
@@ -181,6 +194,11 @@ impl<I: Send + 'static, O: Send + 'static> DynamicBatcher<I, O> {
         let padded = shared.costing.padded;
         tokio::spawn(worker.run(inbox, config, padded));
         Self { shared }
+    }
+
+    /// A handle that does not keep this batcher (and its batch function) alive.
+    pub fn downgrade(&self) -> WeakBatcher<I, O> {
+        WeakBatcher { shared: Arc::downgrade(&self.shared) }
     }
 
     /// Items waiting in the queue now.

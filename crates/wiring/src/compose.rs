@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use aki_backend_candle::{CandleBackend, CandleConfig};
-use aki_batching::{BatchConfig, BatchingProvider, DynamicBatcher};
+use aki_batching::{BatchConfig, BatchingProvider, WeakBatcher};
 use aki_cache::{CachedProvider, ModelLoader, MokaModelStore, ResultCache};
 use aki_core::{EmbedError, Encoding, LoadedModel, ModelStore, Result};
 use async_trait::async_trait;
@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use crate::config::AppConfig;
 use crate::metrics::Metrics;
 
-type Batchers = Arc<Mutex<Vec<DynamicBatcher<Encoding, Vec<f32>>>>>;
+/// The batchers of loaded models, held weakly so an evicted model (and its weights) is freed.
+type Batchers = Arc<Mutex<Vec<WeakBatcher<Encoding, Vec<f32>>>>>;
 
 /// Builds a served model: the Candle backend, its batcher, then the shared result cache, so
 /// cache hits never wait in the batch queue.
@@ -34,7 +35,10 @@ impl ModelLoader for CandleLoader {
             .map_err(|e| EmbedError::Internal(format!("model loading task failed: {e}")))??;
         let bytes = backend.weight_bytes();
         let batching = BatchingProvider::new(Arc::new(backend), self.batching.clone(), self.metrics.clone());
-        self.batchers.lock().unwrap_or_else(PoisonError::into_inner).push(batching.batcher().clone());
+        let mut batchers = self.batchers.lock().unwrap_or_else(PoisonError::into_inner);
+        batchers.retain(|b| b.upgrade().is_some());
+        batchers.push(batching.batcher().downgrade());
+        drop(batchers);
         let batched: LoadedModel = Arc::new(batching);
         let served = match &self.cache {
             Some(cache) => Arc::new(CachedProvider::new(batched, cache.clone())) as LoadedModel,
@@ -124,7 +128,13 @@ impl Engine {
     /// Stops every batcher after it has finished what is queued.
     pub async fn shutdown(&self) {
         self.ready.store(false, Ordering::SeqCst);
-        let batchers = self.batchers.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let batchers: Vec<_> = self
+            .batchers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(WeakBatcher::upgrade)
+            .collect();
         for batcher in batchers {
             batcher.shutdown().await;
         }

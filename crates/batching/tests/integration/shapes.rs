@@ -185,3 +185,21 @@ async fn observer_sees_every_dispatch_within_limits() {
     assert!(shapes.iter().all(|s| s.tokens <= 40 && s.items <= 8), "{shapes:?}");
     assert_eq!(*record.1.lock().expect("lock"), shapes.len());
 }
+
+#[tokio::test]
+async fn dropping_every_handle_ends_the_worker_and_frees_the_batch_function() {
+    let fake = Fake::slow(Duration::ZERO);
+    let b = batcher(config(4), &fake, true);
+    b.submit(vec![Item::new(0, 0, 1)], None).await.expect("served");
+    let weak = b.downgrade();
+    assert!(weak.upgrade().is_some());
+    drop(b);
+    assert!(weak.upgrade().is_none(), "a weak handle keeps nothing alive");
+    for _ in 0..100 {
+        if Arc::strong_count(&fake) == 1 {
+            return;
+        }
+        settle().await;
+    }
+    panic!("the worker still holds the batch function after every handle was dropped");
+}
