@@ -17,9 +17,20 @@ async fn settle() {
     tokio::time::sleep(Duration::from_millis(30)).await;
 }
 
+/// Waits (up to 5 s) until `ready` holds, so tests do not depend on how fast spawned tasks run.
+async fn wait_until(what: &str, ready: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if ready() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
 #[tokio::test]
 async fn fifty_concurrent_single_requests_make_few_full_batches() {
-    let fake = Fake::slow(Duration::from_millis(20));
+    let fake = Fake::slow(Duration::from_millis(50));
     let b = batcher(config(8), &fake, true);
     let calls: Vec<_> = (0..50)
         .map(|caller| {
@@ -68,13 +79,12 @@ async fn a_full_queue_answers_overloaded_at_once() {
         let b = b.clone();
         async move { b.submit(vec![Item::new(0, 0, 1)], None).await }
     });
-    settle().await;
+    wait_until("the first request runs", || fake.batches().len() == 1).await;
     let queued = tokio::spawn({
         let b = b.clone();
         async move { b.submit((0..4).map(|i| Item::new(1, i, 1)).collect(), None).await }
     });
-    settle().await;
-    assert_eq!(b.queue_depth(), 4);
+    wait_until("four items are queued", || b.queue_depth() == 4).await;
     let started = Instant::now();
     let err = b.submit(vec![Item::new(2, 0, 1)], None).await.expect_err("queue full");
     assert_eq!(err.kind(), ErrorKind::Overloaded);
@@ -92,7 +102,7 @@ async fn expired_and_cancelled_requests_never_reach_the_backend() {
         let b = b.clone();
         async move { b.submit(vec![Item::new(0, 0, 1)], None).await }
     });
-    settle().await;
+    wait_until("the first request runs", || fake.batches().len() == 1).await;
     // Expires while the model is busy.
     let expiring = b.submit(vec![Item::new(1, 0, 1)], Some(Instant::now() + Duration::from_millis(20)));
     assert_eq!(expiring.await.expect_err("expired"), EmbedError::Timeout);
@@ -147,7 +157,7 @@ async fn shutdown_drains_the_queue_then_refuses_new_work() {
             tokio::spawn(async move { b.submit(vec![Item::new(caller, 0, 1)], None).await })
         })
         .collect();
-    settle().await;
+    wait_until("all ten are queued or running", || fake.items_seen().len() + b.queue_depth() == 10).await;
     b.shutdown().await;
     assert_eq!(fake.items_seen().len(), 10, "everything queued was computed before shutdown returned");
     for call in calls {
