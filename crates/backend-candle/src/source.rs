@@ -13,7 +13,8 @@ const OPTIONAL: [&str; 3] = ["modules.json", "sentence_bert_config.json", "1_Poo
 /// Resolves `model` to a directory holding its files.
 ///
 /// Order: `model` as an existing directory; then the installed copy under
-/// [`paths::models_dir`] (what `cargo xtask fetch-model` writes); then the Hugging Face hub
+/// [`paths::models_dir`] (what `cargo xtask fetch-model` writes), unless a revision other than
+/// `main` is asked for; then the Hugging Face hub
 /// through hf-hub at `revision` (default `main`), which honours `HF_HOME` and `HF_ENDPOINT`;
 /// with `HF_HUB_OFFLINE=1` only the hub's local cache is read.
 ///
@@ -25,7 +26,9 @@ pub fn resolve(model: &str, revision: Option<&str>) -> Result<PathBuf> {
         return Ok(as_path.to_path_buf());
     }
     let installed = paths::installed_model_dir(model);
-    if installed.join("config.json").is_file() {
+    // The installed copy is the default revision; an explicit other revision goes to the hub.
+    let default_revision = revision.is_none_or(|r| r == "main");
+    if default_revision && installed.join("config.json").is_file() {
         return Ok(installed);
     }
     let revision = revision.unwrap_or("main").to_string();
@@ -95,6 +98,26 @@ mod tests {
         let text = err.to_string();
         assert!(matches!(err, EmbedError::Load(_)));
         assert!(text.contains("no-such-org/no-such-model") && text.contains("cargo xtask fetch-model"), "{text}");
+    }
+
+    #[test]
+    fn an_explicit_revision_skips_the_installed_copy() {
+        let models = tempfile::tempdir().expect("tempdir");
+        let hub = tempfile::tempdir().expect("tempdir");
+        let installed = models.path().join("org/model");
+        std::fs::create_dir_all(&installed).expect("mkdir");
+        std::fs::write(installed.join("config.json"), "{}").expect("write");
+        let vars = [
+            ("AKI_MODELS_DIR", models.path().to_str().expect("utf-8")),
+            ("HF_HUB_OFFLINE", "1"),
+            ("HF_HOME", hub.path().to_str().expect("utf-8")),
+        ];
+        temp_env(&vars, || {
+            assert_eq!(resolve("org/model", None).expect("installed"), installed);
+            assert_eq!(resolve("org/model", Some("main")).expect("installed"), installed);
+            let err = resolve("org/model", Some("v2")).expect_err("v2 is not installed");
+            assert!(matches!(err, EmbedError::Load(_)), "{err}");
+        });
     }
 
     /// Runs `f` with environment variables set (tests touching the environment are serialised).
