@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use aki_wiring::{AppConfig, Engine, Lifecycle, shutdown_signal};
+use aki_wiring::{AppConfig, Engine, Lifecycle, Secret, shutdown_signal};
 use anyhow::{Context, Result};
 use axum::routing::get;
 use tokio::net::TcpListener;
@@ -36,16 +36,12 @@ pub async fn run(config: AppConfig) -> Result<()> {
 
 /// Checks `authorization: Bearer <key>` when an API key is configured.
 #[derive(Clone)]
-pub struct BearerKey(Option<Arc<str>>);
+pub struct BearerKey(Option<Secret>);
 
 impl Interceptor for BearerKey {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
         let Some(key) = &self.0 else { return Ok(request) };
-        let given = request.metadata().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-        let expected = format!("Bearer {key}");
-        let same = given.len() == expected.len()
-            && given.bytes().zip(expected.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
-        if same {
+        if key.matches_bearer(request.metadata().get("authorization").and_then(|v| v.to_str().ok())) {
             Ok(request)
         } else {
             Err(Status::unauthenticated("missing or invalid API key (authorization: Bearer <key>)"))
@@ -56,7 +52,7 @@ impl Interceptor for BearerKey {
 type Checked = InterceptedService<EmbedderServer<EmbedderService>, BearerKey>;
 
 fn embedder(engine: &Arc<Engine>) -> Checked {
-    let key = BearerKey(engine.config.api_key.as_ref().map(|k| Arc::from(k.0.as_str())));
+    let key = BearerKey(engine.config.api_key.clone());
     let server = EmbedderServer::new(EmbedderService::new(Arc::clone(engine)))
         .max_decoding_message_size(engine.config.limits.body_limit_bytes);
     InterceptedService::new(server, key)

@@ -86,17 +86,11 @@ async fn record_metrics(State(engine): State<AppState>, request: Request, next: 
 /// Checks `Authorization: Bearer <key>` when a key is configured.
 fn authorize(engine: &Engine, headers: &HeaderMap, shape: Shape) -> Result<(), Failure> {
     let Some(key) = &engine.config.api_key else { return Ok(()) };
-    let given =
-        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    if given.is_some_and(|g| constant_time_eq(g.as_bytes(), key.0.as_bytes())) {
+    if key.matches_bearer(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())) {
         Ok(())
     } else {
         Err(Failure::new(shape, Problem::Unauthorized, "missing or invalid API key (Authorization: Bearer <key>)"))
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Checks the number and size of inputs against the limits.

@@ -16,6 +16,16 @@ use serde::{Deserialize, Serialize};
 #[serde(transparent)]
 pub struct Secret(pub String);
 
+impl Secret {
+    /// Whether an `Authorization` header value is `Bearer <this secret>`, compared in time
+    /// independent of where the first difference is.
+    pub fn matches_bearer(&self, authorization: Option<&str>) -> bool {
+        let Some(given) = authorization.and_then(|v| v.strip_prefix("Bearer ")) else { return false };
+        let (given, key) = (given.as_bytes(), self.0.as_bytes());
+        given.len() == key.len() && given.iter().zip(key).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("***")
@@ -276,6 +286,15 @@ mod tests {
             assert!(err.contains("prot"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn bearer_headers_match_only_the_exact_key() {
+        let key = Secret("s3cret".into());
+        assert!(key.matches_bearer(Some("Bearer s3cret")));
+        for wrong in [None, Some("s3cret"), Some("Bearer s3cre"), Some("Bearer s3cret2"), Some("bearer s3cret")] {
+            assert!(!key.matches_bearer(wrong), "{wrong:?}");
+        }
     }
 
     #[test]
