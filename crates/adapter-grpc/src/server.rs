@@ -29,8 +29,7 @@ pub fn default_config() -> AppConfig {
 /// # Errors
 /// When an address cannot be bound, or the default model cannot be loaded.
 pub async fn run(config: AppConfig) -> Result<()> {
-    let address = (config.host.clone(), config.port);
-    let listener = TcpListener::bind(&address).await.with_context(|| format!("binding {}:{}", address.0, address.1))?;
+    let listener = aki_wiring::bind(&config.host, config.port).await?;
     serve(listener, Engine::new(config), shutdown_signal()).await
 }
 
@@ -84,10 +83,8 @@ pub async fn serve(
         }
     });
     if engine.config.metrics_port != 0 {
-        let address = (engine.config.host.clone(), engine.config.metrics_port);
-        let metrics = TcpListener::bind(&address)
-            .await
-            .with_context(|| format!("binding metrics {}:{}", address.0, address.1))?;
+        let metrics =
+            aki_wiring::bind(&engine.config.host, engine.config.metrics_port).await.context("metrics port")?;
         let app = axum::Router::new().route("/metrics", get(render_metrics)).with_state(Arc::clone(&engine));
         let stopping = lifecycle.stopping();
         tokio::spawn(async move {

@@ -30,24 +30,11 @@ impl EmbedderService {
     }
 
     fn check(&self, texts: &[String]) -> Result<(), Status> {
-        let limits = &self.engine.config.limits;
         if texts.is_empty() {
             return Err(Status::invalid_argument("`texts` is empty"));
         }
-        if texts.len() > limits.max_inputs {
-            return Err(Status::invalid_argument(format!(
-                "{} texts, more than the limit of {}",
-                texts.len(),
-                limits.max_inputs
-            )));
-        }
-        if let Some(chars) = texts.iter().map(|t| t.chars().count()).find(|&c| c > limits.max_input_chars) {
-            return Err(Status::invalid_argument(format!(
-                "a text has {chars} characters, more than the limit of {}",
-                limits.max_input_chars
-            )));
-        }
-        Ok(())
+        let longest = texts.iter().map(|t| t.chars().count()).max().unwrap_or(0);
+        self.engine.config.limits.check(texts.len(), longest).map_err(|e| to_status(&e))
     }
 
     async fn embed_one(

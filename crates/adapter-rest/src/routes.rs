@@ -95,21 +95,10 @@ fn authorize(engine: &Engine, headers: &HeaderMap, shape: Shape) -> Result<(), F
 
 /// Checks the number and size of inputs against the limits.
 fn check_inputs(engine: &Engine, count: usize, longest_chars: usize, shape: Shape) -> Result<(), Failure> {
-    let limits = &engine.config.limits;
     if count == 0 {
         return Err(Failure::new(shape, Problem::Empty, "the request holds no input"));
     }
-    let invalid = |message: String| Failure::from_core(shape, &EmbedError::Validation(message));
-    if count > limits.max_inputs {
-        return Err(invalid(format!("{count} inputs, more than the limit of {}", limits.max_inputs)));
-    }
-    if longest_chars > limits.max_input_chars {
-        return Err(invalid(format!(
-            "an input has {longest_chars} characters, more than the limit of {}",
-            limits.max_input_chars
-        )));
-    }
-    Ok(())
+    engine.config.limits.check(count, longest_chars).map_err(|e| Failure::from_core(shape, &e))
 }
 
 fn longest_chars(texts: &[String]) -> usize {

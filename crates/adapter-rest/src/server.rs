@@ -6,7 +6,7 @@ use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 
 use aki_wiring::{AppConfig, Engine, Lifecycle, shutdown_signal};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tokio::net::TcpListener;
 
 use crate::routes::app;
@@ -16,8 +16,7 @@ use crate::routes::app;
 /// # Errors
 /// When the address cannot be bound, or the default model cannot be loaded.
 pub async fn run(config: AppConfig) -> Result<()> {
-    let address = (config.host.clone(), config.port);
-    let listener = TcpListener::bind(&address).await.with_context(|| format!("binding {}:{}", address.0, address.1))?;
+    let listener = aki_wiring::bind(&config.host, config.port).await?;
     serve(listener, Engine::new(config), shutdown_signal()).await
 }
 

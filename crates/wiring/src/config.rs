@@ -71,6 +71,27 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// Checks the number of inputs and the length of the longest one (in characters) against
+    /// the limits. An empty request is the adapters' to answer (its status differs by protocol).
+    ///
+    /// # Errors
+    /// [`EmbedError::Validation`](aki_core::EmbedError::Validation) naming the limit exceeded.
+    pub fn check(&self, count: usize, longest_chars: usize) -> aki_core::Result<()> {
+        use aki_core::EmbedError::Validation;
+        if count > self.max_inputs {
+            return Err(Validation(format!("{count} inputs, more than the limit of {}", self.max_inputs)));
+        }
+        if longest_chars > self.max_input_chars {
+            return Err(Validation(format!(
+                "an input has {longest_chars} characters, more than the limit of {}",
+                self.max_input_chars
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Every setting of a server. Keys are documented in `docs/configuration.md`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -9,6 +9,6 @@ mod telemetry;
 
 pub use compose::Engine;
 pub use config::{AppConfig, CliArgs, Limits, LogFormat, Secret};
-pub use lifecycle::{Lifecycle, server_main};
+pub use lifecycle::{Lifecycle, bind, server_main};
 pub use metrics::Metrics;
 pub use telemetry::{init_logging, shutdown_signal};

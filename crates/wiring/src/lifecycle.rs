@@ -15,6 +15,14 @@ use crate::compose::Engine;
 use crate::config::{AppConfig, CliArgs};
 use crate::telemetry::init_logging;
 
+/// Binds a TCP listener on `host:port`, naming the address in the error.
+///
+/// # Errors
+/// When the address cannot be bound (in use, not local, no permission).
+pub async fn bind(host: &str, port: u16) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind((host, port)).await.with_context(|| format!("binding {host}:{port}"))
+}
+
 /// A started server's stop switch and start-up task.
 pub struct Lifecycle {
     stop: watch::Receiver<bool>,
