@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use crate::bert::BertEmbedder;
 use crate::config::{CandleConfig, device_name};
 use crate::layout::ModelLayout;
+use crate::packed::{self, PackedBert};
 use crate::source;
 
 /// The model's tokenizer in the three set-ups a request can ask for.
@@ -134,7 +135,7 @@ impl CandleBackend {
         let weights = dir.join("model.safetensors");
         let weight_bytes =
             std::fs::metadata(&weights).map_err(|e| EmbedError::Load(format!("{}: {e}", weights.display())))?.len();
-        let model = load_weights(&weights, &layout, &device, dtype)?;
+        let model = load_weights(&weights, &layout, &device, dtype, config)?;
         let info = ModelInfo {
             model_id: config.model.clone(),
             dimension: layout.bert.hidden_size,
@@ -143,7 +144,7 @@ impl CandleBackend {
             normalize_default: layout.normalize,
             device: device_name(&device),
             dtype: format!("{dtype:?}").to_lowercase(),
-            is_padded: true,
+            is_padded: matches!(model, Model::Candle(_)),
         };
         let jobs = spawn_model_thread(model, config.max_forward_batch.max(1), &info.model_id)?;
         tracing::info!(model = %info.model_id, dir = %dir.display(), device = %info.device, dtype = %info.dtype, "model loaded");
@@ -178,7 +179,29 @@ impl CandleBackend {
     }
 }
 
-fn load_weights(path: &Path, layout: &ModelLayout, device: &Device, dtype: DType) -> Result<BertEmbedder> {
+/// The forward pass a backend runs: the packed CPU path, or candle-transformers (every other
+/// device and dtype, and the reference).
+enum Model {
+    Packed(PackedBert),
+    Candle(BertEmbedder),
+}
+
+impl Model {
+    fn forward(&self, batch: &[&Encoding]) -> Result<Vec<Vec<f32>>> {
+        match self {
+            Self::Packed(model) => Ok(model.forward(batch)),
+            Self::Candle(model) => model.forward(batch).map_err(|e| EmbedError::Backend(e.to_string())),
+        }
+    }
+}
+
+fn load_weights(
+    path: &Path,
+    layout: &ModelLayout,
+    device: &Device,
+    dtype: DType,
+    config: &CandleConfig,
+) -> Result<Model> {
     let err = |e: candle_core::Error| EmbedError::Load(format!("{}: {e}", path.display()));
     if !path.is_file() {
         return Err(EmbedError::Load(format!("{} is missing", path.display())));
@@ -187,11 +210,21 @@ fn load_weights(path: &Path, layout: &ModelLayout, device: &Device, dtype: DType
     // a server runs (the same contract as candle's and TEI's loaders).
     #[allow(unsafe_code)]
     let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[path], dtype, device) }.map_err(err)?;
-    BertEmbedder::load(vb, &layout.bert, layout.pooling).map_err(err)
+    match packed::unsupported(&layout.bert, device, dtype) {
+        None if config.packed => {
+            PackedBert::load(vb, &layout.bert, layout.pooling, config.threads).map(Model::Packed).map_err(err)
+        }
+        reason => {
+            if let (true, Some(reason)) = (config.packed, reason) {
+                tracing::info!(%reason, "using candle-transformers instead of the packed CPU path");
+            }
+            BertEmbedder::load(vb, &layout.bert, layout.pooling).map(Model::Candle).map_err(err)
+        }
+    }
 }
 
 /// Starts the thread that owns the model; it ends when the backend (the sender) is dropped.
-fn spawn_model_thread(model: BertEmbedder, max_batch: usize, name: &str) -> Result<mpsc::Sender<Job>> {
+fn spawn_model_thread(model: Model, max_batch: usize, name: &str) -> Result<mpsc::Sender<Job>> {
     let (tx, rx) = mpsc::channel::<Job>();
     std::thread::Builder::new()
         .name(format!("aki-infer-{}", name.rsplit('/').next().unwrap_or(name)))
@@ -212,13 +245,13 @@ fn spawn_model_thread(model: BertEmbedder, max_batch: usize, name: &str) -> Resu
 
 /// Runs `batch` in chunks of at most `max_batch` sequences of similar length (less padding),
 /// returning vectors in the original order.
-fn run_sorted(model: &BertEmbedder, batch: &[Encoding], max_batch: usize) -> Result<Vec<Vec<f32>>> {
+fn run_sorted(model: &Model, batch: &[Encoding], max_batch: usize) -> Result<Vec<Vec<f32>>> {
     let mut order: Vec<usize> = (0..batch.len()).collect();
     order.sort_by_key(|&i| batch[i].len());
     let mut out = vec![Vec::new(); batch.len()];
     for chunk in order.chunks(max_batch) {
         let inputs: Vec<&Encoding> = chunk.iter().map(|&i| &batch[i]).collect();
-        let vectors = model.forward(&inputs).map_err(|e| EmbedError::Backend(e.to_string()))?;
+        let vectors = model.forward(&inputs)?;
         for (&i, v) in chunk.iter().zip(vectors) {
             out[i] = v;
         }

@@ -21,6 +21,11 @@ pub struct CandleConfig {
     /// Largest number of sequences one forward pass takes; larger calls are split
     /// into length-sorted chunks of this size.
     pub max_forward_batch: usize,
+    /// Run f32 CPU inference on the packed path (no padding work, fused kernels); `false`
+    /// uses candle-transformers' BERT, which every other device and dtype uses anyway.
+    pub packed: bool,
+    /// Compute threads of the packed path; unset means one per core.
+    pub threads: Option<usize>,
 }
 
 impl Default for CandleConfig {
@@ -31,6 +36,8 @@ impl Default for CandleConfig {
             device: "auto".to_string(),
             dtype: None,
             max_forward_batch: 32,
+            packed: true,
+            threads: None,
         }
     }
 }

@@ -10,6 +10,7 @@ mod backend;
 mod bert;
 mod config;
 mod layout;
+mod packed;
 pub mod source;
 
 pub use backend::CandleBackend;

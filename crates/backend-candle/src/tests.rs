@@ -15,12 +15,12 @@ fn model(pooling: Pooling) -> TempDir {
     dir
 }
 
-fn config(dir: &TempDir) -> CandleConfig {
+fn config_of(dir: &TempDir) -> CandleConfig {
     CandleConfig { device: "cpu".into(), ..CandleConfig::for_model(dir.path().to_string_lossy()) }
 }
 
 fn load(dir: &TempDir) -> CandleBackend {
-    CandleBackend::load(&config(dir)).expect("tiny model loads")
+    CandleBackend::load(&config_of(dir)).expect("tiny model loads")
 }
 
 fn texts(items: &[&str]) -> Vec<String> {
@@ -72,6 +72,31 @@ async fn padding_does_not_change_a_sentence_vector() {
         let (a, b) = (&alone.vectors[0], &padded.vectors[0]);
         let max_diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
         assert!(max_diff < 1e-4, "{pooling:?}: padding moved the vector by {max_diff}");
+    }
+}
+
+#[tokio::test]
+async fn the_packed_path_agrees_with_candle_transformers() {
+    let batch = texts(&["a man", LONG, "", "hello world !"]);
+    for pooling in [Pooling::Mean, Pooling::Max, Pooling::Cls] {
+        for act in ["gelu", "geluapproximate", "relu"] {
+            let dir = model(pooling);
+            let path = dir.path().join("config.json");
+            let mut config: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).expect("config")).expect("json");
+            config["hidden_act"] = act.into();
+            std::fs::write(&path, config.to_string()).expect("write config");
+            let packed = load(&dir);
+            let candle = CandleBackend::load(&CandleConfig { packed: false, ..config_of(&dir) }).expect("loads");
+            assert!(!packed.info().is_padded && candle.info().is_padded);
+            let raw = EmbedOptions { normalize: Some(false), ..Default::default() };
+            let want = candle.embed(batch.clone(), raw).await.expect("candle");
+            let got = packed.embed(batch.clone(), raw).await.expect("packed");
+            for (g, w) in got.vectors.iter().zip(&want.vectors) {
+                let max_diff = g.iter().zip(w).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+                assert!(max_diff < 1e-4, "{pooling:?} {act}: packed differs by {max_diff}");
+            }
+        }
     }
 }
 
@@ -145,7 +170,8 @@ async fn half_precision_stays_finite_and_close_to_f32() {
     let batch = texts(&["a man", LONG]);
     let reference = f32_backend.embed(batch.clone(), EmbedOptions::default()).await.expect("f32");
     for dtype in ["f16", "bf16"] {
-        let backend = CandleBackend::load(&CandleConfig { dtype: Some(dtype.into()), ..config(&dir) }).expect("loads");
+        let backend =
+            CandleBackend::load(&CandleConfig { dtype: Some(dtype.into()), ..config_of(&dir) }).expect("loads");
         assert_eq!(backend.info().dtype, dtype);
         let out = backend.embed(batch.clone(), EmbedOptions::default()).await.expect(dtype);
         for (got, want) in out.vectors.iter().zip(&reference.vectors) {
@@ -156,7 +182,7 @@ async fn half_precision_stays_finite_and_close_to_f32() {
 }
 
 fn load_err(dir: &TempDir) -> String {
-    match CandleBackend::load(&config(dir)) {
+    match CandleBackend::load(&config_of(dir)) {
         Ok(_) => panic!("a broken model loaded"),
         Err(e) => {
             assert_eq!(e.kind(), ErrorKind::Unavailable);

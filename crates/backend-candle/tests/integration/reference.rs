@@ -16,7 +16,7 @@ struct Reference {
     items: Vec<Item>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 struct Item {
     kind: String,
     text: String,
@@ -41,11 +41,11 @@ fn fixture<T: for<'de> Deserialize<'de>>(name: &str) -> T {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The real model, loaded once for the whole test binary. Fails (never skips) when the model
-/// is not installed.
-fn backend() -> Arc<CandleBackend> {
-    static BACKEND: OnceLock<Arc<CandleBackend>> = OnceLock::new();
-    Arc::clone(BACKEND.get_or_init(|| {
+/// The real model on the packed CPU path (`packed`) or on candle-transformers, each loaded once
+/// for the whole test binary. Fails (never skips) when the model is not installed.
+fn backend(packed: bool) -> Arc<CandleBackend> {
+    static BACKENDS: [OnceLock<Arc<CandleBackend>>; 2] = [OnceLock::new(), OnceLock::new()];
+    Arc::clone(BACKENDS[usize::from(packed)].get_or_init(|| {
         let dir = paths::installed_model_dir(paths::DEFAULT_MODEL);
         assert!(
             dir.join("model.safetensors").is_file(),
@@ -56,6 +56,7 @@ fn backend() -> Arc<CandleBackend> {
         let config = CandleConfig {
             max_forward_batch: 64,
             device: "cpu".into(),
+            packed,
             ..CandleConfig::for_model(dir.to_string_lossy())
         };
         Arc::new(CandleBackend::load(&config).expect("the real model loads"))
@@ -70,23 +71,26 @@ fn reference() -> Reference {
 
 #[tokio::test]
 async fn model_facts_come_from_its_files() {
-    let info = backend().info().clone();
     let reference = reference();
-    assert_eq!(info.dimension, reference.dim);
-    assert_eq!(info.max_input_tokens, reference.max_seq_length);
-    assert!(info.normalize_default, "modules.json lists a Normalize module");
+    for packed in [true, false] {
+        let info = backend(packed).info().clone();
+        assert_eq!(info.dimension, reference.dim);
+        assert_eq!(info.max_input_tokens, reference.max_seq_length);
+        assert!(info.normalize_default, "modules.json lists a Normalize module");
+        assert_eq!(info.is_padded, !packed, "only the candle path pads");
+    }
 }
 
 #[tokio::test]
 async fn every_item_embedded_alone_matches_the_reference() {
-    let backend = backend();
     let mut failures = Vec::new();
-    for item in reference().items {
+    for (item, packed) in reference().items.into_iter().flat_map(|i| [(i.clone(), true), (i, false)]) {
+        let backend = backend(packed);
         let out = backend.embed(vec![item.text.clone()], EmbedOptions::default()).await.expect("embeds");
         let cos = cosine(&out.vectors[0], &item.embedding);
         if cos < MIN_COSINE || out.tokens() != item.tokens {
             failures.push(format!(
-                "{} {:?}: cosine {cos}, tokens {} (want {})",
+                "packed {packed}, {} {:?}: cosine {cos}, tokens {} (want {})",
                 item.kind,
                 item.text,
                 out.tokens(),
@@ -98,18 +102,20 @@ async fn every_item_embedded_alone_matches_the_reference() {
 }
 
 #[tokio::test]
-async fn all_items_in_one_padded_batch_match_the_reference() {
+async fn all_items_in_one_batch_match_the_reference() {
     let items = reference().items;
     let texts: Vec<String> = items.iter().map(|i| i.text.clone()).collect();
-    let out = backend().embed(texts, EmbedOptions::default()).await.expect("embeds");
-    assert_eq!(out.vectors.len(), items.len());
-    assert_eq!(out.token_counts, items.iter().map(|i| i.tokens).collect::<Vec<_>>());
     let mut failures = Vec::new();
-    for (item, vector) in items.iter().zip(&out.vectors) {
-        let cos = cosine(vector, &item.embedding);
-        let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if cos < MIN_COSINE || (norm - 1.0).abs() > 1e-4 {
-            failures.push(format!("{} {:?}: cosine {cos}, norm {norm}", item.kind, item.text));
+    for packed in [true, false] {
+        let out = backend(packed).embed(texts.clone(), EmbedOptions::default()).await.expect("embeds");
+        assert_eq!(out.vectors.len(), items.len());
+        assert_eq!(out.token_counts, items.iter().map(|i| i.tokens).collect::<Vec<_>>());
+        for (item, vector) in items.iter().zip(&out.vectors) {
+            let cos = cosine(vector, &item.embedding);
+            let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+            if cos < MIN_COSINE || (norm - 1.0).abs() > 1e-4 {
+                failures.push(format!("packed {packed}, {} {:?}: cosine {cos}, norm {norm}", item.kind, item.text));
+            }
         }
     }
     assert!(failures.is_empty(), "items off the reference in a batch:\n{}", failures.join("\n"));
@@ -119,7 +125,7 @@ async fn all_items_in_one_padded_batch_match_the_reference() {
 async fn token_ids_equal_the_reference_tokenizer() {
     let expected: TokenIds = fixture("reference_token_ids.json");
     let texts: Vec<String> = expected.items.iter().map(|i| i.text.clone()).collect();
-    let encodings = backend().encode(texts, EncodeOptions::default()).await.expect("encodes");
+    let encodings = backend(true).encode(texts, EncodeOptions::default()).await.expect("encodes");
     for (want, got) in expected.items.iter().zip(&encodings) {
         assert_eq!(got.ids, want.input_ids, "token ids of {:?}", want.text);
     }
@@ -130,6 +136,6 @@ async fn over_long_input_without_truncation_is_a_validation_error() {
     let long = reference().items.into_iter().find(|i| i.tokens == 256).expect("a long fixture");
     let options =
         EmbedOptions { encode: EncodeOptions { truncate: false, ..Default::default() }, ..Default::default() };
-    let err = backend().embed(vec![long.text], options).await.expect_err("too long");
+    let err = backend(true).embed(vec![long.text], options).await.expect_err("too long");
     assert_eq!(err.kind(), aki_core::ErrorKind::Validation, "{err}");
 }

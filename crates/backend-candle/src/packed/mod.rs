@@ -1,0 +1,305 @@
+//! The packed CPU path: a BERT encoder forward pass that wastes nothing on padding.
+//!
+//! The tokens of every sequence in a batch sit in one `(tokens, hidden)` matrix, so the
+//! embedding, QKV, output and feed-forward projections (about 90% of the work) multiply only
+//! real tokens; attention runs per sequence and head on that sequence's own length; pooling
+//! uses each sequence's offsets. Biases and residuals are the starting value of the matrix
+//! multiply that adds onto them, GELU and layer norm run in place in one pass, and everything
+//! runs on one rayon pool the model owns.
+
+mod kernels;
+mod matmul;
+
+use aki_core::{Encoding, Pooling};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{Config, HiddenAct, PositionEmbeddingType};
+use rayon::prelude::*;
+
+use self::kernels::{Activation, activate, add_rows, fill_rows, layer_norm, softmax_rows};
+use self::matmul::{Panels, View, matmul, matmul_few_rows};
+
+/// A linear layer with its weight stored transposed, `(in, out)` row-major.
+struct Linear {
+    weight_t: Vec<f32>,
+    /// The same weights in column panels, for the few-rows kernel.
+    panels: Panels,
+    bias: Vec<f32>,
+    inputs: usize,
+    outputs: usize,
+}
+
+struct Norm {
+    gain: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+struct Layer {
+    /// Query, key and value projections side by side: `(hidden, 3 * hidden)`.
+    qkv: Linear,
+    attention_out: Linear,
+    attention_norm: Norm,
+    intermediate: Linear,
+    output: Linear,
+    output_norm: Norm,
+}
+
+/// A BERT-family encoder with its pooling, on the packed CPU path (f32).
+pub struct PackedBert {
+    words: Vec<f32>,
+    positions: Vec<f32>,
+    token_types: Vec<f32>,
+    embedding_norm: Norm,
+    layers: Vec<Layer>,
+    hidden: usize,
+    heads: usize,
+    eps: f32,
+    activation: Activation,
+    pooling: Pooling,
+    pool: rayon::ThreadPool,
+}
+
+/// Why a model cannot take the packed path (it then runs on candle-transformers).
+pub fn unsupported(config: &Config, device: &Device, dtype: DType) -> Option<String> {
+    if !device.is_cpu() {
+        Some("the device is not the CPU".into())
+    } else if dtype != DType::F32 {
+        Some(format!("the dtype is {dtype:?}, not f32"))
+    } else if config.position_embedding_type != PositionEmbeddingType::Absolute {
+        Some("position embeddings are not absolute".into())
+    } else if !config.hidden_size.is_multiple_of(config.num_attention_heads) {
+        Some("the hidden size is not a multiple of the head count".into())
+    } else {
+        None
+    }
+}
+
+impl PackedBert {
+    /// Copies the weights out of `vb` (accepting a `bert.` prefix) into the packed layout, and
+    /// starts a compute pool of `threads` threads (all cores when `None`).
+    pub fn load(
+        vb: VarBuilder,
+        config: &Config,
+        pooling: Pooling,
+        threads: Option<usize>,
+    ) -> candle_core::Result<Self> {
+        let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb };
+        let hidden = config.hidden_size;
+        let flat = |t: Tensor| t.flatten_all()?.to_vec1::<f32>();
+        let emb = vb.pp("embeddings");
+        let norm = |vb: VarBuilder| -> candle_core::Result<Norm> {
+            Ok(Norm { gain: flat(vb.get(hidden, "weight")?)?, bias: flat(vb.get(hidden, "bias")?)? })
+        };
+        let linear = |vbs: &[VarBuilder], inputs: usize, outputs: usize| -> candle_core::Result<Linear> {
+            let weights =
+                vbs.iter().map(|vb| vb.get((outputs, inputs), "weight")).collect::<candle_core::Result<Vec<_>>>()?;
+            let biases = vbs.iter().map(|vb| vb.get(outputs, "bias")).collect::<candle_core::Result<Vec<_>>>()?;
+            let weight_t = flat(Tensor::cat(&weights, 0)?.t()?.contiguous()?)?;
+            Ok(Linear {
+                panels: Panels::new(&weight_t, inputs, outputs * vbs.len()),
+                weight_t,
+                bias: flat(Tensor::cat(&biases, 0)?)?,
+                inputs,
+                outputs: outputs * vbs.len(),
+            })
+        };
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| {
+                let vb = vb.pp(format!("encoder.layer.{i}"));
+                let attn = vb.pp("attention");
+                let qkv = ["query", "key", "value"].map(|name| attn.pp("self").pp(name));
+                Ok(Layer {
+                    qkv: linear(&qkv, hidden, hidden)?,
+                    attention_out: linear(&[attn.pp("output.dense")], hidden, hidden)?,
+                    attention_norm: norm(attn.pp("output.LayerNorm"))?,
+                    intermediate: linear(&[vb.pp("intermediate.dense")], hidden, config.intermediate_size)?,
+                    output: linear(&[vb.pp("output.dense")], config.intermediate_size, hidden)?,
+                    output_norm: norm(vb.pp("output.LayerNorm"))?,
+                })
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(|i| format!("aki-compute-{i}"))
+            .build()
+            .map_err(|e| candle_core::Error::Msg(format!("cannot start the compute pool: {e}")))?;
+        Ok(Self {
+            words: flat(emb.get((config.vocab_size, hidden), "word_embeddings.weight")?)?,
+            positions: flat(emb.get((config.max_position_embeddings, hidden), "position_embeddings.weight")?)?,
+            token_types: flat(emb.get((config.type_vocab_size, hidden), "token_type_embeddings.weight")?)?,
+            embedding_norm: norm(emb.pp("LayerNorm"))?,
+            layers,
+            hidden,
+            heads: config.num_attention_heads,
+            eps: config.layer_norm_eps as f32,
+            activation: match config.hidden_act {
+                HiddenAct::Gelu => Activation::Gelu,
+                HiddenAct::GeluApproximate => Activation::GeluTanh,
+                HiddenAct::Relu => Activation::Relu,
+            },
+            pooling,
+            pool,
+        })
+    }
+
+    /// Runs one batch and returns one pooled (not normalised) vector per input. Inputs must be
+    /// non-empty and within the position table (the backend checks both first).
+    pub fn forward(&self, batch: &[&Encoding]) -> Vec<Vec<f32>> {
+        if batch.is_empty() {
+            return Vec::new();
+        }
+        self.pool.install(|| self.forward_in_pool(batch))
+    }
+
+    fn forward_in_pool(&self, batch: &[&Encoding]) -> Vec<Vec<f32>> {
+        let threads = rayon::current_num_threads();
+        let h = self.hidden;
+        let offsets: Vec<usize> = std::iter::once(0)
+            .chain(batch.iter().scan(0, |end, e| {
+                *end += e.len();
+                Some(*end)
+            }))
+            .collect();
+        let tokens = offsets[batch.len()];
+
+        let mut x = self.embed(batch, tokens);
+        let widest = self.layers.iter().map(|l| l.intermediate.outputs.max(l.qkv.outputs)).max().unwrap_or(h);
+        let mut wide = vec![0.0f32; tokens * widest];
+        let mut context = vec![0.0f32; tokens * h];
+        let mut mid = vec![0.0f32; tokens * h];
+        for layer in &self.layers {
+            // Attention: QKV projection of every token at once, then per sequence and head.
+            let qkv = &mut wide[..tokens * layer.qkv.outputs];
+            project(qkv, &x, &layer.qkv, threads);
+            self.attend(qkv, &offsets, &mut context);
+            // Output projection onto (residual + bias), then layer norm: one pass each.
+            add_rows(&mut mid, &x, &layer.attention_out.bias);
+            accumulate(&mut mid, &context, &layer.attention_out, threads);
+            layer_norm(&mut mid, &layer.attention_norm.gain, &layer.attention_norm.bias, self.eps);
+            // Feed-forward: (bias + x·W1) then the activation in place; (residual + bias) + a·W2.
+            let inner = &mut wide[..tokens * layer.intermediate.outputs];
+            project(inner, &mid, &layer.intermediate, threads);
+            activate_parallel(inner, self.activation, threads);
+            add_rows(&mut x, &mid, &layer.output.bias);
+            accumulate(&mut x, inner, &layer.output, threads);
+            layer_norm(&mut x, &layer.output_norm.gain, &layer.output_norm.bias, self.eps);
+        }
+        self.pool_sequences(&x, &offsets)
+    }
+
+    /// Word + position + token-type embeddings of every token, layer-normed: `(tokens, hidden)`.
+    fn embed(&self, batch: &[&Encoding], tokens: usize) -> Vec<f32> {
+        let h = self.hidden;
+        let mut x = Vec::with_capacity(tokens * h);
+        for e in batch {
+            for (position, (&id, &kind)) in e.ids.iter().zip(&e.type_ids).enumerate() {
+                let word = &self.words[id as usize * h..][..h];
+                let pos = &self.positions[position * h..][..h];
+                let kind = &self.token_types[kind as usize * h..][..h];
+                x.extend(word.iter().zip(pos).zip(kind).map(|((w, p), k)| w + p + k));
+            }
+        }
+        layer_norm(&mut x, &self.embedding_norm.gain, &self.embedding_norm.bias, self.eps);
+        x
+    }
+
+    /// Scaled dot-product attention of each sequence and head over its own tokens, written to
+    /// `context` `(tokens, hidden)`, heads side by side.
+    fn attend(&self, qkv: &[f32], offsets: &[usize], context: &mut [f32]) {
+        let (h, heads) = (self.hidden, self.heads);
+        let d = h / heads;
+        let scale = 1.0 / (d as f32).sqrt();
+        let stride = 3 * h;
+        let jobs: Vec<(usize, usize)> =
+            (0..offsets.len() - 1).flat_map(|s| (0..heads).map(move |head| (s, head))).collect();
+        let outputs: Vec<Vec<f32>> = jobs
+            .par_iter()
+            .map(|&(s, head)| {
+                let (start, len) = (offsets[s], offsets[s + 1] - offsets[s]);
+                let at = |part: usize| View {
+                    data: &qkv[start * stride + part * h + head * d..],
+                    rows: len,
+                    cols: d,
+                    row_stride: stride,
+                    col_stride: 1,
+                };
+                let mut scores = vec![0.0f32; len * len];
+                matmul(&mut scores, at(0), at(1).t(), scale, false, 1);
+                softmax_rows(&mut scores, len);
+                let mut out = vec![0.0f32; len * d];
+                matmul(&mut out, View::rows(&scores, len, len), at(2), 1.0, false, 1);
+                out
+            })
+            .collect();
+        for (&(s, head), out) in jobs.iter().zip(outputs) {
+            for (row, values) in out.chunks_exact(d).enumerate() {
+                context[(offsets[s] + row) * h + head * d..][..d].copy_from_slice(values);
+            }
+        }
+    }
+
+    /// One vector per sequence from its rows of `x`.
+    fn pool_sequences(&self, x: &[f32], offsets: &[usize]) -> Vec<Vec<f32>> {
+        let h = self.hidden;
+        offsets
+            .windows(2)
+            .map(|w| {
+                let rows = x[w[0] * h..w[1] * h].chunks_exact(h);
+                match self.pooling {
+                    Pooling::Cls => x[w[0] * h..][..h].to_vec(),
+                    Pooling::Mean => {
+                        let mut sum = vec![0.0f32; h];
+                        for row in rows {
+                            sum.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+                        }
+                        let n = (w[1] - w[0]).max(1) as f32;
+                        sum.iter_mut().for_each(|s| *s /= n);
+                        sum
+                    }
+                    Pooling::Max => rows.fold(vec![f32::NEG_INFINITY; h], |mut m, row| {
+                        m.iter_mut().zip(row).for_each(|(m, v)| *m = m.max(*v));
+                        m
+                    }),
+                }
+            })
+            .collect()
+    }
+}
+
+fn weight(linear: &Linear) -> View<'_> {
+    View::rows(&linear.weight_t, linear.inputs, linear.outputs)
+}
+
+/// `out = bias + x · W` for every token row of `x`.
+fn project(out: &mut [f32], x: &[f32], linear: &Linear, threads: usize) {
+    fill_rows(out, &linear.bias);
+    accumulate(out, x, linear, threads);
+}
+
+/// Up to this many tokens a linear layer streams its weights through the few-rows kernel;
+/// beyond, `gemm` is as fast or faster (measured: one short sentence 3.7 ms instead of 5.8 ms,
+/// batches of 8 and more unchanged; docs/performance.md).
+const FEW_ROWS: usize = 32;
+
+/// `out += x · W` for every token row of `x`: few tokens stream the weights through the
+/// few-rows kernel, more tokens use `gemm`, which repacks the weights on every call but then
+/// runs its tuned kernels.
+fn accumulate(out: &mut [f32], x: &[f32], linear: &Linear, threads: usize) {
+    let tokens = x.len() / linear.inputs;
+    if tokens <= FEW_ROWS {
+        matmul_few_rows(out, x, &linear.panels, tokens, threads);
+    } else {
+        matmul(out, View::rows(x, tokens, linear.inputs), weight(linear), 1.0, true, threads);
+    }
+}
+
+/// The activation over `xs`, split across the pool when it is large enough to pay off.
+fn activate_parallel(xs: &mut [f32], act: Activation, threads: usize) {
+    const CHUNK: usize = 16 * 1024;
+    if threads > 1 && xs.len() > CHUNK {
+        xs.par_chunks_mut(CHUNK).for_each(|c| activate(c, act));
+    } else {
+        activate(xs, act);
+    }
+}

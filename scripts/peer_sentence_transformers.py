@@ -1,0 +1,45 @@
+"""The peer side of `cargo xtask bench --peers`: sentence-transformers (PyTorch, CPU) encoding
+the benchmark corpora at batch sizes 1, 8, 32 and 128 with a fixed thread count, timed the same
+way as aki's `throughput` bench (whole corpus per run, a warm-up run, then repeats).
+
+usage: peer_sentence_transformers.py MODEL_DIR DATA_DIR THREADS REPEAT OUT_JSON [--quick]
+"""
+
+import json
+import statistics
+import sys
+import time
+
+
+def main() -> None:
+    model_dir, data_dir, threads, repeat, out = sys.argv[1:6]
+    quick = "--quick" in sys.argv[6:]
+    import torch
+
+    torch.set_num_threads(int(threads))
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(model_dir, device="cpu")
+    rows = []
+    for corpus, name in [("short", "short_1024.txt"), ("medium", "medium_256.txt")]:
+        with open(f"{data_dir}/{name}", encoding="utf-8") as f:
+            texts = [line.rstrip("\n") for line in f if line.strip()]
+        if quick:
+            texts = texts[:16]
+        for batch in [1, 8] if quick else [1, 8, 32, 128]:
+            def run() -> float:
+                started = time.perf_counter()
+                model.encode(texts, batch_size=batch, normalize_embeddings=True, show_progress_bar=False)
+                return len(texts) / (time.perf_counter() - started)
+
+            run()  # warm-up
+            rates = sorted(run() for _ in range(int(repeat)))
+            rows.append({"engine": "sentence-transformers", "corpus": corpus, "batch": batch, "sentences_per_s": rates})
+            print(f"| {corpus} | {batch} | {statistics.median(rates):.1f} | {rates[0]:.1f} | {rates[-1]:.1f} |", flush=True)
+    info = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump({"peer": info, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
