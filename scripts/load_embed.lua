@@ -1,5 +1,7 @@
 -- wrk script for `cargo xtask load`: each request posts one random line of the corpus named by
 -- AKI_LOAD_CORPUS to /api/v1/embed; at the end prints one `AKI_RESULT {json}` line.
+-- With AKI_LOAD_RATE (requests/s) and AKI_LOAD_CONNECTIONS set, each connection waits a random
+-- time (mean connections / rate) between requests, offering about that rate in total.
 
 local corpus = {}
 for line in io.lines(os.getenv("AKI_LOAD_CORPUS")) do
@@ -15,6 +17,14 @@ local function json_string(text)
 end
 
 local headers = { ["Content-Type"] = "application/json" }
+
+local rate = tonumber(os.getenv("AKI_LOAD_RATE") or "")
+local connections = tonumber(os.getenv("AKI_LOAD_CONNECTIONS") or "")
+if rate and connections then
+  function delay()
+    return math.random() * 2000 * connections / rate
+  end
+end
 
 function init(args)
   math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 1000)

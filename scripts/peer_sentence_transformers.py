@@ -1,6 +1,7 @@
 """The peer side of `cargo xtask bench --peers`: sentence-transformers (PyTorch, CPU) encoding
 the benchmark corpora at batch sizes 1, 8, 32 and 128 with a fixed thread count, timed the same
-way as aki's `throughput` bench (whole corpus per run, a warm-up run, then repeats).
+way as aki's `throughput` bench (whole corpus per run, a warm-up run, then repeats); also
+PyTorch's matrix multiply rate, for the compute ceiling.
 
 usage: peer_sentence_transformers.py MODEL_DIR DATA_DIR THREADS REPEAT OUT_JSON [--quick]
 """
@@ -9,6 +10,18 @@ import json
 import statistics
 import sys
 import time
+
+
+def sgemm_gflops(torch, quick: bool) -> float:
+    """PyTorch's f32 matrix multiply rate at the shape of the model's feed-forward layer for a
+    batch of short sentences (672 x 384 times 384 x 1536), in GFLOP/s."""
+    a, b = torch.rand(672, 384), torch.rand(384, 1536)
+    a @ b
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < (0.2 if quick else 3.0):
+        a @ b
+        count += 1
+    return 2 * 672 * 384 * 1536 * count / (time.perf_counter() - started) / 1e9
 
 
 def main() -> None:
@@ -36,7 +49,7 @@ def main() -> None:
             rates = sorted(run() for _ in range(int(repeat)))
             rows.append({"engine": "sentence-transformers", "corpus": corpus, "batch": batch, "sentences_per_s": rates})
             print(f"| {corpus} | {batch} | {statistics.median(rates):.1f} | {rates[0]:.1f} | {rates[-1]:.1f} |", flush=True)
-    info = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+    info = {"torch": torch.__version__, "threads": torch.get_num_threads(), "sgemm_gflops": sgemm_gflops(torch, quick)}
     with open(out, "w", encoding="utf-8") as f:
         json.dump({"peer": info, "rows": rows}, f, indent=1)
 

@@ -2,10 +2,14 @@
 //! pass, pooling, normalisation) in batches of 1, 8, 32 and 128, repeated for a median and a
 //! spread; the same measurement `scripts/peer_sentence_transformers.py` makes of the peer.
 //!
+//! It also measures the machine's single-precision matrix multiply rate (the `gemm` crate at
+//! the shape of the model's feed-forward layer) and counts each corpus' tokens, for the
+//! compute ceiling in the report.
+//!
 //! `cargo bench -p aki-benches --bench throughput -- [--quick] [--repeat N] [--threads N]
 //! [--engine packed|candle] [--corpus short|medium] [--batch N] [--json PATH]`. Under `cargo test` it is a smoke run.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aki_backend_candle::{CandleBackend, CandleConfig};
 use aki_benches::{medium_corpus, quantile, short_corpus};
@@ -50,8 +54,9 @@ fn main() {
     let backend = CandleBackend::load(&config).unwrap_or_else(|e| panic!("{e} (run `cargo xtask fetch-model`)"));
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let engine = if backend.info().is_padded { "aki (candle-transformers)" } else { "aki (packed)" };
-    let batches: &[usize] = if args.quick { &[1, 8] } else { &[1, 8, 32, 128] };
+    let batches: &[usize] = if args.quick { &[1, 8, 32] } else { &[1, 8, 32, 128] };
     let mut rows = Vec::new();
+    let mut corpora = Vec::new();
     println!("| corpus | batch | sentences/s (median) | min | max | one call p50 ms |");
     println!("|---|---:|---:|---:|---:|---:|");
     for (corpus, mut texts) in [("short", short_corpus()), ("medium", medium_corpus())] {
@@ -61,6 +66,13 @@ fn main() {
         if args.quick {
             texts.truncate(16);
         }
+        let tokens: usize = runtime
+            .block_on(backend.embed(texts.clone(), EmbedOptions::default()))
+            .expect("embeds")
+            .token_counts
+            .iter()
+            .sum();
+        corpora.push(format!(r#""{corpus}":{{"texts":{},"tokens":{tokens}}}"#, texts.len()));
         for &batch in batches.iter().filter(|&&b| args.batch.is_none_or(|only| only == b)) {
             let run = || -> (f64, Vec<f64>) {
                 let started = Instant::now();
@@ -93,7 +105,62 @@ fn main() {
             ));
         }
     }
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let sgemm = sgemm_gflops(threads, if args.quick { 0.2 } else { 3.0 });
+    println!("sgemm ({threads} threads, gemm crate): {sgemm:.1} GFLOP/s");
     if let Some(path) = args.json {
-        std::fs::write(&path, format!("[\n{}\n]\n", rows.join(",\n"))).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let json = format!(
+            "{{\"threads\":{threads},\"sgemm_gflops\":{sgemm:.1},\"corpora\":{{{}}},\"rows\":[\n{}\n]}}\n",
+            corpora.join(","),
+            rows.join(",\n")
+        );
+        std::fs::write(&path, json).unwrap_or_else(|e| panic!("{path}: {e}"));
     }
+}
+
+/// The `gemm` crate's f32 matrix multiply rate on `threads` threads, in GFLOP/s, at the shape
+/// of the model's feed-forward layer for a batch of short sentences (672 x 384 times 384 x 1536).
+fn sgemm_gflops(threads: usize, seconds: f64) -> f64 {
+    let (m, k, n) = (672usize, 384usize, 1536usize);
+    let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
+    let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
+    let mut c = vec![0.0f32; m * n];
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    pool.install(|| {
+        let mut multiply = || {
+            // SAFETY: dense row-major buffers of exactly m x k, k x n and m x n elements.
+            #[allow(unsafe_code)]
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    c.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    a.as_ptr(),
+                    1,
+                    k as isize,
+                    b.as_ptr(),
+                    1,
+                    n as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                );
+            }
+        };
+        multiply();
+        let (started, mut count) = (Instant::now(), 0u32);
+        while started.elapsed() < Duration::from_secs_f64(seconds) {
+            multiply();
+            count += 1;
+        }
+        2.0 * (m * k * n) as f64 * f64::from(count) / started.elapsed().as_secs_f64() / 1e9
+    })
 }

