@@ -177,7 +177,7 @@ pub struct CliArgs {
 }
 
 /// `AKI_*` variables that are not configuration keys (read elsewhere).
-const NOT_CONFIG: [&str; 2] = ["MODELS_DIR", "BENCH_SECONDS"];
+const NOT_CONFIG: [&str; 4] = ["MODELS_DIR", "LOAD_CORPUS", "LOAD_RATE", "LOAD_CONNECTIONS"];
 
 impl AppConfig {
     /// Builds the configuration, each layer overriding the one before:
