@@ -81,8 +81,16 @@ fn criterion(root: &Path) -> Result<Vec<Value>> {
     )?;
     let mut found = Vec::new();
     collect_criterion(&dir, &mut found)?;
-    found.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    sort_criterion(&mut found);
     Ok(found)
+}
+
+/// By group, then numbers as numbers (`.../10` before `.../100`).
+fn sort_criterion(found: &mut [Value]) {
+    found.sort_by_key(|v| -> Vec<(String, u64)> {
+        let id = v["id"].as_str().unwrap_or_default();
+        id.split('/').map(|part| part.parse().map_or((part.to_string(), 0), |n| (String::new(), n))).collect()
+    });
 }
 
 fn collect_criterion(dir: &Path, found: &mut Vec<Value>) -> Result<()> {
@@ -635,5 +643,49 @@ fn duration(ns: f64) -> String {
         n if n < 1e6 => format!("{:.1} µs", n / 1e3),
         n if n < 1e9 => format!("{:.1} ms", n / 1e6),
         n => format!("{:.2} s", n / 1e9),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_is_median_lowest_highest() {
+        assert_eq!(spread(&[3.0, 1.0, 2.0]), (2.0, 1.0, 3.0));
+        assert_eq!(spread(&[4.0, 1.0, 2.0, 3.0]), (2.5, 1.0, 4.0));
+        assert!(spread(&[]).0.is_nan());
+    }
+
+    #[test]
+    fn options_parse_and_refuse_unknown_flags() {
+        let args = |a: &[&str]| a.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+        let o = Options::parse(&args(&["--peers", "--repeat", "5"])).expect("parses");
+        assert!(o.peers && !o.quick && o.repeat == 5);
+        assert_eq!(Options::parse(&args(&["--quick"])).expect("parses").repeat, 1);
+        assert!(Options::parse(&args(&["--repeat"])).is_err());
+        assert!(Options::parse(&args(&["--fast"])).is_err());
+    }
+
+    #[test]
+    fn criterion_results_are_read_and_sorted_with_numbers_as_numbers() {
+        let dir = std::env::temp_dir().join(format!("aki-criterion-{}", std::process::id()));
+        for (name, median) in [("100", 3.0), ("10", 1.0), ("50", 2.0)] {
+            let new = dir.join("group").join(name).join("new");
+            std::fs::create_dir_all(&new).expect("dir");
+            let bench = json!({"full_id": format!("group/{name}"), "throughput": {"Elements": 10}});
+            let ci = json!({"lower_bound": median - 0.5, "upper_bound": median + 0.5});
+            let estimates = json!({"median": {"point_estimate": median, "confidence_interval": ci}});
+            std::fs::write(new.join("benchmark.json"), bench.to_string()).expect("write");
+            std::fs::write(new.join("estimates.json"), estimates.to_string()).expect("write");
+        }
+        let mut found = Vec::new();
+        collect_criterion(&dir, &mut found).expect("reads");
+        sort_criterion(&mut found);
+        let ids: Vec<&str> = found.iter().filter_map(|v| v["id"].as_str()).collect();
+        assert_eq!(ids, ["group/10", "group/50", "group/100"]);
+        assert_eq!(found[2]["median_ns"], 3.0);
+        assert_eq!(found[0]["elements"], 10);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -13,7 +13,9 @@ const BOTTOM: f64 = 50.0;
 /// `points` are `(x, median, low, high)`; `target` is drawn as a dashed horizontal line.
 pub fn line_chart(title: &str, x_label: &str, y_label: &str, points: &[(f64, f64, f64, f64)], target: f64) -> String {
     let x_max = points.iter().map(|p| p.0).fold(1.0, f64::max);
-    let y_max = points.iter().map(|p| p.3).filter(|v| v.is_finite()).fold(target, f64::max) * 1.1;
+    let highest = points.iter().map(|p| p.3).filter(|v| v.is_finite()).fold(target, f64::max) * 1.05;
+    let step = nice_step(highest / 5.0);
+    let y_max = (highest / step).ceil() * step;
     let x = |v: f64| LEFT + v / x_max * (WIDTH - LEFT - RIGHT);
     let y = |v: f64| HEIGHT - BOTTOM - v / y_max * (HEIGHT - TOP - BOTTOM);
     let mut svg = String::new();
@@ -31,8 +33,8 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, points: &[(f64, f64
     // Axes, ticks and labels.
     let (x0, y0) = (x(0.0), y(0.0));
     let _ = writeln!(svg, r#"<path d="M{x0},{TOP} V{y0} H{}" stroke="black" fill="none"/>"#, WIDTH - RIGHT);
-    for i in 0..=5 {
-        let v = y_max / 5.0 * f64::from(i);
+    for i in 0..=(y_max / step).round() as u32 {
+        let v = step * f64::from(i);
         let (right, at, label_x, label_y) = (WIDTH - RIGHT, y(v), x0 - 6.0, y(v) + 4.0);
         let _ = writeln!(
             svg,
@@ -88,6 +90,34 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, points: &[(f64, f64
     svg
 }
 
+/// The smallest of 1, 2 or 5 times a power of ten that is at least `raw`.
+fn nice_step(raw: f64) -> f64 {
+    let power = 10f64.powf(raw.max(1e-9).log10().floor());
+    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * power).find(|&s| s >= raw).unwrap_or(10.0 * power)
+}
+
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_are_one_two_or_five_times_a_power_of_ten() {
+        assert_eq!(nice_step(80.0), 100.0);
+        assert_eq!(nice_step(150.3), 200.0);
+        assert_eq!(nice_step(7.0), 10.0);
+        assert_eq!(nice_step(0.3), 0.5);
+        assert_eq!(nice_step(5.0), 5.0);
+    }
+
+    #[test]
+    fn a_chart_has_every_point_and_the_target() {
+        let svg = line_chart("t <1>", "x", "y", &[(10.0, 300.5, 290.0, 310.0), (100.0, 368.0, 340.0, 375.0)], 200.0);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<circle").count(), 2);
+        assert!(svg.contains("target 200") && svg.contains("t &lt;1&gt;") && svg.contains(">368.0<"));
+    }
 }
