@@ -132,29 +132,34 @@ impl Panels {
 pub fn matmul_few_rows(out: &mut [f32], x: &[f32], w: &Panels, m: usize, threads: usize) {
     let (k, n) = (w.k, w.n);
     assert!(out.len() == m * n && x.len() == m * k, "matrix sizes differ");
+    // Rows padded with zeros to a multiple of four once, so every full-width panel runs in the
+    // register kernel; the padding rows' results are never written back.
+    let rows = m.next_multiple_of(ROWS);
+    let padded;
+    let x = if rows == m {
+        x
+    } else {
+        padded = [x, &vec![0.0; (rows - m) * k]].concat();
+        &padded[..]
+    };
     let shared: &[f32] = out;
     let block = |b: usize| -> Vec<f32> {
         let (panel, width) = w.panel(b);
         let c0 = b * COLS;
-        let mut acc: Vec<f32> = (0..m).flat_map(|r| shared[r * n + c0..][..width].iter().copied()).collect();
-        for r0 in (0..m).step_by(ROWS) {
-            let rows = ROWS.min(m - r0);
-            let acc = &mut acc[r0 * width..(r0 + rows) * width];
-            let x = &x[r0 * k..(r0 + rows) * k];
-            if rows == ROWS && width == COLS {
+        let mut acc: Vec<f32> = (0..rows)
+            .flat_map(|r| if r < m { &shared[r * n + c0..][..width] } else { &[0.0; COLS][..width] })
+            .copied()
+            .collect();
+        for r0 in (0..rows).step_by(ROWS) {
+            let acc = &mut acc[r0 * width..(r0 + ROWS) * width];
+            let x = &x[r0 * k..(r0 + ROWS) * k];
+            if width == COLS {
                 block_4x64(acc, x, panel, k);
-            } else if width == COLS {
-                // The last rows: zero-padded to four, still in registers.
-                let mut padded_acc = [0.0f32; ROWS * COLS];
-                padded_acc[..acc.len()].copy_from_slice(acc);
-                let mut padded_x = vec![0.0f32; ROWS * k];
-                padded_x[..x.len()].copy_from_slice(x);
-                block_4x64(&mut padded_acc, &padded_x, panel, k);
-                acc.copy_from_slice(&padded_acc[..acc.len()]);
             } else {
                 block_any(acc, x, panel, k, width);
             }
         }
+        acc.truncate(m * width);
         acc
     };
     let blocks = n.div_ceil(COLS);
