@@ -9,13 +9,16 @@ use std::time::Duration;
 
 use aki_batching::{BatchConfig, BatchingProvider, NoObserver};
 use aki_benches::{real_model, short_corpus};
-use aki_core::{EmbedOptions, EmbeddingProvider};
+use aki_core::{EmbedOptions, EmbeddingProvider, RequestContext};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 fn concurrent(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let provider: Arc<dyn EmbeddingProvider> = runtime.block_on(async {
-        Arc::new(BatchingProvider::new(real_model(), BatchConfig::default(), Arc::new(NoObserver)))
+        let model = real_model();
+        let config = BatchConfig::default();
+        let batcher = BatchingProvider::dynamic_batcher(&model, &config, Arc::new(NoObserver));
+        Arc::new(BatchingProvider::new(model, Arc::new(batcher), config.default_deadline()))
     });
     let corpus = Arc::new(short_corpus());
     let mut group = c.benchmark_group("batched_requests");
@@ -31,7 +34,9 @@ fn concurrent(c: &mut Criterion) {
                     let calls: Vec<_> = (0..n)
                         .map(|i| {
                             let (provider, text) = (Arc::clone(&provider), corpus[(first + i) % corpus.len()].clone());
-                            tokio::spawn(async move { provider.embed(vec![text], EmbedOptions::default()).await })
+                            tokio::spawn(async move {
+                                provider.embed(vec![text], EmbedOptions::default(), RequestContext::default()).await
+                            })
                         })
                         .collect();
                     for call in calls {

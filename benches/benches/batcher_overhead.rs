@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use aki_batching::{BatchConfig, BatchHandler, Costing, DynamicBatcher, NoObserver};
-use aki_core::{Batcher, Result};
+use aki_core::{Batcher, RequestContext, Result};
 use async_trait::async_trait;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
@@ -38,7 +38,7 @@ fn overhead(c: &mut Criterion) {
                     let calls: Vec<_> = (0..n as u32)
                         .map(|i| {
                             let batcher = batcher.clone();
-                            tokio::spawn(async move { batcher.submit(vec![i], None).await })
+                            tokio::spawn(async move { batcher.submit(vec![i], RequestContext::default()).await })
                         })
                         .collect();
                     for call in calls {
@@ -50,7 +50,7 @@ fn overhead(c: &mut Criterion) {
     }
     group.throughput(Throughput::Elements(32));
     group.bench_function("one_submit_of_32_items", |b| {
-        b.to_async(&runtime).iter(|| batcher.submit((0..32).collect(), None));
+        b.to_async(&runtime).iter(|| batcher.submit((0..32).collect(), RequestContext::default()));
     });
     group.finish();
 }

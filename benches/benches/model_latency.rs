@@ -4,7 +4,7 @@
 //! `cargo bench -p aki-benches --bench model_latency`
 
 use aki_benches::{real_model, short_corpus};
-use aki_core::{EmbedOptions, EncodeOptions};
+use aki_core::{EmbedOptions, EncodeOptions, RequestContext};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 fn latency(c: &mut Criterion) {
@@ -17,10 +17,11 @@ fn latency(c: &mut Criterion) {
         let encoded = runtime.block_on(model.encode(texts.clone(), EncodeOptions::default())).expect("encode");
         group.throughput(Throughput::Elements(size as u64));
         group.bench_with_input(BenchmarkId::new("model_only", size), &encoded, |b, encoded| {
-            b.to_async(&runtime).iter(|| model.embed_encoded(encoded.clone()));
+            b.to_async(&runtime).iter(|| model.embed_encoded(encoded.clone(), RequestContext::default()));
         });
         group.bench_with_input(BenchmarkId::new("from_text", size), &texts, |b, texts| {
-            b.to_async(&runtime).iter(|| model.embed(texts.clone(), EmbedOptions::default()));
+            b.to_async(&runtime)
+                .iter(|| model.embed(texts.clone(), EmbedOptions::default(), RequestContext::default()));
         });
     }
     group.finish();

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use aki_backend_candle::{CandleBackend, CandleConfig};
 use aki_benches::{medium_corpus, quantile, short_corpus};
-use aki_core::{EmbedOptions, EmbeddingProvider, paths};
+use aki_core::{EmbedOptions, EmbeddingProvider, RequestContext, paths};
 
 struct Args {
     quick: bool,
@@ -67,7 +67,7 @@ fn main() {
             texts.truncate(16);
         }
         let tokens: usize = runtime
-            .block_on(backend.embed(texts.clone(), EmbedOptions::default()))
+            .block_on(backend.embed(texts.clone(), EmbedOptions::default(), RequestContext::default()))
             .expect("embeds")
             .token_counts
             .iter()
@@ -79,7 +79,9 @@ fn main() {
                 let mut calls = Vec::new();
                 for chunk in texts.chunks(batch) {
                     let sent = Instant::now();
-                    runtime.block_on(backend.embed(chunk.to_vec(), EmbedOptions::default())).expect("embeds");
+                    runtime
+                        .block_on(backend.embed(chunk.to_vec(), EmbedOptions::default(), RequestContext::default()))
+                        .expect("embeds");
                     calls.push(sent.elapsed().as_secs_f64() * 1e3);
                 }
                 (texts.len() as f64 / started.elapsed().as_secs_f64(), calls)

@@ -5,6 +5,7 @@ mod fetch_model;
 mod load;
 mod server;
 mod svg;
+mod tidy;
 
 use std::path::PathBuf;
 use std::process::Command;

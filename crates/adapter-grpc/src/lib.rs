@@ -1,8 +1,10 @@
 //! The gRPC adapter of aki-embed (binary `aki-grpc`), on tonic: service `aki.embed.v1.Embedder`
 //! (`Embed`, `EmbedStream`, `Info`, `Tokenize`), the standard `grpc.health.v1` health service,
-//! server reflection, and Prometheus metrics on a separate HTTP port. The only crate that knows
-//! protobuf; it converts messages by hand into domain values.
+//! server reflection (v1 and v1alpha), and Prometheus metrics on a separate HTTP port. The only
+//! crate that knows protobuf; it converts messages by hand to and from the application
+//! service's requests and replies.
 
+mod convert;
 mod server;
 mod service;
 mod status;
@@ -16,6 +18,7 @@ pub mod pb {
     pub const DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("aki_embed_descriptor");
 }
 
-pub use server::{default_config, run, serve};
+pub use convert::grpc_deadline;
+pub use server::{KeyChecked, default_config, run, serve};
 pub use service::EmbedderService;
 pub use status::status_of;

@@ -1,23 +1,26 @@
-//! Running the gRPC server: health (NOT_SERVING until the model is warm), reflection, the
-//! Embedder service behind the optional bearer-key check, metrics on their own HTTP port, and
+//! Running the gRPC server: health (NOT_SERVING until the model is warm), reflection (v1 and
+//! v1alpha), the Embedder service behind the API-key layer, metrics on their own HTTP port, and
 //! a graceful shutdown on SIGINT/SIGTERM.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use aki_wiring::{AppConfig, Engine, Lifecycle, Secret, shutdown_signal};
-use anyhow::{Context, Result};
+use aki_wiring::{AppConfig, Engine, Lifecycle, shutdown_signal};
+use anyhow::{Context as _, Result};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
-use tonic::{Request, Status};
+use tonic::body::Body;
+use tonic::codegen::http;
+use tonic::server::NamedService;
 use tonic_health::ServingStatus;
 
 use crate::pb;
 use crate::pb::embedder_server::EmbedderServer;
 use crate::service::EmbedderService;
+use crate::status::to_status;
 
 /// `aki-grpc`'s compiled defaults: port 50051, metrics on 9464.
 pub fn default_config() -> AppConfig {
@@ -33,28 +36,53 @@ pub async fn run(config: AppConfig) -> Result<()> {
     serve(listener, Engine::new(config), shutdown_signal()).await
 }
 
-/// Checks `authorization: Bearer <key>` when an API key is configured.
+/// The API-key layer of a service: `authorization: Bearer <key>` metadata, checked by the
+/// application service (which counts refusals under the method's path) before the call runs.
 #[derive(Clone)]
-pub struct BearerKey(Option<Secret>);
+pub struct KeyChecked<S> {
+    inner: S,
+    engine: Arc<Engine>,
+}
 
-impl Interceptor for BearerKey {
-    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
-        let Some(key) = &self.0 else { return Ok(request) };
-        if key.matches_bearer(request.metadata().get("authorization").and_then(|v| v.to_str().ok())) {
-            Ok(request)
-        } else {
-            Err(Status::unauthenticated("missing or invalid API key (authorization: Bearer <key>)"))
+impl<S: NamedService> NamedService for KeyChecked<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> tower::Service<http::Request<B>> for KeyChecked<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let token = request
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match self.engine.service.authorize(request.uri().path(), token) {
+            Ok(()) => Box::pin(self.inner.call(request)),
+            Err(error) => {
+                let refused = to_status(&error).into_http();
+                Box::pin(async move { Ok(refused) })
+            }
         }
     }
 }
 
-type Checked = InterceptedService<EmbedderServer<EmbedderService>, BearerKey>;
+type Embedder = KeyChecked<EmbedderServer<EmbedderService>>;
 
-fn embedder(engine: &Arc<Engine>) -> Checked {
-    let key = BearerKey(engine.config.api_key.clone());
+fn embedder(engine: &Arc<Engine>) -> Embedder {
     let server = EmbedderServer::new(EmbedderService::new(Arc::clone(engine)))
         .max_decoding_message_size(engine.config.limits.body_limit_bytes);
-    InterceptedService::new(server, key)
+    KeyChecked { inner: server, engine: Arc::clone(engine) }
 }
 
 /// Serves `engine` on `listener` until `shutdown` completes (tests pass their own signal).
@@ -68,17 +96,19 @@ pub async fn serve(
 ) -> Result<()> {
     let local = listener.local_addr()?;
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_not_serving::<Checked>().await;
+    reporter.set_not_serving::<Embedder>().await;
     reporter.set_service_status("", ServingStatus::NotServing).await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("building the reflection service")?;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().context("building the reflection service")?;
+    let reflection_v1alpha = reflection().build_v1alpha().context("building the reflection service")?;
     let lifecycle = Lifecycle::start(&engine, shutdown, {
         let reporter = reporter.clone();
         move || async move {
-            reporter.set_serving::<Checked>().await;
+            reporter.set_serving::<Embedder>().await;
             reporter.set_service_status("", ServingStatus::Serving).await;
         }
     });
@@ -94,7 +124,8 @@ pub async fn serve(
     tracing::info!(address = %local, model = %engine.config.model, "gRPC listening; loading the model");
     let server = tonic::transport::Server::builder()
         .add_service(health)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(embedder(&engine))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), lifecycle.stopping());
     let result = lifecycle.run(server).await;
@@ -103,5 +134,5 @@ pub async fn serve(
 }
 
 async fn render_metrics(axum::extract::State(engine): axum::extract::State<Arc<Engine>>) -> String {
-    engine.render_metrics().await
+    engine.render_metrics()
 }

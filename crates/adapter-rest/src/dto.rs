@@ -1,5 +1,10 @@
-//! Wire types of the REST routes (see `docs/api.md`), converted by hand into domain values.
+//! Wire types of the REST routes (see `docs/api.md`) and their conversions, by hand, to and from
+//! the service's requests and replies. Each route's defaults (TEI's `truncate: false`, say) are
+//! part of its wire format and live here.
 
+use aki_core::{EmbedOptions, EncodeOptions, Token, TruncationDirection};
+use aki_service::{EmbedReply, EmbedRequest, Inputs, ServerInfo, TokenizeRequest};
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 /// `POST /api/v1/embed` request.
@@ -11,6 +16,21 @@ pub struct NativeRequest {
     pub normalize: Option<bool>,
     pub truncate: Option<bool>,
     pub dimensions: Option<usize>,
+}
+
+impl From<NativeRequest> for EmbedRequest {
+    fn from(r: NativeRequest) -> Self {
+        EmbedRequest {
+            model: r.model,
+            inputs: Inputs::Texts(r.texts),
+            options: EmbedOptions {
+                normalize: r.normalize,
+                encode: EncodeOptions { truncate: r.truncate.unwrap_or(true), direction: TruncationDirection::Right },
+                dimensions: r.dimensions,
+            },
+            deadline: None,
+        }
+    }
 }
 
 /// `POST /api/v1/embed` response.
@@ -25,6 +45,17 @@ pub struct NativeResponse {
 #[derive(Debug, Serialize)]
 pub struct NativeUsage {
     pub tokens: usize,
+}
+
+impl From<EmbedReply> for NativeResponse {
+    fn from(reply: EmbedReply) -> Self {
+        Self {
+            model: reply.model,
+            dimension: reply.dimension,
+            embeddings: reply.vectors,
+            usage: NativeUsage { tokens: reply.tokens },
+        }
+    }
 }
 
 /// OpenAI's `input`: a string, strings, a token array, or token arrays.
@@ -57,6 +88,20 @@ pub struct OpenAiRequest {
     pub user: Option<String>,
 }
 
+impl OpenAiRequest {
+    /// The service request, and the format the reply's vectors take.
+    pub fn into_request(self) -> (EmbedRequest, EncodingFormat) {
+        let inputs = match self.input {
+            OpenAiInput::Text(text) => Inputs::Texts(vec![text]),
+            OpenAiInput::Texts(texts) => Inputs::Texts(texts),
+            OpenAiInput::Tokens(ids) => Inputs::TokenIds(vec![ids]),
+            OpenAiInput::TokenLists(lists) => Inputs::TokenIds(lists),
+        };
+        let options = EmbedOptions { dimensions: self.dimensions, ..EmbedOptions::default() };
+        (EmbedRequest { model: self.model, inputs, options, deadline: None }, self.encoding_format)
+    }
+}
+
 /// One vector of an OpenAI response: floats, or base64 of little-endian f32.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
@@ -85,6 +130,60 @@ pub struct OpenAiResponse {
     pub data: Vec<OpenAiEmbedding>,
     pub model: String,
     pub usage: OpenAiUsage,
+}
+
+impl OpenAiResponse {
+    /// The reply with its vectors in `format`.
+    pub fn new(reply: EmbedReply, format: EncodingFormat) -> Self {
+        let data = reply
+            .vectors
+            .into_iter()
+            .enumerate()
+            .map(|(index, v)| OpenAiEmbedding {
+                object: "embedding",
+                index,
+                embedding: match format {
+                    EncodingFormat::Float => OpenAiVector::Float(v),
+                    EncodingFormat::Base64 => OpenAiVector::Base64(base64_f32(&v)),
+                },
+            })
+            .collect();
+        Self {
+            object: "list",
+            data,
+            model: reply.model,
+            usage: OpenAiUsage { prompt_tokens: reply.tokens, total_tokens: reply.tokens },
+        }
+    }
+}
+
+fn base64_f32(v: &[f32]) -> String {
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// One entry of `GET /v1/models`.
+#[derive(Debug, Serialize)]
+pub struct OpenAiModel {
+    pub id: String,
+    pub object: &'static str,
+    pub created: u64,
+    pub owned_by: &'static str,
+}
+
+/// `GET /v1/models` response.
+#[derive(Debug, Serialize)]
+pub struct OpenAiModels {
+    pub object: &'static str,
+    pub data: Vec<OpenAiModel>,
+}
+
+impl OpenAiModels {
+    pub fn new(ids: Vec<String>) -> Self {
+        let data =
+            ids.into_iter().map(|id| OpenAiModel { id, object: "model", created: 0, owned_by: "aki-embed" }).collect();
+        Self { object: "list", data }
+    }
 }
 
 /// TEI's `inputs`: one string or many.
@@ -122,6 +221,26 @@ pub struct TeiEmbedRequest {
     pub dimensions: Option<usize>,
 }
 
+impl From<TeiEmbedRequest> for EmbedRequest {
+    /// TEI's defaults: normalised, and not truncated (an over-long input is an error).
+    fn from(r: TeiEmbedRequest) -> Self {
+        let direction = match r.truncation_direction {
+            TeiDirection::Right => TruncationDirection::Right,
+            TeiDirection::Left => TruncationDirection::Left,
+        };
+        EmbedRequest {
+            model: None,
+            inputs: Inputs::Texts(r.inputs.into_vec()),
+            options: EmbedOptions {
+                normalize: Some(r.normalize.unwrap_or(true)),
+                encode: EncodeOptions { truncate: r.truncate.unwrap_or(false), direction },
+                dimensions: r.dimensions,
+            },
+            deadline: None,
+        }
+    }
+}
+
 /// `POST /tokenize` request (TEI).
 #[derive(Debug, Deserialize)]
 pub struct TeiTokenizeRequest {
@@ -129,7 +248,18 @@ pub struct TeiTokenizeRequest {
     pub add_special_tokens: Option<bool>,
 }
 
-/// One token in a `/tokenize` response.
+impl From<TeiTokenizeRequest> for TokenizeRequest {
+    fn from(r: TeiTokenizeRequest) -> Self {
+        TokenizeRequest {
+            model: None,
+            texts: r.inputs.into_vec(),
+            add_special_tokens: r.add_special_tokens.unwrap_or(true),
+            deadline: None,
+        }
+    }
+}
+
+/// One token in a `/tokenize` response: TEI gives special tokens no offsets.
 #[derive(Debug, Serialize)]
 pub struct TeiToken {
     pub id: u32,
@@ -137,4 +267,53 @@ pub struct TeiToken {
     pub special: bool,
     pub start: Option<usize>,
     pub stop: Option<usize>,
+}
+
+impl From<Token> for TeiToken {
+    fn from(t: Token) -> Self {
+        Self {
+            id: t.id,
+            special: t.special,
+            start: (!t.special).then_some(t.start),
+            stop: (!t.special).then_some(t.stop),
+            text: t.text,
+        }
+    }
+}
+
+/// `GET /info` response.
+#[derive(Debug, Serialize)]
+pub struct InfoResponse {
+    pub model_id: String,
+    pub dimension: usize,
+    pub max_input_tokens: usize,
+    pub pooling: &'static str,
+    pub normalize: bool,
+    pub dtype: String,
+    pub device: String,
+    pub max_batch_size: usize,
+    pub max_batch_tokens: usize,
+    pub max_client_batch_size: usize,
+    pub models: Vec<String>,
+    pub version: &'static str,
+}
+
+impl From<ServerInfo> for InfoResponse {
+    fn from(info: ServerInfo) -> Self {
+        let model = info.model;
+        Self {
+            model_id: model.model_id,
+            dimension: model.dimension,
+            max_input_tokens: model.max_input_tokens,
+            pooling: model.pooling.as_str(),
+            normalize: model.normalize_default,
+            dtype: model.dtype,
+            device: model.device,
+            max_batch_size: info.batching.max_batch_size,
+            max_batch_tokens: info.batching.max_batch_tokens,
+            max_client_batch_size: info.max_client_batch_size,
+            models: info.models,
+            version: info.version,
+        }
+    }
 }

@@ -23,12 +23,8 @@ pub enum Shape {
 pub enum Problem {
     /// A core error of this kind.
     Kind(ErrorKind),
-    /// No inputs at all (400).
-    Empty,
     /// The body could not be read as the route's JSON (its rejection's 4xx status).
     BadRequest(StatusCode),
-    /// Missing or wrong API key (401).
-    Unauthorized,
 }
 
 /// An error response of one route family.
@@ -37,6 +33,19 @@ pub struct Failure {
     shape: Shape,
     problem: Problem,
     message: String,
+}
+
+impl Shape {
+    /// The shape of the route at `path`: OpenAI's under `/v1/`, TEI's for its routes, else native.
+    pub fn of(path: &str) -> Self {
+        if path.starts_with("/v1/") {
+            Self::OpenAi
+        } else if matches!(path, "/embed" | "/tokenize") {
+            Self::Tei
+        } else {
+            Self::Native
+        }
+    }
 }
 
 impl Failure {
@@ -62,6 +71,21 @@ impl Failure {
         Self::new(shape, Problem::Kind(kind), message)
     }
 
+    /// A core error in the native shape (for `map_err`).
+    pub fn native(error: EmbedError) -> Self {
+        Self::from_core(Shape::Native, &error)
+    }
+
+    /// A core error in OpenAI's shape (for `map_err`).
+    pub fn openai(error: EmbedError) -> Self {
+        Self::from_core(Shape::OpenAi, &error)
+    }
+
+    /// A core error in TEI's shape (for `map_err`).
+    pub fn tei(error: EmbedError) -> Self {
+        Self::from_core(Shape::Tei, &error)
+    }
+
     /// A body that is not the route's JSON: malformed, wrong types, wrong content type,
     /// too large.
     pub fn from_rejection(shape: Shape, rejection: &JsonRejection) -> Self {
@@ -70,9 +94,7 @@ impl Failure {
 
     fn status(&self) -> StatusCode {
         match self.problem {
-            Problem::Empty => StatusCode::BAD_REQUEST,
             Problem::BadRequest(status) => status,
-            Problem::Unauthorized => StatusCode::UNAUTHORIZED,
             Problem::Kind(kind) => status_of(kind),
         }
     }
@@ -83,6 +105,8 @@ impl Failure {
 pub fn status_of(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::Validation => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Empty => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorKind::Overloaded => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -92,27 +116,22 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
     }
 }
 
+/// The native shape's `kind`: the core kind's name (no input at all is a validation error there).
 fn native_kind(problem: Problem) -> &'static str {
     match problem {
-        Problem::Empty | Problem::Kind(ErrorKind::Validation) => "validation",
         Problem::BadRequest(_) => "bad_request",
-        Problem::Unauthorized => "unauthorized",
-        Problem::Kind(ErrorKind::Overloaded) => "overloaded",
-        Problem::Kind(ErrorKind::Unavailable) => "unavailable",
-        Problem::Kind(ErrorKind::Timeout) => "timeout",
-        Problem::Kind(ErrorKind::NotFound) => "not_found",
-        Problem::Kind(ErrorKind::Backend) => "backend",
-        Problem::Kind(ErrorKind::Internal) => "internal",
+        Problem::Kind(ErrorKind::Empty) => ErrorKind::Validation.as_str(),
+        Problem::Kind(kind) => kind.as_str(),
     }
 }
 
 /// OpenAI's `type` and `code` fields.
 fn openai_type(problem: Problem) -> (&'static str, Option<&'static str>) {
     match problem {
-        Problem::Empty | Problem::BadRequest(_) | Problem::Kind(ErrorKind::Validation) => {
+        Problem::BadRequest(_) | Problem::Kind(ErrorKind::Empty | ErrorKind::Validation) => {
             ("invalid_request_error", None)
         }
-        Problem::Unauthorized => ("invalid_request_error", Some("invalid_api_key")),
+        Problem::Kind(ErrorKind::Unauthorized) => ("invalid_request_error", Some("invalid_api_key")),
         Problem::Kind(ErrorKind::NotFound) => ("invalid_request_error", Some("model_not_found")),
         Problem::Kind(ErrorKind::Overloaded) => ("rate_limit_error", Some("rate_limit_exceeded")),
         Problem::Kind(ErrorKind::Timeout) => ("server_error", Some("timeout")),
@@ -123,10 +142,9 @@ fn openai_type(problem: Problem) -> (&'static str, Option<&'static str>) {
 /// TEI's `error_type`.
 fn tei_type(problem: Problem) -> &'static str {
     match problem {
-        Problem::Empty => "Empty",
-        Problem::BadRequest(_) | Problem::Unauthorized | Problem::Kind(ErrorKind::Validation | ErrorKind::NotFound) => {
-            "Validation"
-        }
+        Problem::Kind(ErrorKind::Empty) => "Empty",
+        Problem::BadRequest(_)
+        | Problem::Kind(ErrorKind::Unauthorized | ErrorKind::Validation | ErrorKind::NotFound) => "Validation",
         Problem::Kind(ErrorKind::Overloaded) => "Overloaded",
         Problem::Kind(ErrorKind::Unavailable | ErrorKind::Timeout) => "Unhealthy",
         Problem::Kind(ErrorKind::Backend | ErrorKind::Internal) => "Backend",

@@ -4,7 +4,7 @@
 //! `cargo run --release -p aki-backend-candle --example embed -- "first text" "second text"`
 
 use aki_backend_candle::{CandleBackend, CandleConfig};
-use aki_core::{EmbedOptions, EmbeddingProvider};
+use aki_core::{EmbedOptions, EmbeddingProvider, RequestContext};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,7 +22,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let backend = tokio::task::spawn_blocking(move || CandleBackend::load(&config)).await??;
     let started = std::time::Instant::now();
-    let result = backend.embed(args.clone(), EmbedOptions::default()).await?;
+    let result = backend.embed(args.clone(), EmbedOptions::default(), RequestContext::default()).await?;
     let elapsed = started.elapsed();
     for (text, vector) in args.iter().zip(&result.vectors) {
         let line = serde_json::json!({ "text": text, "dimension": vector.len(), "embedding": vector });

@@ -5,7 +5,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::{Arc, mpsc};
 
-use aki_core::{EmbedError, EmbeddingProvider, EncodeOptions, Encoding, ModelInfo, Result, Token, TruncationDirection};
+use aki_core::{
+    EmbedError, EmbeddingProvider, EncodeOptions, Encoding, ModelInfo, Pooled, RequestContext, Result, Timing, Token,
+    TruncationDirection,
+};
 use async_trait::async_trait;
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
@@ -115,7 +118,6 @@ pub struct CandleBackend {
     info: ModelInfo,
     tokenizers: Arc<Tokenizers>,
     jobs: mpsc::Sender<Job>,
-    vocab_size: usize,
     weight_bytes: u64,
 }
 
@@ -140,6 +142,7 @@ impl CandleBackend {
             model_id: config.model.clone(),
             dimension: layout.bert.hidden_size,
             max_input_tokens: layout.max_seq_length,
+            vocab_size: layout.bert.vocab_size,
             pooling: layout.pooling,
             normalize_default: layout.normalize,
             device: device_name(&device),
@@ -148,7 +151,7 @@ impl CandleBackend {
         };
         let jobs = spawn_model_thread(model, config.max_forward_batch.max(1), &info.model_id)?;
         tracing::info!(model = %info.model_id, dir = %dir.display(), device = %info.device, dtype = %info.dtype, "model loaded");
-        Ok(Self { info, tokenizers: Arc::new(tokenizers), jobs, vocab_size: layout.bert.vocab_size, weight_bytes })
+        Ok(Self { info, tokenizers: Arc::new(tokenizers), jobs, weight_bytes })
     }
 
     /// Size of the weights file, the main part of the model's memory.
@@ -168,10 +171,10 @@ impl CandleBackend {
             if e.type_ids.len() != e.ids.len() {
                 return Err(EmbedError::Validation(format!("input {i}: type ids and ids differ in length")));
             }
-            if let Some(id) = e.ids.iter().find(|&&id| id as usize >= self.vocab_size) {
+            if let Some(id) = e.ids.iter().find(|&&id| id as usize >= self.info.vocab_size) {
                 return Err(EmbedError::Validation(format!(
                     "input {i}: token id {id} is outside the vocabulary of {} tokens",
-                    self.vocab_size
+                    self.info.vocab_size
                 )));
             }
         }
@@ -275,7 +278,7 @@ impl EmbeddingProvider for CandleBackend {
 
     async fn health(&self) -> Result<()> {
         let probe = self.encode(vec![String::new()], EncodeOptions::default()).await?;
-        self.embed_encoded(probe).await.map(drop)
+        self.embed_encoded(probe, RequestContext::default()).await.map(drop)
     }
 
     async fn encode(&self, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>> {
@@ -292,14 +295,19 @@ impl EmbeddingProvider for CandleBackend {
             .map_err(|e| EmbedError::Internal(format!("tokenization task failed: {e}")))?
     }
 
-    async fn embed_encoded(&self, batch: Vec<Encoding>) -> Result<Vec<Vec<f32>>> {
+    async fn embed_encoded(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Pooled> {
         if batch.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Pooled::default());
         }
         self.check(&batch)?;
+        if context.expired() {
+            return Err(EmbedError::Timeout);
+        }
+        let started = std::time::Instant::now();
         let (reply, answer) = oneshot::channel();
         let job = Job { batch, reply, span: tracing::Span::current() };
         self.jobs.send(job).map_err(|_| EmbedError::Unavailable("the inference thread has stopped".into()))?;
-        answer.await.map_err(|_| EmbedError::Internal("the inference thread dropped a job".into()))?
+        let vectors = answer.await.map_err(|_| EmbedError::Internal("the inference thread dropped a job".into()))??;
+        Ok(Pooled { vectors, timing: Timing { inference: started.elapsed(), ..Timing::default() } })
     }
 }

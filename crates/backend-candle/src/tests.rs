@@ -1,8 +1,8 @@
 //! Unit tests of the backend on tiny random models the tests write themselves.
 
 use aki_core::{
-    EmbedError, EmbedOptions, EmbeddingProvider, EncodeOptions, Encoding, ErrorKind, Pooling, TruncationDirection,
-    vector::cosine,
+    EmbedError, EmbedOptions, EmbeddingProvider, EncodeOptions, Encoding, ErrorKind, Pooling, RequestContext,
+    TruncationDirection, vector::cosine,
 };
 use tempfile::TempDir;
 
@@ -48,7 +48,10 @@ async fn reads_model_facts_from_the_files() {
 async fn one_unit_vector_per_text_in_order_with_token_usage() {
     let dir = model(Pooling::Mean);
     let backend = load(&dir);
-    let out = backend.embed(texts(&["hello world", "the dog", ""]), EmbedOptions::default()).await.expect("embeds");
+    let out = backend
+        .embed(texts(&["hello world", "the dog", ""]), EmbedOptions::default(), RequestContext::default())
+        .await
+        .expect("embeds");
     assert_eq!(out.vectors.len(), 3);
     // [CLS] hello world [SEP] + [CLS] the dog [SEP] + [CLS] [SEP]
     assert_eq!(out.token_counts, vec![4, 4, 2]);
@@ -56,7 +59,8 @@ async fn one_unit_vector_per_text_in_order_with_token_usage() {
         assert_eq!(v.len(), HIDDEN);
         assert!((norm(v) - 1.0).abs() < 1e-5);
     }
-    let alone = backend.embed(texts(&["the dog"]), EmbedOptions::default()).await.expect("embeds");
+    let alone =
+        backend.embed(texts(&["the dog"]), EmbedOptions::default(), RequestContext::default()).await.expect("embeds");
     assert!(cosine(&alone.vectors[0], &out.vectors[1]) > 0.99999);
     assert!(cosine(&out.vectors[0], &out.vectors[1]) < 0.9999, "different texts, different vectors");
 }
@@ -67,8 +71,8 @@ async fn padding_does_not_change_a_sentence_vector() {
         let dir = model(pooling);
         let backend = load(&dir);
         let raw = EmbedOptions { normalize: Some(false), ..Default::default() };
-        let alone = backend.embed(texts(&["a man"]), raw).await.expect("alone");
-        let padded = backend.embed(texts(&["a man", LONG]), raw).await.expect("padded");
+        let alone = backend.embed(texts(&["a man"]), raw, RequestContext::default()).await.expect("alone");
+        let padded = backend.embed(texts(&["a man", LONG]), raw, RequestContext::default()).await.expect("padded");
         let (a, b) = (&alone.vectors[0], &padded.vectors[0]);
         let max_diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
         assert!(max_diff < 1e-4, "{pooling:?}: padding moved the vector by {max_diff}");
@@ -90,8 +94,8 @@ async fn the_packed_path_agrees_with_candle_transformers() {
             let candle = CandleBackend::load(&CandleConfig { packed: false, ..config_of(&dir) }).expect("loads");
             assert!(!packed.info().is_padded && candle.info().is_padded);
             let raw = EmbedOptions { normalize: Some(false), ..Default::default() };
-            let want = candle.embed(batch.clone(), raw).await.expect("candle");
-            let got = packed.embed(batch.clone(), raw).await.expect("packed");
+            let want = candle.embed(batch.clone(), raw, RequestContext::default()).await.expect("candle");
+            let got = packed.embed(batch.clone(), raw, RequestContext::default()).await.expect("packed");
             for (g, w) in got.vectors.iter().zip(&want.vectors) {
                 let max_diff = g.iter().zip(w).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
                 assert!(max_diff < 1e-4, "{pooling:?} {act}: packed differs by {max_diff}");
@@ -105,21 +109,29 @@ async fn normalize_and_dimensions_follow_the_request() {
     let dir = model(Pooling::Mean);
     let backend = load(&dir);
     let raw = backend
-        .embed(texts(&["hello"]), EmbedOptions { normalize: Some(false), ..Default::default() })
+        .embed(
+            texts(&["hello"]),
+            EmbedOptions { normalize: Some(false), ..Default::default() },
+            RequestContext::default(),
+        )
         .await
         .expect("raw");
     assert!((norm(&raw.vectors[0]) - 1.0).abs() > 1e-3, "mean of unit-free token vectors is not unit length");
-    let unit = backend.embed(texts(&["hello"]), EmbedOptions::default()).await.expect("unit");
+    let unit =
+        backend.embed(texts(&["hello"]), EmbedOptions::default(), RequestContext::default()).await.expect("unit");
     assert!(cosine(&raw.vectors[0], &unit.vectors[0]) > 0.99999);
     let short = backend
-        .embed(texts(&["hello"]), EmbedOptions { dimensions: Some(8), ..Default::default() })
+        .embed(texts(&["hello"]), EmbedOptions { dimensions: Some(8), ..Default::default() }, RequestContext::default())
         .await
         .expect("matryoshka");
     assert_eq!(short.vectors[0].len(), 8);
     assert!((norm(&short.vectors[0]) - 1.0).abs() < 1e-5);
     assert!(cosine(&short.vectors[0], &raw.vectors[0][..8]) > 0.99999, "the first 8 values, renormalised");
     let too_many = EmbedOptions { dimensions: Some(HIDDEN + 1), ..Default::default() };
-    assert_eq!(backend.embed(texts(&["hello"]), too_many).await.expect_err("too many").kind(), ErrorKind::Validation);
+    assert_eq!(
+        backend.embed(texts(&["hello"]), too_many, RequestContext::default()).await.expect_err("too many").kind(),
+        ErrorKind::Validation
+    );
 }
 
 #[tokio::test]
@@ -141,7 +153,7 @@ async fn truncation_overrides_the_tokenizer_file_and_follows_the_request() {
     assert_eq!(left[0].ids[0], 2, "still starts with [CLS]");
 
     let strict = EmbedOptions { encode: EncodeOptions { truncate: false, ..Default::default() }, ..Default::default() };
-    let err = backend.embed(texts(&["hello", LONG]), strict).await.expect_err("too long");
+    let err = backend.embed(texts(&["hello", LONG]), strict, RequestContext::default()).await.expect_err("too long");
     assert!(matches!(&err, EmbedError::Validation(m) if m.contains("input 1")), "{err}");
 }
 
@@ -156,10 +168,12 @@ async fn bad_encodings_are_validation_errors_not_panics() {
         (vec![enc(vec![5; MAX_TOKENS + 1])], "1 to"),
         (vec![Encoding { ids: vec![2, 3], type_ids: vec![0] }], "differ in length"),
     ] {
-        let err = backend.embed_encoded(batch).await.expect_err(what);
+        let err = backend.embed_encoded(batch, RequestContext::default()).await.expect_err(what);
         assert!(matches!(&err, EmbedError::Validation(m) if m.contains(what)), "{err}");
     }
-    assert!(backend.embed_encoded(Vec::new()).await.expect("empty batch").is_empty());
+    assert!(
+        backend.embed_encoded(Vec::new(), RequestContext::default()).await.expect("empty batch").vectors.is_empty()
+    );
     backend.health().await.expect("still healthy after bad input");
 }
 
@@ -168,12 +182,13 @@ async fn half_precision_stays_finite_and_close_to_f32() {
     let dir = model(Pooling::Mean);
     let f32_backend = load(&dir);
     let batch = texts(&["a man", LONG]);
-    let reference = f32_backend.embed(batch.clone(), EmbedOptions::default()).await.expect("f32");
+    let reference =
+        f32_backend.embed(batch.clone(), EmbedOptions::default(), RequestContext::default()).await.expect("f32");
     for dtype in ["f16", "bf16"] {
         let backend =
             CandleBackend::load(&CandleConfig { dtype: Some(dtype.into()), ..config_of(&dir) }).expect("loads");
         assert_eq!(backend.info().dtype, dtype);
-        let out = backend.embed(batch.clone(), EmbedOptions::default()).await.expect(dtype);
+        let out = backend.embed(batch.clone(), EmbedOptions::default(), RequestContext::default()).await.expect(dtype);
         for (got, want) in out.vectors.iter().zip(&reference.vectors) {
             assert!(got.iter().all(|x| x.is_finite()), "{dtype}: NaN or inf with a padding mask");
             assert!(cosine(got, want) > 0.99, "{dtype}: cosine {}", cosine(got, want));

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use aki_core::{Batcher, EmbedError, Result};
+use aki_core::{Batched, Batcher, EmbedError, RequestContext, Result, Timing};
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -22,15 +22,6 @@ pub trait BatchHandler<I, O>: Send + Sync + 'static {
     /// # Errors
     /// Any error; it fails every submission with an item in this batch, and only those.
     async fn run(&self, items: Vec<I>) -> Result<Vec<O>>;
-}
-
-/// Where a submission's time went inside the batcher.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct BatchTiming {
-    /// The longest time one of its items waited in the queue.
-    pub queue: Duration,
-    /// Time spent running the batches that held its items.
-    pub inference: Duration,
 }
 
 /// What a dispatched batch looked like, for metrics.
@@ -75,12 +66,12 @@ struct Submission<O> {
 }
 
 /// What a submission's caller receives.
-type Answer<O> = Result<(Vec<O>, BatchTiming)>;
+type Answer<O> = Result<Batched<O>>;
 
 struct SubmissionState<O> {
     results: Vec<Option<O>>,
     remaining: usize,
-    timing: BatchTiming,
+    timing: Timing,
     reply: Option<oneshot::Sender<Answer<O>>>,
 }
 
@@ -108,10 +99,10 @@ impl<O> Submission<O> {
         state.results[index] = Some(output);
         state.remaining -= 1;
         if state.remaining == 0 {
-            let results = std::mem::take(&mut state.results).into_iter().flatten().collect();
+            let outputs = std::mem::take(&mut state.results).into_iter().flatten().collect();
             let timing = state.timing;
             if let Some(reply) = state.reply.take() {
-                let _ = reply.send(Ok((results, timing)));
+                let _ = reply.send(Ok(Batched { outputs, timing }));
             }
         }
     }
@@ -235,7 +226,7 @@ impl<I: Send + 'static, O: Send + 'static> DynamicBatcher<I, O> {
             state: Mutex::new(SubmissionState {
                 results: (0..n).map(|_| None).collect(),
                 remaining: n,
-                timing: BatchTiming::default(),
+                timing: Timing::default(),
                 reply: Some(reply),
             }),
             deadline,
@@ -260,30 +251,20 @@ impl<I: Send + 'static, O: Send + 'static> DynamicBatcher<I, O> {
     }
 }
 
-impl<I: Send + 'static, O: Send + 'static> DynamicBatcher<I, O> {
-    /// [`Batcher::submit`], also returning where the time went.
-    ///
-    /// # Errors
-    /// As [`Batcher::submit`].
-    pub async fn submit_timed(&self, items: Vec<I>, deadline: Option<Instant>) -> Answer<O> {
+#[async_trait]
+impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> for DynamicBatcher<I, O> {
+    async fn submit(&self, items: Vec<I>, context: RequestContext) -> Answer<O> {
         if items.is_empty() {
-            return Ok((Vec::new(), BatchTiming::default()));
+            return Ok(Batched { outputs: Vec::new(), timing: Timing::default() });
         }
-        let answer = self.enqueue(items, deadline)?;
-        let answered = match deadline {
+        let answer = self.enqueue(items, context.deadline)?;
+        let answered = match context.deadline {
             Some(deadline) => {
                 tokio::time::timeout_at(deadline.into(), answer).await.map_err(|_| EmbedError::Timeout)?
             }
             None => answer.await,
         };
         answered.map_err(|_| EmbedError::Internal("the batcher dropped a request".into()))?
-    }
-}
-
-#[async_trait]
-impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> for DynamicBatcher<I, O> {
-    async fn submit(&self, items: Vec<I>, deadline: Option<Instant>) -> Result<Vec<O>> {
-        self.submit_timed(items, deadline).await.map(|(outputs, _)| outputs)
     }
 }
 

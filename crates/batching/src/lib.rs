@@ -15,9 +15,7 @@ mod config;
 mod packing;
 mod provider;
 
-pub use batcher::{
-    BatchHandler, BatchObserver, BatchShape, BatchTiming, Costing, DynamicBatcher, NoObserver, WeakBatcher,
-};
+pub use batcher::{BatchHandler, BatchObserver, BatchShape, Costing, DynamicBatcher, NoObserver, WeakBatcher};
 pub use config::BatchConfig;
 pub use packing::{Budget, pick};
 pub use provider::BatchingProvider;

@@ -1,107 +1,101 @@
-//! `CachedProvider`: remembers finished vectors so repeated texts skip inference.
+//! `CachedProvider`: remembers pooled vectors so repeated inputs skip inference.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use aki_core::{
-    EmbedOptions, EmbeddingProvider, Embeddings, EncodeOptions, Encoding, ModelInfo, Result, Timing, Token,
-    TruncationDirection, vector,
-};
+use aki_core::{EmbeddingProvider, EncodeOptions, Encoding, ModelInfo, Pooled, RequestContext, Result, Token};
 use async_trait::async_trait;
 use moka::future::Cache;
 
 use crate::config::ResultCacheConfig;
 
-/// Everything that changes a finished vector.
+/// What a pooled vector depends on: the model and the exact model input. Request options
+/// (normalisation, `dimensions`) are applied after the cache, so one entry serves them all,
+/// and text and token-id inputs that encode alike share it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     model: Arc<str>,
-    normalize: bool,
-    truncate: bool,
-    direction: TruncationDirection,
-    dimensions: Option<usize>,
-    text: String,
+    ids: Box<[u32]>,
+    type_ids: Box<[u32]>,
 }
 
-#[derive(Debug)]
-struct Cached {
-    vector: Vec<f32>,
-    tokens: usize,
+/// moka's own bookkeeping per entry (its node, the key's hash, the access-order links),
+/// measured with moka 0.12 as the growth of the heap per inserted entry minus the key and value.
+const ENTRY_OVERHEAD: usize = 160;
+
+/// Bytes an entry really holds: its key, its vector and the allocations around both, as moka's
+/// `u32` weight.
+fn weight(key: &Key, value: &Arc<Vec<f32>>) -> u32 {
+    let key_bytes = std::mem::size_of::<Key>() + (key.ids.len() + key.type_ids.len()) * 4;
+    // The `Arc`'s counters and the `Vec` header, then the floats.
+    let value_bytes = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<Vec<f32>>() + value.len() * 4;
+    u32::try_from(key_bytes + value_bytes + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
 }
 
-/// Bytes an entry holds (text, vector, bookkeeping), as moka's `u32` weight.
-fn weight(key: &Key, value: &Arc<Cached>) -> u32 {
-    let bytes = key.text.len() + key.model.len() + value.vector.len() * 4 + 96;
-    u32::try_from(bytes).unwrap_or(u32::MAX)
-}
-
-/// Hit and miss counts of a [`ResultCache`], per text.
+/// Contents of a [`ResultCache`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ResultCacheStats {
-    /// Texts answered from the cache.
-    pub hits: u64,
-    /// Texts that had to be computed.
-    pub misses: u64,
     /// Entries held now.
     pub entries: u64,
     /// Their weight in bytes.
     pub bytes: u64,
 }
 
-/// A byte-bounded cache of finished vectors, shareable by the providers of several models.
+/// Hit and miss hooks of a [`CachedProvider`]; called once per lookup of a request's inputs.
+pub trait CacheObserver: Send + Sync + 'static {
+    /// `hits` inputs of a request were answered by the cache and `misses` were not (an input
+    /// repeated inside one request is a miss each time, though computed once).
+    fn looked_up(&self, hits: usize, misses: usize);
+}
+
+/// The observer used when none is given.
+#[derive(Debug, Default)]
+pub struct NoCacheObserver;
+impl CacheObserver for NoCacheObserver {
+    fn looked_up(&self, _: usize, _: usize) {}
+}
+
+/// A byte-bounded cache of pooled vectors, shareable by the providers of several models.
 #[derive(Clone)]
 pub struct ResultCache {
-    cache: Cache<Key, Arc<Cached>>,
-    hits: Arc<AtomicU64>,
-    misses: Arc<AtomicU64>,
+    cache: Cache<Key, Arc<Vec<f32>>>,
 }
 
 impl ResultCache {
     /// A cache holding up to `config.max_bytes`; `None` when the cache is off (0 bytes).
     pub fn new(config: &ResultCacheConfig) -> Option<Self> {
-        (config.max_bytes > 0).then(|| Self {
-            cache: Cache::builder().max_capacity(config.max_bytes).weigher(weight).build(),
-            hits: Arc::default(),
-            misses: Arc::default(),
-        })
+        (config.max_bytes > 0)
+            .then(|| Self { cache: Cache::builder().max_capacity(config.max_bytes).weigher(weight).build() })
     }
 
-    /// Current counters (entries and bytes after pending maintenance).
+    /// Entries and bytes held, after pending maintenance.
     pub async fn stats(&self) -> ResultCacheStats {
         self.cache.run_pending_tasks().await;
-        ResultCacheStats {
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
-            entries: self.cache.entry_count(),
-            bytes: self.cache.weighted_size(),
-        }
+        ResultCacheStats { entries: self.cache.entry_count(), bytes: self.cache.weighted_size() }
     }
 }
 
-/// An `EmbeddingProvider` that answers repeated texts from a [`ResultCache`] and sends only
-/// the missing ones to the inner provider. Only successes are cached.
+/// An `EmbeddingProvider` that answers repeated model inputs from a [`ResultCache`] and sends
+/// only the missing ones to the inner provider. Only successes are cached.
 pub struct CachedProvider {
     inner: Arc<dyn EmbeddingProvider>,
     cache: ResultCache,
     model: Arc<str>,
+    observer: Arc<dyn CacheObserver>,
 }
 
 impl CachedProvider {
-    /// Wraps `inner` with `cache`.
-    pub fn new(inner: Arc<dyn EmbeddingProvider>, cache: ResultCache) -> Self {
+    /// Wraps `inner` with `cache`, reporting hits and misses to `observer`.
+    pub fn new(inner: Arc<dyn EmbeddingProvider>, cache: ResultCache, observer: Arc<dyn CacheObserver>) -> Self {
         let model = Arc::from(inner.info().model_id.as_str());
-        Self { inner, cache, model }
+        Self { inner, cache, model, observer }
     }
 
-    fn key(&self, text: &str, options: &EmbedOptions) -> Key {
+    fn key(&self, encoding: &Encoding) -> Key {
         Key {
             model: Arc::clone(&self.model),
-            normalize: options.normalize.unwrap_or(self.inner.info().normalize_default),
-            truncate: options.encode.truncate,
-            direction: options.encode.direction,
-            dimensions: options.dimensions,
-            text: text.to_string(),
+            ids: encoding.ids.as_slice().into(),
+            type_ids: encoding.type_ids.as_slice().into(),
         }
     }
 }
@@ -124,53 +118,41 @@ impl EmbeddingProvider for CachedProvider {
         self.inner.tokenize(texts, add_special_tokens).await
     }
 
-    async fn embed_encoded(&self, batch: Vec<Encoding>) -> Result<Vec<Vec<f32>>> {
-        self.inner.embed_encoded(batch).await
-    }
-
-    async fn embed(&self, texts: Vec<String>, options: EmbedOptions) -> Result<Embeddings> {
-        vector::check_dimensions(&options, self.info())?;
-        let mut found: Vec<Option<Arc<Cached>>> = Vec::with_capacity(texts.len());
-        // Texts to compute, each once, and which position wants which of them.
-        let mut missing: Vec<&str> = Vec::new();
-        let mut slot_of: HashMap<&str, usize> = HashMap::new();
+    async fn embed_encoded(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Pooled> {
+        let mut found: Vec<Option<Arc<Vec<f32>>>> = Vec::with_capacity(batch.len());
+        // Inputs to compute, each once, and which position wants which of them.
+        let mut missing: Vec<(Key, Encoding)> = Vec::new();
+        let mut slot_of: HashMap<Key, usize> = HashMap::new();
         let mut wanted: Vec<(usize, usize)> = Vec::new();
-        for (i, text) in texts.iter().enumerate() {
-            let hit = self.cache.cache.get(&self.key(text, &options)).await;
+        for (i, encoding) in batch.into_iter().enumerate() {
+            let key = self.key(&encoding);
+            let hit = self.cache.cache.get(&key).await;
             if hit.is_none() {
-                let slot = *slot_of.entry(text).or_insert_with(|| {
-                    missing.push(text);
+                let slot = *slot_of.entry(key.clone()).or_insert_with(|| {
+                    missing.push((key, encoding));
                     missing.len() - 1
                 });
                 wanted.push((i, slot));
             }
             found.push(hit);
         }
-        self.cache.hits.fetch_add((texts.len() - wanted.len()) as u64, Ordering::Relaxed);
-        self.cache.misses.fetch_add(wanted.len() as u64, Ordering::Relaxed);
-        let mut timing = Timing::default();
+        self.observer.looked_up(found.len() - wanted.len(), wanted.len());
+        let mut timing = aki_core::Timing::default();
         if !missing.is_empty() {
-            let computed = self.inner.embed(missing.iter().map(|t| (*t).to_string()).collect(), options).await?;
+            let (keys, encodings): (Vec<Key>, Vec<Encoding>) = missing.into_iter().unzip();
+            let computed = self.inner.embed_encoded(encodings, context).await?;
             timing = computed.timing;
-            let mut values = Vec::with_capacity(missing.len());
-            for ((text, vector), tokens) in missing.iter().zip(computed.vectors).zip(computed.token_counts) {
-                let value = Arc::new(Cached { vector, tokens });
-                self.cache.cache.insert(self.key(text, &options), Arc::clone(&value)).await;
+            let mut values = Vec::with_capacity(keys.len());
+            for (key, vector) in keys.into_iter().zip(computed.vectors) {
+                let value = Arc::new(vector);
+                self.cache.cache.insert(key, Arc::clone(&value)).await;
                 values.push(value);
             }
             for (i, slot) in wanted {
                 found[i] = values.get(slot).cloned();
             }
         }
-        let mut out = Embeddings {
-            vectors: Vec::with_capacity(texts.len()),
-            token_counts: Vec::with_capacity(texts.len()),
-            timing,
-        };
-        for value in found.into_iter().flatten() {
-            out.vectors.push(value.vector.clone());
-            out.token_counts.push(value.tokens);
-        }
-        Ok(out)
+        let vectors = found.into_iter().flatten().map(|v| v.as_ref().clone()).collect();
+        Ok(Pooled { vectors, timing })
     }
 }

@@ -9,8 +9,12 @@ pub type Result<T, E = EmbedError> = std::result::Result<T, E>;
 /// so adding a kind fails to compile until every adapter has mapped it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
-    /// The request itself is wrong: empty, too long, bad option. Retrying will not help.
+    /// The request itself is wrong: too long, too many inputs, bad option. Retrying will not help.
     Validation,
+    /// The request holds no input at all (TEI answers these with 400, not 422).
+    Empty,
+    /// A key is required and the request's is missing or wrong.
+    Unauthorized,
     /// The server is saturated (queue full). Retrying later may succeed.
     Overloaded,
     /// The model is not loaded or not healthy (yet).
@@ -25,12 +29,35 @@ pub enum ErrorKind {
     Internal,
 }
 
+impl ErrorKind {
+    /// A short snake-case name, the same on every transport (metric labels, native error bodies).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Validation => "validation",
+            Self::Empty => "empty",
+            Self::Unauthorized => "unauthorized",
+            Self::Overloaded => "overloaded",
+            Self::Unavailable => "unavailable",
+            Self::Timeout => "timeout",
+            Self::NotFound => "not_found",
+            Self::Backend => "backend",
+            Self::Internal => "internal",
+        }
+    }
+}
+
 /// Every failure a port can report.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum EmbedError {
     /// Bad input; the message is safe to show to the caller.
     #[error("{0}")]
     Validation(String),
+    /// No input at all.
+    #[error("the request holds no input")]
+    Empty,
+    /// Missing or wrong API key.
+    #[error("missing or invalid API key (Authorization: Bearer <key>)")]
+    Unauthorized,
     /// The bounded queue is full.
     #[error("overloaded: {0}")]
     Overloaded(String),
@@ -62,6 +89,8 @@ impl EmbedError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Validation(_) => ErrorKind::Validation,
+            Self::Empty => ErrorKind::Empty,
+            Self::Unauthorized => ErrorKind::Unauthorized,
             Self::Overloaded(_) => ErrorKind::Overloaded,
             Self::Unavailable(_) => ErrorKind::Unavailable,
             Self::Timeout => ErrorKind::Timeout,

@@ -12,10 +12,11 @@ mod store;
 mod types;
 pub mod vector;
 
-pub use batcher::Batcher;
+pub use batcher::{Batched, Batcher};
 pub use error::{EmbedError, ErrorKind, Result};
-pub use provider::EmbeddingProvider;
+pub use provider::{EmbeddingProvider, token_encodings};
 pub use store::{LoadedModel, ModelStore, StoreStats};
 pub use types::{
-    EmbedOptions, Embeddings, EncodeOptions, Encoding, ModelInfo, Pooling, Timing, Token, TruncationDirection,
+    EmbedOptions, Embeddings, EncodeOptions, Encoding, ModelInfo, Pooled, Pooling, RequestContext, Timing, Token,
+    TruncationDirection,
 };

@@ -23,6 +23,17 @@ pub enum Pooling {
     Max,
 }
 
+impl Pooling {
+    /// The name sentence-transformers gives this mode (`mean`, `cls`, `max`), as APIs show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mean => "mean",
+            Self::Cls => "cls",
+            Self::Max => "max",
+        }
+    }
+}
+
 /// Options that shape tokenization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EncodeOptions {
@@ -39,18 +50,36 @@ impl Default for EncodeOptions {
     }
 }
 
-/// Options of one embedding request.
+/// Options of one embedding request: how its inputs are cut and its vectors finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct EmbedOptions {
-    /// When the caller stops waiting; work not started by then is dropped, not computed.
-    /// `None` leaves it to the provider's default.
-    pub deadline: Option<std::time::Instant>,
     /// L2-normalise the vectors; `None` follows the model (its `Normalize` module).
     pub normalize: Option<bool>,
     /// Tokenization options.
     pub encode: EncodeOptions,
     /// Matryoshka truncation: keep the first `dimensions` values (before normalising).
     pub dimensions: Option<usize>,
+}
+
+/// What travels with a request through every layer: when its caller stops waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RequestContext {
+    /// Work not started by then is dropped, not computed, and the caller gets
+    /// [`EmbedError::Timeout`](crate::EmbedError::Timeout). `None` leaves it to the provider's
+    /// default.
+    pub deadline: Option<std::time::Instant>,
+}
+
+impl RequestContext {
+    /// A context whose work must be done by `deadline`.
+    pub fn until(deadline: std::time::Instant) -> Self {
+        Self { deadline: Some(deadline) }
+    }
+
+    /// Whether the deadline has passed.
+    pub fn expired(&self) -> bool {
+        self.deadline.is_some_and(|d| d <= std::time::Instant::now())
+    }
 }
 
 /// One tokenized input, ready for inference.
@@ -87,6 +116,17 @@ pub struct Token {
     pub start: usize,
     /// Byte offset in the input where it ends.
     pub stop: usize,
+}
+
+/// Pooled vectors of one call to
+/// [`EmbeddingProvider::embed_encoded`](crate::EmbeddingProvider::embed_encoded), with where its
+/// time went.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Pooled {
+    /// One pooled, not normalised vector per encoding, in order.
+    pub vectors: Vec<Vec<f32>>,
+    /// Queue and inference time (tokenization is not part of this call).
+    pub timing: Timing,
 }
 
 /// Where a request's time went; zero where a provider does not measure a stage.
@@ -127,6 +167,8 @@ pub struct ModelInfo {
     pub dimension: usize,
     /// Longest input in tokens, special tokens included.
     pub max_input_tokens: usize,
+    /// Tokens in the vocabulary: token ids must be below it.
+    pub vocab_size: usize,
     /// Pooling applied to the token vectors.
     pub pooling: Pooling,
     /// Whether vectors are normalised when the request does not say.

@@ -59,6 +59,7 @@ mod tests {
             model_id: "m".into(),
             dimension: 4,
             max_input_tokens: 8,
+            vocab_size: 100,
             pooling: Pooling::Mean,
             normalize_default: true,
             device: "cpu".into(),

@@ -1,13 +1,13 @@
-//! `Engine`: the model store with each model wrapped backend -> batcher -> result cache, its
-//! readiness, metrics and shutdown.
+//! `Engine`: the model store with each model wrapped backend -> batcher -> result cache, the
+//! application service over it, and their readiness, metrics and shutdown.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use aki_backend_candle::{CandleBackend, CandleConfig};
 use aki_batching::{BatchConfig, BatchingProvider, WeakBatcher};
 use aki_cache::{CachedProvider, ModelLoader, MokaModelStore, ResultCache};
-use aki_core::{EmbedError, Encoding, LoadedModel, ModelStore, Result};
+use aki_core::{EmbedError, EmbeddingProvider, Encoding, LoadedModel, ModelStore, Result};
+use aki_service::{BatchFacts, EmbedService};
 use async_trait::async_trait;
 
 use crate::config::AppConfig;
@@ -16,8 +16,9 @@ use crate::metrics::Metrics;
 /// The batchers of loaded models, held weakly so an evicted model (and its weights) is freed.
 type Batchers = Arc<Mutex<Vec<WeakBatcher<Encoding, Vec<f32>>>>>;
 
-/// Builds a served model: the Candle backend, its batcher, then the shared result cache, so
-/// cache hits never wait in the batch queue.
+/// Builds a served model: the Candle backend, its batcher, then the shared result cache (which
+/// caches pooled vectors, so text and token-id requests share it and hits never wait in the
+/// batch queue), every layer reporting to metrics labelled with the model.
 struct CandleLoader {
     backend: CandleConfig,
     batching: BatchConfig,
@@ -34,14 +35,17 @@ impl ModelLoader for CandleLoader {
             .await
             .map_err(|e| EmbedError::Internal(format!("model loading task failed: {e}")))??;
         let bytes = backend.weight_bytes();
-        let batching = BatchingProvider::new(Arc::new(backend), self.batching.clone(), self.metrics.clone());
+        let observer = Arc::new(self.metrics.for_model(model_id));
+        let backend: Arc<dyn EmbeddingProvider> = Arc::new(backend);
+        let batcher = BatchingProvider::dynamic_batcher(&backend, &self.batching, observer.clone());
         let mut batchers = self.batchers.lock().unwrap_or_else(PoisonError::into_inner);
         batchers.retain(|b| b.upgrade().is_some());
-        batchers.push(batching.batcher().downgrade());
+        batchers.push(batcher.downgrade());
         drop(batchers);
-        let batched: LoadedModel = Arc::new(batching);
+        let batched: LoadedModel =
+            Arc::new(BatchingProvider::new(backend, Arc::new(batcher), self.batching.default_deadline()));
         let served = match &self.cache {
-            Some(cache) => Arc::new(CachedProvider::new(batched, cache.clone())) as LoadedModel,
+            Some(cache) => Arc::new(CachedProvider::new(batched, cache.clone(), observer)) as LoadedModel,
             None => batched,
         };
         Ok((served, bytes))
@@ -52,33 +56,45 @@ impl ModelLoader for CandleLoader {
 pub struct Engine {
     /// The configuration the engine was built from.
     pub config: AppConfig,
-    /// Loaded models.
-    pub store: MokaModelStore,
+    /// The application service every route calls.
+    pub service: EmbedService,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
-    cache: Option<ResultCache>,
+    store: Arc<MokaModelStore>,
     batchers: Batchers,
-    ready: AtomicBool,
 }
 
 impl Engine {
-    /// Wires the store; loads nothing yet (see [`Engine::start`]).
+    /// Wires the store and the service; loads nothing yet (see [`Engine::start`]).
     pub fn new(config: AppConfig) -> Arc<Self> {
         let metrics = Arc::new(Metrics::new());
-        let cache = ResultCache::new(&config.result_cache);
         let batchers = Batchers::default();
         let loader = CandleLoader {
             backend: config.backend.clone(),
             batching: config.batching.clone(),
-            cache: cache.clone(),
+            cache: ResultCache::new(&config.result_cache),
             metrics: Arc::clone(&metrics),
             batchers: Arc::clone(&batchers),
         };
-        let store = MokaModelStore::new(config.store_config(), Arc::new(loader));
-        Arc::new(Self { config, store, metrics, cache, batchers, ready: AtomicBool::new(false) })
+        let store_config = config.store_config();
+        let models = store_config.allowed();
+        let store = Arc::new(MokaModelStore::new(store_config, Arc::new(loader)));
+        let batching = BatchFacts {
+            max_batch_size: config.batching.max_batch_size,
+            max_batch_tokens: config.batching.max_batch_tokens,
+        };
+        let service = EmbedService::new(
+            Arc::clone(&store) as Arc<dyn ModelStore>,
+            models,
+            config.limits.clone(),
+            batching,
+            config.api_key.clone(),
+            Arc::clone(&metrics) as _,
+        );
+        Arc::new(Self { config, service, metrics, store, batchers })
     }
 
-    /// Loads the default model and warms it with one forward pass; the engine is ready after.
+    /// Loads the default model and warms it with one forward pass; the service is ready after.
     ///
     /// # Errors
     /// The load or warm-up error.
@@ -86,48 +102,24 @@ impl Engine {
         let started = std::time::Instant::now();
         let model = self.store.get_or_load(&self.config.model).await?;
         model.health().await?;
-        self.ready.store(true, Ordering::SeqCst);
+        self.service.mark_ready();
         tracing::info!(model = %self.config.model, elapsed_ms = started.elapsed().as_millis() as u64, "ready");
         Ok(())
     }
 
-    /// Whether the default model is loaded and warmed.
+    /// Whether a load balancer should send work here.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
-    }
-
-    /// The model `requested` (or the default one).
-    ///
-    /// # Errors
-    /// [`EmbedError::Unavailable`] before the engine is ready; the store's errors (not found,
-    /// load failure) otherwise.
-    pub async fn model(&self, requested: Option<&str>) -> Result<LoadedModel> {
-        if !self.is_ready() {
-            return Err(EmbedError::Unavailable("the model is still loading".into()));
-        }
-        self.store.get_or_load(requested.unwrap_or(&self.config.model)).await
-    }
-
-    /// Model ids requests may name, the default first.
-    pub fn allowed_models(&self) -> Vec<String> {
-        self.store.config().allowed()
+        self.service.is_ready()
     }
 
     /// The metrics in Prometheus text format.
-    pub async fn render_metrics(&self) -> String {
-        let cache = match &self.cache {
-            Some(cache) => {
-                let stats = cache.stats().await;
-                Some((stats.hits, stats.misses))
-            }
-            None => None,
-        };
-        self.metrics.render(&self.store.stats(), cache)
+    pub fn render_metrics(&self) -> String {
+        self.metrics.render(&self.store.stats())
     }
 
     /// Stops every batcher after it has finished what is queued.
     pub async fn shutdown(&self) {
-        self.ready.store(false, Ordering::SeqCst);
+        self.service.mark_draining();
         let batchers: Vec<_> = self
             .batchers
             .lock()

@@ -6,31 +6,11 @@ use aki_backend_candle::CandleConfig;
 use aki_batching::BatchConfig;
 use aki_cache::{ModelStoreConfig, ResultCacheConfig};
 use aki_core::paths::DEFAULT_MODEL;
+use aki_service::{ApiKey, Limits};
 use anyhow::{Context, Result, bail};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
-
-/// A secret string: shown as `***` in `Debug` output and logs.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl Secret {
-    /// Whether an `Authorization` header value is `Bearer <this secret>`, compared in time
-    /// independent of where the first difference is.
-    pub fn matches_bearer(&self, authorization: Option<&str>) -> bool {
-        let Some(given) = authorization.and_then(|v| v.strip_prefix("Bearer ")) else { return false };
-        let (given, key) = (given.as_bytes(), self.0.as_bytes());
-        given.len() == key.len() && given.iter().zip(key).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
@@ -41,55 +21,6 @@ pub enum LogFormat {
     Human,
     /// One JSON object per line.
     Json,
-}
-
-/// Limits that protect the process from oversized or slow requests.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Limits {
-    /// Largest request body in bytes (413 beyond).
-    pub body_limit_bytes: usize,
-    /// Most inputs in one request (422 beyond).
-    pub max_inputs: usize,
-    /// Most characters in one input (422 beyond), before tokenization.
-    pub max_input_chars: usize,
-    /// Time a request may take, in milliseconds; queued work past it is dropped.
-    pub request_timeout_ms: u64,
-    /// On SIGINT/SIGTERM, how long in-flight requests may take to finish, in seconds.
-    pub shutdown_timeout_secs: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            body_limit_bytes: 2 * 1024 * 1024,
-            max_inputs: 2048,
-            max_input_chars: 100_000,
-            request_timeout_ms: 30_000,
-            shutdown_timeout_secs: 30,
-        }
-    }
-}
-
-impl Limits {
-    /// Checks the number of inputs and the length of the longest one (in characters) against
-    /// the limits. An empty request is the adapters' to answer (its status differs by protocol).
-    ///
-    /// # Errors
-    /// [`EmbedError::Validation`](aki_core::EmbedError::Validation) naming the limit exceeded.
-    pub fn check(&self, count: usize, longest_chars: usize) -> aki_core::Result<()> {
-        use aki_core::EmbedError::Validation;
-        if count > self.max_inputs {
-            return Err(Validation(format!("{count} inputs, more than the limit of {}", self.max_inputs)));
-        }
-        if longest_chars > self.max_input_chars {
-            return Err(Validation(format!(
-                "an input has {longest_chars} characters, more than the limit of {}",
-                self.max_input_chars
-            )));
-        }
-        Ok(())
-    }
 }
 
 /// Every setting of a server. Keys are documented in `docs/configuration.md`.
@@ -103,7 +34,7 @@ pub struct AppConfig {
     /// The default model: a hub id or a local directory.
     pub model: String,
     /// When set, API routes require `Authorization: Bearer <api_key>`.
-    pub api_key: Option<Secret>,
+    pub api_key: Option<ApiKey>,
     /// Log format.
     pub log_format: LogFormat,
     /// Origins allowed by CORS; empty (the default) sends no CORS headers.
@@ -213,13 +144,11 @@ impl AppConfig {
         if self.host.trim().is_empty() {
             bail!("`host` must not be empty");
         }
-        for (key, value) in [
-            ("limits.body_limit_bytes", self.limits.body_limit_bytes as u64),
-            ("limits.max_inputs", self.limits.max_inputs as u64),
-            ("limits.max_input_chars", self.limits.max_input_chars as u64),
-            ("limits.request_timeout_ms", self.limits.request_timeout_ms),
-            ("backend.max_forward_batch", self.backend.max_forward_batch as u64),
-        ] {
+        if self.api_key.as_ref().is_some_and(ApiKey::is_blank) {
+            bail!("`api_key` is empty: set a key, or remove the setting to serve without one");
+        }
+        let backend = [("backend.max_forward_batch", self.backend.max_forward_batch as u64)];
+        for (key, value) in self.limits.nonzero_keys().into_iter().chain(backend) {
             if value == 0 {
                 bail!("`{key}` must be at least 1");
             }
@@ -310,17 +239,8 @@ mod tests {
     }
 
     #[test]
-    fn bearer_headers_match_only_the_exact_key() {
-        let key = Secret("s3cret".into());
-        assert!(key.matches_bearer(Some("Bearer s3cret")));
-        for wrong in [None, Some("s3cret"), Some("Bearer s3cre"), Some("Bearer s3cret2"), Some("bearer s3cret")] {
-            assert!(!key.matches_bearer(wrong), "{wrong:?}");
-        }
-    }
-
-    #[test]
     fn the_api_key_is_redacted_in_debug_output() {
-        let config = AppConfig { api_key: Some(Secret("hunter2".into())), ..AppConfig::default() };
+        let config = AppConfig { api_key: Some(ApiKey("hunter2".into())), ..AppConfig::default() };
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2") && shown.contains("***"));
     }

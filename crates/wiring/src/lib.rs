@@ -1,5 +1,6 @@
 //! The composition root shared by aki-embed's servers: configuration, wiring of the model
-//! store (Candle backend, batching, result cache), Prometheus metrics, and logging.
+//! store (Candle backend, batching, result cache) under the application service, Prometheus
+//! metrics, logging, and the server process lifecycle.
 
 mod compose;
 mod config;
@@ -8,7 +9,7 @@ mod metrics;
 mod telemetry;
 
 pub use compose::Engine;
-pub use config::{AppConfig, CliArgs, Limits, LogFormat, Secret};
+pub use config::{AppConfig, CliArgs, LogFormat};
 pub use lifecycle::{Lifecycle, bind, server_main};
-pub use metrics::Metrics;
+pub use metrics::{Metrics, ModelMetrics};
 pub use telemetry::{init_logging, shutdown_signal};

@@ -2,7 +2,7 @@
 
 use aki_core::vector::cosine;
 use aki_grpc::pb;
-use aki_wiring::Secret;
+use aki_service::ApiKey;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 
@@ -79,7 +79,7 @@ async fn bad_input_maps_to_grpc_status_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configured_key_is_required_in_metadata() {
     let mut keyed = config();
-    keyed.api_key = Some(Secret("k3y".into()));
+    keyed.api_key = Some(ApiKey("k3y".into()));
     let server = start(keyed).await;
     let mut client = server.client().await;
     let denied = client.embed(request(&["a"])).await.expect_err("no key");

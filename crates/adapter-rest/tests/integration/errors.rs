@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use aki_wiring::{Engine, Secret};
+use aki_service::ApiKey;
+use aki_wiring::Engine;
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -140,7 +141,7 @@ async fn over_long_inputs_are_422_without_truncation_and_fine_with_it() {
 #[tokio::test]
 async fn an_api_key_guards_the_api_but_not_health_ready_or_metrics() {
     let mut keyed = config();
-    keyed.api_key = Some(Secret("s3cret".into()));
+    keyed.api_key = Some(ApiKey("s3cret".into()));
     let (app, _) = ready_app(keyed).await;
     let body = json!({"texts": ["a"]}).to_string();
     native(&send(&app, Method::POST, "/api/v1/embed", &body, &[]).await, StatusCode::UNAUTHORIZED, "unauthorized");
@@ -160,6 +161,9 @@ async fn an_api_key_guards_the_api_but_not_health_ready_or_metrics() {
         "Validation",
     );
     assert_eq!(send(&app, Method::GET, "/v1/models", "", &[]).await.status, StatusCode::UNAUTHORIZED);
+    native(&send(&app, Method::GET, "/info", "", &[]).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    let info = send(&app, Method::GET, "/info", "", &[("authorization", "Bearer s3cret")]).await;
+    assert_eq!(info.status, StatusCode::OK, "{}", info.text);
     for open in ["/health", "/ready", "/metrics"] {
         assert_eq!(get(&app, open).await.status, StatusCode::OK, "{open} stays open");
     }

@@ -103,7 +103,7 @@ async fn info_models_health_ready_metrics_and_openapi() {
     post(&app, "/api/v1/embed", json!({"texts": ["one", "two"]})).await;
     let metrics = get(&app, "/metrics").await.text;
     for name in [
-        "aki_requests_total{route=\"/api/v1/embed\",status=\"200\"} 1",
+        "aki_requests_total{outcome=\"ok\",route=\"/api/v1/embed\"} 1",
         "aki_request_duration_seconds_bucket",
         "aki_queue_depth",
         "aki_batch_size_bucket",
@@ -144,9 +144,10 @@ async fn the_result_cache_answers_repeats_when_configured() {
     let first = post(&app, "/api/v1/embed", json!({"texts": ["repeat me", "and me"]})).await;
     let second = post(&app, "/api/v1/embed", json!({"texts": ["and me", "repeat me"]})).await;
     assert_eq!(first.body["embeddings"][0], second.body["embeddings"][1]);
-    let metrics = engine.render_metrics().await;
-    assert!(metrics.contains("aki_cache_hits_total 2"), "{metrics}");
-    assert!(metrics.contains("aki_cache_misses_total 2"), "{metrics}");
+    let metrics = engine.render_metrics();
+    let model = &engine.config.model;
+    assert!(metrics.contains(&format!("aki_cache_hits_total{{model=\"{model}\"}} 2")), "{metrics}");
+    assert!(metrics.contains(&format!("aki_cache_misses_total{{model=\"{model}\"}} 2")), "{metrics}");
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 use aki_backend_candle::{CandleBackend, CandleConfig};
-use aki_core::{EmbedOptions, EmbeddingProvider, EncodeOptions, paths, vector::cosine};
+use aki_core::{EmbedOptions, EmbeddingProvider, EncodeOptions, RequestContext, paths, vector::cosine};
 use serde::Deserialize;
 
 const MIN_COSINE: f32 = 0.9999;
@@ -86,7 +86,10 @@ async fn every_item_embedded_alone_matches_the_reference() {
     let mut failures = Vec::new();
     for (item, packed) in reference().items.into_iter().flat_map(|i| [(i.clone(), true), (i, false)]) {
         let backend = backend(packed);
-        let out = backend.embed(vec![item.text.clone()], EmbedOptions::default()).await.expect("embeds");
+        let out = backend
+            .embed(vec![item.text.clone()], EmbedOptions::default(), RequestContext::default())
+            .await
+            .expect("embeds");
         let cos = cosine(&out.vectors[0], &item.embedding);
         if cos < MIN_COSINE || out.tokens() != item.tokens {
             failures.push(format!(
@@ -107,7 +110,10 @@ async fn all_items_in_one_batch_match_the_reference() {
     let texts: Vec<String> = items.iter().map(|i| i.text.clone()).collect();
     let mut failures = Vec::new();
     for packed in [true, false] {
-        let out = backend(packed).embed(texts.clone(), EmbedOptions::default()).await.expect("embeds");
+        let out = backend(packed)
+            .embed(texts.clone(), EmbedOptions::default(), RequestContext::default())
+            .await
+            .expect("embeds");
         assert_eq!(out.vectors.len(), items.len());
         assert_eq!(out.token_counts, items.iter().map(|i| i.tokens).collect::<Vec<_>>());
         for (item, vector) in items.iter().zip(&out.vectors) {
@@ -136,6 +142,6 @@ async fn over_long_input_without_truncation_is_a_validation_error() {
     let long = reference().items.into_iter().find(|i| i.tokens == 256).expect("a long fixture");
     let options =
         EmbedOptions { encode: EncodeOptions { truncate: false, ..Default::default() }, ..Default::default() };
-    let err = backend(true).embed(vec![long.text], options).await.expect_err("too long");
+    let err = backend(true).embed(vec![long.text], options, RequestContext::default()).await.expect_err("too long");
     assert_eq!(err.kind(), aki_core::ErrorKind::Validation, "{err}");
 }

@@ -1,10 +1,10 @@
 //! A hand-written fake batch function that records every batch it receives.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aki_batching::{BatchConfig, BatchHandler, Costing, DynamicBatcher, NoObserver};
-use aki_core::{EmbedError, Result};
+use aki_core::{Batcher, EmbedError, RequestContext, Result};
 use async_trait::async_trait;
 
 /// An item: who sent it, its position, its cost, and how the fake must treat it.
@@ -63,4 +63,13 @@ impl BatchHandler<Item, (usize, usize)> for Fake {
 pub fn batcher(config: BatchConfig, fake: &Arc<Fake>, padded: bool) -> DynamicBatcher<Item, (usize, usize)> {
     let costing = Costing { cost: |i: &Item| i.cost, padded };
     DynamicBatcher::new(config, costing, Arc::clone(fake) as Arc<dyn BatchHandler<_, _>>, Arc::new(NoObserver))
+}
+
+/// Submits `items` with `deadline` and keeps only the outputs.
+pub async fn submit(
+    b: &DynamicBatcher<Item, (usize, usize)>,
+    items: Vec<Item>,
+    deadline: Option<Instant>,
+) -> Result<Vec<(usize, usize)>> {
+    b.submit(items, RequestContext { deadline }).await.map(|batched| batched.outputs)
 }

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aki_batching::{BatchConfig, Budget};
-use aki_core::{Batcher, EmbedError};
+use aki_core::EmbedError;
 use proptest::prelude::*;
 
-use crate::fake::{Fake, Item, batcher};
+use crate::fake::{Fake, Item, batcher, submit};
 
 #[derive(Debug, Clone)]
 struct Workload {
@@ -59,7 +59,7 @@ fn run(w: &Workload) -> Result<(), TestCaseError> {
                     .map(|(index, &cost)| Item { fail: *poisoned && index == 0, ..Item::new(caller, index, cost) })
                     .collect();
                 let b = b.clone();
-                tokio::spawn(async move { b.submit(items, None).await })
+                tokio::spawn(async move { submit(&b, items, None).await })
             })
             .collect();
         let mut failed_callers = HashSet::new();
@@ -137,7 +137,7 @@ fn the_fake_really_fails_poisoned_batches() {
     let fake = Arc::new(Fake::default());
     let out = runtime.block_on(async {
         let b = batcher(BatchConfig::default(), &fake, w.padded);
-        b.submit(vec![Item { fail: true, ..Item::new(0, 0, 3) }], None).await
+        submit(&b, vec![Item { fail: true, ..Item::new(0, 0, 3) }], None).await
     });
     assert!(out.is_err());
     run(&w).expect("property holds for a poisoned caller");

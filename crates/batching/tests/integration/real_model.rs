@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use aki_backend_candle::{CandleBackend, CandleConfig};
 use aki_batching::{BatchConfig, BatchingProvider, NoObserver};
-use aki_core::{EmbedOptions, EmbeddingProvider, paths, vector::cosine};
+use aki_core::{EmbedOptions, EmbeddingProvider, RequestContext, paths, vector::cosine};
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,7 +19,9 @@ async fn concurrent_requests_through_the_batcher_match_the_reference() {
     let backend: Arc<dyn EmbeddingProvider> = Arc::new(
         tokio::task::spawn_blocking(move || CandleBackend::load(&config)).await.expect("task").expect("loads"),
     );
-    let batching = Arc::new(BatchingProvider::new(Arc::clone(&backend), BatchConfig::default(), Arc::new(NoObserver)));
+    let config = BatchConfig::default();
+    let batcher = BatchingProvider::dynamic_batcher(&backend, &config, Arc::new(NoObserver));
+    let batching = Arc::new(BatchingProvider::new(Arc::clone(&backend), Arc::new(batcher), config.default_deadline()));
 
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../backend-candle/tests/fixtures/reference.json");
     let reference: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
@@ -31,11 +33,13 @@ async fn concurrent_requests_through_the_batcher_match_the_reference() {
         .map(|item| {
             let text = item["text"].as_str().expect("text").to_string();
             let batching = Arc::clone(&batching);
-            tokio::spawn(async move { batching.embed(vec![text], EmbedOptions::default()).await })
+            tokio::spawn(
+                async move { batching.embed(vec![text], EmbedOptions::default(), RequestContext::default()).await },
+            )
         })
         .collect();
     let direct_texts: Vec<String> = items.iter().map(|i| i["text"].as_str().expect("text").to_string()).collect();
-    let direct = backend.embed(direct_texts, EmbedOptions::default()).await.expect("direct");
+    let direct = backend.embed(direct_texts, EmbedOptions::default(), RequestContext::default()).await.expect("direct");
     for ((item, call), direct) in items.iter().zip(calls).zip(&direct.vectors) {
         let out = call.await.expect("task").expect("batched");
         let want: Vec<f32> = item["embedding"]

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aki_batching::BatchConfig;
-use aki_core::{Batcher, EmbedError, ErrorKind};
+use aki_core::{EmbedError, ErrorKind};
 
-use crate::fake::{Fake, Item, batcher};
+use crate::fake::{Fake, Item, batcher, submit};
 
 fn config(max_batch_size: usize) -> BatchConfig {
     BatchConfig { max_batch_size, ..BatchConfig::default() }
@@ -35,7 +35,7 @@ async fn fifty_concurrent_single_requests_make_few_full_batches() {
     let calls: Vec<_> = (0..50)
         .map(|caller| {
             let b = b.clone();
-            tokio::spawn(async move { b.submit(vec![Item::new(caller, 0, 10)], None).await })
+            tokio::spawn(async move { submit(&b, vec![Item::new(caller, 0, 10)], None).await })
         })
         .collect();
     for (caller, call) in calls.into_iter().enumerate() {
@@ -52,7 +52,7 @@ async fn fifty_concurrent_single_requests_make_few_full_batches() {
 async fn a_lone_request_at_idle_is_dispatched_without_waiting() {
     let fake = Fake::slow(Duration::ZERO);
     let b = batcher(BatchConfig { max_wait_ms: 0, ..config(32) }, &fake, true);
-    let out = tokio::time::timeout(Duration::from_secs(2), b.submit(vec![Item::new(1, 0, 5)], None)).await;
+    let out = tokio::time::timeout(Duration::from_secs(2), submit(&b, vec![Item::new(1, 0, 5)], None)).await;
     assert_eq!(out.expect("no timer held it").expect("result"), vec![(1, 0)]);
 
     // With a wait window, the same lone request is held for a fuller batch...
@@ -60,12 +60,12 @@ async fn a_lone_request_at_idle_is_dispatched_without_waiting() {
     let b = batcher(BatchConfig { max_wait_ms: 60_000, ..config(4) }, &fake, true);
     let lone = tokio::spawn({
         let b = b.clone();
-        async move { b.submit(vec![Item::new(1, 0, 5)], None).await }
+        async move { submit(&b, vec![Item::new(1, 0, 5)], None).await }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(fake.batches().is_empty(), "held by max_wait");
     // ...until a full batch is queued, which leaves at once.
-    let rest = b.submit((1..4).map(|i| Item::new(2, i, 5)).collect(), None);
+    let rest = submit(&b, (1..4).map(|i| Item::new(2, i, 5)).collect(), None);
     tokio::time::timeout(Duration::from_secs(2), rest).await.expect("full batch leaves").expect("result");
     assert_eq!(lone.await.expect("task").expect("result"), vec![(1, 0)]);
     assert_eq!(fake.batches().len(), 1);
@@ -77,16 +77,16 @@ async fn a_full_queue_answers_overloaded_at_once() {
     let b = batcher(BatchConfig { queue_capacity: 4, ..config(1) }, &fake, true);
     let running = tokio::spawn({
         let b = b.clone();
-        async move { b.submit(vec![Item::new(0, 0, 1)], None).await }
+        async move { submit(&b, vec![Item::new(0, 0, 1)], None).await }
     });
     wait_until("the first request runs", || fake.batches().len() == 1).await;
     let queued = tokio::spawn({
         let b = b.clone();
-        async move { b.submit((0..4).map(|i| Item::new(1, i, 1)).collect(), None).await }
+        async move { submit(&b, (0..4).map(|i| Item::new(1, i, 1)).collect(), None).await }
     });
     wait_until("four items are queued", || b.queue_depth() == 4).await;
     let started = Instant::now();
-    let err = b.submit(vec![Item::new(2, 0, 1)], None).await.expect_err("queue full");
+    let err = submit(&b, vec![Item::new(2, 0, 1)], None).await.expect_err("queue full");
     assert_eq!(err.kind(), ErrorKind::Overloaded);
     assert!(started.elapsed() < Duration::from_millis(100), "rejected at once, not after waiting");
     running.await.expect("task").expect("first request served");
@@ -100,16 +100,16 @@ async fn expired_and_cancelled_requests_never_reach_the_backend() {
     let b = batcher(config(1), &fake, true);
     let busy = tokio::spawn({
         let b = b.clone();
-        async move { b.submit(vec![Item::new(0, 0, 1)], None).await }
+        async move { submit(&b, vec![Item::new(0, 0, 1)], None).await }
     });
     wait_until("the first request runs", || fake.batches().len() == 1).await;
     // Expires while the model is busy.
-    let expiring = b.submit(vec![Item::new(1, 0, 1)], Some(Instant::now() + Duration::from_millis(20)));
+    let expiring = submit(&b, vec![Item::new(1, 0, 1)], Some(Instant::now() + Duration::from_millis(20)));
     assert_eq!(expiring.await.expect_err("expired"), EmbedError::Timeout);
     // Abandoned: the caller drops its future while the item is queued.
-    let abandoned = tokio::time::timeout(Duration::from_millis(20), b.submit(vec![Item::new(2, 0, 1)], None)).await;
+    let abandoned = tokio::time::timeout(Duration::from_millis(20), submit(&b, vec![Item::new(2, 0, 1)], None)).await;
     assert!(abandoned.is_err(), "the caller gave up");
-    let kept = b.submit(vec![Item::new(3, 0, 1)], None).await.expect("served");
+    let kept = submit(&b, vec![Item::new(3, 0, 1)], None).await.expect("served");
     assert_eq!(kept, vec![(3, 0)]);
     busy.await.expect("task").expect("served");
     let callers: Vec<usize> = fake.items_seen().iter().map(|i| i.caller).collect();
@@ -125,10 +125,10 @@ async fn a_failing_or_panicking_batch_fails_only_its_own_requests() {
     let mut panicking = Item::new(2, 0, 1);
     panicking.panic = true;
     let (ok_before, failed, panicked, ok_after) = tokio::join!(
-        b.submit(vec![Item::new(0, 0, 1)], None),
-        b.submit(vec![poisoned], None),
-        b.submit(vec![panicking], None),
-        b.submit(vec![Item::new(3, 0, 1)], None),
+        submit(&b, vec![Item::new(0, 0, 1)], None),
+        submit(&b, vec![poisoned], None),
+        submit(&b, vec![panicking], None),
+        submit(&b, vec![Item::new(3, 0, 1)], None),
     );
     assert_eq!(ok_before.expect("served"), vec![(0, 0)]);
     assert_eq!(failed.expect_err("backend error"), EmbedError::Backend("injected failure".into()));
@@ -141,7 +141,7 @@ async fn a_thousand_items_are_split_into_batches_and_reassembled_in_order() {
     let fake = Fake::slow(Duration::ZERO);
     let b = batcher(config(32), &fake, true);
     let items: Vec<Item> = (0..1000).map(|i| Item::new(7, i, 1 + i % 13)).collect();
-    let out = b.submit(items, None).await.expect("served");
+    let out = submit(&b, items, None).await.expect("served");
     assert_eq!(out, (0..1000).map(|i| (7, i)).collect::<Vec<_>>());
     let batches = fake.batches();
     assert!(batches.len() >= 1000 / 32 && batches.iter().all(|b| b.len() <= 32));
@@ -154,7 +154,7 @@ async fn shutdown_drains_the_queue_then_refuses_new_work() {
     let calls: Vec<_> = (0..10)
         .map(|caller| {
             let b = b.clone();
-            tokio::spawn(async move { b.submit(vec![Item::new(caller, 0, 1)], None).await })
+            tokio::spawn(async move { submit(&b, vec![Item::new(caller, 0, 1)], None).await })
         })
         .collect();
     wait_until("all ten are queued or running", || fake.items_seen().len() + b.queue_depth() == 10).await;
@@ -163,7 +163,7 @@ async fn shutdown_drains_the_queue_then_refuses_new_work() {
     for call in calls {
         call.await.expect("task").expect("served");
     }
-    let err = b.submit(vec![Item::new(99, 0, 1)], None).await.expect_err("closed");
+    let err = submit(&b, vec![Item::new(99, 0, 1)], None).await.expect_err("closed");
     assert_eq!(err.kind(), ErrorKind::Unavailable);
 }
 
@@ -189,7 +189,7 @@ async fn observer_sees_every_dispatch_within_limits() {
     let config = BatchConfig { max_batch_tokens: 40, ..config(8) };
     let b = DynamicBatcher::new(config, costing, Arc::clone(&fake) as _, Arc::clone(&record) as _);
     let items: Vec<Item> = (0..40).map(|i| Item::new(0, i, 3 + i % 9)).collect();
-    b.submit(items, None).await.expect("served");
+    submit(&b, items, None).await.expect("served");
     let shapes = record.0.lock().expect("lock").clone();
     assert_eq!(shapes.iter().map(|s| s.items).sum::<usize>(), 40);
     assert!(shapes.iter().all(|s| s.tokens <= 40 && s.items <= 8), "{shapes:?}");
@@ -200,7 +200,7 @@ async fn observer_sees_every_dispatch_within_limits() {
 async fn dropping_every_handle_ends_the_worker_and_frees_the_batch_function() {
     let fake = Fake::slow(Duration::ZERO);
     let b = batcher(config(4), &fake, true);
-    b.submit(vec![Item::new(0, 0, 1)], None).await.expect("served");
+    submit(&b, vec![Item::new(0, 0, 1)], None).await.expect("served");
     let weak = b.downgrade();
     assert!(weak.upgrade().is_some());
     drop(b);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aki_cache::ModelLoader;
 use aki_core::{
-    EmbedError, EmbedOptions, EmbeddingProvider, Embeddings, EncodeOptions, Encoding, LoadedModel, ModelInfo, Pooling,
+    EmbedError, EmbeddingProvider, EncodeOptions, Encoding, LoadedModel, ModelInfo, Pooled, Pooling, RequestContext,
     Result, Token,
 };
 use async_trait::async_trait;
@@ -16,6 +16,7 @@ pub fn info(model_id: &str) -> ModelInfo {
         model_id: model_id.to_string(),
         dimension: 4,
         max_input_tokens: 16,
+        vocab_size: 100,
         pooling: Pooling::Mean,
         normalize_default: true,
         device: "cpu".into(),
@@ -32,8 +33,7 @@ mockall::mock! {
         async fn health(&self) -> Result<()>;
         async fn encode(&self, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>>;
         async fn tokenize(&self, texts: Vec<String>, add_special_tokens: bool) -> Result<Vec<Vec<Token>>>;
-        async fn embed_encoded(&self, batch: Vec<Encoding>) -> Result<Vec<Vec<f32>>>;
-        async fn embed(&self, texts: Vec<String>, options: EmbedOptions) -> Result<Embeddings>;
+        async fn embed_encoded(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Pooled>;
     }
 }
 

@@ -1,36 +1,49 @@
-//! `CachedProvider`: same vectors as uncached, only missing texts computed, options that change
-//! a vector are part of the key, failures are not cached.
+//! `CachedProvider`: same vectors as uncached, only missing inputs computed, one entry per model
+//! input whatever the request's options, text and token ids sharing entries, failures not cached.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use aki_cache::{CachedProvider, ResultCache, ResultCacheConfig};
-use aki_core::{EmbedError, EmbedOptions, EmbeddingProvider, Embeddings};
-use mockall::predicate::eq;
+use aki_cache::{CacheObserver, CachedProvider, NoCacheObserver, ResultCache, ResultCacheConfig};
+use aki_core::{EmbedError, EmbedOptions, EmbeddingProvider, Encoding, Pooled, RequestContext};
+use mockall::predicate::{always, eq};
 
 use crate::fakes::{MockProvider, info};
 
-/// A deterministic vector for `text`, different per text and per option set.
-fn vector_for(text: &str, options: &EmbedOptions) -> Vec<f32> {
-    let seed = text.bytes().map(f32::from).sum::<f32>() + options.dimensions.unwrap_or(0) as f32;
-    let scale = if options.normalize == Some(false) { 10.0 } else { 1.0 };
-    (0..options.dimensions.unwrap_or(4)).map(|i| scale * (seed + i as f32)).collect()
+/// An encoding of `ids` (type ids zero).
+fn enc(ids: &[u32]) -> Encoding {
+    Encoding { ids: ids.to_vec(), type_ids: vec![0; ids.len()] }
 }
 
-fn answer(texts: &[String], options: &EmbedOptions) -> Embeddings {
-    Embeddings {
-        vectors: texts.iter().map(|t| vector_for(t, options)).collect(),
-        token_counts: texts.iter().map(|t| t.len() + 2).collect(),
-        timing: Default::default(),
+/// A deterministic pooled vector for an encoding, different per encoding.
+fn vector_for(e: &Encoding) -> Vec<f32> {
+    let seed = e.ids.iter().sum::<u32>() as f32;
+    (0..4).map(|i| seed + i as f32).collect()
+}
+
+fn answer(batch: &[Encoding]) -> Pooled {
+    Pooled { vectors: batch.iter().map(vector_for).collect(), timing: Default::default() }
+}
+
+/// Counts what the cache reports.
+#[derive(Default)]
+struct Counted(Mutex<(usize, usize)>);
+impl CacheObserver for Counted {
+    fn looked_up(&self, hits: usize, misses: usize) {
+        let mut counts = self.0.lock().expect("lock");
+        counts.0 += hits;
+        counts.1 += misses;
+    }
+}
+impl Counted {
+    fn get(&self) -> (usize, usize) {
+        *self.0.lock().expect("lock")
     }
 }
 
-fn texts(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| (*s).to_string()).collect()
-}
-
-fn cached(mock: MockProvider) -> (CachedProvider, ResultCache) {
+fn cached(mock: MockProvider) -> (CachedProvider, ResultCache, Arc<Counted>) {
     let cache = ResultCache::new(&ResultCacheConfig { max_bytes: 1 << 20 }).expect("cache on");
-    (CachedProvider::new(Arc::new(mock), cache.clone()), cache)
+    let counted = Arc::new(Counted::default());
+    (CachedProvider::new(Arc::new(mock), cache.clone(), counted.clone()), cache, counted)
 }
 
 fn base_mock() -> MockProvider {
@@ -40,57 +53,78 @@ fn base_mock() -> MockProvider {
 }
 
 #[tokio::test]
-async fn a_mixed_request_computes_only_the_missing_texts_and_keeps_order() {
+async fn a_mixed_request_computes_only_the_missing_inputs_and_keeps_order() {
     let mut mock = base_mock();
-    let options = EmbedOptions::default();
-    mock.expect_embed().with(eq(texts(&["a", "b"])), eq(options)).times(1).returning(|t, o| Ok(answer(&t, &o)));
-    // "c" is new; "a" repeats inside the request and is computed once.
-    mock.expect_embed().with(eq(texts(&["c"])), eq(options)).times(1).returning(|t, o| Ok(answer(&t, &o)));
-    let (provider, cache) = cached(mock);
+    let (a, b, c) = (enc(&[1, 5, 2]), enc(&[1, 6, 2]), enc(&[1, 7, 2]));
+    mock.expect_embed_encoded()
+        .with(eq(vec![a.clone(), b.clone()]), always())
+        .times(1)
+        .returning(|batch, _| Ok(answer(&batch)));
+    // `c` is new; `a` repeats inside the request and is computed once.
+    mock.expect_embed_encoded().with(eq(vec![c.clone()]), always()).times(1).returning(|batch, _| Ok(answer(&batch)));
+    let (provider, cache, counted) = cached(mock);
 
-    let first = provider.embed(texts(&["a", "b", "a"]), options).await.expect("first");
-    assert_eq!(first, answer(&texts(&["a", "b", "a"]), &options), "identical to the uncached answer");
-    let mixed = provider.embed(texts(&["b", "c", "a"]), options).await.expect("mixed");
-    assert_eq!(mixed, answer(&texts(&["b", "c", "a"]), &options), "every vector in order");
-    // Counted per position: the first request missed three times (its repeated "a" too,
-    // though computed once); the second hit "b" and "a" and missed "c".
+    let ctx = RequestContext::default();
+    let first = provider.embed_encoded(vec![a.clone(), b.clone(), a.clone()], ctx).await.expect("first");
+    assert_eq!(first, answer(&[a.clone(), b.clone(), a.clone()]), "identical to the uncached answer");
+    let mixed = provider.embed_encoded(vec![b.clone(), c.clone(), a.clone()], ctx).await.expect("mixed");
+    assert_eq!(mixed, answer(&[b, c, a]), "every vector in order");
+    // Counted per position: the first request missed three times (its repeated input too,
+    // though computed once); the second hit two and missed one.
+    assert_eq!(counted.get(), (2, 4));
     let stats = cache.stats().await;
-    assert_eq!((stats.hits, stats.misses, stats.entries), (2, 4, 3));
+    assert_eq!(stats.entries, 3);
     assert!(stats.bytes > 0);
 }
 
 #[tokio::test]
-async fn normalize_dimensions_and_truncation_are_part_of_the_key() {
+async fn one_entry_serves_every_normalisation_and_dimension() {
     let mut mock = base_mock();
-    mock.expect_embed().times(4).returning(|t, o| Ok(answer(&t, &o)));
-    let (provider, cache) = cached(mock);
+    mock.expect_embed_encoded().times(1).returning(|batch, _| Ok(answer(&batch)));
+    let (provider, cache, counted) = cached(mock);
     let plain = EmbedOptions::default();
-    let short = EmbedOptions { dimensions: Some(2), ..plain };
-    let raw = EmbedOptions { normalize: Some(false), ..plain };
-    let mut strict = plain;
-    strict.encode.truncate = false;
-    for options in [plain, short, raw, strict, plain, short] {
-        let out = provider.embed(texts(&["x"]), options).await.expect("embeds");
-        assert_eq!(out.vectors[0], vector_for("x", &options));
+    let outcomes =
+        [plain, EmbedOptions { dimensions: Some(2), ..plain }, EmbedOptions { normalize: Some(false), ..plain }];
+    let mut lengths = Vec::new();
+    for options in outcomes {
+        let out = provider.embed_tokens(vec![vec![1, 9, 2]], options, RequestContext::default()).await.expect("embeds");
+        lengths.push(out.vectors[0].len());
+        if options.normalize == Some(false) {
+            assert_eq!(out.vectors[0], vector_for(&enc(&[1, 9, 2])), "the raw pooled vector");
+        }
     }
-    let stats = cache.stats().await;
-    assert_eq!((stats.misses, stats.hits, stats.entries), (4, 2, 4));
-    // `normalize: Some(true)` equals the model's default and shares its entry.
-    let explicit = EmbedOptions { normalize: Some(true), ..plain };
-    provider.embed(texts(&["x"]), explicit).await.expect("hit");
-    assert_eq!(cache.stats().await.hits, 3);
+    assert_eq!(lengths, [4, 2, 4], "options applied after the cache");
+    assert_eq!(counted.get(), (2, 1));
+    assert_eq!(cache.stats().await.entries, 1);
+}
+
+#[tokio::test]
+async fn text_and_token_id_inputs_that_encode_alike_share_an_entry() {
+    let mut mock = base_mock();
+    mock.expect_encode().returning(|texts, _| Ok(texts.iter().map(|t| enc(&[1, t.len() as u32, 2])).collect()));
+    mock.expect_embed_encoded().times(1).returning(|batch, _| Ok(answer(&batch)));
+    let (provider, _, counted) = cached(mock);
+    let ctx = RequestContext::default();
+    let by_text = provider.embed(vec!["abc".into()], EmbedOptions::default(), ctx).await.expect("text");
+    let by_ids = provider.embed_tokens(vec![vec![1, 3, 2]], EmbedOptions::default(), ctx).await.expect("ids");
+    assert_eq!(by_text.vectors, by_ids.vectors);
+    assert_eq!(counted.get(), (1, 1));
 }
 
 #[tokio::test]
 async fn failures_are_not_cached() {
     let mut mock = base_mock();
     let mut seq = mockall::Sequence::new();
-    mock.expect_embed().times(1).in_sequence(&mut seq).returning(|_, _| Err(EmbedError::Backend("boom".into())));
-    mock.expect_embed().times(1).in_sequence(&mut seq).returning(|t, o| Ok(answer(&t, &o)));
-    let (provider, cache) = cached(mock);
-    let err = provider.embed(texts(&["x"]), EmbedOptions::default()).await.expect_err("fails");
+    mock.expect_embed_encoded()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Err(EmbedError::Backend("boom".into())));
+    mock.expect_embed_encoded().times(1).in_sequence(&mut seq).returning(|batch, _| Ok(answer(&batch)));
+    let (provider, cache, _) = cached(mock);
+    let ctx = RequestContext::default();
+    let err = provider.embed_encoded(vec![enc(&[1])], ctx).await.expect_err("fails");
     assert_eq!(err, EmbedError::Backend("boom".into()));
-    provider.embed(texts(&["x"]), EmbedOptions::default()).await.expect("computed again");
+    provider.embed_encoded(vec![enc(&[1])], ctx).await.expect("computed again");
     assert_eq!(cache.stats().await.entries, 1);
 }
 
@@ -98,22 +132,12 @@ async fn failures_are_not_cached() {
 async fn the_cache_is_bounded_in_bytes_and_off_at_zero() {
     assert!(ResultCache::new(&ResultCacheConfig { max_bytes: 0 }).is_none(), "0 bytes turns it off");
     let mut mock = base_mock();
-    mock.expect_embed().returning(|t, o| Ok(answer(&t, &o)));
-    let cache = ResultCache::new(&ResultCacheConfig { max_bytes: 2_000 }).expect("on");
-    let provider = CachedProvider::new(Arc::new(mock), cache.clone());
-    let many: Vec<String> = (0..100).map(|i| format!("text number {i}")).collect();
-    provider.embed(many, EmbedOptions::default()).await.expect("embeds");
+    mock.expect_embed_encoded().returning(|batch, _| Ok(answer(&batch)));
+    let cache = ResultCache::new(&ResultCacheConfig { max_bytes: 4_000 }).expect("on");
+    let provider = CachedProvider::new(Arc::new(mock), cache.clone(), Arc::new(NoCacheObserver));
+    let many: Vec<Encoding> = (0..100).map(|i| enc(&[1, i, 2])).collect();
+    provider.embed_encoded(many, RequestContext::default()).await.expect("embeds");
     let stats = cache.stats().await;
-    assert!(stats.bytes <= 2_000, "{} bytes held", stats.bytes);
-    assert!(stats.entries < 100);
-}
-
-#[tokio::test]
-async fn bad_dimensions_are_rejected_before_any_work() {
-    let mock = base_mock();
-    let (provider, _) = cached(mock);
-    let options = EmbedOptions { dimensions: Some(5), ..EmbedOptions::default() };
-    let err = provider.embed(texts(&["x"]), options).await.expect_err("too many");
-    assert_eq!(err.kind(), aki_core::ErrorKind::Validation);
-    assert_eq!(provider.info().dimension, 4);
+    assert!(stats.bytes <= 4_000, "{} bytes held", stats.bytes);
+    assert!(stats.entries < 100 && stats.entries > 0, "{} entries", stats.entries);
 }

@@ -1,0 +1,109 @@
+//! Protobuf messages to and from the service's requests and replies, by hand, with the wire
+//! defaults of `embed.proto`.
+
+use std::time::{Duration, Instant};
+
+use aki_core::{EmbedError, EmbedOptions, EncodeOptions, Token, TruncationDirection};
+use aki_service::{EmbedReply, EmbedRequest, Inputs, ServerInfo, TokenizeRequest};
+use tonic::metadata::MetadataMap;
+
+use crate::pb;
+
+fn small(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The service request of an `EmbedRequest` message, with the call's deadline.
+///
+/// # Errors
+/// [`EmbedError::Validation`] when the message holds both texts and token ids.
+pub fn embed_request(message: pb::EmbedRequest, deadline: Option<Instant>) -> Result<EmbedRequest, EmbedError> {
+    let inputs = match (message.texts.is_empty(), message.token_ids.is_empty()) {
+        (false, false) => {
+            return Err(EmbedError::Validation("send `texts` or `token_ids`, not both".into()));
+        }
+        (true, false) => Inputs::TokenIds(message.token_ids.into_iter().map(|list| list.ids).collect()),
+        _ => Inputs::Texts(message.texts),
+    };
+    Ok(EmbedRequest {
+        model: message.model,
+        inputs,
+        options: EmbedOptions {
+            normalize: message.normalize,
+            encode: EncodeOptions { truncate: message.truncate.unwrap_or(true), direction: TruncationDirection::Right },
+            dimensions: message.dimensions.map(|d| d as usize),
+        },
+        deadline,
+    })
+}
+
+/// The `EmbedResponse` message of a reply.
+pub fn embed_response(reply: EmbedReply) -> pb::EmbedResponse {
+    let tokens = small(reply.tokens);
+    pb::EmbedResponse {
+        embeddings: reply.vectors.into_iter().map(|values| pb::Embedding { values }).collect(),
+        usage: Some(pb::Usage { prompt_tokens: tokens, total_tokens: tokens }),
+        model: reply.model,
+    }
+}
+
+/// The service request of a `TokenizeRequest` message.
+pub fn tokenize_request(message: pb::TokenizeRequest, deadline: Option<Instant>) -> TokenizeRequest {
+    TokenizeRequest {
+        model: None,
+        texts: message.texts,
+        add_special_tokens: message.add_special_tokens.unwrap_or(true),
+        deadline,
+    }
+}
+
+/// The `TokenizeResponse` message of each text's tokens.
+pub fn tokenize_response(texts: Vec<Vec<Token>>) -> pb::TokenizeResponse {
+    let token =
+        |t: Token| pb::Token { id: t.id, text: t.text, special: t.special, start: small(t.start), stop: small(t.stop) };
+    pb::TokenizeResponse {
+        texts: texts
+            .into_iter()
+            .map(|tokens| pb::TokenList { tokens: tokens.into_iter().map(token).collect() })
+            .collect(),
+    }
+}
+
+/// The `InfoResponse` message of the server's facts.
+pub fn info_response(info: ServerInfo) -> pb::InfoResponse {
+    let model = info.model;
+    pb::InfoResponse {
+        model_id: model.model_id,
+        dimension: small(model.dimension),
+        max_input_tokens: small(model.max_input_tokens),
+        dtype: model.dtype,
+        device: model.device,
+        pooling: model.pooling.as_str().to_string(),
+        normalize: model.normalize_default,
+        max_batch_size: small(info.batching.max_batch_size),
+        max_batch_tokens: small(info.batching.max_batch_tokens),
+        max_client_batch_size: small(info.max_client_batch_size),
+        models: info.models,
+        version: info.version.to_string(),
+    }
+}
+
+/// The client's deadline from its `grpc-timeout` header (`<digits><H|M|S|m|u|n>`). tonic's
+/// transport enforces the same header by dropping the call (answering CANCELLED, "Timeout
+/// expired"); passing the deadline on as well lets the batcher drop the queued work and gives
+/// DEADLINE_EXCEEDED when the service notices first.
+pub fn grpc_deadline(metadata: &MetadataMap) -> Option<Instant> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let amount: u64 = digits.parse().ok()?;
+    let duration = match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    };
+    Instant::now().checked_add(duration)
+}

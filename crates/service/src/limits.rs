@@ -1,0 +1,98 @@
+//! `Limits`: the `[limits]` configuration section, and the input check the service runs before
+//! any work.
+
+use std::time::Duration;
+
+use aki_core::{EmbedError, Result};
+use serde::{Deserialize, Serialize};
+
+/// Limits that protect the process from oversized or slow requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body in bytes (413 beyond); enforced by the adapters as they read it.
+    pub body_limit_bytes: usize,
+    /// Most inputs in one request (422 beyond).
+    pub max_inputs: usize,
+    /// Most characters in one input (422 beyond), before tokenization.
+    pub max_input_chars: usize,
+    /// Time a request may take, in milliseconds; queued work past it is dropped.
+    pub request_timeout_ms: u64,
+    /// On SIGINT/SIGTERM, how long in-flight requests may take to finish, in seconds (read by
+    /// the server lifecycle).
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 2 * 1024 * 1024,
+            max_inputs: 2048,
+            max_input_chars: 100_000,
+            request_timeout_ms: 30_000,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+impl Limits {
+    /// [`request_timeout_ms`](Self::request_timeout_ms) as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// Checks the number of inputs and the length of the longest one (in characters).
+    ///
+    /// # Errors
+    /// [`EmbedError::Empty`] for no input at all, [`EmbedError::Validation`] naming the limit
+    /// exceeded.
+    pub fn check(&self, count: usize, longest_chars: usize) -> Result<()> {
+        if count == 0 {
+            return Err(EmbedError::Empty);
+        }
+        if count > self.max_inputs {
+            return Err(EmbedError::Validation(format!("{count} inputs, more than the limit of {}", self.max_inputs)));
+        }
+        if longest_chars > self.max_input_chars {
+            return Err(EmbedError::Validation(format!(
+                "an input has {longest_chars} characters, more than the limit of {}",
+                self.max_input_chars
+            )));
+        }
+        Ok(())
+    }
+
+    /// [`check`](Self::check) for texts.
+    ///
+    /// # Errors
+    /// As [`check`](Self::check).
+    pub fn check_texts(&self, texts: &[String]) -> Result<()> {
+        self.check(texts.len(), texts.iter().map(|t| t.chars().count()).max().unwrap_or(0))
+    }
+
+    /// The keys that must not be zero, with their values, for the configuration check.
+    pub fn nonzero_keys(&self) -> [(&'static str, u64); 4] {
+        [
+            ("limits.body_limit_bytes", self.body_limit_bytes as u64),
+            ("limits.max_inputs", self.max_inputs as u64),
+            ("limits.max_input_chars", self.max_input_chars as u64),
+            ("limits.request_timeout_ms", self.request_timeout_ms),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_too_many_and_too_long_are_refused() {
+        let limits = Limits { max_inputs: 2, max_input_chars: 3, ..Limits::default() };
+        assert_eq!(limits.check_texts(&[]), Err(EmbedError::Empty));
+        assert!(limits.check_texts(&["a".into(), "b".into()]).is_ok());
+        let many = limits.check_texts(&["a".into(), "b".into(), "c".into()]).expect_err("too many");
+        assert!(many.to_string().contains("3 inputs"), "{many}");
+        let long = limits.check_texts(&["héllo".into()]).expect_err("too long");
+        assert!(long.to_string().contains("5 characters"), "{long}");
+    }
+}

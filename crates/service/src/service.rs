@@ -1,0 +1,306 @@
+//! `EmbedService`: the whole flow of a request, read top to bottom in [`EmbedService::embed`]:
+//! limits, deadline, model, the core pipeline, usage and timing, metrics.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use aki_core::{
+    EmbedError, EmbedOptions, ErrorKind, LoadedModel, ModelInfo, ModelStore, RequestContext, Result, Timing, Token,
+};
+
+use crate::auth::ApiKey;
+use crate::limits::Limits;
+
+/// What a request embeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inputs {
+    /// Texts, tokenized by the model.
+    Texts(Vec<String>),
+    /// Complete model inputs as token ids (special tokens included), as `/tokenize` gives them.
+    TokenIds(Vec<Vec<u32>>),
+}
+
+impl Inputs {
+    fn check(&self, limits: &Limits) -> Result<()> {
+        match self {
+            Self::Texts(texts) => limits.check_texts(texts),
+            // Token lists are checked against the model (vocabulary, length) once it is known.
+            Self::TokenIds(lists) => limits.check(lists.len(), 0),
+        }
+    }
+}
+
+/// One embedding request, as every adapter states it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbedRequest {
+    /// The model asked for; `None` is the default model.
+    pub model: Option<String>,
+    /// The inputs.
+    pub inputs: Inputs,
+    /// Truncation, normalisation, dimensions.
+    pub options: EmbedOptions,
+    /// The client's own deadline (gRPC's `grpc-timeout`), if it sent one; the service's
+    /// `request_timeout_ms` caps it.
+    pub deadline: Option<Instant>,
+}
+
+/// The answer to an [`EmbedRequest`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbedReply {
+    /// The id of the model that answered.
+    pub model: String,
+    /// Length of the returned vectors (the model's dimension, or the requested `dimensions`).
+    pub dimension: usize,
+    /// One vector per input, in order.
+    pub vectors: Vec<Vec<f32>>,
+    /// Tokens processed (special tokens included, after truncation).
+    pub tokens: usize,
+    /// Where the time went inside the pipeline.
+    pub timing: Timing,
+    /// Time from the service receiving the request to the answer.
+    pub total: Duration,
+}
+
+/// A request for the tokens of texts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenizeRequest {
+    /// The model whose tokenizer to use; `None` is the default model.
+    pub model: Option<String>,
+    /// The texts.
+    pub texts: Vec<String>,
+    /// Include [CLS], [SEP] and friends.
+    pub add_special_tokens: bool,
+    /// The client's own deadline, capped like an embedding request's.
+    pub deadline: Option<Instant>,
+}
+
+/// Batching limits in force, reported by `/info` and `Info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchFacts {
+    /// Most inputs per model call.
+    pub max_batch_size: usize,
+    /// Most tokens per model call.
+    pub max_batch_tokens: usize,
+}
+
+/// Facts about the server and its default model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// The default model.
+    pub model: ModelInfo,
+    /// Batching limits.
+    pub batching: BatchFacts,
+    /// Most inputs a client may send in one request.
+    pub max_client_batch_size: usize,
+    /// Model ids requests may name, the default first.
+    pub models: Vec<String>,
+    /// The server's version.
+    pub version: &'static str,
+}
+
+/// How a request ended, as metrics count it: the same classes on every transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered.
+    Ok,
+    /// Failed with an error of this kind.
+    Failed(ErrorKind),
+}
+
+impl Outcome {
+    /// `ok`, or the error kind's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failed(kind) => kind.as_str(),
+        }
+    }
+}
+
+/// Request metrics hook: one call per finished request.
+pub trait RequestObserver: Send + Sync + 'static {
+    /// A request on `route` ended with `outcome` after `elapsed`, having processed `tokens`.
+    fn finished(&self, route: &str, outcome: Outcome, elapsed: Duration, tokens: usize);
+}
+
+/// The observer used when none is given.
+#[derive(Debug, Default)]
+pub struct NoRequestObserver;
+impl RequestObserver for NoRequestObserver {
+    fn finished(&self, _: &str, _: Outcome, _: Duration, _: usize) {}
+}
+
+const LOADING: u8 = 0;
+const READY: u8 = 1;
+const DRAINING: u8 = 2;
+
+/// The application service over a model store.
+pub struct EmbedService {
+    store: Arc<dyn ModelStore>,
+    default_model: String,
+    models: Vec<String>,
+    limits: Limits,
+    batching: BatchFacts,
+    key: Option<ApiKey>,
+    observer: Arc<dyn RequestObserver>,
+    state: AtomicU8,
+}
+
+impl EmbedService {
+    /// A service answering from `store`: `models` are the ids requests may name, the default
+    /// first. It refuses work as unavailable until [`mark_ready`](Self::mark_ready).
+    pub fn new(
+        store: Arc<dyn ModelStore>,
+        models: Vec<String>,
+        limits: Limits,
+        batching: BatchFacts,
+        key: Option<ApiKey>,
+        observer: Arc<dyn RequestObserver>,
+    ) -> Self {
+        let default_model = models.first().cloned().unwrap_or_default();
+        Self { store, default_model, models, limits, batching, key, observer, state: AtomicU8::new(LOADING) }
+    }
+
+    /// The default model is loaded and warm: serve, and say so to readiness probes.
+    pub fn mark_ready(&self) {
+        self.state.store(READY, Ordering::SeqCst);
+    }
+
+    /// The server is stopping: readiness probes fail from now on so load balancers send no new
+    /// work, while requests that still arrive are served.
+    pub fn mark_draining(&self) {
+        self.state.store(DRAINING, Ordering::SeqCst);
+    }
+
+    /// Whether a load balancer should send work here: loaded, warm and not stopping.
+    pub fn is_ready(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == READY
+    }
+
+    /// The request limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Checks the token a client presented (`None` when it sent none) against the API key,
+    /// when one is configured; a refusal is counted on `route`.
+    ///
+    /// # Errors
+    /// [`EmbedError::Unauthorized`] when a key is configured and `token` is not it.
+    pub fn authorize(&self, route: &str, token: Option<&str>) -> Result<()> {
+        match &self.key {
+            Some(key) if !key.matches(token) => {
+                self.reject(route, &EmbedError::Unauthorized);
+                Err(EmbedError::Unauthorized)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a request on `route` that an adapter refused before it reached the service (a
+    /// body that is not the route's JSON, say).
+    pub fn reject(&self, route: &str, error: &EmbedError) {
+        self.observer.finished(route, Outcome::Failed(error.kind()), Duration::ZERO, 0);
+    }
+
+    /// Embeds a request's inputs.
+    ///
+    /// # Errors
+    /// [`EmbedError::Empty`] or [`EmbedError::Validation`] for inputs over the limits or bad
+    /// options, [`EmbedError::Unavailable`] while the default model loads, the store's errors
+    /// (model not served, load failure), [`EmbedError::Timeout`] past the deadline, and the
+    /// pipeline's errors.
+    pub async fn embed(&self, route: &str, request: EmbedRequest) -> Result<EmbedReply> {
+        let started = Instant::now();
+        let deadline = self.deadline(request.deadline);
+        let work = async {
+            request.inputs.check(&self.limits)?;
+            let model = self.model(request.model.as_deref()).await?;
+            let context = RequestContext::until(deadline);
+            let out = match request.inputs {
+                Inputs::Texts(texts) => model.embed(texts, request.options, context).await?,
+                Inputs::TokenIds(lists) => model.embed_tokens(lists, request.options, context).await?,
+            };
+            let info = model.info();
+            Ok(EmbedReply {
+                model: info.model_id.clone(),
+                dimension: request.options.dimensions.unwrap_or(info.dimension),
+                tokens: out.tokens(),
+                vectors: out.vectors,
+                timing: out.timing,
+                total: started.elapsed(),
+            })
+        };
+        let result = within(deadline, work).await;
+        self.finish(route, started, &result, |reply| reply.tokens);
+        result
+    }
+
+    /// The tokens of each text, for display.
+    ///
+    /// # Errors
+    /// As [`embed`](Self::embed), for the texts' limits, the model and the deadline.
+    pub async fn tokenize(&self, route: &str, request: TokenizeRequest) -> Result<Vec<Vec<Token>>> {
+        let started = Instant::now();
+        let work = async {
+            self.limits.check_texts(&request.texts)?;
+            let model = self.model(request.model.as_deref()).await?;
+            model.tokenize(request.texts, request.add_special_tokens).await
+        };
+        let result = within(self.deadline(request.deadline), work).await;
+        self.finish(route, started, &result, |_| 0);
+        result
+    }
+
+    /// Facts about the default model and the limits in force.
+    ///
+    /// # Errors
+    /// [`EmbedError::Unavailable`] while the default model loads.
+    pub async fn info(&self, route: &str) -> Result<ServerInfo> {
+        let started = Instant::now();
+        let result = within(self.deadline(None), self.model(None)).await.map(|model| ServerInfo {
+            model: model.info().clone(),
+            batching: self.batching,
+            max_client_batch_size: self.limits.max_inputs,
+            models: self.models.clone(),
+            version: env!("CARGO_PKG_VERSION"),
+        });
+        self.finish(route, started, &result, |_| 0);
+        result
+    }
+
+    /// Model ids requests may name, the default first.
+    pub fn models(&self, route: &str) -> Vec<String> {
+        self.observer.finished(route, Outcome::Ok, Duration::ZERO, 0);
+        self.models.clone()
+    }
+
+    /// The request's deadline: the client's, capped by `request_timeout_ms` from now.
+    fn deadline(&self, client: Option<Instant>) -> Instant {
+        let own = Instant::now() + self.limits.request_timeout();
+        client.map_or(own, |c| c.min(own))
+    }
+
+    /// The model `requested` (or the default), once the default one is ready.
+    async fn model(&self, requested: Option<&str>) -> Result<LoadedModel> {
+        if self.state.load(Ordering::SeqCst) == LOADING {
+            return Err(EmbedError::Unavailable("the model is still loading".into()));
+        }
+        self.store.get_or_load(requested.unwrap_or(&self.default_model)).await
+    }
+
+    fn finish<T>(&self, route: &str, started: Instant, result: &Result<T>, tokens: impl Fn(&T) -> usize) {
+        let (outcome, tokens) = match result {
+            Ok(value) => (Outcome::Ok, tokens(value)),
+            Err(error) => (Outcome::Failed(error.kind()), 0),
+        };
+        self.observer.finished(route, outcome, started.elapsed(), tokens);
+    }
+}
+
+/// `work`, or [`EmbedError::Timeout`] once `deadline` passes.
+async fn within<T>(deadline: Instant, work: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout_at(deadline.into(), work).await.unwrap_or(Err(EmbedError::Timeout))
+}

@@ -1,0 +1,233 @@
+//! `EmbedService` on mocks of the store and provider ports: limits before any work, the
+//! deadline, readiness, token-id inputs through the same pipeline, the API key, and one
+//! observation per request with its outcome.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aki_core::{
+    EmbedError, EmbedOptions, EmbeddingProvider, EncodeOptions, Encoding, ErrorKind, LoadedModel, ModelInfo,
+    ModelStore, Pooled, Pooling, RequestContext, Result, StoreStats, Timing, Token,
+};
+use aki_service::{
+    ApiKey, BatchFacts, EmbedRequest, EmbedService, Inputs, Limits, Outcome, RequestObserver, TokenizeRequest,
+};
+use async_trait::async_trait;
+
+mockall::mock! {
+    Provider {}
+    #[async_trait]
+    impl EmbeddingProvider for Provider {
+        fn info(&self) -> &ModelInfo;
+        async fn health(&self) -> Result<()>;
+        async fn encode(&self, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>>;
+        async fn tokenize(&self, texts: Vec<String>, add_special_tokens: bool) -> Result<Vec<Vec<Token>>>;
+        async fn embed_encoded(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Pooled>;
+    }
+}
+
+mockall::mock! {
+    Store {}
+    #[async_trait]
+    impl ModelStore for Store {
+        async fn get_or_load(&self, model_id: &str) -> Result<LoadedModel>;
+        async fn preload(&self, model_ids: &[String]) -> Result<()>;
+        fn stats(&self) -> StoreStats;
+    }
+}
+
+fn info() -> ModelInfo {
+    ModelInfo {
+        model_id: "default".into(),
+        dimension: 4,
+        max_input_tokens: 8,
+        vocab_size: 50,
+        pooling: Pooling::Mean,
+        normalize_default: true,
+        device: "cpu".into(),
+        dtype: "f32".into(),
+        is_padded: false,
+    }
+}
+
+/// A provider that encodes a text as `[1, len, 2]` and pools `[sum of ids, 0, 0, 0]`, taking
+/// `delay` per call.
+fn provider(delay: Duration) -> MockProvider {
+    let mut mock = MockProvider::new();
+    mock.expect_info().return_const(info());
+    mock.expect_encode().returning(|texts, _| {
+        Ok(texts.iter().map(|t| Encoding { ids: vec![1, t.len() as u32, 2], type_ids: vec![0; 3] }).collect())
+    });
+    mock.expect_embed_encoded().returning(move |batch, context| {
+        std::thread::sleep(delay);
+        if context.expired() {
+            return Err(EmbedError::Timeout);
+        }
+        let vectors = batch.iter().map(|e| vec![e.ids.iter().sum::<u32>() as f32, 0.0, 0.0, 0.0]).collect();
+        Ok(Pooled { vectors, timing: Timing { inference: delay, ..Timing::default() } })
+    });
+    mock
+}
+
+#[derive(Default)]
+struct Seen(Mutex<Vec<(String, &'static str, usize)>>);
+impl RequestObserver for Seen {
+    fn finished(&self, route: &str, outcome: Outcome, _: Duration, tokens: usize) {
+        self.0.lock().expect("lock").push((route.to_string(), outcome.as_str(), tokens));
+    }
+}
+impl Seen {
+    fn all(&self) -> Vec<(String, &'static str, usize)> {
+        self.0.lock().expect("lock").clone()
+    }
+}
+
+fn make(limits: Limits, key: Option<&str>, delay: Duration) -> (EmbedService, Arc<Seen>) {
+    let model: LoadedModel = Arc::new(provider(delay));
+    let mut store = MockStore::new();
+    store.expect_get_or_load().returning(move |id| match id {
+        "default" => Ok(Arc::clone(&model)),
+        other => Err(EmbedError::NotFound(format!("model `{other}` is not served here"))),
+    });
+    let seen = Arc::new(Seen::default());
+    let facts = BatchFacts { max_batch_size: 32, max_batch_tokens: 8192 };
+    let service = EmbedService::new(
+        Arc::new(store),
+        vec!["default".into()],
+        limits,
+        facts,
+        key.map(|k| ApiKey(k.into())),
+        seen.clone(),
+    );
+    service.mark_ready();
+    (service, seen)
+}
+
+fn texts(items: &[&str]) -> EmbedRequest {
+    EmbedRequest {
+        model: None,
+        inputs: Inputs::Texts(items.iter().map(|s| (*s).to_string()).collect()),
+        options: EmbedOptions::default(),
+        deadline: None,
+    }
+}
+
+#[tokio::test]
+async fn texts_and_token_ids_go_through_one_pipeline_with_usage_and_timing() {
+    let (service, seen) = make(Limits::default(), None, Duration::from_millis(5));
+    let by_text = service.embed("r", texts(&["abc"])).await.expect("text");
+    assert_eq!((by_text.model.as_str(), by_text.dimension, by_text.tokens), ("default", 4, 3));
+    assert_eq!(by_text.vectors, vec![vec![1.0, 0.0, 0.0, 0.0]], "pooled [6, 0, 0, 0], normalised");
+    assert!(by_text.timing.inference >= Duration::from_millis(5) && by_text.total >= by_text.timing.inference);
+
+    let ids = EmbedRequest {
+        inputs: Inputs::TokenIds(vec![vec![1, 3, 2]]),
+        options: EmbedOptions { dimensions: Some(2), normalize: Some(false), ..EmbedOptions::default() },
+        ..texts(&[])
+    };
+    let by_ids = service.embed("r", ids).await.expect("ids");
+    assert_eq!((by_ids.dimension, by_ids.tokens), (2, 3));
+    assert_eq!(by_ids.vectors, vec![vec![6.0, 0.0]]);
+    assert_eq!(seen.all(), vec![("r".into(), "ok", 3), ("r".into(), "ok", 3)]);
+}
+
+#[tokio::test]
+async fn limits_are_checked_before_the_model_is_asked_for() {
+    let limits = Limits { max_inputs: 2, max_input_chars: 5, ..Limits::default() };
+    let (service, seen) = make(limits, None, Duration::ZERO);
+    let cases = [
+        (texts(&[]), ErrorKind::Empty),
+        (texts(&["a", "b", "c"]), ErrorKind::Validation),
+        (texts(&["toolong"]), ErrorKind::Validation),
+        (EmbedRequest { inputs: Inputs::TokenIds(vec![vec![]]), ..texts(&[]) }, ErrorKind::Validation),
+        (EmbedRequest { inputs: Inputs::TokenIds(vec![vec![1, 50]]), ..texts(&[]) }, ErrorKind::Validation),
+        (EmbedRequest { model: Some("other".into()), ..texts(&["a"]) }, ErrorKind::NotFound),
+        (
+            EmbedRequest { options: EmbedOptions { dimensions: Some(5), ..EmbedOptions::default() }, ..texts(&["a"]) },
+            ErrorKind::Validation,
+        ),
+    ];
+    for (request, kind) in cases {
+        let err = service.embed("r", request.clone()).await.expect_err("refused");
+        assert_eq!(err.kind(), kind, "{request:?}: {err}");
+    }
+    let outcomes: Vec<&str> = seen.all().into_iter().map(|(_, o, _)| o).collect();
+    assert_eq!(outcomes, ["empty", "validation", "validation", "validation", "validation", "not_found", "validation"]);
+}
+
+#[tokio::test]
+async fn the_deadline_is_the_clients_capped_by_the_request_timeout() {
+    // The fake model takes 120 ms and fails with a timeout when its context's deadline passed.
+    let slow = Duration::from_millis(120);
+    let (capped, seen) = make(Limits { request_timeout_ms: 50, ..Limits::default() }, None, slow);
+    assert_eq!(capped.embed("r", texts(&["a"])).await.expect_err("server timeout"), EmbedError::Timeout);
+    assert_eq!(seen.all()[0].1, "timeout");
+
+    let (patient, _) = make(Limits { request_timeout_ms: 10_000, ..Limits::default() }, None, slow);
+    patient.embed("r", texts(&["a"])).await.expect("within the server's timeout");
+    let hurried = EmbedRequest { deadline: Some(Instant::now() + Duration::from_millis(30)), ..texts(&["a"]) };
+    assert_eq!(patient.embed("r", hurried).await.expect_err("client deadline"), EmbedError::Timeout);
+}
+
+#[tokio::test]
+async fn nothing_is_served_before_ready_and_readiness_ends_when_draining() {
+    let (service, _) = make(Limits::default(), None, Duration::ZERO);
+    let fresh = EmbedService::new(
+        Arc::new(MockStore::new()),
+        vec!["default".into()],
+        Limits::default(),
+        BatchFacts { max_batch_size: 1, max_batch_tokens: 1 },
+        None,
+        Arc::new(aki_service::NoRequestObserver),
+    );
+    assert!(!fresh.is_ready());
+    assert_eq!(fresh.embed("r", texts(&["a"])).await.expect_err("loading").kind(), ErrorKind::Unavailable);
+    assert!(service.is_ready());
+    service.mark_draining();
+    assert!(!service.is_ready(), "probes fail once draining");
+    service.embed("r", texts(&["a"])).await.expect("requests that still arrive are served");
+}
+
+#[tokio::test]
+async fn the_key_is_checked_and_refusals_counted() {
+    let (service, seen) = make(Limits::default(), Some("k3y"), Duration::ZERO);
+    assert!(service.authorize("r", Some("k3y")).is_ok());
+    assert_eq!(service.authorize("r", Some("nope")), Err(EmbedError::Unauthorized));
+    assert_eq!(service.authorize("r", None), Err(EmbedError::Unauthorized));
+    assert_eq!(seen.all(), vec![("r".into(), "unauthorized", 0), ("r".into(), "unauthorized", 0)]);
+    let (open, _) = make(Limits::default(), None, Duration::ZERO);
+    assert!(open.authorize("r", None).is_ok(), "no key configured, no check");
+}
+
+#[tokio::test]
+async fn tokenize_and_info_answer_through_the_same_limits_and_model() {
+    let mut mock = provider(Duration::ZERO);
+    mock.expect_tokenize().returning(|texts, _| {
+        Ok(texts
+            .iter()
+            .map(|t| vec![Token { id: 7, text: t.clone(), special: false, start: 0, stop: t.len() }])
+            .collect())
+    });
+    let model: LoadedModel = Arc::new(mock);
+    let mut store = MockStore::new();
+    store.expect_get_or_load().returning(move |_| Ok(Arc::clone(&model)));
+    let limits = Limits { max_inputs: 1, ..Limits::default() };
+    let facts = BatchFacts { max_batch_size: 32, max_batch_tokens: 8192 };
+    let service = EmbedService::new(
+        Arc::new(store),
+        vec!["default".into(), "other".into()],
+        limits,
+        facts,
+        None,
+        Arc::new(aki_service::NoRequestObserver),
+    );
+    service.mark_ready();
+    let request = TokenizeRequest { model: None, texts: vec!["hi".into()], add_special_tokens: true, deadline: None };
+    assert_eq!(service.tokenize("t", request.clone()).await.expect("tokens")[0][0].text, "hi");
+    let two = TokenizeRequest { texts: vec!["a".into(), "b".into()], ..request };
+    assert_eq!(service.tokenize("t", two).await.expect_err("too many").kind(), ErrorKind::Validation);
+    let info = service.info("i").await.expect("info");
+    assert_eq!((info.model.dimension, info.max_client_batch_size, info.batching), (4, 1, facts));
+    assert_eq!(info.models, ["default", "other"]);
+    assert_eq!(service.models("m"), ["default", "other"]);
+}
