@@ -1,6 +1,8 @@
 """Interoperability check of aki-grpc with a client not written in Rust: Python `grpcio` stubs
 generated from the repository's .proto, calling Embed, EmbedStream and the standard health
 check against a running server; vectors must match the reference fixtures (cosine >= 0.9999).
+Also `grpcio-reflection`'s client (which speaks `grpc.reflection.v1alpha` only) lists the
+services and finds the Embedder's methods without the .proto.
 
 Usage: python interop_grpc.py HOST:PORT PROTO_ROOT FIXTURES_JSON  (run by `cargo xtask interop`).
 """
@@ -10,7 +12,9 @@ import sys
 import tempfile
 
 import grpc
+from google.protobuf.descriptor_pool import DescriptorPool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from grpc_tools import protoc
 
 
@@ -54,6 +58,15 @@ def main():
         check("empty texts is INVALID_ARGUMENT", False, "call succeeded")
     except grpc.RpcError as error:
         check("empty texts is INVALID_ARGUMENT", error.code() == grpc.StatusCode.INVALID_ARGUMENT, str(error.code()))
+
+    reflection = ProtoReflectionDescriptorDatabase(channel)
+    services = set(reflection.get_services())
+    check("reflection v1alpha lists the services",
+          {"aki.embed.v1.Embedder", "grpc.health.v1.Health"} <= services, str(sorted(services)))
+    embedder = DescriptorPool(reflection).FindServiceByName("aki.embed.v1.Embedder")
+    methods = {m.name for m in embedder.methods}
+    check("reflection v1alpha describes the Embedder", {"Embed", "EmbedStream", "Info", "Tokenize"} <= methods,
+          str(sorted(methods)))
 
     checks.finish()
 

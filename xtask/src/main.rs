@@ -90,7 +90,7 @@ fn interop() -> Result<()> {
     let python = python_venv(
         &root.join("target").join("interop-venv"),
         &CLIENTS,
-        "import openai, grpc, grpc_tools, grpc_health",
+        "import openai, grpc, grpc_tools, grpc_health, grpc_reflection",
     )?;
     let model = aki_core::paths::installed_model_dir(aki_core::paths::DEFAULT_MODEL).to_string_lossy().into_owned();
     let fixtures = root.join("crates/backend-candle/tests/fixtures/reference.json");
@@ -122,8 +122,13 @@ fn interop() -> Result<()> {
 }
 
 /// The interoperability clients, pinned.
-const CLIENTS: [&str; 4] =
-    ["openai==3.57.0", "grpcio==1.85.1", "grpcio-tools==1.85.1", "grpcio-health-checking==1.85.1"];
+const CLIENTS: [&str; 5] = [
+    "openai==3.57.0",
+    "grpcio==1.85.1",
+    "grpcio-tools==1.85.1",
+    "grpcio-health-checking==1.85.1",
+    "grpcio-reflection==1.85.1",
+];
 
 /// A virtual environment with `packages`, created once (`probe` is Python code that succeeds
 /// once they are installed).

@@ -138,29 +138,37 @@ async fn a_thousand_requests_on_one_stream_are_all_answered_in_order() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reflection_lists_the_services() {
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+/// The service names reflection lists, asked in protocol `$v` (`v1` or `v1alpha`).
+macro_rules! reflected_services {
+    ($v:ident, $address:expr) => {{
+        use tonic_reflection::pb::$v::ServerReflectionRequest;
+        use tonic_reflection::pb::$v::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::$v::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::$v::server_reflection_response::MessageResponse;
 
+        let channel = tonic::transport::Channel::from_shared(format!("http://{}", $address)).expect("uri");
+        let mut client = ServerReflectionClient::new(channel.connect().await.expect("connect"));
+        let ask = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut answers =
+            client.server_reflection_info(tokio_stream::iter(vec![ask])).await.expect("reflection").into_inner();
+        let answer = answers.message().await.expect("answer").expect("one answer");
+        let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+            panic!("not a service list")
+        };
+        list.service.into_iter().map(|s| s.name).collect::<Vec<String>>()
+    }};
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_the_services_in_v1_and_v1alpha() {
     let server = start(config()).await;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.address)).expect("uri");
-    let mut client = ServerReflectionClient::new(channel.connect().await.expect("connect"));
-    let ask = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut answers =
-        client.server_reflection_info(tokio_stream::iter(vec![ask])).await.expect("reflection").into_inner();
-    let answer = answers.message().await.expect("answer").expect("one answer");
-    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
-        panic!("not a service list")
-    };
-    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for wanted in ["aki.embed.v1.Embedder", "grpc.health.v1.Health"] {
-        assert!(names.iter().any(|n| n == wanted), "{wanted} missing from {names:?}");
+    for names in [reflected_services!(v1, server.address), reflected_services!(v1alpha, server.address)] {
+        for wanted in ["aki.embed.v1.Embedder", "grpc.health.v1.Health"] {
+            assert!(names.iter().any(|n| n == wanted), "{wanted} missing from {names:?}");
+        }
     }
     server.stop().await;
 }

@@ -1,5 +1,7 @@
 //! Integration tests of `aki-grpc`: every method over a real local connection with tonic's
-//! generated client, status mapping, bad input, auth, health, and a long stream.
+//! generated client, status mapping, bad input, auth, health, a long stream, and parity with
+//! the REST server.
 
 mod calls;
+mod parity;
 mod support;

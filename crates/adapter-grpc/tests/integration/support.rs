@@ -37,10 +37,15 @@ pub struct Running {
 
 /// Starts a server and waits until its health check says SERVING.
 pub async fn start(config: AppConfig) -> Running {
+    start_engine(Engine::new(config)).await
+}
+
+/// Starts a server on `engine` (so the test can read its metrics) and waits until SERVING.
+pub async fn start_engine(engine: std::sync::Arc<Engine>) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(aki_grpc::serve(listener, Engine::new(config), async move {
+    let done = tokio::spawn(aki_grpc::serve(listener, engine, async move {
         let _ = stopped.await;
     }));
     let mut health = loop {
