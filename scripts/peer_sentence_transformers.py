@@ -30,6 +30,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(int(threads))
+    import sentence_transformers
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(model_dir, device="cpu")
@@ -47,11 +48,18 @@ def main() -> None:
 
             run()  # warm-up
             rates = sorted(run() for _ in range(int(repeat)))
-            rows.append({"engine": "sentence-transformers", "corpus": corpus, "batch": batch, "sentences_per_s": rates})
+            rows.append({"corpus": corpus, "batch": batch, "sentences_per_s": rates})
             print(f"| {corpus} | {batch} | {statistics.median(rates):.1f} | {rates[0]:.1f} | {rates[-1]:.1f} |", flush=True)
-    info = {"torch": torch.__version__, "threads": torch.get_num_threads(), "sgemm_gflops": sgemm_gflops(torch, quick)}
+    # The shape of `aki_bench_report::ThroughputRun`, which reads it.
+    run = {
+        "engine": "sentence-transformers",
+        "versions": {"sentence-transformers": sentence_transformers.__version__, "torch": torch.__version__},
+        "threads": torch.get_num_threads(),
+        "sgemm_gflops": sgemm_gflops(torch, quick),
+        "rows": rows,
+    }
     with open(out, "w", encoding="utf-8") as f:
-        json.dump({"peer": info, "rows": rows}, f, indent=1)
+        json.dump(run, f, indent=1)
 
 
 if __name__ == "__main__":

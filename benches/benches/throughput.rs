@@ -12,6 +12,7 @@
 use std::time::{Duration, Instant};
 
 use aki_backend_candle::{CandleBackend, CandleConfig};
+use aki_bench_report::{CorpusSize, ThroughputRow, ThroughputRun};
 use aki_benches::{medium_corpus, quantile, short_corpus};
 use aki_core::{EmbedOptions, EmbeddingProvider, RequestContext, paths};
 
@@ -56,7 +57,7 @@ fn main() {
     let engine = if backend.info().is_padded { "aki (candle-transformers)" } else { "aki (packed)" };
     let batches: &[usize] = if args.quick { &[1, 8, 32] } else { &[1, 8, 32, 128] };
     let mut rows = Vec::new();
-    let mut corpora = Vec::new();
+    let mut corpora = std::collections::BTreeMap::new();
     println!("| corpus | batch | sentences/s (median) | min | max | one call p50 ms |");
     println!("|---|---:|---:|---:|---:|---:|");
     for (corpus, mut texts) in [("short", short_corpus()), ("medium", medium_corpus())] {
@@ -72,7 +73,7 @@ fn main() {
             .token_counts
             .iter()
             .sum();
-        corpora.push(format!(r#""{corpus}":{{"texts":{},"tokens":{tokens}}}"#, texts.len()));
+        corpora.insert(corpus.to_string(), CorpusSize { texts: texts.len(), tokens });
         for &batch in batches.iter().filter(|&&b| args.batch.is_none_or(|only| only == b)) {
             let run = || -> (f64, Vec<f64>) {
                 let started = Instant::now();
@@ -102,21 +103,28 @@ fn main() {
                 rates[0],
                 rates[rates.len() - 1]
             );
-            rows.push(format!(
-                r#"{{"engine":"{engine}","corpus":"{corpus}","batch":{batch},"sentences_per_s":{rates:?},"call_p50_ms":{call_p50:.3}}}"#
-            ));
+            rows.push(ThroughputRow {
+                corpus: corpus.to_string(),
+                batch,
+                sentences_per_s: rates,
+                call_p50_ms: Some(call_p50),
+            });
         }
     }
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let sgemm = sgemm_gflops(threads, if args.quick { 0.2 } else { 3.0 });
     println!("sgemm ({threads} threads, gemm crate): {sgemm:.1} GFLOP/s");
     if let Some(path) = args.json {
-        let json = format!(
-            "{{\"threads\":{threads},\"sgemm_gflops\":{sgemm:.1},\"corpora\":{{{}}},\"rows\":[\n{}\n]}}\n",
-            corpora.join(","),
-            rows.join(",\n")
-        );
-        std::fs::write(&path, json).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let run = ThroughputRun {
+            engine: engine.to_string(),
+            versions: Default::default(),
+            threads,
+            sgemm_gflops: Some(sgemm),
+            corpora,
+            rows,
+        };
+        let json = serde_json::to_string_pretty(&run).expect("serialisable");
+        std::fs::write(&path, json + "\n").unwrap_or_else(|e| panic!("{path}: {e}"));
     }
 }
 

@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use aki_bench_report::LoadOutcome;
 use anyhow::{Context, Result, bail};
+use serde::Deserialize;
 
 use crate::server::Server;
 
@@ -40,25 +42,26 @@ const QUICK: [Scenario; 4] = [
     Scenario { name: "medium-10", corpus: MEDIUM, connections: 10, seconds: 3, rate: None },
 ];
 
-/// What one scenario measured.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub name: &'static str,
-    pub connections: u32,
-    pub seconds: u32,
-    pub offered_rate: Option<u32>,
-    pub requests_per_s: f64,
-    pub p50_ms: f64,
-    pub p95_ms: f64,
-    pub p99_ms: f64,
-    pub non_2xx: u64,
-    pub socket_errors: u64,
-    pub peak_rss_mib: f64,
-    pub cpu_cores: f64,
+/// The `AKI_RESULT` line `scripts/load_embed.lua` prints at the end of a wrk run.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WrkResult {
+    requests: u64,
+    duration_us: u64,
+    non2xx: u64,
+    connect_errors: u64,
+    read_errors: u64,
+    write_errors: u64,
+    timeouts: u64,
+    p50_us: u64,
+    p95_us: u64,
+    p99_us: u64,
+    #[allow(dead_code)]
+    max_us: u64,
 }
 
 /// Runs the scenarios (`quick`: seconds each, on the dev build) and prints a table.
-pub fn run(root: &Path, quick: bool) -> Result<Vec<Outcome>> {
+pub fn run(root: &Path, quick: bool) -> Result<Vec<LoadOutcome>> {
     ensure_wrk()?;
     let profile = if quick { "debug" } else { "release" };
     let mut build = crate::cargo();
@@ -81,7 +84,7 @@ pub fn run(root: &Path, quick: bool) -> Result<Vec<Outcome>> {
         let outcome = measure(root, &mut server, scenario)?;
         println!(
             "{:<19} {:>4} conns {:>3} s: {:>7.1} req/s  p50 {:>7.1} ms  p95 {:>7.1} ms  p99 {:>7.1} ms  non-2xx {}  socket errors {}  peak RSS {:.0} MiB  CPU {:.2} cores",
-            outcome.name,
+            outcome.scenario,
             outcome.connections,
             outcome.seconds,
             outcome.requests_per_s,
@@ -94,7 +97,7 @@ pub fn run(root: &Path, quick: bool) -> Result<Vec<Outcome>> {
             outcome.cpu_cores
         );
         if outcome.requests_per_s == 0.0 {
-            println!("warning: {} completed no request in {} s", outcome.name, outcome.seconds);
+            println!("warning: {} completed no request in {} s", outcome.scenario, outcome.seconds);
         }
         outcomes.push(outcome);
     }
@@ -121,7 +124,7 @@ fn ensure_wrk() -> Result<()> {
     Ok(())
 }
 
-fn measure(root: &Path, server: &mut Server, scenario: &Scenario) -> Result<Outcome> {
+fn measure(root: &Path, server: &mut Server, scenario: &Scenario) -> Result<LoadOutcome> {
     let cpu_before = server.cpu_seconds()?;
     let started = Instant::now();
     let mut wrk = Command::new("wrk");
@@ -145,25 +148,19 @@ fn measure(root: &Path, server: &mut Server, scenario: &Scenario) -> Result<Outc
         bail!("wrk failed: {}{}", stdout, String::from_utf8_lossy(&output.stderr));
     }
     let line = stdout.lines().find_map(|l| l.strip_prefix("AKI_RESULT ")).context("wrk printed no AKI_RESULT line")?;
-    let field = |name: &str| -> Result<f64> {
-        let key = format!("\"{name}\":");
-        let start = line.find(&key).with_context(|| format!("no {name} in {line}"))? + key.len();
-        let end = line[start..].find([',', '}']).map_or(line.len(), |e| start + e);
-        line[start..end].trim().parse().with_context(|| format!("{name} in {line}"))
-    };
+    let wrk: WrkResult = serde_json::from_str(line).with_context(|| format!("reading {line}"))?;
     let cpu = server.cpu_seconds()? - cpu_before;
-    Ok(Outcome {
-        name: scenario.name,
+    Ok(LoadOutcome {
+        scenario: scenario.name.to_string(),
         connections: scenario.connections,
         seconds: scenario.seconds,
         offered_rate: scenario.rate,
-        requests_per_s: field("requests")? / (field("duration_us")? / 1e6),
-        p50_ms: field("p50_us")? / 1e3,
-        p95_ms: field("p95_us")? / 1e3,
-        p99_ms: field("p99_us")? / 1e3,
-        non_2xx: field("non2xx")? as u64,
-        socket_errors: (field("connect_errors")? + field("read_errors")? + field("write_errors")? + field("timeouts")?)
-            as u64,
+        requests_per_s: wrk.requests as f64 / (wrk.duration_us as f64 / 1e6),
+        p50_ms: wrk.p50_us as f64 / 1e3,
+        p95_ms: wrk.p95_us as f64 / 1e3,
+        p99_ms: wrk.p99_us as f64 / 1e3,
+        non_2xx: wrk.non2xx,
+        socket_errors: wrk.connect_errors + wrk.read_errors + wrk.write_errors + wrk.timeouts,
         peak_rss_mib: server.peak_rss_kib()? as f64 / 1024.0,
         cpu_cores: cpu / elapsed,
     })

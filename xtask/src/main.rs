@@ -3,6 +3,7 @@
 mod bench;
 mod fetch_model;
 mod load;
+mod report;
 mod server;
 mod svg;
 mod tidy;

@@ -140,17 +140,26 @@ mod tests {
                     normal: &[
                         "aki-backend-candle",
                         "aki-batching",
+                        "aki-bench-report",
                         "aki-core",
                         "async-trait",
                         "gemm",
                         "rayon",
+                        "serde_json",
                         "tokenizers",
                         "tokio",
                     ],
                     dev: &["criterion"],
                 },
             ),
-            ("xtask", Allowed { normal: &["aki-core", "anyhow", "hf-hub", "serde_json", "sha2"], dev: &[] }),
+            ("aki-bench-report", Allowed { normal: &["serde"], dev: &["serde_json"] }),
+            (
+                "xtask",
+                Allowed {
+                    normal: &["aki-bench-report", "aki-core", "anyhow", "hf-hub", "serde", "serde_json", "sha2"],
+                    dev: &[],
+                },
+            ),
         ])
     }
 

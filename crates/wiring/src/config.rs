@@ -239,6 +239,18 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_api_key_stops_start_up() {
+        Jail::expect_with(|jail| {
+            jail.create_file("aki.toml", "api_key = \"\"\n")?;
+            let err = load(&CliArgs::default()).expect_err("empty key");
+            assert!(err.contains("api_key"), "{err}");
+            jail.create_file("aki.toml", "api_key = \"k3y\"\n")?;
+            assert!(load(&CliArgs::default())?.api_key.is_some());
+            Ok(())
+        });
+    }
+
+    #[test]
     fn the_api_key_is_redacted_in_debug_output() {
         let config = AppConfig { api_key: Some(ApiKey("hunter2".into())), ..AppConfig::default() };
         let shown = format!("{config:?}");

@@ -1,0 +1,567 @@
+//! `docs/benchmarks.md` and its charts, rendered from a [`Report`]. The targets are a table of
+//! data ([`TARGETS`]): what each measures, and the bound it must meet.
+
+use std::fmt::Write as _;
+
+use aki_bench_report::{LoadOutcome, Report, ThroughputRun};
+
+use crate::bench::rounds_of;
+
+/// A field of a load outcome.
+#[derive(Clone, Copy)]
+enum LoadField {
+    RequestsPerS,
+    P50,
+    P95,
+    P99,
+}
+
+impl LoadField {
+    fn of(self, o: &LoadOutcome) -> f64 {
+        match self {
+            Self::RequestsPerS => o.requests_per_s,
+            Self::P50 => o.p50_ms,
+            Self::P95 => o.p95_ms,
+            Self::P99 => o.p99_ms,
+        }
+    }
+}
+
+/// How a target's figure is read from the report.
+enum Measure {
+    /// The median over rounds of one field of a load scenario.
+    Load(&'static str, LoadField),
+    /// Failed answers (non-2xx and socket errors) over all answers of a scenario, percent.
+    ErrorRate(&'static str),
+    /// The highest peak resident memory of any scenario, MB.
+    PeakRss,
+    /// Our throughput run over a peer's, on a corpus at a batch size (a ratio).
+    VsPeer { ours: &'static str, peer: &'static str, corpus: &'static str, batch: usize },
+    /// Our throughput on the short corpus at a batch size, percent of the compute ceiling.
+    CeilingShare { ours: &'static str, batch: usize },
+    /// A load scenario's requests/s over a peer's library rate at a batch size (a ratio).
+    ServedVsPeer { scenario: &'static str, peer: &'static str, batch: usize },
+    /// The p95 of a paced scenario, ms.
+    PacedP95(&'static str),
+    /// The median call for one short sentence, ms.
+    OneSentence(&'static str),
+}
+
+/// What a figure must be.
+enum Bound {
+    AtLeast(f64),
+    Below(f64),
+}
+
+/// One row of the targets table.
+struct Target {
+    label: &'static str,
+    measure: Measure,
+    bound: Bound,
+}
+
+/// The targets the report checks: the founding plan's, and the CPU issue's.
+const TARGETS: [Target; 12] = [
+    Target {
+        label: "founding plan, 100 connections: 200+ requests/s",
+        measure: Measure::Load("short-100", LoadField::RequestsPerS),
+        bound: Bound::AtLeast(200.0),
+    },
+    Target {
+        label: "founding plan, 100 connections: p50 < 20 ms",
+        measure: Measure::Load("short-100", LoadField::P50),
+        bound: Bound::Below(20.0),
+    },
+    Target {
+        label: "founding plan, 100 connections: p95 < 35 ms",
+        measure: Measure::Load("short-100", LoadField::P95),
+        bound: Bound::Below(35.0),
+    },
+    Target {
+        label: "founding plan, 100 connections: p99 < 50 ms",
+        measure: Measure::Load("short-100", LoadField::P99),
+        bound: Bound::Below(50.0),
+    },
+    Target {
+        label: "founding plan: error rate < 0.1%",
+        measure: Measure::ErrorRate("short-100"),
+        bound: Bound::Below(0.1),
+    },
+    Target { label: "founding plan: resident memory < 500 MB", measure: Measure::PeakRss, bound: Bound::Below(500.0) },
+    Target {
+        label: "short corpus, batch 32: 1.3x sentence-transformers",
+        measure: Measure::VsPeer { ours: "packed", peer: "sentence-transformers", corpus: "short", batch: 32 },
+        bound: Bound::AtLeast(1.3),
+    },
+    Target {
+        label: "short corpus, batch 32: 70% of the compute ceiling",
+        measure: Measure::CeilingShare { ours: "packed", batch: 32 },
+        bound: Bound::AtLeast(70.0),
+    },
+    Target {
+        label: "medium corpus, batch 32: 1.2x sentence-transformers",
+        measure: Measure::VsPeer { ours: "packed", peer: "sentence-transformers", corpus: "medium", batch: 32 },
+        bound: Bound::AtLeast(1.2),
+    },
+    Target {
+        label: "HTTP, 100 connections: 1.0x sentence-transformers' batch-32 rate",
+        measure: Measure::ServedVsPeer { scenario: "short-100", peer: "sentence-transformers", batch: 32 },
+        bound: Bound::AtLeast(1.0),
+    },
+    Target {
+        label: "HTTP, 100 requests/s offered on 100 connections: p95 < 35 ms",
+        measure: Measure::PacedP95("short-100-at-100rps"),
+        bound: Bound::Below(35.0),
+    },
+    Target {
+        label: "one short sentence alone: < 5 ms",
+        measure: Measure::OneSentence("packed"),
+        bound: Bound::Below(5.0),
+    },
+];
+
+/// Median, lowest and highest of `values` (NaN when empty).
+pub fn spread(values: &[f64]) -> (f64, f64, f64) {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => (f64::NAN, f64::NAN, f64::NAN),
+        n => {
+            let median = if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 };
+            (median, sorted[0], sorted[n - 1])
+        }
+    }
+}
+
+/// Which figure a chart plots.
+pub enum Metric {
+    Throughput,
+    P95,
+}
+
+/// Linear-layer work per token of a BERT encoder: `2 * layers * (4 h^2 + 2 h i)` FLOPs.
+fn linear_flops_per_token() -> Option<f64> {
+    let path = aki_core::paths::installed_model_dir(aki_core::paths::DEFAULT_MODEL).join("config.json");
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let get = |key: &str| config[key].as_f64();
+    let (h, i, layers) = (get("hidden_size")?, get("intermediate_size")?, get("num_hidden_layers")?);
+    Some(2.0 * layers * (4.0 * h * h + 2.0 * h * i))
+}
+
+/// A report ready to render.
+pub struct Rendered<'a> {
+    report: &'a Report,
+    flops_per_token: Option<f64>,
+}
+
+impl<'a> Rendered<'a> {
+    pub fn new(report: &'a Report) -> Self {
+        Self { report, flops_per_token: linear_flops_per_token() }
+    }
+
+    fn ours(&self, run: &str) -> Option<&ThroughputRun> {
+        self.report.throughput.get(run)
+    }
+
+    fn peer(&self, name: &str) -> Option<&ThroughputRun> {
+        self.report.peers.get(name)
+    }
+
+    /// (median, lowest, highest) sentences/s of `run` for `corpus` at `batch`.
+    fn rate(run: Option<&ThroughputRun>, corpus: &str, batch: usize) -> Option<(f64, f64, f64)> {
+        run?.row(corpus, batch).map(|r| spread(&r.sentences_per_s))
+    }
+
+    /// Scenario names in run order, each with every round's outcome.
+    fn scenarios(&self) -> Vec<Vec<&LoadOutcome>> {
+        let rounds = &self.report.load_rounds;
+        let first = rounds.first().map(Vec::as_slice).unwrap_or_default();
+        first.iter().map(|o| rounds_of(rounds, &o.scenario)).collect()
+    }
+
+    fn load_stat(outcomes: &[&LoadOutcome], field: impl Fn(&LoadOutcome) -> f64) -> (f64, f64, f64) {
+        spread(&outcomes.iter().map(|o| field(o)).collect::<Vec<_>>())
+    }
+
+    /// Sentences/s the machine's best measured matrix multiply allows on the short corpus
+    /// (linear layers only), with the rate used.
+    fn ceiling(&self) -> Option<(f64, f64)> {
+        let ours = self.ours("packed")?;
+        let sgemm = self.report.peers.values().chain([ours]).filter_map(|r| r.sgemm_gflops).fold(0.0, f64::max);
+        let short = ours.corpora.get("short")?;
+        let flops = self.flops_per_token? * short.tokens as f64 / short.texts as f64;
+        (sgemm > 0.0).then(|| (sgemm * 1e9 / flops, sgemm))
+    }
+
+    /// A target's figure and how to show it.
+    fn figure(&self, measure: &Measure) -> Option<(f64, String)> {
+        let rounds = &self.report.load_rounds;
+        let median = |scenario: &str, field: LoadField| {
+            let outcomes = rounds_of(rounds, scenario);
+            (!outcomes.is_empty()).then(|| Self::load_stat(&outcomes, |o| field.of(o)).0)
+        };
+        match *measure {
+            Measure::Load(scenario, field) => {
+                let v = median(scenario, field)?;
+                Some(match field {
+                    LoadField::RequestsPerS => (v, format!("{v:.0} requests/s")),
+                    _ => (v, format!("{v:.1} ms")),
+                })
+            }
+            Measure::ErrorRate(scenario) => {
+                let outcomes = rounds_of(rounds, scenario);
+                let failed: f64 = outcomes.iter().map(|o| (o.non_2xx + o.socket_errors) as f64).sum();
+                let total: f64 = outcomes.iter().map(|o| o.requests_per_s * f64::from(o.seconds)).sum();
+                let rate = 100.0 * failed / total.max(1.0);
+                (!outcomes.is_empty()).then(|| (rate, format!("{rate:.3}%")))
+            }
+            Measure::PeakRss => {
+                let mib = rounds.iter().flatten().map(|o| o.peak_rss_mib).fold(f64::NAN, f64::max);
+                let mb = mib * 1.048_576;
+                mb.is_finite().then(|| (mb, format!("{mb:.0} MB peak")))
+            }
+            Measure::VsPeer { ours, peer, corpus, batch } => {
+                let (a, b) =
+                    (Self::rate(self.ours(ours), corpus, batch)?.0, Self::rate(self.peer(peer), corpus, batch)?.0);
+                Some((a / b, format!("{a:.1} vs {b:.1} sentences/s: {:.2}x", a / b)))
+            }
+            Measure::CeilingShare { ours, batch } => {
+                let rate = Self::rate(self.ours(ours), "short", batch)?.0;
+                let (ceiling, sgemm) = self.ceiling()?;
+                let share = 100.0 * rate / ceiling;
+                Some((share, format!("{share:.0}% of {ceiling:.0} sentences/s (sgemm {sgemm:.0} GFLOP/s)")))
+            }
+            Measure::ServedVsPeer { scenario, peer, batch } => {
+                let (a, b) =
+                    (median(scenario, LoadField::RequestsPerS)?, Self::rate(self.peer(peer), "short", batch)?.0);
+                Some((a / b, format!("{a:.0} requests/s vs {b:.0} sentences/s: {:.2}x", a / b)))
+            }
+            Measure::PacedP95(scenario) => {
+                let (p95, rate) = (median(scenario, LoadField::P95)?, median(scenario, LoadField::RequestsPerS)?);
+                Some((p95, format!("p95 {p95:.1} ms at {rate:.0} requests/s")))
+            }
+            Measure::OneSentence(run) => {
+                let ms = self.ours(run)?.row("short", 1)?.call_p50_ms?;
+                Some((ms, format!("{ms:.2} ms (median call, tokenization included)")))
+            }
+        }
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let (report, m) = (self.report, &self.report.machine);
+        let command = format!(
+            "cargo xtask bench{}{}{}",
+            if report.quick { " --quick" } else { "" },
+            if report.peers.is_empty() { "" } else { " --peers" },
+            format_args!(" --repeat {}", report.repeat)
+        );
+        let _ = writeln!(md, "# Benchmarks\n");
+        let _ = writeln!(
+            md,
+            "Written by `{command}` on {} at commit {}; rerun the command rather than editing this file. \
+             The same figures, every run included, are in `benchmarks.json`. Absolute numbers on shared \
+             2-core machines vary by up to 30% between runs: compare within one report. Each figure is \
+             the median of {} runs with the lowest and highest in brackets.\n",
+            m.date, m.commit, report.repeat
+        );
+        if report.quick {
+            let _ = writeln!(
+                md,
+                "**Smoke run** (`--quick`): a few texts and seconds per figure on the dev build, to check the \
+                 harness works; its numbers mean nothing.\n"
+            );
+        }
+        let _ = writeln!(md, "## Machine\n\n| | |\n|---|---|");
+        let _ = writeln!(md, "| CPU | {} |", m.cpu);
+        let _ = writeln!(md, "| cores | {} |", m.cores);
+        let _ = writeln!(md, "| memory GiB | {} |", m.memory_gib);
+        let _ = writeln!(md, "| instruction sets | {} |", m.isa.join(", "));
+        let _ = writeln!(md, "| kernel | {} |", m.kernel);
+        let _ = writeln!(md, "| rustc | {} |", m.rustc);
+        for (name, peer) in &report.peers {
+            let versions: Vec<String> = peer.versions.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let _ = writeln!(md, "| peer | {name}: {} (CPU), {} threads |", versions.join(", "), peer.threads);
+        }
+        md.push('\n');
+        self.targets(&mut md);
+        self.library(&mut md);
+        self.load_section(&mut md);
+        self.criterion_section(&mut md);
+        md
+    }
+
+    fn targets(&self, md: &mut String) {
+        let _ = writeln!(md, "## Targets\n\n| target | measured | |\n|---|---|---|");
+        for target in &TARGETS {
+            let (text, status) = match self.figure(&target.measure) {
+                Some((value, text)) => {
+                    let met = match target.bound {
+                        Bound::AtLeast(bound) => value >= bound,
+                        Bound::Below(bound) => value < bound,
+                    };
+                    (text, if met { "met" } else { "missed" })
+                }
+                None => ("not measured in this run".to_string(), "-"),
+            };
+            let _ = writeln!(md, "| {} | {text} | {status} |", target.label);
+        }
+        md.push('\n');
+    }
+
+    fn library(&self, md: &mut String) {
+        let repeat = self.report.repeat;
+        let st = self.peer("sentence-transformers");
+        let _ = writeln!(
+            md,
+            "## Library throughput\n\n`cargo bench -p aki-benches --bench throughput -- --repeat {repeat}`: each corpus \
+             (`benches/data/`) embedded from text in calls of the batch size (tokenization, forward pass, pooling, \
+             normalisation), the whole corpus per run after a warm-up run.{} Sentences/s:\n",
+            if st.is_some() {
+                " The peer, `scripts/peer_sentence_transformers.py`, does the same with `SentenceTransformer.encode(texts, batch_size)` in the same run, on the same number of threads."
+            } else {
+                " Run with `--peers` to add sentence-transformers."
+            }
+        );
+        let _ = writeln!(
+            md,
+            "| corpus | batch | aki (packed) | one call p50 ms | sentence-transformers | aki / peer |\n|---|---:|---:|---:|---:|---:|"
+        );
+        for r in self.ours("packed").map(|run| run.rows.as_slice()).unwrap_or_default() {
+            let ours = spread(&r.sentences_per_s);
+            let theirs = Self::rate(st, &r.corpus, r.batch);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.2} | {} | {} |",
+                r.corpus,
+                r.batch,
+                triple(ours),
+                r.call_p50_ms.unwrap_or(f64::NAN),
+                theirs.map_or("-".into(), triple),
+                theirs.map_or("-".into(), |t| format!("{:.2}x", ours.0 / t.0))
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\nAt batch 32, the packed path on one thread (`--threads 1`) and candle-transformers' padded BERT \
+             (`--engine candle`, the path before the packed one and still the one for GPUs):\n\n\
+             | corpus | packed, all cores | packed, 1 thread | thread scaling | candle-transformers | packed / candle |\n\
+             |---|---:|---:|---:|---:|---:|"
+        );
+        for corpus in ["short", "medium"] {
+            let packed = Self::rate(self.ours("packed"), corpus, 32);
+            let one = Self::rate(self.ours("packed_one_thread"), corpus, 32);
+            let candle = Self::rate(self.ours("candle"), corpus, 32);
+            let ratio = |a: Option<(f64, f64, f64)>, b: Option<(f64, f64, f64)>| {
+                a.zip(b).map_or("-".into(), |(a, b)| format!("{:.2}x", a.0 / b.0))
+            };
+            let _ = writeln!(
+                md,
+                "| {corpus} | {} | {} | {} | {} | {} |",
+                packed.map_or("-".into(), triple),
+                one.map_or("-".into(), triple),
+                ratio(packed, one),
+                candle.map_or("-".into(), triple),
+                ratio(packed, candle)
+            );
+        }
+        if let (Some((ceiling, sgemm)), Some(short), Some(flops)) =
+            (self.ceiling(), self.ours("packed").and_then(|r| r.corpora.get("short")), self.flops_per_token)
+        {
+            let sgemm_of = |run: Option<&ThroughputRun>| run.and_then(|r| r.sgemm_gflops);
+            let _ = writeln!(
+                md,
+                "\nCompute ceiling: the best f32 matrix multiply measured in this run (the `gemm` crate: {:.0} GFLOP/s{}) \
+                 over the linear layers' work, 2 x layers x (4h^2 + 2hi) = {:.1} MFLOP per token, at {:.1} tokens per \
+                 short text ({} tokens in {} texts): {ceiling:.0} sentences/s (from {sgemm:.0} GFLOP/s). Attention is not counted.",
+                sgemm_of(self.ours("packed")).unwrap_or(f64::NAN),
+                sgemm_of(st).map_or(String::new(), |g| format!("; PyTorch: {g:.0}")),
+                flops / 1e6,
+                short.tokens as f64 / short.texts as f64,
+                short.tokens,
+                short.texts,
+            );
+        }
+        md.push('\n');
+    }
+
+    fn load_section(&self, md: &mut String) {
+        let _ = writeln!(
+            md,
+            "## Load over HTTP\n\n`cargo xtask load` ({} rounds): the release `aki-rest` with its default configuration, \
+             wrk with 2 threads on the same cores posting one random line of the corpus per `POST /api/v1/embed` \
+             (`scripts/load_embed.lua`). \"at N/s\" scenarios pause each connection between requests so about N \
+             requests/s are offered. Peak RSS is the server's `VmHWM`; CPU is the server's user+system time over wall time.\n\n\
+             | scenario | connections | requests/s | p50 ms | p95 ms | p99 ms | non-2xx | socket errors | peak RSS MiB | CPU cores |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            self.report.load_rounds.len()
+        );
+        for rounds in self.scenarios() {
+            let Some(first) = rounds.first() else { continue };
+            let fmt = |field: fn(&LoadOutcome) -> f64, digits: usize| {
+                let (median, low, high) = Self::load_stat(&rounds, field);
+                format!("{median:.digits$} [{low:.digits$}-{high:.digits$}]")
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                first.scenario,
+                first.connections,
+                fmt(|o| o.requests_per_s, 1),
+                fmt(|o| o.p50_ms, 1),
+                fmt(|o| o.p95_ms, 1),
+                fmt(|o| o.p99_ms, 1),
+                rounds.iter().map(|o| o.non_2xx).sum::<u64>(),
+                rounds.iter().map(|o| o.socket_errors).sum::<u64>(),
+                fmt(|o| o.peak_rss_mib, 0),
+                fmt(|o| o.cpu_cores, 2),
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\n![Requests/s against connections](bench-throughput.svg)\n![p95 latency against connections](bench-p95.svg)\n"
+        );
+    }
+
+    fn criterion_section(&self, md: &mut String) {
+        if self.report.criterion.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            md,
+            "## Criterion\n\n`cargo bench -p aki-benches --bench batcher_overhead --bench batched_requests --bench model_latency \
+             --bench tokenization -- --warm-up-time 1 --measurement-time 3`; median time per iteration with criterion's 95% \
+             confidence interval. `batcher_overhead` uses a batch function that does nothing; `batched_requests/N` sends N \
+             single-sentence requests at once through the batching provider on the real model; `model_latency_short` embeds \
+             the first N short sentences (`model_only`: pre-tokenized); `tokenization` takes all 1024 short sentences.\n\n\
+             | benchmark | median | 95% interval | per element | elements/s |\n|---|---:|---:|---:|---:|"
+        );
+        for c in &self.report.criterion {
+            let elements = c.elements.map(|e| e as f64);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {}-{} | {} | {} |",
+                c.id,
+                duration(c.median_ns),
+                duration(c.ci_low_ns),
+                duration(c.ci_high_ns),
+                elements.map_or("-".into(), |e| duration(c.median_ns / e)),
+                elements.map_or("-".into(), |e| format!("{:.0}", e / (c.median_ns / 1e9))),
+            );
+        }
+        md.push('\n');
+    }
+
+    /// A line chart of the short scenarios run as fast as answered, against connections.
+    pub fn chart(&self, metric: Metric) -> String {
+        let field = match metric {
+            Metric::Throughput => LoadField::RequestsPerS,
+            Metric::P95 => LoadField::P95,
+        };
+        let points: Vec<(f64, f64, f64, f64)> = self
+            .scenarios()
+            .iter()
+            .filter(|r| r.first().is_some_and(|o| o.scenario.starts_with("short") && o.offered_rate.is_none()))
+            .map(|r| {
+                let (median, low, high) = Self::load_stat(r, |o| field.of(o));
+                (f64::from(r[0].connections), median, low, high)
+            })
+            .collect();
+        let (title, unit, target) = match metric {
+            Metric::Throughput => ("Requests/s against concurrent connections (short texts)", "requests/s", 200.0),
+            Metric::P95 => ("p95 latency against concurrent connections (short texts)", "ms", 35.0),
+        };
+        crate::svg::line_chart(title, "connections", unit, &points, target)
+    }
+}
+
+fn triple((median, low, high): (f64, f64, f64)) -> String {
+    format!("{median:.1} [{low:.1}-{high:.1}]")
+}
+
+fn duration(ns: f64) -> String {
+    match ns {
+        n if !n.is_finite() => "-".into(),
+        n if n < 1e3 => format!("{n:.0} ns"),
+        n if n < 1e6 => format!("{:.1} µs", n / 1e3),
+        n if n < 1e9 => format!("{:.1} ms", n / 1e6),
+        n => format!("{:.2} s", n / 1e9),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use aki_bench_report::{CorpusSize, Machine, ThroughputRow};
+
+    use super::*;
+
+    #[test]
+    fn spread_is_median_lowest_highest() {
+        assert_eq!(spread(&[3.0, 1.0, 2.0]), (2.0, 1.0, 3.0));
+        assert_eq!(spread(&[4.0, 1.0, 2.0, 3.0]), (2.5, 1.0, 4.0));
+        assert!(spread(&[]).0.is_nan());
+    }
+
+    fn run(engine: &str, rate: f64, p50: Option<f64>) -> ThroughputRun {
+        ThroughputRun {
+            engine: engine.into(),
+            versions: BTreeMap::from([("lib".to_string(), "1.0".to_string())]),
+            threads: 2,
+            sgemm_gflops: Some(100.0),
+            corpora: BTreeMap::from([("short".to_string(), CorpusSize { texts: 10, tokens: 150 })]),
+            rows: [1, 32]
+                .map(|batch| ThroughputRow {
+                    corpus: "short".into(),
+                    batch,
+                    sentences_per_s: vec![rate, rate * 1.1],
+                    call_p50_ms: p50,
+                })
+                .into(),
+        }
+    }
+
+    #[test]
+    fn targets_are_computed_from_the_typed_report() {
+        let outcome = LoadOutcome {
+            scenario: "short-100".into(),
+            connections: 100,
+            seconds: 10,
+            offered_rate: None,
+            requests_per_s: 250.0,
+            p50_ms: 30.0,
+            p95_ms: 40.0,
+            p99_ms: 60.0,
+            non_2xx: 0,
+            socket_errors: 0,
+            peak_rss_mib: 200.0,
+            cpu_cores: 2.0,
+        };
+        let report = Report {
+            machine: Machine {
+                cpu: "test".into(),
+                isa: vec!["avx2".into()],
+                cores: 2,
+                memory_gib: 8.0,
+                kernel: "k".into(),
+                rustc: "r".into(),
+                commit: "c".into(),
+                date: "d".into(),
+            },
+            quick: false,
+            repeat: 1,
+            throughput: BTreeMap::from([("packed".to_string(), run("aki", 300.0, Some(4.0)))]),
+            peers: BTreeMap::from([("sentence-transformers".to_string(), run("st", 100.0, None))]),
+            load_rounds: vec![vec![outcome]],
+            criterion: Vec::new(),
+        };
+        let md = Rendered::new(&report).markdown();
+        assert!(md.contains("| founding plan, 100 connections: 200+ requests/s | 250 requests/s | met |"), "{md}");
+        assert!(md.contains("| founding plan, 100 connections: p50 < 20 ms | 30.0 ms | missed |"), "{md}");
+        assert!(md.contains("315.0 vs 105.0 sentences/s: 3.00x | met |"), "{md}");
+        assert!(md.contains("| one short sentence alone: < 5 ms | 4.00 ms"), "{md}");
+        assert!(md.contains("| peer | sentence-transformers: lib 1.0 (CPU), 2 threads |"), "{md}");
+        assert!(md.contains("| HTTP, 100 requests/s offered on 100 connections: p95 < 35 ms | not measured"), "{md}");
+    }
+}
