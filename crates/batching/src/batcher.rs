@@ -20,7 +20,8 @@ pub trait BatchHandler<I, O>: Send + Sync + 'static {
     /// Processes `items` together.
     ///
     /// # Errors
-    /// Any error; it fails every submission with an item in this batch, and only those.
+    /// Any error (or a panic). When the batch held several callers' items, each caller's items
+    /// are then run again on their own, so only the callers whose own items fail see an error.
     async fn run(&self, items: Vec<I>) -> Result<Vec<O>>;
 }
 
@@ -159,7 +160,7 @@ impl<I, O> WeakBatcher<I, O> {
     }
 }
 
-impl<I: Send + 'static, O: Send + 'static> DynamicBatcher<I, O> {
+impl<I: Clone + Send + 'static, O: Send + 'static> DynamicBatcher<I, O> {
     /// Starts the worker on the current tokio runtime and returns its handle.
     ///
     /// # Panics
@@ -252,7 +253,7 @@ impl<I: Send + 'static, O: Send + 'static> DynamicBatcher<I, O> {
 }
 
 #[async_trait]
-impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> for DynamicBatcher<I, O> {
+impl<I: Clone + Send + 'static, O: Send + 'static> Batcher<I, O> for DynamicBatcher<I, O> {
     async fn submit(&self, items: Vec<I>, context: RequestContext) -> Answer<O> {
         if items.is_empty() {
             return Ok(Batched { outputs: Vec::new(), timing: Timing::default() });
@@ -276,7 +277,7 @@ struct Worker<I, O> {
     running: JoinSet<()>,
 }
 
-impl<I: Send + 'static, O: Send + 'static> Worker<I, O> {
+impl<I: Clone + Send + 'static, O: Send + 'static> Worker<I, O> {
     async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Message<I, O>>, config: BatchConfig, padded: bool) {
         let budget = Budget {
             max_items: config.max_batch_size,
@@ -388,48 +389,100 @@ impl<I: Send + 'static, O: Send + 'static> Worker<I, O> {
         self.running.spawn(async move {
             let (items, routes): (Vec<I>, Vec<Route<O>>) =
                 batch.into_iter().map(|p| (p.item, (p.index, p.submission))).unzip();
-            let started = Instant::now();
-            // A panic in the handler ends only this inner task; it becomes an internal error.
-            let outcome = tokio::spawn(async move { handler.run(items).await }).await;
-            let outcome = match outcome {
-                Ok(Ok(outputs)) if outputs.len() == routes.len() => Ok(outputs),
-                Ok(Ok(outputs)) => Err(EmbedError::Internal(format!(
-                    "the batch function returned {} results for {} items",
-                    outputs.len(),
-                    routes.len()
-                ))),
-                Ok(Err(error)) => Err(error),
-                Err(join_error) => {
-                    tracing::error!(%join_error, "batch function panicked");
-                    Err(EmbedError::Internal("the batch function panicked".into()))
-                }
-            };
-            let inference = started.elapsed();
-            if let Some(observer) = &observer {
-                observer.completed(inference, outcome.is_ok());
-            }
-            // Each submission in this batch spent `inference` on it, once however many items.
-            let mut credited: Vec<*const Submission<O>> = Vec::new();
-            for (_, submission) in &routes {
-                if !credited.contains(&Arc::as_ptr(submission)) {
-                    credited.push(Arc::as_ptr(submission));
-                    submission.lock().timing.inference += inference;
-                }
-            }
-            match outcome {
-                Ok(outputs) => {
-                    for ((index, submission), output) in routes.into_iter().zip(outputs) {
-                        submission.fill(index, output);
+            // Items of a batch shared by several callers are kept, so that a failure caused by
+            // one caller's input can be retried without it (below).
+            let shared = routes.iter().any(|(_, s)| !Arc::ptr_eq(s, &routes[0].1));
+            let kept = shared.then(|| items.clone());
+            let outcome = run_batch(&handler, items, routes.len(), observer.as_deref()).await;
+            credit_inference(&routes, outcome.1);
+            match (outcome.0, kept) {
+                (Ok(outputs), _) => fill(routes, outputs),
+                (Err(error), Some(items)) => {
+                    tracing::warn!(%error, items = routes.len(), "a shared batch failed; retrying each caller's items on their own");
+                    for (items, routes) in by_submission(items, routes) {
+                        if routes[0].1.is_dead() {
+                            continue;
+                        }
+                        let (outcome, inference) = run_batch(&handler, items, routes.len(), observer.as_deref()).await;
+                        credit_inference(&routes, inference);
+                        match outcome {
+                            Ok(outputs) => fill(routes, outputs),
+                            Err(error) => fail(routes, &error),
+                        }
                     }
                 }
-                Err(error) => {
-                    for (_, submission) in routes {
-                        submission.fail(error.clone());
-                    }
-                }
+                (Err(error), None) => fail(routes, &error),
             }
         });
     }
+}
+
+/// Runs one batch of `expected` items, a panic in the handler becoming an internal error, and
+/// reports it to the observer; returns the outcome and its duration.
+async fn run_batch<I: Send + 'static, O: Send + 'static>(
+    handler: &Arc<dyn BatchHandler<I, O>>,
+    items: Vec<I>,
+    expected: usize,
+    observer: Option<&dyn BatchObserver>,
+) -> (Result<Vec<O>>, Duration) {
+    let started = Instant::now();
+    let handler = Arc::clone(handler);
+    // A panic in the handler ends only this inner task.
+    let outcome = match tokio::spawn(async move { handler.run(items).await }).await {
+        Ok(Ok(outputs)) if outputs.len() == expected => Ok(outputs),
+        Ok(Ok(outputs)) => Err(EmbedError::Internal(format!(
+            "the batch function returned {} results for {expected} items",
+            outputs.len()
+        ))),
+        Ok(Err(error)) => Err(error),
+        Err(join_error) => {
+            tracing::error!(%join_error, "batch function panicked");
+            Err(EmbedError::Internal("the batch function panicked".into()))
+        }
+    };
+    let inference = started.elapsed();
+    if let Some(observer) = observer {
+        observer.completed(inference, outcome.is_ok());
+    }
+    (outcome, inference)
+}
+
+/// Each submission in a run spent `inference` on it, once however many of its items it held.
+fn credit_inference<O>(routes: &[Route<O>], inference: Duration) {
+    let mut credited: Vec<*const Submission<O>> = Vec::new();
+    for (_, submission) in routes {
+        if !credited.contains(&Arc::as_ptr(submission)) {
+            credited.push(Arc::as_ptr(submission));
+            submission.lock().timing.inference += inference;
+        }
+    }
+}
+
+fn fill<O>(routes: Vec<Route<O>>, outputs: Vec<O>) {
+    for ((index, submission), output) in routes.into_iter().zip(outputs) {
+        submission.fill(index, output);
+    }
+}
+
+fn fail<O>(routes: Vec<Route<O>>, error: &EmbedError) {
+    for (_, submission) in routes {
+        submission.fail(error.clone());
+    }
+}
+
+/// The items and routes of a batch, grouped by submission in order of first appearance.
+fn by_submission<I, O>(items: Vec<I>, routes: Vec<Route<O>>) -> Vec<(Vec<I>, Vec<Route<O>>)> {
+    let mut groups: Vec<(Vec<I>, Vec<Route<O>>)> = Vec::new();
+    for (item, route) in items.into_iter().zip(routes) {
+        match groups.iter_mut().find(|(_, r)| Arc::ptr_eq(&r[0].1, &route.1)) {
+            Some((items, routes)) => {
+                items.push(item);
+                routes.push(route);
+            }
+            None => groups.push((vec![item], vec![route])),
+        }
+    }
+    groups
 }
 
 async fn sleep_until(at: Option<Instant>) {

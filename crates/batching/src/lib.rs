@@ -7,8 +7,9 @@
 //!   backends, the oldest item always in the next batch.
 //! - Submissions larger than a batch are split and reassembled in order.
 //! - A bounded queue (overloaded at once when full), deadlines and cancellation (expired or
-//!   abandoned items are never computed), failure and panic isolation per batch, graceful
-//!   shutdown that drains the queue.
+//!   abandoned items are never computed), failure and panic isolation per caller (a failed
+//!   shared batch is retried caller by caller, so one client's bad input fails only that client),
+//!   graceful shutdown that drains the queue.
 
 mod batcher;
 mod config;

@@ -36,7 +36,8 @@ where
     ///   before the items run (they are then dropped, not computed);
     /// - [`EmbedError::Unavailable`](crate::EmbedError::Unavailable) when the batcher is
     ///   shutting down or its worker has stopped;
-    /// - the batch's own error when the batch function fails (only that batch's submitters
-    ///   see it), or [`EmbedError::Internal`](crate::EmbedError::Internal) when it panicked.
+    /// - the batch function's error when it fails on this submission's own items (a failure
+    ///   caused by another caller's items in a shared batch MUST NOT reach this one), or
+    ///   [`EmbedError::Internal`](crate::EmbedError::Internal) when it panicked on them.
     async fn submit(&self, items: Vec<I>, context: RequestContext) -> Result<Batched<O>>;
 }

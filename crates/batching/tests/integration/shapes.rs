@@ -137,6 +137,35 @@ async fn a_failing_or_panicking_batch_fails_only_its_own_requests() {
 }
 
 #[tokio::test]
+async fn a_bad_input_in_a_shared_batch_fails_only_its_own_caller() {
+    let fake = Fake::slow(Duration::from_millis(30));
+    let b = batcher(config(8), &fake, false);
+    // Keep the model busy so the next four callers queue up and share one batch.
+    let busy = tokio::spawn({
+        let b = b.clone();
+        async move { submit(&b, vec![Item::new(9, 0, 1)], None).await }
+    });
+    wait_until("the first batch runs", || fake.batches().len() == 1).await;
+    let mut poisoned = Item::new(1, 1, 1);
+    poisoned.fail = true;
+    let mut panicking = Item::new(3, 0, 1);
+    panicking.panic = true;
+    let (good, bad, also_good, panicked) = tokio::join!(
+        submit(&b, vec![Item::new(0, 0, 1), Item::new(0, 1, 1)], None),
+        submit(&b, vec![Item::new(1, 0, 1), poisoned], None),
+        submit(&b, vec![Item::new(2, 0, 1)], None),
+        submit(&b, vec![panicking], None),
+    );
+    busy.await.expect("task").expect("served");
+    assert_eq!(good.expect("innocent caller served"), vec![(0, 0), (0, 1)]);
+    assert_eq!(also_good.expect("innocent caller served"), vec![(2, 0)]);
+    assert_eq!(bad.expect_err("culprit fails"), EmbedError::Backend("injected failure".into()));
+    assert_eq!(panicked.expect_err("culprit fails").kind(), ErrorKind::Internal);
+    let shared = fake.batches().into_iter().find(|b| b.len() > 1).expect("a shared batch");
+    assert!(shared.iter().map(|i| i.caller).collect::<std::collections::HashSet<_>>().len() > 1, "{shared:?}");
+}
+
+#[tokio::test]
 async fn a_thousand_items_are_split_into_batches_and_reassembled_in_order() {
     let fake = Fake::slow(Duration::ZERO);
     let b = batcher(config(32), &fake, true);
