@@ -122,7 +122,10 @@ pub async fn serve(
         });
     }
     tracing::info!(address = %local, model = %engine.config.model, "gRPC listening; loading the model");
+    let per_connection = engine.config.limits.max_streams_per_connection;
     let server = tonic::transport::Server::builder()
+        .max_concurrent_streams(Some(per_connection))
+        .concurrency_limit_per_connection(per_connection as usize)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -16,6 +16,15 @@ pub struct Limits {
     pub max_inputs: usize,
     /// Most characters in one input (422 beyond), before tokenization.
     pub max_input_chars: usize,
+    /// Most characters in all the inputs of one request together (422 beyond), before
+    /// tokenization: the tokenizer reads a whole text before it truncates.
+    pub max_request_chars: usize,
+    /// Requests the service works on at once, across both protocols; one more is refused at
+    /// once as overloaded (429, RESOURCE_EXHAUSTED) instead of queueing into a latency collapse.
+    pub max_concurrent_requests: usize,
+    /// gRPC: HTTP/2 streams (calls) one connection may have open at once, and calls it may have
+    /// running; one client cannot take every place of `max_concurrent_requests`.
+    pub max_streams_per_connection: u32,
     /// Time a request may take, in milliseconds; queued work past it is dropped.
     pub request_timeout_ms: u64,
     /// On SIGINT/SIGTERM, how long in-flight requests may take to finish, in seconds (read by
@@ -29,6 +38,9 @@ impl Default for Limits {
             body_limit_bytes: 2 * 1024 * 1024,
             max_inputs: 2048,
             max_input_chars: 100_000,
+            max_request_chars: 1_000_000,
+            max_concurrent_requests: 512,
+            max_streams_per_connection: 128,
             request_timeout_ms: 30_000,
             shutdown_timeout_secs: 30,
         }
@@ -41,12 +53,13 @@ impl Limits {
         Duration::from_millis(self.request_timeout_ms)
     }
 
-    /// Checks the number of inputs and the length of the longest one (in characters).
+    /// Checks the number of inputs, the length of the longest one and of all of them together
+    /// (in characters).
     ///
     /// # Errors
     /// [`EmbedError::Empty`] for no input at all, [`EmbedError::Validation`] naming the limit
     /// exceeded.
-    pub fn check(&self, count: usize, longest_chars: usize) -> Result<()> {
+    pub fn check(&self, count: usize, longest_chars: usize, total_chars: usize) -> Result<()> {
         if count == 0 {
             return Err(EmbedError::Empty);
         }
@@ -59,6 +72,12 @@ impl Limits {
                 self.max_input_chars
             )));
         }
+        if total_chars > self.max_request_chars {
+            return Err(EmbedError::Validation(format!(
+                "the inputs have {total_chars} characters together, more than the limit of {} per request",
+                self.max_request_chars
+            )));
+        }
         Ok(())
     }
 
@@ -67,15 +86,20 @@ impl Limits {
     /// # Errors
     /// As [`check`](Self::check).
     pub fn check_texts(&self, texts: &[String]) -> Result<()> {
-        self.check(texts.len(), texts.iter().map(|t| t.chars().count()).max().unwrap_or(0))
+        let lengths = texts.iter().map(|t| t.chars().count());
+        let (longest, total) = lengths.fold((0, 0), |(longest, total), n| (longest.max(n), total + n));
+        self.check(texts.len(), longest, total)
     }
 
     /// The keys that must not be zero, with their values, for the configuration check.
-    pub fn nonzero_keys(&self) -> [(&'static str, u64); 4] {
+    pub fn nonzero_keys(&self) -> [(&'static str, u64); 7] {
         [
             ("limits.body_limit_bytes", self.body_limit_bytes as u64),
             ("limits.max_inputs", self.max_inputs as u64),
             ("limits.max_input_chars", self.max_input_chars as u64),
+            ("limits.max_request_chars", self.max_request_chars as u64),
+            ("limits.max_concurrent_requests", self.max_concurrent_requests as u64),
+            ("limits.max_streams_per_connection", u64::from(self.max_streams_per_connection)),
             ("limits.request_timeout_ms", self.request_timeout_ms),
         ]
     }
@@ -87,12 +111,14 @@ mod tests {
 
     #[test]
     fn empty_too_many_and_too_long_are_refused() {
-        let limits = Limits { max_inputs: 2, max_input_chars: 3, ..Limits::default() };
+        let limits = Limits { max_inputs: 2, max_input_chars: 3, max_request_chars: 5, ..Limits::default() };
         assert_eq!(limits.check_texts(&[]), Err(EmbedError::Empty));
         assert!(limits.check_texts(&["a".into(), "b".into()]).is_ok());
         let many = limits.check_texts(&["a".into(), "b".into(), "c".into()]).expect_err("too many");
         assert!(many.to_string().contains("3 inputs"), "{many}");
         let long = limits.check_texts(&["héllo".into()]).expect_err("too long");
         assert!(long.to_string().contains("5 characters"), "{long}");
+        let together = limits.check_texts(&["abc".into(), "déf".into()]).expect_err("too much together");
+        assert!(together.to_string().contains("6 characters together"), "{together}");
     }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use aki_core::{
     EmbedError, EmbedOptions, ErrorKind, LoadedModel, ModelInfo, ModelStore, RequestContext, Result, Timing, Token,
 };
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::auth::ApiKey;
 use crate::limits::Limits;
@@ -27,7 +28,7 @@ impl Inputs {
         match self {
             Self::Texts(texts) => limits.check_texts(texts),
             // Token lists are checked against the model (vocabulary, length) once it is known.
-            Self::TokenIds(lists) => limits.check(lists.len(), 0),
+            Self::TokenIds(lists) => limits.check(lists.len(), 0, 0),
         }
     }
 }
@@ -146,6 +147,7 @@ pub struct EmbedService {
     key: Option<ApiKey>,
     observer: Arc<dyn RequestObserver>,
     state: AtomicU8,
+    in_flight: Arc<Semaphore>,
 }
 
 impl EmbedService {
@@ -160,7 +162,8 @@ impl EmbedService {
         observer: Arc<dyn RequestObserver>,
     ) -> Self {
         let default_model = models.first().cloned().unwrap_or_default();
-        Self { store, default_model, models, limits, batching, key, observer, state: AtomicU8::new(LOADING) }
+        let in_flight = Arc::new(Semaphore::new(limits.max_concurrent_requests));
+        Self { store, default_model, models, limits, batching, key, observer, state: AtomicU8::new(LOADING), in_flight }
     }
 
     /// The default model is loaded and warm: serve, and say so to readiness probes.
@@ -177,6 +180,11 @@ impl EmbedService {
     /// Whether a load balancer should send work here: loaded, warm and not stopping.
     pub fn is_ready(&self) -> bool {
         self.state.load(Ordering::SeqCst) == READY
+    }
+
+    /// Requests being worked on now.
+    pub fn in_flight(&self) -> usize {
+        self.limits.max_concurrent_requests - self.in_flight.available_permits()
     }
 
     /// The request limits in force.
@@ -216,6 +224,7 @@ impl EmbedService {
         let started = Instant::now();
         let deadline = self.deadline(request.deadline);
         let work = async {
+            let _admitted = self.admit()?;
             request.inputs.check(&self.limits)?;
             let model = self.model(request.model.as_deref()).await?;
             let context = RequestContext::until(deadline);
@@ -245,6 +254,7 @@ impl EmbedService {
     pub async fn tokenize(&self, route: &str, request: TokenizeRequest) -> Result<Vec<Vec<Token>>> {
         let started = Instant::now();
         let work = async {
+            let _admitted = self.admit()?;
             self.limits.check_texts(&request.texts)?;
             let model = self.model(request.model.as_deref()).await?;
             model.tokenize(request.texts, request.add_special_tokens).await
@@ -275,6 +285,17 @@ impl EmbedService {
     pub fn models(&self, route: &str) -> Vec<String> {
         self.observer.finished(route, Outcome::Ok, Duration::ZERO, 0);
         self.models.clone()
+    }
+
+    /// A place among the requests in flight, held until the request ends; none free means
+    /// overloaded, at once.
+    fn admit(&self) -> Result<OwnedSemaphorePermit> {
+        Arc::clone(&self.in_flight).try_acquire_owned().map_err(|_| {
+            EmbedError::Overloaded(format!(
+                "{} requests are in flight, the most this server takes at once; retry shortly",
+                self.limits.max_concurrent_requests
+            ))
+        })
     }
 
     /// The request's deadline: the client's, capped by `request_timeout_ms` from now.

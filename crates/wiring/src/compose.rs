@@ -114,7 +114,7 @@ impl Engine {
 
     /// The metrics in Prometheus text format.
     pub fn render_metrics(&self) -> String {
-        self.metrics.render(&self.store.stats())
+        self.metrics.render(&self.store.stats(), self.service.in_flight())
     }
 
     /// Stops every batcher after it has finished what is queued.

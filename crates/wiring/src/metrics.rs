@@ -26,6 +26,7 @@ pub struct Metrics {
     cache_hits: IntCounterVec,
     cache_misses: IntCounterVec,
     models_loaded: IntGauge,
+    in_flight: IntGauge,
 }
 
 const SECONDS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -77,6 +78,7 @@ impl Metrics {
             cache_hits: counters("aki_cache_hits_total", "Inputs answered by the result cache", &["model"]),
             cache_misses: counters("aki_cache_misses_total", "Inputs the result cache missed", &["model"]),
             models_loaded: IntGauge::new("aki_models_loaded", "Models loaded in the store").expect("valid gauge"),
+            in_flight: IntGauge::new("aki_requests_in_flight", "Requests being worked on").expect("valid gauge"),
         };
         for metric in [
             Box::new(metrics.requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -89,6 +91,7 @@ impl Metrics {
             Box::new(metrics.cache_hits.clone()),
             Box::new(metrics.cache_misses.clone()),
             Box::new(metrics.models_loaded.clone()),
+            Box::new(metrics.in_flight.clone()),
         ] {
             metrics.registry.register(metric).expect("unique metric names");
         }
@@ -108,9 +111,11 @@ impl Metrics {
         }
     }
 
-    /// Renders the Prometheus text format, refreshing the loaded-models gauge from the store.
-    pub fn render(&self, store: &StoreStats) -> String {
+    /// Renders the Prometheus text format, refreshing the gauges read at scrape time: models
+    /// loaded (from the store) and requests in flight (from the service).
+    pub fn render(&self, store: &StoreStats, in_flight: usize) -> String {
         self.models_loaded.set(i64::try_from(store.models.len()).unwrap_or(i64::MAX));
+        self.in_flight.set(i64::try_from(in_flight).unwrap_or(i64::MAX));
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()

@@ -8,7 +8,9 @@ use aki_wiring::Engine;
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{Reply, config, get, post, ready_app, send};
+use aki_core::vector::cosine;
+
+use crate::support::{Reply, config, floats, get, post, ready_app, reference, send};
 
 fn native(reply: &Reply, status: StatusCode, kind: &str) {
     assert_eq!(reply.status, status, "{}", reply.text);
@@ -182,6 +184,31 @@ async fn before_the_model_is_warm_ready_and_embed_answer_503() {
     assert_eq!(get(&app, "/ready").await.status, StatusCode::OK);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_concurrency_bound_a_request_is_429_at_once_while_the_others_run() {
+    let mut one_at_a_time = config();
+    one_at_a_time.limits.max_concurrent_requests = 1;
+    let (app, engine) = ready_app(one_at_a_time).await;
+    let texts: Vec<Value> =
+        (0..96).map(|i| json!(format!("sentence number {i} keeps the model busy for a while"))).collect();
+    let busy = tokio::spawn({
+        let app = app.clone();
+        async move { post(&app, "/api/v1/embed", json!({"texts": texts})).await }
+    });
+    while engine.service.in_flight() == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let started = std::time::Instant::now();
+    let refused = post(&app, "/v1/embeddings", json!({"input": "one more"})).await;
+    openai(&refused, StatusCode::TOO_MANY_REQUESTS, "rate_limit_error");
+    assert_eq!(refused.headers["retry-after"], "1");
+    assert!(started.elapsed() < std::time::Duration::from_millis(200), "refused at once");
+    assert!(!busy.is_finished(), "the admitted request is still running");
+    assert_eq!(busy.await.expect("task").status, StatusCode::OK);
+    let metrics = engine.render_metrics();
+    assert!(metrics.contains("aki_requests_total{outcome=\"overloaded\",route=\"/v1/embeddings\"} 1"), "{metrics}");
+}
+
 #[tokio::test]
 async fn a_full_queue_is_429_with_retry_after_and_a_slow_request_times_out() {
     let mut tiny_queue = config();
@@ -198,4 +225,37 @@ async fn a_full_queue_is_429_with_retry_after_and_a_slow_request_times_out() {
     let (app, _) = ready_app(hasty).await;
     let texts: Vec<Value> = (0..64).map(|i| json!(format!("sentence number {i} is here to take time"))).collect();
     native(&post(&app, "/api/v1/embed", json!({"texts": texts})).await, StatusCode::GATEWAY_TIMEOUT, "timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_token_lists_sent_among_good_requests_fail_alone() {
+    let (app, _) = ready_app(config()).await;
+    let good: Vec<_> = (0..24)
+        .map(|i| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let (text, want, _) = reference(i);
+                (post(&app, "/api/v1/embed", json!({"texts": [text]})).await, want)
+            })
+        })
+        .collect();
+    let long_ids: Vec<u32> = std::iter::once(101).chain(std::iter::repeat_n(1996, 598)).chain([102]).collect();
+    let bad: Vec<_> = [json!([[101, 999_999, 102]]), json!([[]]), json!([[101, 102], [5, 999_999]])]
+        .into_iter()
+        .map(|input| {
+            let app = app.clone();
+            tokio::spawn(async move { post(&app, "/v1/embeddings", json!({"input": input})).await })
+        })
+        .collect();
+    let cut = post(&app, "/v1/embeddings", json!({"input": [long_ids]})).await;
+    assert_eq!(cut.status, StatusCode::OK, "an over-long token list is cut to the model's maximum: {}", cut.text);
+    assert_eq!(cut.body["usage"]["prompt_tokens"], 256);
+    for call in bad {
+        openai(&call.await.expect("task"), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request_error");
+    }
+    for call in good {
+        let (reply, want) = call.await.expect("task");
+        assert_eq!(reply.status, StatusCode::OK, "an innocent request failed: {}", reply.text);
+        assert!(cosine(&floats(&reply.body["embeddings"][0]), &want) >= 0.9999);
+    }
 }

@@ -169,6 +169,30 @@ async fn the_deadline_is_the_clients_capped_by_the_request_timeout() {
     assert_eq!(patient.embed("r", hurried).await.expect_err("client deadline"), EmbedError::Timeout);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_concurrency_bound_requests_are_refused_at_once() {
+    let limits = Limits { max_concurrent_requests: 1, ..Limits::default() };
+    let (service, seen) = make(limits, None, Duration::from_millis(400));
+    let service = Arc::new(service);
+    let busy = tokio::spawn({
+        let service = Arc::clone(&service);
+        async move { service.embed("r", texts(&["slow"])).await }
+    });
+    while service.in_flight() == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let started = Instant::now();
+    let refused = service.embed("r", texts(&["a"])).await.expect_err("over the bound");
+    assert_eq!(refused.kind(), ErrorKind::Overloaded);
+    assert!(started.elapsed() < Duration::from_millis(100), "refused at once, not after the busy request");
+    assert!(!busy.is_finished(), "the busy request is still running");
+    busy.await.expect("task").expect("the admitted request is served");
+    assert_eq!(service.in_flight(), 0);
+    service.embed("r", texts(&["a"])).await.expect("admitted again once the first is done");
+    let outcomes: Vec<&str> = seen.all().into_iter().map(|(_, o, _)| o).collect();
+    assert_eq!(outcomes, ["overloaded", "ok", "ok"]);
+}
+
 #[tokio::test]
 async fn nothing_is_served_before_ready_and_readiness_ends_when_draining() {
     let (service, _) = make(Limits::default(), None, Duration::ZERO);
