@@ -44,6 +44,7 @@ pub fn embed_response(reply: EmbedReply) -> pb::EmbedResponse {
         embeddings: reply.vectors.into_iter().map(|values| pb::Embedding { values }).collect(),
         usage: Some(pb::Usage { prompt_tokens: tokens, total_tokens: tokens }),
         model: reply.model,
+        error: None,
     }
 }
 

@@ -52,6 +52,12 @@ impl EmbedderService {
 
 type EmbedStream = Pin<Box<dyn Stream<Item = Result<pb::EmbedResponse, Status>> + Send>>;
 
+/// The answer in a stream to a request that failed with `status`.
+fn stream_error(status: &Status) -> pb::EmbedResponse {
+    let error = pb::StreamError { code: status.code() as i32, message: status.message().to_string() };
+    pb::EmbedResponse { error: Some(error), ..Default::default() }
+}
+
 #[tonic::async_trait]
 impl pb::embedder_server::Embedder for EmbedderService {
     async fn embed(&self, request: Request<pb::EmbedRequest>) -> Result<Response<pb::EmbedResponse>, Status> {
@@ -66,11 +72,19 @@ impl pb::embedder_server::Embedder for EmbedderService {
         request: Request<Streaming<pb::EmbedRequest>>,
     ) -> Result<Response<Self::EmbedStreamStream>, Status> {
         let service = self.clone();
+        let deadline = grpc_deadline(request.metadata());
         let answers = request
             .into_inner()
             .map(move |message| {
                 let service = service.clone();
-                async move { service.embed_on(EMBED_STREAM, message?, None).await }
+                async move {
+                    let answer = match message {
+                        Ok(message) => service.embed_on(EMBED_STREAM, message, deadline).await,
+                        Err(status) => Err(status),
+                    };
+                    // One failed request is answered in its place; the stream goes on.
+                    Ok(answer.unwrap_or_else(|status| stream_error(&status)))
+                }
             })
             .buffered(STREAM_CONCURRENCY);
         Ok(Response::new(Box::pin(answers)))

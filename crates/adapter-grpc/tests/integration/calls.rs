@@ -138,6 +138,68 @@ async fn a_thousand_requests_on_one_stream_are_all_answered_in_order() {
     server.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_message_in_a_stream_is_answered_in_its_place_and_the_stream_goes_on() {
+    let mut limited = config();
+    limited.limits.max_inputs = 2;
+    let server = start(limited).await;
+    let mut client = server.client().await;
+    let good = |i: u32| pb::EmbedRequest {
+        texts: vec![format!("stream item {i}")],
+        dimensions: Some(i + 1),
+        ..Default::default()
+    };
+    let requests = vec![
+        good(0),
+        pb::EmbedRequest { texts: vec![], ..Default::default() },
+        good(1),
+        pb::EmbedRequest { texts: vec!["a".into(); 3], ..Default::default() },
+        pb::EmbedRequest { model: Some("not/served".into()), ..good(9) },
+        pb::EmbedRequest { token_ids: vec![pb::TokenIds { ids: vec![101, 999_999, 102] }], ..Default::default() },
+        good(2),
+    ];
+    let mut answers = client.embed_stream(tokio_stream::iter(requests)).await.expect("stream").into_inner();
+    let mut seen = Vec::new();
+    while let Some(answer) = answers.message().await.expect("the stream is not ended by a bad message") {
+        seen.push(match answer.error {
+            Some(error) => Err(tonic::Code::from_i32(error.code)),
+            None => Ok(answer.embeddings[0].values.len()),
+        });
+    }
+    let invalid = Err(Code::InvalidArgument);
+    assert_eq!(seen, vec![Ok(1), invalid, Ok(2), invalid, Err(Code::NotFound), invalid, Ok(3)]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_messages_honour_the_calls_deadline() {
+    let server = start(config()).await;
+    let mut client = server.client().await;
+    let heavy: Vec<String> =
+        (0..256).map(|i| format!("sentence {i} that takes the model some time to embed")).collect();
+    let requests = vec![pb::EmbedRequest { texts: heavy, ..Default::default() }];
+    let mut call = tonic::Request::new(tokio_stream::iter(requests));
+    call.metadata_mut().insert("grpc-timeout", "20m".parse().expect("ascii"));
+    let started = std::time::Instant::now();
+    // Either the message is answered with DEADLINE_EXCEEDED in its place, or tonic ends the
+    // call at the deadline; both within a fraction of the time the work would take.
+    match client.embed_stream(call).await {
+        Ok(answers) => {
+            let mut answers = answers.into_inner();
+            match answers.message().await {
+                Ok(Some(answer)) => {
+                    assert_eq!(answer.error.map(|e| tonic::Code::from_i32(e.code)), Some(Code::DeadlineExceeded));
+                }
+                Ok(None) => panic!("no answer"),
+                Err(status) => assert!(matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded), "{status}"),
+            }
+        }
+        Err(status) => assert!(matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded), "{status}"),
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(1), "answered at the deadline, not after the work");
+    server.stop().await;
+}
+
 /// The service names reflection lists, asked in protocol `$v` (`v1` or `v1alpha`).
 macro_rules! reflected_services {
     ($v:ident, $address:expr) => {{
