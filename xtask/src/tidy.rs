@@ -32,7 +32,7 @@ mod tests {
             (
                 "aki-cache",
                 Allowed {
-                    normal: &["aki-core", "async-trait", "moka", "serde", "tracing"],
+                    normal: &["aki-core", "async-trait", "moka", "serde", "tokio", "tracing"],
                     dev: &["aki-backend-candle", "mockall", "tokio"],
                 },
             ),

@@ -135,9 +135,11 @@ impl CandleBackend {
         let dtype = config.dtype()?;
         let tokenizers = Tokenizers::load(&dir.join("tokenizer.json"), layout.max_seq_length)?;
         let weights = dir.join("model.safetensors");
-        let weight_bytes =
-            std::fs::metadata(&weights).map_err(|e| EmbedError::Load(format!("{}: {e}", weights.display())))?.len();
         let model = load_weights(&weights, &layout, &device, dtype, config)?;
+        let weight_bytes = match &model {
+            Model::Packed(packed) => packed.bytes(),
+            Model::Candle(_) => safetensors_elements(&weights)? * dtype.size_in_bytes() as u64,
+        };
         let info = ModelInfo {
             model_id: config.model.clone(),
             dimension: layout.bert.hidden_size,
@@ -154,7 +156,9 @@ impl CandleBackend {
         Ok(Self { info, tokenizers: Arc::new(tokenizers), jobs, weight_bytes })
     }
 
-    /// Size of the weights file, the main part of the model's memory.
+    /// Bytes of weights the model holds in memory (on the device), the main part of its
+    /// footprint: on the packed path exactly what it keeps; on the candle path the file's
+    /// tensors in the configured dtype.
     pub fn weight_bytes(&self) -> u64 {
         self.weight_bytes
     }
@@ -224,6 +228,29 @@ fn load_weights(
             BertEmbedder::load(vb, &layout.bert, layout.pooling).map(Model::Candle).map_err(err)
         }
     }
+}
+
+/// Elements of every tensor in a safetensors file, from its header (an 8-byte little-endian
+/// length, then a JSON object of tensors with their shapes).
+fn safetensors_elements(path: &Path) -> Result<u64> {
+    use std::io::Read;
+    let err = |e: &dyn std::fmt::Display| EmbedError::Load(format!("{}: {e}", path.display()));
+    let mut file = std::fs::File::open(path).map_err(|e| err(&e))?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).map_err(|e| err(&e))?;
+    let len = usize::try_from(u64::from_le_bytes(len)).unwrap_or(usize::MAX);
+    if len > 100 << 20 {
+        return Err(err(&"the safetensors header is larger than 100 MiB: not a safetensors file"));
+    }
+    let mut header = vec![0u8; len];
+    file.read_exact(&mut header).map_err(|e| err(&e))?;
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&header).map_err(|e| err(&e))?;
+    let elements = header
+        .iter()
+        .filter(|(name, _)| *name != "__metadata__")
+        .map(|(_, tensor)| tensor["shape"].as_array().map_or(0, |s| s.iter().filter_map(|d| d.as_u64()).product()))
+        .sum();
+    Ok(elements)
 }
 
 /// Starts the thread that owns the model; it ends when the backend (the sender) is dropped.

@@ -270,3 +270,15 @@ async fn tokenize_reports_ids_texts_special_flags_and_byte_offsets() {
     assert_eq!(without[0].len(), 3);
     assert!(without[0].iter().all(|t| !t.special));
 }
+
+#[tokio::test]
+async fn weight_bytes_count_what_each_path_holds() {
+    let dir = model(Pooling::Mean);
+    let candle = CandleBackend::load(&CandleConfig { packed: false, ..config_of(&dir) }).expect("loads").weight_bytes();
+    let half = CandleBackend::load(&CandleConfig { dtype: Some("f16".into()), ..config_of(&dir) }).expect("loads");
+    let packed = load(&dir).weight_bytes();
+    let file = std::fs::metadata(dir.path().join("model.safetensors")).expect("file").len();
+    assert!(candle <= file && candle > file * 9 / 10, "f32 tensors as stored: {candle} of a {file}-byte file");
+    assert_eq!(half.weight_bytes(), candle / 2, "f16 holds half");
+    assert!(packed > candle && packed < 2 * candle, "the packed path keeps its own layouts: {packed} vs {candle}");
+}

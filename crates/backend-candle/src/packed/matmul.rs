@@ -117,6 +117,11 @@ impl Panels {
         Self { data, k, n }
     }
 
+    /// Values held.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
     fn panel(&self, b: usize) -> (&[f32], usize) {
         let (c0, width) = (b * COLS, COLS.min(self.n - b * COLS));
         (&self.data[c0 * self.k..][..self.k * width], width)

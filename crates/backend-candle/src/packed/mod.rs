@@ -143,6 +143,26 @@ impl PackedBert {
         })
     }
 
+    /// Bytes of weights this model keeps (every copy, panels included).
+    pub fn bytes(&self) -> u64 {
+        let norm = |n: &Norm| n.gain.len() + n.bias.len();
+        let linear = |l: &Linear| l.weight_t.len() + l.panels.len() + l.bias.len();
+        let layers: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                linear(&l.qkv)
+                    + linear(&l.attention_out)
+                    + linear(&l.intermediate)
+                    + linear(&l.output)
+                    + norm(&l.attention_norm)
+                    + norm(&l.output_norm)
+            })
+            .sum();
+        let embeddings = self.words.len() + self.positions.len() + self.token_types.len() + norm(&self.embedding_norm);
+        ((layers + embeddings) * std::mem::size_of::<f32>()) as u64
+    }
+
     /// Runs one batch and returns one pooled (not normalised) vector per input. Inputs must be
     /// non-empty and within the position table (the backend checks both first).
     pub fn forward(&self, batch: &[&Encoding]) -> Vec<Vec<f32>> {

@@ -1,7 +1,7 @@
 //! A fake provider and loaders shared by the tests, and a mockall mock of the provider port.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aki_cache::ModelLoader;
@@ -44,17 +44,23 @@ pub fn stub_model(model_id: &str) -> LoadedModel {
     Arc::new(mock)
 }
 
-/// Loads stub models of a fixed size after a short delay, counting calls; fails while
+/// Loads stub models of a fixed size after a delay (50 ms unless set), counting calls; fails while
 /// `failures_left` is above zero.
 pub struct CountingLoader {
     pub calls: AtomicUsize,
     pub failures_left: AtomicUsize,
+    pub delay_ms: AtomicU64,
     pub bytes: u64,
 }
 
 impl CountingLoader {
     pub fn new(bytes: u64) -> Arc<Self> {
-        Arc::new(Self { calls: AtomicUsize::new(0), failures_left: AtomicUsize::new(0), bytes })
+        Arc::new(Self {
+            calls: AtomicUsize::new(0),
+            failures_left: AtomicUsize::new(0),
+            delay_ms: AtomicU64::new(50),
+            bytes,
+        })
     }
 
     pub fn calls(&self) -> usize {
@@ -66,7 +72,7 @@ impl CountingLoader {
 impl ModelLoader for CountingLoader {
     async fn load(&self, model_id: &str) -> Result<(LoadedModel, u64)> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(self.delay_ms.load(Ordering::SeqCst))).await;
         if self.failures_left.load(Ordering::SeqCst) > 0 {
             self.failures_left.fetch_sub(1, Ordering::SeqCst);
             return Err(EmbedError::Load(format!("{model_id}: injected failure")));

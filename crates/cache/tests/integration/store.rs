@@ -64,11 +64,41 @@ async fn a_failed_load_reaches_every_waiter_and_is_retried_next_time() {
         .collect();
     for call in calls {
         let err = refused(call.await.expect("task"));
-        assert_eq!(err, EmbedError::Load("default: injected failure".into()));
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        let text = err.to_string();
+        assert!(
+            text.contains("`default` could not be loaded") && !text.contains("injected"),
+            "cause kept in the log: {text}"
+        );
     }
     assert_eq!(loader.calls(), 1, "waiters shared the failing load");
     store.get_or_load("default").await.expect("the next call loads again");
     assert_eq!(loader.calls(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_stops_waiting_leaves_the_load_running_for_the_next() {
+    let loader = CountingLoader::new(MIB);
+    loader.delay_ms.store(300, Ordering::SeqCst);
+    let store = Arc::new(MokaModelStore::new(config(&["slow"]), loader.clone()));
+    let impatient = tokio::time::timeout(std::time::Duration::from_millis(50), store.get_or_load("slow")).await;
+    assert!(impatient.is_err(), "the first caller gave up");
+    let patient = store.get_or_load("slow").await.expect("the same load, still running, answers");
+    assert_eq!(patient.info().model_id, "slow");
+    assert_eq!(loader.calls(), 1, "one load, not one per caller");
+}
+
+#[tokio::test]
+async fn a_model_over_the_weight_bound_is_refused_and_not_loaded_again() {
+    let loader = CountingLoader::new(300 * MIB);
+    let store =
+        MokaModelStore::new(ModelStoreConfig { max_weight_bytes: 250 * MIB, ..config(&["big"]) }, loader.clone());
+    for _ in 0..3 {
+        let err = refused(store.get_or_load("big").await);
+        assert!(err.to_string().contains("300 MiB") && err.to_string().contains("models.max_weight_bytes"), "{err}");
+    }
+    assert_eq!(loader.calls(), 1, "refused once by its size, then without loading");
+    store.get_or_load("default").await.expect("the pinned default is not bounded");
 }
 
 #[tokio::test]
