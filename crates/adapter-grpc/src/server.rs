@@ -105,13 +105,15 @@ pub async fn serve(
     };
     let reflection_v1 = reflection().build_v1().context("building the reflection service")?;
     let reflection_v1alpha = reflection().build_v1alpha().context("building the reflection service")?;
-    let lifecycle = Lifecycle::start(&engine, shutdown, {
+    let serving = |status: ServingStatus| {
         let reporter = reporter.clone();
         move || async move {
-            reporter.set_serving::<Embedder>().await;
-            reporter.set_service_status("", ServingStatus::Serving).await;
+            reporter.set_service_status(<Embedder as NamedService>::NAME, status).await;
+            reporter.set_service_status("", status).await;
         }
-    });
+    };
+    let lifecycle =
+        Lifecycle::start(&engine, shutdown, serving(ServingStatus::Serving), serving(ServingStatus::NotServing));
     if engine.config.metrics_port != 0 {
         let metrics =
             aki_wiring::bind(&engine.config.host, engine.config.metrics_port).await.context("metrics port")?;

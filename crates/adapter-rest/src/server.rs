@@ -31,7 +31,7 @@ pub async fn serve(
 ) -> Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(address = %local, model = %engine.config.model, "listening; loading the model");
-    let lifecycle = Lifecycle::start(&engine, shutdown, || async {});
+    let lifecycle = Lifecycle::start(&engine, shutdown, || async {}, || async {});
     let server = axum::serve(listener, app(Arc::clone(&engine))).with_graceful_shutdown(lifecycle.stopping());
     lifecycle.run(server.into_future()).await
 }

@@ -27,7 +27,11 @@ pub struct Limits {
     pub max_streams_per_connection: u32,
     /// Time a request may take, in milliseconds; queued work past it is dropped.
     pub request_timeout_ms: u64,
-    /// On SIGINT/SIGTERM, how long in-flight requests may take to finish, in seconds (read by
+    /// On SIGINT/SIGTERM, how long the server keeps accepting work after it started answering
+    /// readiness probes with "not ready", in seconds (read by the server lifecycle): the time a
+    /// load balancer takes to stop sending work. 0 stops accepting at once.
+    pub shutdown_delay_secs: u64,
+    /// Then, how long in-flight requests and queued work may take to finish, in seconds (read by
     /// the server lifecycle).
     pub shutdown_timeout_secs: u64,
 }
@@ -42,6 +46,7 @@ impl Default for Limits {
             max_concurrent_requests: 512,
             max_streams_per_connection: 128,
             request_timeout_ms: 30_000,
+            shutdown_delay_secs: 0,
             shutdown_timeout_secs: 30,
         }
     }

@@ -166,9 +166,10 @@ impl EmbedService {
         Self { store, default_model, models, limits, batching, key, observer, state: AtomicU8::new(LOADING), in_flight }
     }
 
-    /// The default model is loaded and warm: serve, and say so to readiness probes.
+    /// The default model is loaded and warm: serve, and say so to readiness probes (unless the
+    /// server already began draining while it loaded).
     pub fn mark_ready(&self) {
-        self.state.store(READY, Ordering::SeqCst);
+        let _ = self.state.compare_exchange(LOADING, READY, Ordering::SeqCst, Ordering::SeqCst);
     }
 
     /// The server is stopping: readiness probes fail from now on so load balancers send no new

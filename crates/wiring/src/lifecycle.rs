@@ -1,11 +1,12 @@
 //! The life of a server process, shared by the adapters: load and warm the default model in
-//! the background, stop on a signal or a failed start-up, give in-flight work a bounded grace
-//! period, drain the batchers; and the `main` of a server binary.
+//! the background; on a signal report not ready at once, keep serving for a delay, then stop
+//! accepting; give in-flight work and the batchers' queues one bounded grace period; stop on a
+//! failed start-up; and the `main` of a server binary.
 
 use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tokio::sync::watch;
@@ -25,23 +26,31 @@ pub async fn bind(host: &str, port: u16) -> Result<tokio::net::TcpListener> {
 
 /// A started server's stop switch and start-up task.
 pub struct Lifecycle {
-    stop: watch::Receiver<bool>,
+    /// When the server stopped accepting work; `None` until then.
+    stop: watch::Receiver<Option<Instant>>,
     starting: JoinHandle<aki_core::Result<()>>,
     engine: Arc<Engine>,
 }
 
 impl Lifecycle {
-    /// Starts loading the default model (then runs `on_ready`) and listens for `shutdown`;
-    /// a failed load also stops the server.
-    pub fn start<R>(
+    /// Starts loading the default model (then runs `on_ready`) and listens for `shutdown`; a
+    /// failed load also stops the server.
+    ///
+    /// On `shutdown` the server drains: at once it reports not ready (`/ready` 503, and
+    /// `on_draining` for protocols with their own health, gRPC's NOT_SERVING), so load balancers
+    /// stop sending work; it keeps serving what still arrives for `limits.shutdown_delay_secs`
+    /// (the time they take to notice); then it stops accepting.
+    pub fn start<R, D>(
         engine: &Arc<Engine>,
         shutdown: impl Future<Output = ()> + Send + 'static,
         on_ready: impl FnOnce() -> R + Send + 'static,
+        on_draining: impl FnOnce() -> D + Send + 'static,
     ) -> Self
     where
         R: Future<Output = ()> + Send,
+        D: Future<Output = ()> + Send,
     {
-        let (stop_tx, stop) = watch::channel(false);
+        let (stop_tx, stop) = watch::channel(None);
         let starting = tokio::spawn({
             let (engine, stop_tx) = (Arc::clone(engine), stop_tx.clone());
             async move {
@@ -49,16 +58,27 @@ impl Lifecycle {
                 match result {
                     Ok(()) => on_ready().await,
                     Err(_) => {
-                        let _ = stop_tx.send(true);
+                        let _ = stop_tx.send(Some(Instant::now()));
                     }
                 }
                 result
             }
         });
-        tokio::spawn(async move {
-            shutdown.await;
-            tracing::info!("shutdown requested: no new work; finishing what is in flight");
-            let _ = stop_tx.send(true);
+        tokio::spawn({
+            let engine = Arc::clone(engine);
+            async move {
+                shutdown.await;
+                engine.service.mark_draining();
+                on_draining().await;
+                let delay = Duration::from_secs(engine.config.limits.shutdown_delay_secs);
+                tracing::info!(
+                    delay_secs = delay.as_secs(),
+                    "shutdown requested: not ready; serving what still arrives"
+                );
+                tokio::time::sleep(delay).await;
+                tracing::info!("no new work; finishing what is in flight");
+                let _ = stop_tx.send(Some(Instant::now()));
+            }
         });
         Self { stop, starting, engine: Arc::clone(engine) }
     }
@@ -67,13 +87,13 @@ impl Lifecycle {
     pub fn stopping(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut stop = self.stop.clone();
         async move {
-            let _ = stop.wait_for(|s| *s).await;
+            let _ = stop.wait_for(Option::is_some).await;
         }
     }
 
     /// Runs `server` (which stops accepting on [`stopping`](Self::stopping) and returns when its
-    /// in-flight work is done), cutting it off `limits.shutdown_timeout_secs` after the stop;
-    /// then drains the batchers.
+    /// in-flight work is done), then drains the batchers' queues; both together are cut off
+    /// `limits.shutdown_timeout_secs` after the server stopped accepting.
     ///
     /// # Errors
     /// The server's error, or the default model's load error.
@@ -82,16 +102,30 @@ impl Lifecycle {
         E: std::error::Error + Send + Sync + 'static,
     {
         let grace = Duration::from_secs(self.engine.config.limits.shutdown_timeout_secs);
-        let stopping = self.stopping();
-        let deadline = async move {
-            stopping.await;
-            tokio::time::sleep(grace).await;
+        let mut stop = self.stop.clone();
+        let cut_off = async move {
+            let stopped = stop.wait_for(Option::is_some).await.ok().and_then(|s| *s).unwrap_or_else(Instant::now);
+            tokio::time::sleep_until((stopped + grace).into()).await;
         };
-        tokio::select! {
-            served = server => served.context("serving")?,
-            () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "in-flight work did not finish in time"),
+        tokio::pin!(cut_off);
+        let cut = tokio::select! {
+            served = server => {
+                served.context("serving")?;
+                false
+            }
+            () = &mut cut_off => true,
+        };
+        let cut = cut
+            || tokio::select! {
+                () = self.engine.shutdown() => false,
+                () = &mut cut_off => true,
+            };
+        if cut {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "in-flight and queued work did not finish in time; stopping anyway"
+            );
         }
-        self.engine.shutdown().await;
         if self.starting.is_finished() {
             self.starting.await.context("start-up task")?.context("loading the default model")?;
         } else {

@@ -4,4 +4,5 @@
 
 mod calls;
 mod parity;
+mod shutdown;
 mod support;

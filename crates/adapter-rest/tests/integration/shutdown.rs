@@ -79,3 +79,80 @@ fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
     assert!(status.success(), "exit status {status}");
     assert!(request(port, "GET", "/health", "").is_err(), "no longer accepting connections");
 }
+
+/// Starts the binary on a free port with extra environment, waits until ready.
+fn start(env: &[(&str, &str)]) -> (Child, u16) {
+    let port = free_port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_aki-rest"))
+        .args(["--port", &port.to_string(), "--model", &model_dir(), "--device", "cpu"])
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start aki-rest");
+    wait_ready(port, &mut server);
+    (server, port)
+}
+
+fn terminate(server: &Child) {
+    let killed = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().expect("kill");
+    assert!(killed.success());
+}
+
+fn wait_exit(server: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let until = Instant::now() + within;
+    loop {
+        if let Some(status) = server.try_wait().expect("poll") {
+            return status;
+        }
+        assert!(Instant::now() < until, "the server did not exit within {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn at_sigterm_readiness_fails_at_once_while_requests_are_served_for_the_delay() {
+    let (mut server, port) = start(&[("AKI_LIMITS__SHUTDOWN_DELAY_SECS", "2")]);
+    terminate(&server);
+    let signalled = Instant::now();
+    let until = signalled + Duration::from_secs(1);
+    loop {
+        let ready = request(port, "GET", "/ready", "").expect("still accepting");
+        if ready.starts_with("HTTP/1.1 503") {
+            break;
+        }
+        assert!(Instant::now() < until, "/ready still answers {}", ready.lines().next().unwrap_or(""));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(signalled.elapsed() < Duration::from_secs(1), "not ready at once");
+    assert!(request(port, "GET", "/health", "").expect("alive").starts_with("HTTP/1.1 200"));
+    let body = r#"{"texts": ["still served while draining"]}"#;
+    let served = request(port, "POST", "/api/v1/embed", body).expect("served");
+    assert!(served.starts_with("HTTP/1.1 200"), "{}", served.lines().next().unwrap_or(""));
+    assert!(signalled.elapsed() < Duration::from_secs(2), "the checks ran inside the delay");
+    let status = wait_exit(&mut server, Duration::from_secs(30));
+    assert!(status.success(), "exit status {status}");
+    assert!(signalled.elapsed() >= Duration::from_secs(2), "accepted work for the whole delay");
+}
+
+#[test]
+fn the_drain_is_cut_off_at_the_shutdown_timeout() {
+    let (mut server, port) = start(&[("AKI_LIMITS__SHUTDOWN_TIMEOUT_SECS", "1")]);
+    // About 250 tokens each: many seconds of work for two cores.
+    let passage = "The server keeps serving the requests already admitted until the drain ends. ".repeat(18);
+    let body = serde_json::json!({"texts": vec![passage; 256]}).to_string();
+    let client = std::thread::spawn(move || request(port, "POST", "/api/v1/embed", &body));
+    std::thread::sleep(Duration::from_millis(300));
+    terminate(&server);
+    let signalled = Instant::now();
+    let status = wait_exit(&mut server, Duration::from_secs(20));
+    assert!(
+        signalled.elapsed() < Duration::from_secs(4),
+        "drained for {:?}, past the 1 s timeout",
+        signalled.elapsed()
+    );
+    assert!(status.success(), "exit status {status}");
+    let cut = client.join().expect("client thread");
+    assert!(cut.map_or(true, |r| !r.starts_with("HTTP/1.1 200")), "the long request was cut off, not finished");
+}
