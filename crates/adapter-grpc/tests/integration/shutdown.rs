@@ -31,10 +31,10 @@ async fn at_sigterm_health_is_not_serving_at_once_while_calls_are_served_for_the
     let until = Instant::now() + Duration::from_secs(60);
     let mut health = loop {
         assert!(server.try_wait().expect("poll").is_none(), "the server exited during start-up");
-        if let Ok(mut client) = health_client(address).await {
-            if status(&mut client).await.is_ok_and(|s| s == 1) {
-                break client;
-            }
+        if let Ok(mut client) = health_client(address).await
+            && status(&mut client).await.is_ok_and(|s| s == 1)
+        {
+            break client;
         }
         assert!(Instant::now() < until, "never SERVING");
         tokio::time::sleep(Duration::from_millis(50)).await;
