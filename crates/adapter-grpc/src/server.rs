@@ -116,7 +116,7 @@ pub async fn serve(
         Lifecycle::start(&engine, shutdown, serving(ServingStatus::Serving), serving(ServingStatus::NotServing));
     if engine.config.metrics_port != 0 {
         let metrics =
-            aki_wiring::bind(&engine.config.host, engine.config.metrics_port).await.context("metrics port")?;
+            aki_wiring::bind(&engine.config.metrics_host, engine.config.metrics_port).await.context("metrics port")?;
         let app = axum::Router::new().route("/metrics", get(render_metrics)).with_state(Arc::clone(&engine));
         let stopping = lifecycle.stopping();
         tokio::spawn(async move {

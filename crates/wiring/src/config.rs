@@ -42,6 +42,8 @@ pub struct AppConfig {
     /// Port of the Prometheus `/metrics` endpoint for servers that do not speak HTTP
     /// themselves (`aki-grpc`); 0 turns it off.
     pub metrics_port: u16,
+    /// Address of that endpoint: loopback unless set, so metrics are not exposed with the API.
+    pub metrics_host: String,
     /// Request limits.
     pub limits: Limits,
     /// Inference settings of the Candle backend.
@@ -64,6 +66,7 @@ impl Default for AppConfig {
             log_format: LogFormat::Human,
             cors_allow_origins: Vec::new(),
             metrics_port: 0,
+            metrics_host: "127.0.0.1".into(),
             limits: Limits::default(),
             backend: CandleConfig::default(),
             batching: BatchConfig::default(),
@@ -155,6 +158,31 @@ impl AppConfig {
         }
         self.backend.dtype().map_err(|e| anyhow::anyhow!("`backend.dtype`: {e}"))?;
         self.batching.validate().map_err(|e| anyhow::anyhow!("`{e}`"))?;
+        self.cross_check()
+    }
+
+    /// Settings that are fine alone but contradict each other, named together.
+    fn cross_check(&self) -> Result<()> {
+        let (limits, batching) = (&self.limits, &self.batching);
+        if limits.max_inputs > batching.queue_capacity {
+            bail!(
+                "`limits.max_inputs` ({}) is more than `batching.queue_capacity` ({}): a request that large could \
+                 never be queued and would always get 429; lower the first or raise the second",
+                limits.max_inputs,
+                batching.queue_capacity
+            );
+        }
+        if limits.max_input_chars > limits.max_request_chars {
+            bail!(
+                "`limits.max_input_chars` ({}) is more than `limits.max_request_chars` ({}): one input of the \
+                 allowed length would be refused; lower the first or raise the second",
+                limits.max_input_chars,
+                limits.max_request_chars
+            );
+        }
+        if self.metrics_port != 0 && self.metrics_port == self.port {
+            bail!("`metrics_port` and `port` are both {}: give the metrics endpoint a port of its own", self.port);
+        }
         Ok(())
     }
 
@@ -229,6 +257,18 @@ mod tests {
             jail.create_file("aki.toml", "[batching]\nmax_batch_size = 0\n")?;
             let err = load(&CliArgs::default()).expect_err("zero batch");
             assert!(err.contains("batching.max_batch_size"), "{err}");
+
+            jail.create_file("aki.toml", "[limits]\nmax_inputs = 5000\n")?;
+            let err = load(&CliArgs::default()).expect_err("more inputs than the queue holds");
+            assert!(err.contains("limits.max_inputs") && err.contains("batching.queue_capacity"), "{err}");
+
+            jail.create_file("aki.toml", "[limits]\nmax_input_chars = 2000000\n")?;
+            let err = load(&CliArgs::default()).expect_err("an input longer than a request");
+            assert!(err.contains("limits.max_input_chars") && err.contains("limits.max_request_chars"), "{err}");
+
+            jail.create_file("aki.toml", "port = 9000\nmetrics_port = 9000\n")?;
+            let err = load(&CliArgs::default()).expect_err("one port for both");
+            assert!(err.contains("metrics_port") && err.contains("`port`"), "{err}");
 
             jail.create_file("aki.toml", "")?;
             jail.set_env("AKI_PROT", "1");
