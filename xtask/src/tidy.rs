@@ -56,7 +56,7 @@ mod tests {
                         "tokio",
                         "tracing",
                     ],
-                    dev: &["libm", "tempfile", "tokio"],
+                    dev: &["libm", "proptest", "tempfile", "tokio"],
                 },
             ),
             (
@@ -105,7 +105,7 @@ mod tests {
                         "tower-http",
                         "tracing",
                     ],
-                    dev: &["aki-service", "base64", "tower"],
+                    dev: &["aki-service", "base64", "proptest", "tempfile", "tower"],
                 },
             ),
             (

@@ -282,3 +282,49 @@ async fn weight_bytes_count_what_each_path_holds() {
     assert_eq!(half.weight_bytes(), candle / 2, "f16 holds half");
     assert!(packed > candle && packed < 2 * candle, "the packed path keeps its own layouts: {packed} vs {candle}");
 }
+
+mod properties {
+    use std::sync::OnceLock;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The tiny model on both paths, loaded once for every case.
+    fn both() -> &'static (TempDir, CandleBackend, CandleBackend) {
+        static BOTH: OnceLock<(TempDir, CandleBackend, CandleBackend)> = OnceLock::new();
+        BOTH.get_or_init(|| {
+            let dir = model(Pooling::Mean);
+            let packed = load(&dir);
+            let candle = CandleBackend::load(&CandleConfig { packed: false, ..config_of(&dir) }).expect("loads");
+            (dir, packed, candle)
+        })
+    }
+
+    fn batches() -> impl Strategy<Value = Vec<Encoding>> {
+        let vocab = u32::try_from(tiny::VOCAB).expect("small vocabulary");
+        let one = (prop::collection::vec(0..vocab, 1..=MAX_TOKENS), prop::collection::vec(0u32..2, MAX_TOKENS))
+            .prop_map(|(ids, kinds)| Encoding { type_ids: kinds[..ids.len()].to_vec(), ids });
+        prop::collection::vec(one, 1..=8)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Any batch shape (1 to 8 sequences of 1 to 16 tokens, any ids and segment ids, so few
+        /// and many rows, full and edge panels) gives the same vectors on the packed path as on
+        /// candle-transformers' padded one.
+        #[test]
+        fn the_packed_path_matches_candle_on_random_shapes(batch in batches()) {
+            let (_, packed, candle) = both();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let ctx = RequestContext::default();
+            let got = runtime.block_on(packed.embed_encoded(batch.clone(), ctx)).expect("packed");
+            let want = runtime.block_on(candle.embed_encoded(batch, ctx)).expect("candle");
+            for (g, w) in got.vectors.iter().zip(&want.vectors) {
+                let max_diff = g.iter().zip(w).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+                prop_assert!(max_diff < 1e-4, "packed differs by {}", max_diff);
+            }
+        }
+    }
+}

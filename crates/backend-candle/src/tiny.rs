@@ -20,6 +20,9 @@ pub const MAX_TOKENS: usize = 16;
 /// Its vector length.
 pub const HIDDEN: usize = 32;
 
+/// Tokens in its vocabulary.
+pub const VOCAB: usize = WORDS.len();
+
 const WORDS: &[&str] = &[
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "a",
     "man", "is", "eat", "##ing", "food", ".", ",", "hello", "world", "!", "cafe", "##s",

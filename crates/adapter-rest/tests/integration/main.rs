@@ -1,7 +1,9 @@
 //! Integration tests of `aki-rest`: every route in process (`tower::ServiceExt::oneshot`), the
-//! error shapes, and graceful shutdown of the real binary.
+//! error shapes, and start-up faults and graceful shutdown of the real binary.
 
 mod errors;
+mod properties;
 mod routes;
 mod shutdown;
+mod startup;
 mod support;

@@ -1,7 +1,9 @@
 //! Integration tests of `aki-batching`: batch shapes with a fake backend, properties with
-//! proptest, and the real model through the batcher.
+//! proptest, fault injection through the batching provider, and the real model through the
+//! batcher.
 
 mod fake;
+mod faults;
 mod properties;
 mod real_model;
 mod shapes;

@@ -1,0 +1,55 @@
+//! Start-up faults of the real binary: a missing model directory and corrupt weights end the
+//! process with exit code 1, a message saying what failed, and the cause in the log.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::model_dir;
+
+/// Runs `aki-rest` until it exits (it must, within a minute); returns its exit code and stderr.
+fn run(model: &str) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aki-rest"))
+        .args(["--port", "0", "--model", model, "--device", "cpu"])
+        .env("HF_HUB_OFFLINE", "1")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start aki-rest");
+    for _ in 0..600 {
+        if child.try_wait().expect("poll").is_some() {
+            let output = child.wait_with_output().expect("output");
+            return (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    panic!("aki-rest kept running with a model that cannot load");
+}
+
+#[test]
+fn a_missing_model_directory_ends_start_up_with_a_message() {
+    let missing = tempfile::tempdir().expect("tempdir").path().join("no-such-model");
+    let (code, stderr) = run(&missing.to_string_lossy());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("aki-rest: loading the default model") && stderr.contains("could not be loaded"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("is neither a directory nor installed"), "the log keeps the cause: {stderr}");
+}
+
+#[test]
+fn corrupt_weights_end_start_up_with_a_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let real = std::path::PathBuf::from(model_dir());
+    for file in ["config.json", "tokenizer.json", "modules.json", "sentence_bert_config.json"] {
+        std::fs::copy(real.join(file), dir.path().join(file)).expect("copy");
+    }
+    std::fs::write(dir.path().join("model.safetensors"), b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+        .expect("write");
+    let (code, stderr) = run(&dir.path().to_string_lossy());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("could not be loaded"), "{stderr}");
+    assert!(stderr.contains("model.safetensors"), "the log names the bad file: {stderr}");
+}

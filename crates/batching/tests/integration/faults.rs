@@ -1,0 +1,139 @@
+//! Fault injection through the batching provider: a model that panics, fails or stalls on
+//! certain inputs, shared by many callers at once. The other callers are answered, the
+//! culprits fail cleanly, and the provider keeps serving.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use aki_batching::{BatchConfig, BatchingProvider, NoObserver};
+use aki_core::{
+    EmbedError, EmbedOptions, EmbeddingProvider, EncodeOptions, Encoding, ErrorKind, ModelInfo, Pooled, Pooling,
+    RequestContext, Result, Token,
+};
+use async_trait::async_trait;
+
+/// Token ids that make the fake model misbehave.
+const PANIC: u32 = 90;
+const FAIL: u32 = 91;
+
+/// A model whose pooled vector is `[id sum, 0]`; panics on a batch holding [`PANIC`], fails on
+/// one holding [`FAIL`], and takes `delay` per batch. Counts the items it computed.
+struct Faulty {
+    info: ModelInfo,
+    delay: Duration,
+    computed: AtomicUsize,
+}
+
+impl Faulty {
+    fn new(delay: Duration) -> Arc<Self> {
+        let info = ModelInfo {
+            model_id: "faulty".into(),
+            dimension: 2,
+            max_input_tokens: 16,
+            vocab_size: 100,
+            pooling: Pooling::Mean,
+            normalize_default: false,
+            device: "cpu".into(),
+            dtype: "f32".into(),
+            is_padded: false,
+        };
+        Arc::new(Self { info, delay, computed: AtomicUsize::new(0) })
+    }
+}
+
+#[async_trait]
+impl EmbeddingProvider for Faulty {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    async fn health(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn encode(&self, _: Vec<String>, _: EncodeOptions) -> Result<Vec<Encoding>> {
+        Err(EmbedError::Internal("the fault tests send token ids".into()))
+    }
+
+    async fn tokenize(&self, _: Vec<String>, _: bool) -> Result<Vec<Vec<Token>>> {
+        Ok(Vec::new())
+    }
+
+    async fn embed_encoded(&self, batch: Vec<Encoding>, _: RequestContext) -> Result<Pooled> {
+        tokio::time::sleep(self.delay).await;
+        let ids = || batch.iter().flat_map(|e| e.ids.iter());
+        assert!(!ids().any(|&id| id == PANIC), "injected panic");
+        if ids().any(|&id| id == FAIL) {
+            return Err(EmbedError::Backend("injected failure".into()));
+        }
+        self.computed.fetch_add(batch.len(), Ordering::SeqCst);
+        Ok(Pooled {
+            vectors: batch.iter().map(|e| vec![e.ids.iter().sum::<u32>() as f32, 0.0]).collect(),
+            ..Pooled::default()
+        })
+    }
+}
+
+fn batching(model: &Arc<Faulty>, config: BatchConfig) -> Arc<BatchingProvider> {
+    let inner: Arc<dyn EmbeddingProvider> = Arc::clone(model) as _;
+    let batcher = BatchingProvider::dynamic_batcher(&inner, &config, Arc::new(NoObserver));
+    Arc::new(BatchingProvider::new(inner, Arc::new(batcher), config.default_deadline()))
+}
+
+async fn embed(provider: &Arc<BatchingProvider>, ids: Vec<u32>, deadline: Option<Instant>) -> Result<f32> {
+    let out = provider.embed_tokens(vec![ids], EmbedOptions::default(), RequestContext { deadline }).await?;
+    Ok(out.vectors[0][0])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_that_panics_or_fails_mid_batch_hurts_only_the_culprits() {
+    let model = Faulty::new(Duration::from_millis(20));
+    let provider = batching(&model, BatchConfig { max_batch_size: 16, ..BatchConfig::default() });
+    let calls: Vec<_> = (0..40u32)
+        .map(|i| {
+            let provider = Arc::clone(&provider);
+            let ids = match i % 10 {
+                3 => vec![1, PANIC, 2],
+                7 => vec![1, FAIL, 2],
+                _ => vec![1, i, 2],
+            };
+            tokio::spawn(async move { (i, embed(&provider, ids, None).await) })
+        })
+        .collect();
+    for call in calls {
+        let (i, result) = call.await.expect("the caller's task survived");
+        match i % 10 {
+            3 => assert_eq!(result.expect_err("panicked").kind(), ErrorKind::Internal),
+            7 => assert_eq!(result.expect_err("failed"), EmbedError::Backend("injected failure".into())),
+            _ => assert_eq!(result.expect("an innocent caller is answered"), (3 + i) as f32),
+        }
+    }
+    assert_eq!(embed(&provider, vec![5], None).await.expect("still serving"), 5.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_model_times_queued_requests_out_without_computing_them() {
+    let model = Faulty::new(Duration::from_millis(400));
+    let provider = batching(&model, BatchConfig { max_batch_size: 1, ..BatchConfig::default() });
+    let first = tokio::spawn({
+        let provider = Arc::clone(&provider);
+        async move { embed(&provider, vec![1], None).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    let hurried: Vec<_> = (0..5)
+        .map(|i| {
+            let provider = Arc::clone(&provider);
+            let deadline = Some(Instant::now() + Duration::from_millis(100));
+            tokio::spawn(async move { embed(&provider, vec![2, i], deadline).await })
+        })
+        .collect();
+    for call in hurried {
+        assert_eq!(call.await.expect("task").expect_err("past its deadline"), EmbedError::Timeout);
+    }
+    assert!(started.elapsed() < Duration::from_millis(350), "answered at the deadline, not after the stall");
+    assert_eq!(first.await.expect("task").expect("the running one finishes"), 1.0);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(model.computed.load(Ordering::SeqCst), 1, "expired requests were never computed");
+}
