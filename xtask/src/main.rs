@@ -5,6 +5,7 @@ mod fetch_model;
 mod load;
 mod report;
 mod server;
+mod soak;
 mod svg;
 mod tidy;
 
@@ -23,6 +24,9 @@ commands:
                 `bench --quick` (smoke runs of the bench and load harnesses)
   interop       real clients (openai Python package, curl; Python grpcio) against the servers
   load [--quick]  wrk load scenarios against the release aki-rest (--quick: seconds, dev build)
+  soak [--minutes N]
+                mixed, partly hostile traffic against the release aki-rest for N minutes
+                (default 10): memory over time, answers by status, p99 per minute
   bench [--quick] [--peers] [--repeat N]
                 criterion suite, library throughput (--peers: and sentence-transformers) and
                 the load scenarios, N rounds each; writes docs/benchmarks.{md,json} and SVG
@@ -38,12 +42,21 @@ fn main() -> Result<()> {
         Some("serve") => serve(&args[1..]),
         Some("interop") => interop(),
         Some("load") => load::run(&workspace_root(), args.iter().any(|a| a == "--quick")).map(drop),
+        Some("soak") => soak::run(&workspace_root(), minutes(&args[1..])?),
         Some("bench") => bench::run(&workspace_root(), &bench::Options::parse(&args[1..])?),
         Some("help" | "--help" | "-h") | None => {
             print!("{HELP}");
             Ok(())
         }
         Some(other) => bail!("unknown command `{other}`\n\n{HELP}"),
+    }
+}
+
+/// `--minutes N` (default 10).
+fn minutes(args: &[String]) -> Result<u64> {
+    match args.iter().position(|a| a == "--minutes") {
+        Some(i) => args.get(i + 1).and_then(|v| v.parse().ok()).context("--minutes takes a number"),
+        None => Ok(10),
     }
 }
 
