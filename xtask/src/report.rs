@@ -152,11 +152,13 @@ fn linear_flops_per_token() -> Option<f64> {
 pub struct Rendered<'a> {
     report: &'a Report,
     flops_per_token: Option<f64>,
+    /// The GPU figures kept in `benches/results/gpu-h100.md` (no GPU where the bench runs).
+    gpu: Option<String>,
 }
 
 impl<'a> Rendered<'a> {
-    pub fn new(report: &'a Report) -> Self {
-        Self { report, flops_per_token: linear_flops_per_token() }
+    pub fn new(report: &'a Report, gpu: Option<String>) -> Self {
+        Self { report, flops_per_token: linear_flops_per_token(), gpu }
     }
 
     fn ours(&self, run: &str) -> Option<&ThroughputRun> {
@@ -287,8 +289,42 @@ impl<'a> Rendered<'a> {
         self.targets(&mut md);
         self.library(&mut md);
         self.load_section(&mut md);
+        self.padding_section(&mut md);
         self.criterion_section(&mut md);
+        if let Some(gpu) = &self.gpu {
+            let _ = writeln!(md, "## GPU (lent H100)\n\n{}", gpu.trim_end());
+            md.push('\n');
+        }
         md
+    }
+
+    fn padding_section(&self, md: &mut String) {
+        if self.report.padding.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            md,
+            "## Padding\n\n`cargo bench -p aki-benches --bench padding`: the padded candle-transformers path (the one GPUs \
+             run; `backend.packed = false`) on the CPU, a mixed corpus of three short sentences to one medium passage, \
+             every text its own concurrent request through the batcher with 128 texts per call at most. Padding share: \
+             the computed tokens that were padding (`aki_batch_padded_tokens_total` less `aki_batch_real_tokens_total`, \
+             over the first).\n\n\
+             | max_batch_tokens | min_fill_percent | padding share | model calls | texts per call | sentences/s |\n\
+             |---:|---:|---:|---:|---:|---:|"
+        );
+        for row in &self.report.padding {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.1}% | {} | {:.1} | {:.1} |",
+                row.max_batch_tokens,
+                row.min_fill_percent,
+                100.0 * row.padding_share,
+                row.batches,
+                row.texts_per_batch,
+                row.sentences_per_s
+            );
+        }
+        md.push('\n');
     }
 
     fn targets(&self, md: &mut String) {
@@ -554,9 +590,11 @@ mod tests {
             throughput: BTreeMap::from([("packed".to_string(), run("aki", 300.0, Some(4.0)))]),
             peers: BTreeMap::from([("sentence-transformers".to_string(), run("st", 100.0, None))]),
             load_rounds: vec![vec![outcome]],
+            padding: Vec::new(),
             criterion: Vec::new(),
         };
-        let md = Rendered::new(&report).markdown();
+        let md = Rendered::new(&report, Some("the GPU table".into())).markdown();
+        assert!(md.contains("## GPU (lent H100)\n\nthe GPU table"), "{md}");
         assert!(md.contains("| founding plan, 100 connections: 200+ requests/s | 250 requests/s | met |"), "{md}");
         assert!(md.contains("| founding plan, 100 connections: p50 < 20 ms | 30.0 ms | missed |"), "{md}");
         assert!(md.contains("315.0 vs 105.0 sentences/s: 3.00x | met |"), "{md}");

@@ -82,6 +82,7 @@ mod tests {
                         "prometheus",
                         "serde",
                         "tokio",
+                        "toml",
                         "tracing",
                         "tracing-subscriber",
                     ],

@@ -61,6 +61,24 @@ pub struct ThroughputRow {
     pub call_p50_ms: Option<f64>,
 }
 
+/// Padding waste of one batching setting on the padded path (the `padding` bench).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaddingRow {
+    /// `batching.max_batch_tokens`.
+    pub max_batch_tokens: usize,
+    /// `batching.min_fill_percent`.
+    pub min_fill_percent: usize,
+    /// Share of the computed tokens that were padding (0 to 1).
+    pub padding_share: f64,
+    /// Model calls made.
+    pub batches: usize,
+    /// Mean texts per call.
+    pub texts_per_batch: f64,
+    /// Texts embedded per second.
+    pub sentences_per_s: f64,
+}
+
 /// What one wrk load scenario measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -145,6 +163,8 @@ pub struct Report {
     pub peers: BTreeMap<String, ThroughputRun>,
     /// Each round of load scenarios.
     pub load_rounds: Vec<Vec<LoadOutcome>>,
+    /// Padding waste on the padded path under each batching setting.
+    pub padding: Vec<PaddingRow>,
     /// Criterion results.
     pub criterion: Vec<CriterionResult>,
 }

@@ -83,6 +83,8 @@ pub fn info_response(info: ServerInfo) -> pb::InfoResponse {
         normalize: model.normalize_default,
         max_batch_size: small(info.batching.max_batch_size),
         max_batch_tokens: small(info.batching.max_batch_tokens),
+        max_concurrent_batches: small(info.batching.max_concurrent_batches),
+        max_forward_batch: small(info.batching.max_forward_batch),
         max_client_batch_size: small(info.max_client_batch_size),
         models: info.models,
         version: info.version.to_string(),

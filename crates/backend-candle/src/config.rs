@@ -48,6 +48,16 @@ impl CandleConfig {
         Self { model: model.into(), ..Self::default() }
     }
 
+    /// Whether the configured device is a CUDA GPU: `cuda`, `cuda:N`, or `auto` on a build with
+    /// CUDA (whether one can be opened shows when it is).
+    pub fn is_cuda(&self) -> bool {
+        match self.device.as_str() {
+            "cuda" => true,
+            "auto" => candle_core::utils::cuda_is_available(),
+            other => other.starts_with("cuda:"),
+        }
+    }
+
     /// Opens the configured device.
     ///
     /// # Errors

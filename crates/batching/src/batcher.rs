@@ -30,8 +30,11 @@ pub trait BatchHandler<I, O>: Send + Sync + 'static {
 pub struct BatchShape {
     /// Items in the batch.
     pub items: usize,
-    /// Its cost in tokens under the batcher's budget rule.
+    /// Its cost in tokens under the batcher's budget rule: `longest x items` on a padded
+    /// backend (padding included), the sum of lengths otherwise.
     pub tokens: usize,
+    /// The tokens of its items (no padding); `tokens - real_tokens` is the padding computed.
+    pub real_tokens: usize,
     /// How long its oldest item waited in the queue.
     pub oldest_wait: Duration,
 }
@@ -379,6 +382,7 @@ impl<I: Clone + Send + 'static, O: Send + 'static> Worker<I, O> {
         let shape = BatchShape {
             items: batch.len(),
             tokens: budget.cost(batch.iter().map(|p| p.cost)),
+            real_tokens: batch.iter().map(|p| p.cost).sum(),
             oldest_wait: batch.iter().map(|p| p.enqueued.elapsed()).max().unwrap_or_default(),
         };
         let observer = self.shared.upgrade().map(|s| Arc::clone(&s.observer));

@@ -84,6 +84,10 @@ pub struct BatchFacts {
     pub max_batch_size: usize,
     /// Most tokens per model call.
     pub max_batch_tokens: usize,
+    /// Model calls in flight at once.
+    pub max_concurrent_batches: usize,
+    /// Most sequences per forward pass.
+    pub max_forward_batch: usize,
 }
 
 /// Facts about the server and its default model.

@@ -82,6 +82,8 @@ impl Engine {
         let batching = BatchFacts {
             max_batch_size: config.batching.max_batch_size,
             max_batch_tokens: config.batching.max_batch_tokens,
+            max_concurrent_batches: config.batching.max_concurrent_batches,
+            max_forward_batch: config.backend.max_forward_batch,
         };
         let service = EmbedService::new(
             Arc::clone(&store) as Arc<dyn ModelStore>,

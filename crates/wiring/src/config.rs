@@ -54,6 +54,9 @@ pub struct AppConfig {
     pub models: ModelStoreConfig,
     /// The result cache.
     pub result_cache: ResultCacheConfig,
+    /// Keys that took the GPU defaults (see [`AppConfig::load`]), for the start-up log.
+    #[serde(skip)]
+    pub gpu_defaults: Vec<&'static str>,
 }
 
 impl Default for AppConfig {
@@ -72,6 +75,7 @@ impl Default for AppConfig {
             batching: BatchConfig::default(),
             models: ModelStoreConfig::default(),
             result_cache: ResultCacheConfig::default(),
+            gpu_defaults: Vec::new(),
         }
     }
 }
@@ -108,6 +112,55 @@ pub struct CliArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_port: Option<u16>,
+    /// Print the configuration in force (every key, as TOML, the API key hidden) and exit.
+    #[arg(long)]
+    #[serde(skip)]
+    pub print_config: bool,
+}
+
+/// The settings a CUDA GPU gets where the user set none. Measured on a lent H100
+/// (docs/benchmarks.md, "GPU"): f16 with 128 texts and 16,384 tokens per call and 2 calls in
+/// flight gave the best p95 at 100 and 400 connections, where the CPU-sized defaults left the GPU
+/// 55-65% busy; forward passes of 128; and the padding bound measured on the padded path
+/// (docs/benchmarks.md, "Padding").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GpuDefaults {
+    /// `backend.dtype`.
+    pub dtype: &'static str,
+    /// `backend.max_forward_batch`.
+    pub max_forward_batch: usize,
+    /// `batching.max_batch_size`.
+    pub max_batch_size: usize,
+    /// `batching.max_batch_tokens`.
+    pub max_batch_tokens: usize,
+    /// `batching.max_concurrent_batches`.
+    pub max_concurrent_batches: usize,
+    /// `batching.min_fill_percent`.
+    pub min_fill_percent: usize,
+}
+
+/// The GPU defaults in force.
+pub const GPU_DEFAULTS: GpuDefaults = GpuDefaults {
+    dtype: "f16",
+    max_forward_batch: 128,
+    max_batch_size: 128,
+    max_batch_tokens: 16_384,
+    max_concurrent_batches: 2,
+    min_fill_percent: 50,
+};
+
+/// Sets `slot` to `value` unless the user set `key`, noting the key when it does.
+fn unless_set<T>(
+    key: &'static str,
+    slot: &mut T,
+    value: T,
+    is_set: &dyn Fn(&str) -> bool,
+    taken: &mut Vec<&'static str>,
+) {
+    if !is_set(key) {
+        *slot = value;
+        taken.push(key);
+    }
 }
 
 /// `AKI_*` variables that are not configuration keys (read elsewhere).
@@ -121,23 +174,62 @@ impl AppConfig {
     ///    (`AKI_BATCHING__MAX_BATCH_SIZE`);
     /// 4. command-line flags.
     ///
+    /// When the device is a CUDA GPU (`cuda`, `cuda:N`, or `auto` on a build that has CUDA),
+    /// the keys of [`GPU_DEFAULTS`] that no file, variable or flag set take their GPU values
+    /// instead of the CPU-sized compiled defaults; [`AppConfig::gpu_defaults`] lists them.
+    ///
     /// # Errors
     /// A missing `--config` file, an unknown key, or a bad value, naming the key.
     pub fn load(defaults: Self, cli: &CliArgs) -> Result<Self> {
-        let mut figment = Figment::from(Serialized::defaults(defaults));
+        let mut user = Figment::new();
         match &cli.config {
             Some(path) if !path.is_file() => bail!("configuration file {} does not exist", path.display()),
-            Some(path) => figment = figment.merge(Toml::file_exact(path)),
-            None if std::path::Path::new("aki.toml").is_file() => figment = figment.merge(Toml::file_exact("aki.toml")),
+            Some(path) => user = user.merge(Toml::file_exact(path)),
+            None if std::path::Path::new("aki.toml").is_file() => user = user.merge(Toml::file_exact("aki.toml")),
             None => {}
         }
-        figment = figment.merge(Env::prefixed("AKI_").split("__").ignore(&NOT_CONFIG)).merge(Serialized::defaults(cli));
+        user = user.merge(Env::prefixed("AKI_").split("__").ignore(&NOT_CONFIG)).merge(Serialized::defaults(cli));
         if let Some(device) = &cli.device {
-            figment = figment.merge(Serialized::default("backend.device", device));
+            user = user.merge(Serialized::default("backend.device", device));
         }
-        let config: Self = figment.extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        let figment = Figment::from(Serialized::defaults(defaults)).merge(user.clone());
+        let mut config: Self = figment.extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        if config.backend.is_cuda() {
+            config.apply_gpu_defaults(|key| user.contains(key));
+        }
         config.validate().context("invalid configuration")?;
         Ok(config)
+    }
+
+    /// Gives every key of [`GPU_DEFAULTS`] that `is_set` says the user left alone its GPU value.
+    fn apply_gpu_defaults(&mut self, is_set: impl Fn(&str) -> bool) {
+        let (gpu, is_set, taken) = (GPU_DEFAULTS, &is_set as &dyn Fn(&str) -> bool, &mut self.gpu_defaults);
+        unless_set("backend.dtype", &mut self.backend.dtype, Some(gpu.dtype.into()), is_set, taken);
+        unless_set(
+            "backend.max_forward_batch",
+            &mut self.backend.max_forward_batch,
+            gpu.max_forward_batch,
+            is_set,
+            taken,
+        );
+        let batching = &mut self.batching;
+        unless_set("batching.max_batch_size", &mut batching.max_batch_size, gpu.max_batch_size, is_set, taken);
+        unless_set("batching.max_batch_tokens", &mut batching.max_batch_tokens, gpu.max_batch_tokens, is_set, taken);
+        let in_flight = gpu.max_concurrent_batches;
+        unless_set("batching.max_concurrent_batches", &mut batching.max_concurrent_batches, in_flight, is_set, taken);
+        unless_set("batching.min_fill_percent", &mut batching.min_fill_percent, gpu.min_fill_percent, is_set, taken);
+    }
+
+    /// The configuration as TOML, every key, the API key hidden (`--print-config`).
+    ///
+    /// # Errors
+    /// Never in practice: every value has a TOML form.
+    pub fn to_toml(&self) -> Result<String> {
+        let mut shown = self.clone();
+        if shown.api_key.is_some() {
+            shown.api_key = Some(ApiKey("***".into()));
+        }
+        toml::to_string_pretty(&shown).context("writing the configuration as TOML")
     }
 
     fn validate(&self) -> Result<()> {
@@ -274,6 +366,47 @@ mod tests {
             jail.set_env("AKI_PROT", "1");
             let err = load(&CliArgs::default()).expect_err("unknown env key");
             assert!(err.contains("prot"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_cuda_device_takes_the_gpu_defaults_where_nothing_was_set() {
+        Jail::expect_with(|jail| {
+            let cpu = load(&CliArgs::default())?;
+            assert!(cpu.gpu_defaults.is_empty());
+            assert_eq!((cpu.batching.max_batch_size, cpu.backend.dtype.clone()), (32, None));
+
+            let cuda = CliArgs { device: Some("cuda".into()), ..CliArgs::default() };
+            let gpu = load(&cuda)?;
+            assert_eq!(gpu.gpu_defaults.len(), 6);
+            assert_eq!(gpu.backend.dtype.as_deref(), Some("f16"));
+            assert_eq!((gpu.batching.max_batch_size, gpu.batching.max_batch_tokens), (128, 16_384));
+            assert_eq!((gpu.backend.max_forward_batch, gpu.batching.max_concurrent_batches), (128, 2));
+
+            // Anything set by file, variable or flag wins.
+            jail.create_file("aki.toml", "[batching]\nmax_batch_size = 64\n")?;
+            jail.set_env("AKI_BACKEND__DTYPE", "f32");
+            let mixed = load(&CliArgs { device: Some("cuda:1".into()), ..CliArgs::default() })?;
+            assert_eq!((mixed.batching.max_batch_size, mixed.backend.dtype.as_deref()), (64, Some("f32")));
+            assert_eq!(mixed.batching.max_batch_tokens, 16_384, "the keys left alone still take GPU values");
+            assert!(!mixed.gpu_defaults.contains(&"batching.max_batch_size"));
+            assert!(!mixed.gpu_defaults.contains(&"backend.dtype"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_configuration_prints_as_toml_with_the_key_hidden() {
+        Jail::expect_with(|jail| {
+            jail.create_file("aki.toml", "api_key = \"hunter2\"\n")?;
+            let config = load(&CliArgs { device: Some("cuda".into()), ..CliArgs::default() })?;
+            let toml = config.to_toml().map_err(|e| e.to_string())?;
+            assert!(!toml.contains("hunter2") && toml.contains("api_key = \"***\""), "{toml}");
+            let read: toml::Value = toml::from_str(&toml).map_err(|e| e.to_string())?;
+            assert_eq!(read["batching"]["max_batch_size"].as_integer(), Some(128));
+            assert_eq!(read["backend"]["dtype"].as_str(), Some("f16"));
+            assert_eq!(read["backend"]["device"].as_str(), Some("cuda"));
             Ok(())
         });
     }

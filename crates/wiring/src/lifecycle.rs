@@ -136,14 +136,20 @@ impl Lifecycle {
     }
 }
 
-/// The `main` of a server binary `name`: parse flags, load the configuration over `defaults`,
-/// set up logging, run `serve`; exit 2 on a configuration error, 1 on a failure.
-pub async fn server_main<F, Fut>(name: &str, defaults: AppConfig, serve: F) -> ExitCode
+/// The `main` of a server binary `name`: parse flags, load the configuration over `defaults`
+/// (with `--print-config`, print it and exit), set up logging, run `serve`; exit 2 on a
+/// configuration error, 1 on a failure.
+pub async fn server_main<F, Fut>(name: &'static str, defaults: AppConfig, serve: F) -> ExitCode
 where
     F: FnOnce(AppConfig) -> Fut,
     Fut: Future<Output = Result<()>>,
 {
-    let cli = <CliArgs as clap::Parser>::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = CliArgs::command().name(name).bin_name(name).get_matches();
+    let cli = match CliArgs::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let config = match AppConfig::load(defaults, &cli) {
         Ok(config) => config,
         Err(e) => {
@@ -151,8 +157,23 @@ where
             return ExitCode::from(2);
         }
     };
+    if cli.print_config {
+        return match config.to_toml() {
+            Ok(toml) => {
+                print!("{toml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{name}: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     init_logging(config.log_format);
     tracing::debug!(?config, "configuration");
+    if !config.gpu_defaults.is_empty() {
+        tracing::info!(keys = ?config.gpu_defaults, "GPU device: these keys take their GPU defaults (set them to override)");
+    }
     match serve(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

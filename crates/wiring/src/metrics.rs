@@ -22,6 +22,8 @@ pub struct Metrics {
     batch_size: HistogramVec,
     batch_tokens: HistogramVec,
     inference: HistogramVec,
+    real_tokens: IntCounterVec,
+    padded_tokens: IntCounterVec,
     tokens: IntCounter,
     cache_hits: IntCounterVec,
     cache_misses: IntCounterVec,
@@ -74,6 +76,12 @@ impl Metrics {
                 SECONDS.to_vec(),
                 "model",
             ),
+            real_tokens: counters("aki_batch_real_tokens_total", "Tokens of the inputs of model calls", &["model"]),
+            padded_tokens: counters(
+                "aki_batch_padded_tokens_total",
+                "Tokens model calls computed, padding included (equal to the real tokens on unpadded backends)",
+                &["model"],
+            ),
             tokens: IntCounter::new("aki_tokens_total", "Tokens embedded").expect("valid counter"),
             cache_hits: counters("aki_cache_hits_total", "Inputs answered by the result cache", &["model"]),
             cache_misses: counters("aki_cache_misses_total", "Inputs the result cache missed", &["model"]),
@@ -87,6 +95,8 @@ impl Metrics {
             Box::new(metrics.batch_size.clone()),
             Box::new(metrics.batch_tokens.clone()),
             Box::new(metrics.inference.clone()),
+            Box::new(metrics.real_tokens.clone()),
+            Box::new(metrics.padded_tokens.clone()),
             Box::new(metrics.tokens.clone()),
             Box::new(metrics.cache_hits.clone()),
             Box::new(metrics.cache_misses.clone()),
@@ -106,6 +116,8 @@ impl Metrics {
             batch_size: self.batch_size.with_label_values(&label),
             batch_tokens: self.batch_tokens.with_label_values(&label),
             inference: self.inference.with_label_values(&label),
+            real_tokens: self.real_tokens.with_label_values(&label),
+            padded_tokens: self.padded_tokens.with_label_values(&label),
             cache_hits: self.cache_hits.with_label_values(&label),
             cache_misses: self.cache_misses.with_label_values(&label),
         }
@@ -142,6 +154,8 @@ pub struct ModelMetrics {
     batch_size: Histogram,
     batch_tokens: Histogram,
     inference: Histogram,
+    real_tokens: IntCounter,
+    padded_tokens: IntCounter,
     cache_hits: IntCounter,
     cache_misses: IntCounter,
 }
@@ -154,6 +168,8 @@ impl BatchObserver for ModelMetrics {
     fn dispatched(&self, shape: &BatchShape) {
         self.batch_size.observe(shape.items as f64);
         self.batch_tokens.observe(shape.tokens as f64);
+        self.real_tokens.inc_by(shape.real_tokens as u64);
+        self.padded_tokens.inc_by(shape.tokens as u64);
     }
 
     fn completed(&self, inference: Duration, _ok: bool) {

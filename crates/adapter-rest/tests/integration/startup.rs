@@ -1,5 +1,6 @@
-//! Start-up faults of the real binary: a missing model directory and corrupt weights end the
-//! process with exit code 1, a message saying what failed, and the cause in the log.
+//! Start-up of the real binary: a missing model directory and corrupt weights end the process
+//! with exit code 1, a message saying what failed, and the cause in the log; `--print-config`
+//! prints the configuration in force and exits.
 
 use std::process::Command;
 use std::time::Duration;
@@ -52,4 +53,20 @@ fn corrupt_weights_end_start_up_with_a_message() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("could not be loaded"), "{stderr}");
     assert!(stderr.contains("model.safetensors"), "the log names the bad file: {stderr}");
+}
+
+#[test]
+fn print_config_shows_the_gpu_defaults_for_cuda_even_without_a_gpu() {
+    let output = Command::new(env!("CARGO_BIN_EXE_aki-rest"))
+        .args(["--print-config", "--device", "cuda"])
+        .output()
+        .expect("run aki-rest --print-config");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let toml = String::from_utf8_lossy(&output.stdout);
+    for line in ["dtype = \"f16\"", "max_batch_size = 128", "max_batch_tokens = 16384", "max_concurrent_batches = 2"] {
+        assert!(toml.contains(line), "{line} missing from:\n{toml}");
+    }
+    let cpu =
+        Command::new(env!("CARGO_BIN_EXE_aki-rest")).args(["--print-config", "--device", "cpu"]).output().expect("run");
+    assert!(String::from_utf8_lossy(&cpu.stdout).contains("max_batch_size = 32"));
 }

@@ -90,7 +90,8 @@ fn make(limits: Limits, key: Option<&str>, delay: Duration) -> (EmbedService, Ar
         other => Err(EmbedError::NotFound(format!("model `{other}` is not served here"))),
     });
     let seen = Arc::new(Seen::default());
-    let facts = BatchFacts { max_batch_size: 32, max_batch_tokens: 8192 };
+    let facts =
+        BatchFacts { max_batch_size: 32, max_batch_tokens: 8192, max_concurrent_batches: 1, max_forward_batch: 32 };
     let service = EmbedService::new(
         Arc::new(store),
         vec!["default".into()],
@@ -200,7 +201,7 @@ async fn nothing_is_served_before_ready_and_readiness_ends_when_draining() {
         Arc::new(MockStore::new()),
         vec!["default".into()],
         Limits::default(),
-        BatchFacts { max_batch_size: 1, max_batch_tokens: 1 },
+        BatchFacts { max_batch_size: 1, max_batch_tokens: 1, max_concurrent_batches: 1, max_forward_batch: 1 },
         None,
         Arc::new(aki_service::NoRequestObserver),
     );
@@ -236,7 +237,8 @@ async fn tokenize_and_info_answer_through_the_same_limits_and_model() {
     let mut store = MockStore::new();
     store.expect_get_or_load().returning(move |_| Ok(Arc::clone(&model)));
     let limits = Limits { max_inputs: 1, ..Limits::default() };
-    let facts = BatchFacts { max_batch_size: 32, max_batch_tokens: 8192 };
+    let facts =
+        BatchFacts { max_batch_size: 32, max_batch_tokens: 8192, max_concurrent_batches: 1, max_forward_batch: 32 };
     let service = EmbedService::new(
         Arc::new(store),
         vec!["default".into(), "other".into()],
