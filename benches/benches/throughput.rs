@@ -7,7 +7,8 @@
 //! compute ceiling in the report.
 //!
 //! `cargo bench -p aki-benches --bench throughput -- [--quick] [--repeat N] [--threads N]
-//! [--engine packed|candle] [--corpus short|medium] [--batch N] [--json PATH]`. Under `cargo test` it is a smoke run.
+//! [--engine packed|candle] [--dtype f32|bf16] [--isa auto|avx2|scalar] [--corpus short|medium]
+//! [--batch N] [--json PATH]`. Under `cargo test` it is a smoke run.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,8 @@ struct Args {
     json: Option<String>,
     corpus: Option<String>,
     batch: Option<usize>,
+    dtype: Option<String>,
+    isa: String,
 }
 
 fn args() -> Args {
@@ -39,6 +42,8 @@ fn args() -> Args {
         json: value("--json"),
         corpus: value("--corpus"),
         batch: value("--batch").and_then(|v| v.parse().ok()),
+        dtype: value("--dtype"),
+        isa: value("--isa").unwrap_or_else(|| "auto".into()),
     }
 }
 
@@ -49,12 +54,15 @@ fn main() {
         device: "cpu".into(),
         packed: args.packed,
         threads: args.threads,
+        dtype: args.dtype.clone(),
+        cpu_isa: args.isa.clone(),
         max_forward_batch: 128,
         ..CandleConfig::for_model(dir.to_string_lossy())
     };
     let backend = CandleBackend::load(&config).unwrap_or_else(|e| panic!("{e} (run `cargo xtask fetch-model`)"));
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let engine = if backend.info().is_padded { "aki (candle-transformers)" } else { "aki (packed)" };
+    let info = backend.info();
+    let engine = format!("aki, {}, {}", info.engine, info.dtype);
     let batches: &[usize] = if args.quick { &[1, 8, 32] } else { &[1, 8, 32, 128] };
     let mut rows = Vec::new();
     let mut corpora = std::collections::BTreeMap::new();
@@ -115,14 +123,8 @@ fn main() {
     let sgemm = sgemm_gflops(threads, if args.quick { 0.2 } else { 3.0 });
     println!("sgemm ({threads} threads, gemm crate): {sgemm:.1} GFLOP/s");
     if let Some(path) = args.json {
-        let run = ThroughputRun {
-            engine: engine.to_string(),
-            versions: Default::default(),
-            threads,
-            sgemm_gflops: Some(sgemm),
-            corpora,
-            rows,
-        };
+        let run =
+            ThroughputRun { engine, versions: Default::default(), threads, sgemm_gflops: Some(sgemm), corpora, rows };
         let json = serde_json::to_string_pretty(&run).expect("serialisable");
         std::fs::write(&path, json + "\n").unwrap_or_else(|e| panic!("{path}: {e}"));
     }

@@ -48,7 +48,6 @@ mod tests {
                         "gemm",
                         "half",
                         "hf-hub",
-                        "multiversion",
                         "rayon",
                         "serde",
                         "serde_json",

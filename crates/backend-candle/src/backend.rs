@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use crate::bert::BertEmbedder;
 use crate::config::{CandleConfig, device_name};
 use crate::layout::ModelLayout;
-use crate::packed::{self, PackedBert};
+use crate::packed::{self, PackedBert, Precision};
 use crate::source;
 
 /// The model's tokenizer in the three set-ups a request can ask for.
@@ -150,9 +150,13 @@ impl CandleBackend {
             device: device_name(&device),
             dtype: format!("{dtype:?}").to_lowercase(),
             is_padded: matches!(model, Model::Candle(_)),
+            engine: match &model {
+                Model::Packed(packed) => format!("packed cpu ({})", packed.isa().describe()),
+                Model::Candle(_) => "candle-transformers".to_string(),
+            },
         };
         let jobs = spawn_model_thread(model, config.max_forward_batch.max(1), &info.model_id)?;
-        tracing::info!(model = %info.model_id, dir = %dir.display(), device = %info.device, dtype = %info.dtype, "model loaded");
+        tracing::info!(model = %info.model_id, dir = %dir.display(), device = %info.device, dtype = %info.dtype, engine = %info.engine, "model loaded");
         Ok(Self { info, tokenizers: Arc::new(tokenizers), jobs, weight_bytes })
     }
 
@@ -213,13 +217,23 @@ fn load_weights(
     if !path.is_file() {
         return Err(EmbedError::Load(format!("{} is missing", path.display())));
     }
+    let packed = packed::unsupported(&layout.bert, device, dtype);
+    // The packed path reads f32 and rounds the linear layers itself when it keeps them in bf16.
+    let read_as = if packed.is_none() && config.packed { DType::F32 } else { dtype };
     // SAFETY: the weights file is memory-mapped read-only; model files are not modified while
     // a server runs (the same contract as candle's and TEI's loaders).
     #[allow(unsafe_code)]
-    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[path], dtype, device) }.map_err(err)?;
-    match packed::unsupported(&layout.bert, device, dtype) {
+    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[path], read_as, device) }.map_err(err)?;
+    match packed {
         None if config.packed => {
-            PackedBert::load(vb, &layout.bert, layout.pooling, config.threads).map(Model::Packed).map_err(err)
+            let precision = if dtype == DType::BF16 { Precision::Bf16 } else { Precision::F32 };
+            let isa = config.isa()?;
+            if precision == Precision::Bf16 && !isa.bf16() {
+                tracing::warn!(isa = %isa.describe(), "bf16 weights without AVX-512 BF16: the products run in plain code, slower than f32");
+            }
+            PackedBert::load(vb, &layout.bert, layout.pooling, config.threads, precision, isa)
+                .map(Model::Packed)
+                .map_err(err)
         }
         reason => {
             if let (true, Some(reason)) = (config.packed, reason) {

@@ -16,7 +16,8 @@ pub struct CandleConfig {
     pub revision: Option<String>,
     /// `auto`, `cpu`, `cuda`, `cuda:N` or `metal`.
     pub device: String,
-    /// `f32`, `f16` or `bf16`; unset means f32.
+    /// `f32`, `f16` or `bf16`; unset means f32. On the CPU, `bf16` keeps the packed path's
+    /// linear weights in bf16 (products accumulated in f32, everything else f32).
     pub dtype: Option<String>,
     /// Largest number of sequences one forward pass takes; larger calls are split
     /// into length-sorted chunks of this size.
@@ -26,6 +27,9 @@ pub struct CandleConfig {
     pub packed: bool,
     /// Compute threads of the packed path; unset means one per core.
     pub threads: Option<usize>,
+    /// Widest instruction set the packed path's kernels may use: `auto` (what the CPU has),
+    /// `avx512`, `avx2` or `scalar`; lower levels are for comparison and tests.
+    pub cpu_isa: String,
 }
 
 impl Default for CandleConfig {
@@ -38,6 +42,7 @@ impl Default for CandleConfig {
             max_forward_batch: 32,
             packed: true,
             threads: None,
+            cpu_isa: "auto".to_string(),
         }
     }
 }
@@ -46,6 +51,14 @@ impl CandleConfig {
     /// The configuration for `model` with every other key at its default.
     pub fn for_model(model: impl Into<String>) -> Self {
         Self { model: model.into(), ..Self::default() }
+    }
+
+    /// The instruction sets the packed kernels use: the CPU's, capped by `cpu_isa`.
+    ///
+    /// # Errors
+    /// [`EmbedError::Load`] for an unknown `cpu_isa`.
+    pub fn isa(&self) -> Result<crate::packed::isa::Isa> {
+        crate::packed::isa::Isa::detect(&self.cpu_isa).map_err(|e| EmbedError::Load(format!("backend.{e}")))
     }
 
     /// Whether the configured device is a CUDA GPU: `cuda`, `cuda:N`, or `auto` on a build with

@@ -119,6 +119,7 @@ mod tests {
             device: "cpu".into(),
             dtype: "f32".into(),
             is_padded: false,
+            engine: "test".into(),
         });
         model.expect_encode().returning(|texts, _| {
             Ok(texts.iter().map(|_| Encoding { ids: vec![1, 2], type_ids: vec![0, 0] }).collect())

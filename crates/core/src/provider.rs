@@ -168,6 +168,7 @@ mod tests {
             device: "cpu".into(),
             dtype: "f32".into(),
             is_padded: false,
+            engine: "test".into(),
         }
     }
 

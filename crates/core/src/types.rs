@@ -180,4 +180,7 @@ pub struct ModelInfo {
     /// Whether a batch costs `longest sequence x items` (true) or the sum of lengths (false);
     /// batchers use it to budget tokens and decide whether length-bucketing pays.
     pub is_padded: bool,
+    /// Which implementation runs the model, for `/info` and logs (`packed cpu (avx512+bf16)`,
+    /// `candle-transformers`).
+    pub engine: String,
 }

@@ -65,6 +65,7 @@ mod tests {
             device: "cpu".into(),
             dtype: "f32".into(),
             is_padded: true,
+            engine: "test".into(),
         }
     }
 

@@ -1,8 +1,8 @@
 //! Element-wise kernels of the packed CPU path, each one pass over memory: bias + GELU, layer
-//! norm, softmax. Written as plain loops the compiler vectorises; `multiversion` compiles each
-//! for AVX-512 and AVX2 as well and picks the best one the CPU has at run time.
+//! norm, softmax. Written as plain loops the compiler vectorises; `for_each_level` compiles each
+//! for AVX-512 and AVX2 as well, and the `Isa` the model was loaded with picks one at run time.
 
-use multiversion::multiversion;
+use super::isa::for_each_level;
 
 /// `e^x` for `x` in about [-87, 88], within 2 ulp: range reduction to `2^n * e^r` with
 /// `|r| <= ln2 / 2` and a degree-6 polynomial. Branch-free, so loops over it vectorise.
@@ -76,8 +76,8 @@ pub enum Activation {
     Relu,
 }
 
+for_each_level! {
 /// Applies `act` to every element of `xs`, in place.
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
 pub fn activate(xs: &mut [f32], act: Activation) {
     match act {
         Activation::Gelu => {
@@ -101,9 +101,10 @@ pub fn activate(xs: &mut [f32], act: Activation) {
         }
     }
 }
+}
 
+for_each_level! {
 /// Layer norm of each `width`-long row of `xs`, in place: `(x - mean) / sqrt(var + eps) * gain + bias`.
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
 pub fn layer_norm(xs: &mut [f32], gain: &[f32], bias: &[f32], eps: f32) {
     let width = gain.len();
     for row in xs.chunks_exact_mut(width) {
@@ -126,9 +127,10 @@ pub fn layer_norm(xs: &mut [f32], gain: &[f32], bias: &[f32], eps: f32) {
         }
     }
 }
+}
 
+for_each_level! {
 /// Softmax of each `width`-long row of `xs`, in place.
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
 pub fn softmax_rows(xs: &mut [f32], width: usize) {
     for row in xs.chunks_exact_mut(width) {
         let max = max(row);
@@ -140,6 +142,7 @@ pub fn softmax_rows(xs: &mut [f32], width: usize) {
             *x *= inv;
         }
     }
+}
 }
 
 /// Fills each `bias.len()`-wide row of `out` with `bias` (the starting value of a matmul that
@@ -162,6 +165,12 @@ pub fn add_rows(out: &mut [f32], a: &[f32], bias: &[f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packed::isa::Isa;
+
+    /// Every level this CPU can run, so each compiled version is checked.
+    fn levels() -> Vec<Isa> {
+        ["auto", "avx2", "scalar"].iter().map(|cap| Isa::detect(cap).expect("known cap")).collect()
+    }
 
     #[test]
     fn exp_matches_std_over_its_range() {
@@ -177,47 +186,56 @@ mod tests {
 
     #[test]
     fn gelu_matches_the_erf_definition() {
-        let xs: Vec<f32> = (-1000..=1000).map(|i| i as f32 / 100.0).collect();
-        let mut ys = xs.clone();
-        activate(&mut ys, Activation::Gelu);
-        for (x, y) in xs.iter().zip(&ys) {
-            let exact = 0.5 * f64::from(*x) * (1.0 + libm::erf(f64::from(*x) / std::f64::consts::SQRT_2));
-            assert!((f64::from(*y) - exact).abs() < 2e-6 * (1.0 + exact.abs()), "gelu({x}) = {y}, want {exact}");
+        for isa in levels() {
+            let xs: Vec<f32> = (-1000..=1000).map(|i| i as f32 / 100.0).collect();
+            let mut ys = xs.clone();
+            activate(isa, &mut ys, Activation::Gelu);
+            for (x, y) in xs.iter().zip(&ys) {
+                let exact = 0.5 * f64::from(*x) * (1.0 + libm::erf(f64::from(*x) / std::f64::consts::SQRT_2));
+                let error = (f64::from(*y) - exact).abs();
+                assert!(error < 2e-6 * (1.0 + exact.abs()), "{isa:?}: gelu({x}) = {y}, want {exact}");
+            }
         }
     }
 
     #[test]
     fn tanh_gelu_and_relu() {
-        let mut ys = vec![-3.0, -0.5, 0.0, 0.5, 3.0];
-        activate(&mut ys, Activation::GeluTanh);
-        for (x, y) in [-3.0f64, -0.5, 0.0, 0.5, 3.0].iter().zip(&ys) {
-            let want = 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh());
-            assert!((f64::from(*y) - want).abs() < 1e-6, "{x}: {y} vs {want}");
+        for isa in levels() {
+            let mut ys = vec![-3.0, -0.5, 0.0, 0.5, 3.0];
+            activate(isa, &mut ys, Activation::GeluTanh);
+            for (x, y) in [-3.0f64, -0.5, 0.0, 0.5, 3.0].iter().zip(&ys) {
+                let want = 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh());
+                assert!((f64::from(*y) - want).abs() < 1e-6, "{isa:?} {x}: {y} vs {want}");
+            }
+            let mut ys = vec![-1.0, 2.0];
+            activate(isa, &mut ys, Activation::Relu);
+            assert_eq!(ys, [0.0, 2.0]);
         }
-        let mut ys = vec![-1.0, 2.0];
-        activate(&mut ys, Activation::Relu);
-        assert_eq!(ys, [0.0, 2.0]);
     }
 
     #[test]
     fn layer_norm_centres_and_scales_each_row() {
-        let mut xs = vec![1.0, 2.0, 3.0, 4.0, 10.0, 10.0, 10.0, 14.0];
-        layer_norm(&mut xs, &[1.0, 1.0, 2.0, 1.0], &[0.0, 0.0, 0.0, 1.0], 1e-12);
-        let first = [-1.341_640_8, -0.447_213_6, 0.894_427_2, 2.341_640_8];
-        for (x, want) in xs[..4].iter().zip(first) {
-            assert!((x - want).abs() < 1e-5, "{xs:?}");
+        for isa in levels() {
+            let mut xs = vec![1.0, 2.0, 3.0, 4.0, 10.0, 10.0, 10.0, 14.0];
+            layer_norm(isa, &mut xs, &[1.0, 1.0, 2.0, 1.0], &[0.0, 0.0, 0.0, 1.0], 1e-12);
+            let first = [-1.341_640_8, -0.447_213_6, 0.894_427_2, 2.341_640_8];
+            for (x, want) in xs[..4].iter().zip(first) {
+                assert!((x - want).abs() < 1e-5, "{isa:?}: {xs:?}");
+            }
+            assert!((xs[4] + 0.577_350_3).abs() < 1e-5 && (xs[7] - (1.0 + 1.732_050_8)).abs() < 1e-5, "{xs:?}");
         }
-        assert!((xs[4] + 0.577_350_3).abs() < 1e-5 && (xs[7] - (1.0 + 1.732_050_8)).abs() < 1e-5, "{xs:?}");
     }
 
     #[test]
     fn softmax_rows_sum_to_one_and_keep_order() {
-        let mut xs = vec![1.0, 2.0, 3.0, -100.0, 0.0, 100.0];
-        softmax_rows(&mut xs, 3);
-        let want = [0.090_030_57, 0.244_728_48, 0.665_240_94];
-        for (x, w) in xs[..3].iter().zip(want) {
-            assert!((x - w).abs() < 1e-6, "{xs:?}");
+        for isa in levels() {
+            let mut xs = vec![1.0, 2.0, 3.0, -100.0, 0.0, 100.0];
+            softmax_rows(isa, &mut xs, 3);
+            let want = [0.090_030_57, 0.244_728_48, 0.665_240_94];
+            for (x, w) in xs[..3].iter().zip(want) {
+                assert!((x - w).abs() < 1e-6, "{isa:?}: {xs:?}");
+            }
+            assert!((xs[5] - 1.0).abs() < 1e-6 && xs[3] < 1e-30, "{xs:?}");
         }
-        assert!((xs[5] - 1.0).abs() < 1e-6 && xs[3] < 1e-30, "{xs:?}");
     }
 }

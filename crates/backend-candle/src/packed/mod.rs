@@ -5,8 +5,11 @@
 //! real tokens; attention runs per sequence and head on that sequence's own length; pooling
 //! uses each sequence's offsets. Biases and residuals are the starting value of the matrix
 //! multiply that adds onto them, GELU and layer norm run in place in one pass, and everything
-//! runs on one rayon pool the model owns.
+//! runs on one rayon pool the model owns. The linear layers keep one copy of their weights, in
+//! f32 or in bf16 (`bf16.rs`); the kernels use the instruction sets of the model's `Isa`.
 
+mod bf16;
+pub mod isa;
 mod kernels;
 mod matmul;
 
@@ -16,17 +19,44 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config, HiddenAct, PositionEmbeddingType};
 use rayon::prelude::*;
 
+use self::bf16::{Bf16Weights, matmul_bf16};
+use self::isa::Isa;
 use self::kernels::{Activation, activate, add_rows, fill_rows, layer_norm, softmax_rows};
-use self::matmul::{Panels, View, matmul, matmul_few_rows};
+use self::matmul::{View, matmul, matmul_few_rows};
 
-/// A linear layer with its weight stored transposed, `(in, out)` row-major.
+/// How a linear layer's weights are stored: one copy, transposed to `(in, out)`.
+enum Weights {
+    /// f32, row-major: read by `gemm` for many tokens and by the few-rows kernel for few.
+    F32(Vec<f32>),
+    /// bf16, pair-interleaved for `vdpbf16ps` (see `bf16.rs`).
+    Bf16(Bf16Weights),
+}
+
+/// A linear layer: its weights and bias.
 struct Linear {
-    weight_t: Vec<f32>,
-    /// The same weights in column panels, for the few-rows kernel.
-    panels: Panels,
+    weights: Weights,
     bias: Vec<f32>,
     inputs: usize,
     outputs: usize,
+}
+
+impl Linear {
+    fn bytes(&self) -> usize {
+        let weights = match &self.weights {
+            Weights::F32(w) => w.len() * 4,
+            Weights::Bf16(w) => w.bytes(),
+        };
+        weights + self.bias.len() * 4
+    }
+}
+
+/// The precision of the linear layers' weights (everything else stays f32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// f32 weights, f32 products.
+    F32,
+    /// bf16 weights, activations rounded to bf16 at each multiply, f32 accumulation.
+    Bf16,
 }
 
 struct Norm {
@@ -56,6 +86,7 @@ pub struct PackedBert {
     eps: f32,
     activation: Activation,
     pooling: Pooling,
+    isa: Isa,
     pool: rayon::ThreadPool,
 }
 
@@ -63,8 +94,8 @@ pub struct PackedBert {
 pub fn unsupported(config: &Config, device: &Device, dtype: DType) -> Option<String> {
     if !device.is_cpu() {
         Some("the device is not the CPU".into())
-    } else if dtype != DType::F32 {
-        Some(format!("the dtype is {dtype:?}, not f32"))
+    } else if !matches!(dtype, DType::F32 | DType::BF16) {
+        Some(format!("the dtype is {dtype:?}, not f32 or bf16"))
     } else if config.position_embedding_type != PositionEmbeddingType::Absolute {
         Some("position embeddings are not absolute".into())
     } else if !config.hidden_size.is_multiple_of(config.num_attention_heads) {
@@ -75,13 +106,16 @@ pub fn unsupported(config: &Config, device: &Device, dtype: DType) -> Option<Str
 }
 
 impl PackedBert {
-    /// Copies the weights out of `vb` (accepting a `bert.` prefix) into the packed layout, and
-    /// starts a compute pool of `threads` threads (all cores when `None`).
+    /// Copies the weights out of `vb` (f32, accepting a `bert.` prefix) into the packed layout,
+    /// the linear layers in `precision`, and starts a compute pool of `threads` threads (all
+    /// cores when `None`); kernels use `isa`.
     pub fn load(
         vb: VarBuilder,
         config: &Config,
         pooling: Pooling,
         threads: Option<usize>,
+        precision: Precision,
+        isa: Isa,
     ) -> candle_core::Result<Self> {
         let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb };
         let hidden = config.hidden_size;
@@ -95,13 +129,12 @@ impl PackedBert {
                 vbs.iter().map(|vb| vb.get((outputs, inputs), "weight")).collect::<candle_core::Result<Vec<_>>>()?;
             let biases = vbs.iter().map(|vb| vb.get(outputs, "bias")).collect::<candle_core::Result<Vec<_>>>()?;
             let weight_t = flat(Tensor::cat(&weights, 0)?.t()?.contiguous()?)?;
-            Ok(Linear {
-                panels: Panels::new(&weight_t, inputs, outputs * vbs.len()),
-                weight_t,
-                bias: flat(Tensor::cat(&biases, 0)?)?,
-                inputs,
-                outputs: outputs * vbs.len(),
-            })
+            let outputs = outputs * vbs.len();
+            let weights = match precision {
+                Precision::F32 => Weights::F32(weight_t),
+                Precision::Bf16 => Weights::Bf16(Bf16Weights::new(&weight_t, inputs, outputs)),
+            };
+            Ok(Linear { weights, bias: flat(Tensor::cat(&biases, 0)?)?, inputs, outputs })
         };
         let layers = (0..config.num_hidden_layers)
             .map(|i| {
@@ -139,28 +172,34 @@ impl PackedBert {
                 HiddenAct::Relu => Activation::Relu,
             },
             pooling,
+            isa,
             pool,
         })
     }
 
-    /// Bytes of weights this model keeps (every copy, panels included).
+    /// The instruction sets its kernels use.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Bytes of weights this model keeps.
     pub fn bytes(&self) -> u64 {
-        let norm = |n: &Norm| n.gain.len() + n.bias.len();
-        let linear = |l: &Linear| l.weight_t.len() + l.panels.len() + l.bias.len();
+        let norm = |n: &Norm| (n.gain.len() + n.bias.len()) * 4;
         let layers: usize = self
             .layers
             .iter()
             .map(|l| {
-                linear(&l.qkv)
-                    + linear(&l.attention_out)
-                    + linear(&l.intermediate)
-                    + linear(&l.output)
+                l.qkv.bytes()
+                    + l.attention_out.bytes()
+                    + l.intermediate.bytes()
+                    + l.output.bytes()
                     + norm(&l.attention_norm)
                     + norm(&l.output_norm)
             })
             .sum();
-        let embeddings = self.words.len() + self.positions.len() + self.token_types.len() + norm(&self.embedding_norm);
-        ((layers + embeddings) * std::mem::size_of::<f32>()) as u64
+        let embeddings =
+            (self.words.len() + self.positions.len() + self.token_types.len()) * 4 + norm(&self.embedding_norm);
+        (layers + embeddings) as u64
     }
 
     /// Runs one batch and returns one pooled (not normalised) vector per input. Inputs must be
@@ -191,19 +230,19 @@ impl PackedBert {
         for layer in &self.layers {
             // Attention: QKV projection of every token at once, then per sequence and head.
             let qkv = &mut wide[..tokens * layer.qkv.outputs];
-            project(qkv, &x, &layer.qkv, threads);
+            project(self.isa, qkv, &x, &layer.qkv, threads);
             self.attend(qkv, &offsets, &mut context);
             // Output projection onto (residual + bias), then layer norm: one pass each.
             add_rows(&mut mid, &x, &layer.attention_out.bias);
-            accumulate(&mut mid, &context, &layer.attention_out, threads);
-            layer_norm(&mut mid, &layer.attention_norm.gain, &layer.attention_norm.bias, self.eps);
+            accumulate(self.isa, &mut mid, &context, &layer.attention_out, threads);
+            layer_norm(self.isa, &mut mid, &layer.attention_norm.gain, &layer.attention_norm.bias, self.eps);
             // Feed-forward: (bias + x·W1) then the activation in place; (residual + bias) + a·W2.
             let inner = &mut wide[..tokens * layer.intermediate.outputs];
-            project(inner, &mid, &layer.intermediate, threads);
-            activate_parallel(inner, self.activation, threads);
+            project(self.isa, inner, &mid, &layer.intermediate, threads);
+            activate_parallel(self.isa, inner, self.activation, threads);
             add_rows(&mut x, &mid, &layer.output.bias);
-            accumulate(&mut x, inner, &layer.output, threads);
-            layer_norm(&mut x, &layer.output_norm.gain, &layer.output_norm.bias, self.eps);
+            accumulate(self.isa, &mut x, inner, &layer.output, threads);
+            layer_norm(self.isa, &mut x, &layer.output_norm.gain, &layer.output_norm.bias, self.eps);
         }
         self.pool_sequences(&x, &offsets)
     }
@@ -220,7 +259,7 @@ impl PackedBert {
                 x.extend(word.iter().zip(pos).zip(kind).map(|((w, p), k)| w + p + k));
             }
         }
-        layer_norm(&mut x, &self.embedding_norm.gain, &self.embedding_norm.bias, self.eps);
+        layer_norm(self.isa, &mut x, &self.embedding_norm.gain, &self.embedding_norm.bias, self.eps);
         x
     }
 
@@ -246,7 +285,7 @@ impl PackedBert {
                 };
                 let mut scores = vec![0.0f32; len * len];
                 matmul(&mut scores, at(0), at(1).t(), scale, false, 1);
-                softmax_rows(&mut scores, len);
+                softmax_rows(self.isa, &mut scores, len);
                 let mut out = vec![0.0f32; len * d];
                 matmul(&mut out, View::rows(&scores, len, len), at(2), 1.0, false, 1);
                 out
@@ -287,39 +326,40 @@ impl PackedBert {
     }
 }
 
-fn weight(linear: &Linear) -> View<'_> {
-    View::rows(&linear.weight_t, linear.inputs, linear.outputs)
-}
-
 /// `out = bias + x · W` for every token row of `x`.
-fn project(out: &mut [f32], x: &[f32], linear: &Linear, threads: usize) {
+fn project(isa: Isa, out: &mut [f32], x: &[f32], linear: &Linear, threads: usize) {
     fill_rows(out, &linear.bias);
-    accumulate(out, x, linear, threads);
+    accumulate(isa, out, x, linear, threads);
 }
 
-/// Up to this many tokens a linear layer streams its weights through the few-rows kernel;
-/// beyond, `gemm` is as fast or faster (measured: one short sentence 3.7 ms instead of 5.8 ms,
-/// batches of 8 and more unchanged; docs/performance.md).
+/// Up to this many tokens f32 weights stream through the few-rows kernel; beyond, `gemm` is as
+/// fast or faster (measured: one short sentence 3.7 ms instead of 5.8 ms, batches of 8 and more
+/// unchanged; docs/performance.md).
 const FEW_ROWS: usize = 32;
 
-/// `out += x · W` for every token row of `x`: few tokens stream the weights through the
-/// few-rows kernel, more tokens use `gemm`, which repacks the weights on every call but then
-/// runs its tuned kernels.
-fn accumulate(out: &mut [f32], x: &[f32], linear: &Linear, threads: usize) {
+/// `out += x · W` for every token row of `x`: bf16 weights through the bf16 kernel; f32 weights
+/// for few tokens through the few-rows kernel, for more through `gemm`, which repacks the
+/// weights on every call but then runs its tuned kernels.
+fn accumulate(isa: Isa, out: &mut [f32], x: &[f32], linear: &Linear, threads: usize) {
     let tokens = x.len() / linear.inputs;
-    if tokens <= FEW_ROWS {
-        matmul_few_rows(out, x, &linear.panels, tokens, threads);
-    } else {
-        matmul(out, View::rows(x, tokens, linear.inputs), weight(linear), 1.0, true, threads);
+    match &linear.weights {
+        Weights::Bf16(w) => matmul_bf16(isa, out, x, w, threads),
+        Weights::F32(w) if tokens <= FEW_ROWS => {
+            matmul_few_rows(isa, out, x, w, linear.inputs, linear.outputs, threads);
+        }
+        Weights::F32(w) => {
+            let w = View::rows(w, linear.inputs, linear.outputs);
+            matmul(out, View::rows(x, tokens, linear.inputs), w, 1.0, true, threads);
+        }
     }
 }
 
 /// The activation over `xs`, split across the pool when it is large enough to pay off.
-fn activate_parallel(xs: &mut [f32], act: Activation, threads: usize) {
+fn activate_parallel(isa: Isa, xs: &mut [f32], act: Activation, threads: usize) {
     const CHUNK: usize = 16 * 1024;
     if threads > 1 && xs.len() > CHUNK {
-        xs.par_chunks_mut(CHUNK).for_each(|c| activate(c, act));
+        xs.par_chunks_mut(CHUNK).for_each(|c| activate(isa, c, act));
     } else {
-        activate(xs, act);
+        activate(isa, xs, act);
     }
 }

@@ -37,6 +37,7 @@ impl Faulty {
             device: "cpu".into(),
             dtype: "f32".into(),
             is_padded: false,
+            engine: "test".into(),
         };
         Arc::new(Self { info, delay, computed: AtomicUsize::new(0) })
     }

@@ -22,6 +22,7 @@ pub fn info(model_id: &str) -> ModelInfo {
         device: "cpu".into(),
         dtype: "f32".into(),
         is_padded: true,
+        engine: "test".into(),
     }
 }
 

@@ -47,6 +47,7 @@ fn info() -> ModelInfo {
         device: "cpu".into(),
         dtype: "f32".into(),
         is_padded: false,
+        engine: "test".into(),
     }
 }
 
