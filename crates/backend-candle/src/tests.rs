@@ -281,7 +281,9 @@ async fn weight_bytes_count_what_each_path_holds() {
     let file = std::fs::metadata(dir.path().join("model.safetensors")).expect("file").len();
     assert!(candle <= file && candle > file * 9 / 10, "f32 tensors as stored: {candle} of a {file}-byte file");
     assert_eq!(half.weight_bytes(), candle / 2, "f16 holds half");
-    assert!(packed <= candle && packed > candle * 9 / 10, "the packed path keeps one copy: {packed} vs {candle}");
+    // One copy, though this tiny model's narrow layers are padded to 64 columns (the real
+    // model's are not: the integration tests weigh it).
+    assert!(packed > candle * 9 / 10 && packed < 2 * candle, "the packed path keeps one copy: {packed} vs {candle}");
     assert!(!bf16.info().is_padded && bf16.info().dtype == "bf16", "bf16 on the CPU is the packed path");
     let bf16 = bf16.weight_bytes();
     // Half the bytes per weight, though this tiny model's narrow layers are padded to 64 columns.

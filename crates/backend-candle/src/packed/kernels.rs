@@ -145,6 +145,50 @@ pub fn softmax_rows(xs: &mut [f32], width: usize) {
 }
 }
 
+/// Dot product of two slices of the same length, in `LANES` independent partial sums.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (chunks_a, chunks_b) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = chunks_a.remainder().iter().zip(chunks_b.remainder()).map(|(x, y)| x * y).sum();
+    for (ca, cb) in chunks_a.zip(chunks_b) {
+        for ((s, x), y) in acc.iter_mut().zip(ca).zip(cb) {
+            *s += x * y;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+for_each_level! {
+/// Attention of one head over one sequence in plain loops: `scores = scale · q kᵀ`, a softmax
+/// per row, then `out = scores · v`. Row `i` of q, k and v starts at `i * stride` of its slice and is `d` long;
+/// `scores` holds `len * len` values and `out` `len * d`.
+pub fn attend(q: &[f32], k: &[f32], v: &[f32], len: usize, d: usize, stride: usize, scale: f32, scores: &mut [f32], out: &mut [f32]) {
+    for (i, row) in scores.chunks_exact_mut(len).enumerate() {
+        let qi = &q[i * stride..][..d];
+        for (j, score) in row.iter_mut().enumerate() {
+            *score = scale * dot(qi, &k[j * stride..][..d]);
+        }
+        let top = max(row);
+        for x in row.iter_mut() {
+            *x = exp(*x - top);
+        }
+        let inv = 1.0 / sum(row);
+        for x in row.iter_mut() {
+            *x *= inv;
+        }
+    }
+    out.fill(0.0);
+    for (row, weights) in out.chunks_exact_mut(d).zip(scores.chunks_exact(len)) {
+        for (j, &weight) in weights.iter().enumerate() {
+            for (o, x) in row.iter_mut().zip(&v[j * stride..][..d]) {
+                *o += weight * x;
+            }
+        }
+    }
+}
+}
+
 /// Fills each `bias.len()`-wide row of `out` with `bias` (the starting value of a matmul that
 /// accumulates onto it).
 pub fn fill_rows(out: &mut [f32], bias: &[f32]) {

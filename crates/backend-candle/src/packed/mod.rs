@@ -8,9 +8,9 @@
 //! runs on one rayon pool the model owns. The linear layers keep one copy of their weights, in
 //! f32 or in bf16 (`bf16.rs`); the kernels use the instruction sets of the model's `Isa`.
 
-mod bf16;
 pub mod isa;
 mod kernels;
+mod linear;
 mod matmul;
 
 use aki_core::{Encoding, Pooling};
@@ -19,34 +19,22 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config, HiddenAct, PositionEmbeddingType};
 use rayon::prelude::*;
 
-use self::bf16::{Bf16Weights, matmul_bf16};
-use self::isa::Isa;
+use self::isa::{Isa, Level};
 use self::kernels::{Activation, activate, add_rows, fill_rows, layer_norm, softmax_rows};
-use self::matmul::{View, matmul, matmul_few_rows};
+use self::linear::Panels;
+use self::matmul::{View, matmul};
 
-/// How a linear layer's weights are stored: one copy, transposed to `(in, out)`.
-enum Weights {
-    /// f32, row-major: read by `gemm` for many tokens and by the few-rows kernel for few.
-    F32(Vec<f32>),
-    /// bf16, pair-interleaved for `vdpbf16ps` (see `bf16.rs`).
-    Bf16(Bf16Weights),
-}
-
-/// A linear layer: its weights and bias.
+/// A linear layer: one copy of its weights, transposed to `(in, out)` and cut into panels (f32
+/// or bf16, see `linear.rs`), and its bias.
 struct Linear {
-    weights: Weights,
+    weights: Panels,
     bias: Vec<f32>,
-    inputs: usize,
     outputs: usize,
 }
 
 impl Linear {
     fn bytes(&self) -> usize {
-        let weights = match &self.weights {
-            Weights::F32(w) => w.len() * 4,
-            Weights::Bf16(w) => w.bytes(),
-        };
-        weights + self.bias.len() * 4
+        self.weights.bytes() + self.bias.len() * 4
     }
 }
 
@@ -131,10 +119,10 @@ impl PackedBert {
             let weight_t = flat(Tensor::cat(&weights, 0)?.t()?.contiguous()?)?;
             let outputs = outputs * vbs.len();
             let weights = match precision {
-                Precision::F32 => Weights::F32(weight_t),
-                Precision::Bf16 => Weights::Bf16(Bf16Weights::new(&weight_t, inputs, outputs)),
+                Precision::F32 => Panels::f32(&weight_t, inputs, outputs),
+                Precision::Bf16 => Panels::bf16(&weight_t, inputs, outputs),
             };
-            Ok(Linear { weights, bias: flat(Tensor::cat(&biases, 0)?)?, inputs, outputs })
+            Ok(Linear { weights, bias: flat(Tensor::cat(&biases, 0)?)?, outputs })
         };
         let layers = (0..config.num_hidden_layers)
             .map(|i| {
@@ -264,7 +252,8 @@ impl PackedBert {
     }
 
     /// Scaled dot-product attention of each sequence and head over its own tokens, written to
-    /// `context` `(tokens, hidden)`, heads side by side.
+    /// `context` `(tokens, hidden)`, heads side by side: through `gemm` on AVX-512, in the
+    /// model's own loops below it (`gemm` picks its instructions itself, and an ISA cap must hold).
     fn attend(&self, qkv: &[f32], offsets: &[usize], context: &mut [f32]) {
         let (h, heads) = (self.hidden, self.heads);
         let d = h / heads;
@@ -276,18 +265,17 @@ impl PackedBert {
             .par_iter()
             .map(|&(s, head)| {
                 let (start, len) = (offsets[s], offsets[s + 1] - offsets[s]);
-                let at = |part: usize| View {
-                    data: &qkv[start * stride + part * h + head * d..],
-                    rows: len,
-                    cols: d,
-                    row_stride: stride,
-                    col_stride: 1,
-                };
+                let part = |p: usize| &qkv[start * stride + p * h + head * d..];
                 let mut scores = vec![0.0f32; len * len];
-                matmul(&mut scores, at(0), at(1).t(), scale, false, 1);
-                softmax_rows(self.isa, &mut scores, len);
                 let mut out = vec![0.0f32; len * d];
-                matmul(&mut out, View::rows(&scores, len, len), at(2), 1.0, false, 1);
+                if self.isa.level() < Level::Avx512 {
+                    kernels::attend(self.isa, part(0), part(1), part(2), len, d, stride, scale, &mut scores, &mut out);
+                } else {
+                    let at = |p: usize| View { data: part(p), rows: len, cols: d, row_stride: stride, col_stride: 1 };
+                    matmul(&mut scores, at(0), at(1).t(), scale, false, 1);
+                    softmax_rows(self.isa, &mut scores, len);
+                    matmul(&mut out, View::rows(&scores, len, len), at(2), 1.0, false, 1);
+                }
                 out
             })
             .collect();
@@ -332,26 +320,9 @@ fn project(isa: Isa, out: &mut [f32], x: &[f32], linear: &Linear, threads: usize
     accumulate(isa, out, x, linear, threads);
 }
 
-/// Up to this many tokens f32 weights stream through the few-rows kernel; beyond, `gemm` is as
-/// fast or faster (measured: one short sentence 3.7 ms instead of 5.8 ms, batches of 8 and more
-/// unchanged; docs/performance.md).
-const FEW_ROWS: usize = 32;
-
-/// `out += x · W` for every token row of `x`: bf16 weights through the bf16 kernel; f32 weights
-/// for few tokens through the few-rows kernel, for more through `gemm`, which repacks the
-/// weights on every call but then runs its tuned kernels.
+/// `out += x · W` for every token row of `x`.
 fn accumulate(isa: Isa, out: &mut [f32], x: &[f32], linear: &Linear, threads: usize) {
-    let tokens = x.len() / linear.inputs;
-    match &linear.weights {
-        Weights::Bf16(w) => matmul_bf16(isa, out, x, w, threads),
-        Weights::F32(w) if tokens <= FEW_ROWS => {
-            matmul_few_rows(isa, out, x, w, linear.inputs, linear.outputs, threads);
-        }
-        Weights::F32(w) => {
-            let w = View::rows(w, linear.inputs, linear.outputs);
-            matmul(out, View::rows(x, tokens, linear.inputs), w, 1.0, true, threads);
-        }
-    }
+    linear::accumulate(isa, out, x, &linear.weights, threads);
 }
 
 /// The activation over `xs`, split across the pool when it is large enough to pay off.
