@@ -8,7 +8,7 @@
 //!
 //! `cargo bench -p aki-benches --bench throughput -- [--quick] [--repeat N] [--threads N]
 //! [--engine packed|candle] [--dtype f32|bf16] [--isa auto|avx2|scalar] [--corpus short|medium]
-//! [--batch N] [--json PATH]`. Under `cargo test` it is a smoke run.
+//! [--batch N[,N..]] [--json PATH]`. Under `cargo test` it is a smoke run.
 
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,7 @@ struct Args {
     packed: bool,
     json: Option<String>,
     corpus: Option<String>,
-    batch: Option<usize>,
+    batches: Option<Vec<usize>>,
     dtype: Option<String>,
     isa: String,
 }
@@ -41,7 +41,7 @@ fn args() -> Args {
         packed: value("--engine").is_none_or(|e| e != "candle"),
         json: value("--json"),
         corpus: value("--corpus"),
-        batch: value("--batch").and_then(|v| v.parse().ok()),
+        batches: value("--batch").map(|v| v.split(',').filter_map(|b| b.parse().ok()).collect()),
         dtype: value("--dtype"),
         isa: value("--isa").unwrap_or_else(|| "auto".into()),
     }
@@ -82,7 +82,7 @@ fn main() {
             .iter()
             .sum();
         corpora.insert(corpus.to_string(), CorpusSize { texts: texts.len(), tokens });
-        for &batch in batches.iter().filter(|&&b| args.batch.is_none_or(|only| only == b)) {
+        for &batch in batches.iter().filter(|&&b| args.batches.as_ref().is_none_or(|only| only.contains(&b))) {
             let run = || -> (f64, Vec<f64>) {
                 let started = Instant::now();
                 let mut calls = Vec::new();
@@ -120,13 +120,91 @@ fn main() {
         }
     }
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let sgemm = sgemm_gflops(threads, if args.quick { 0.2 } else { 3.0 });
+    let seconds = if args.quick { 0.2 } else { 3.0 };
+    let sgemm = sgemm_gflops(threads, seconds);
+    let bf16 = (args.dtype.as_deref() == Some("bf16")).then(|| bf16_peak_gflops(threads, seconds)).flatten();
+    if let Some(rate) = bf16 {
+        println!("bf16 dot products ({threads} threads, vdpbf16ps from registers): {rate:.1} GFLOP/s");
+    }
     println!("sgemm ({threads} threads, gemm crate): {sgemm:.1} GFLOP/s");
     if let Some(path) = args.json {
-        let run =
-            ThroughputRun { engine, versions: Default::default(), threads, sgemm_gflops: Some(sgemm), corpora, rows };
+        let run = ThroughputRun {
+            engine,
+            versions: Default::default(),
+            threads,
+            sgemm_gflops: Some(sgemm),
+            bf16_gflops: bf16,
+            corpora,
+            rows,
+        };
         let json = serde_json::to_string_pretty(&run).expect("serialisable");
         std::fs::write(&path, json + "\n").unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+}
+
+/// The machine's bf16 dot-product rate in GFLOP/s on `threads` threads: `vdpbf16ps` on 24
+/// independent register accumulators, no memory traffic (an upper bound, as a matrix multiply
+/// also moves data); `None` on a CPU without AVX-512 BF16.
+fn bf16_peak_gflops(threads: usize, seconds: f64) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !std::arch::is_x86_feature_detected!("avx512bf16") {
+            return None;
+        }
+        /// 24 chains of `iterations` dot products of 32 bf16 pairs; returns a value so the work
+        /// is not optimised away.
+        ///
+        /// # Safety
+        /// The CPU must have AVX-512 F and BF16.
+        #[allow(unsafe_code)]
+        #[target_feature(enable = "avx512f,avx512bf16")]
+        unsafe fn chains(iterations: u64) -> f32 {
+            use std::arch::x86_64::{
+                __m512bh, _mm512_dpbf16_ps, _mm512_reduce_add_ps, _mm512_set1_epi32, _mm512_set1_ps,
+            };
+            // SAFETY: register arithmetic only; both types are 512 bits of plain data.
+            unsafe {
+                let (a, b): (__m512bh, __m512bh) = (
+                    std::mem::transmute(_mm512_set1_epi32(0x3f80_3f80)),
+                    std::mem::transmute(_mm512_set1_epi32(0x3c00_3c00)),
+                );
+                let mut acc = [_mm512_set1_ps(0.0); 24];
+                for _ in 0..iterations {
+                    for v in &mut acc {
+                        *v = _mm512_dpbf16_ps(*v, a, b);
+                    }
+                }
+                acc.iter().map(|v| _mm512_reduce_add_ps(*v)).sum()
+            }
+        }
+        let started = std::time::Instant::now();
+        let mut iterations = 0u64;
+        let per_call: u64 = 1 << 20;
+        while started.elapsed().as_secs_f64() < seconds {
+            let sums: Vec<_> = (0..threads)
+                .map(|_| {
+                    std::thread::spawn(move || {
+                        // SAFETY: the CPU has AVX-512 BF16 (checked above).
+                        #[allow(unsafe_code)]
+                        unsafe {
+                            chains(per_call)
+                        }
+                    })
+                })
+                .collect();
+            for sum in sums {
+                std::hint::black_box(sum.join().expect("thread"));
+            }
+            iterations += per_call;
+        }
+        // Each vdpbf16ps: 16 lanes x 2 products x 2 FLOPs.
+        let flops = iterations as f64 * threads as f64 * 24.0 * 64.0;
+        Some(flops / started.elapsed().as_secs_f64() / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (threads, seconds);
+        None
     }
 }
 

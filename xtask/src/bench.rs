@@ -54,7 +54,8 @@ pub fn run(root: &Path, options: &Options) -> Result<()> {
     let padding = padding(options, &work)?;
     let mut peers = BTreeMap::new();
     if options.peers {
-        peers.insert("sentence-transformers".to_string(), peer(root, options, &work)?);
+        peers.insert("sentence-transformers".to_string(), peer(root, options, &work, Peer::SentenceTransformers)?);
+        peers.insert("onnxruntime".to_string(), peer(root, options, &work, Peer::OnnxRuntime)?);
     }
     let mut load_rounds = Vec::new();
     for round in 1..=options.repeat {
@@ -162,13 +163,16 @@ fn collect_criterion(dir: &Path, found: &mut Vec<CriterionResult>) -> Result<()>
     Ok(())
 }
 
-/// Our library throughput: the packed path at every batch size, then at batch 32 the packed
-/// path on one thread and the candle-transformers path, for thread scaling and before/after.
+/// Our library throughput: the packed path in f32 and in bf16 at every batch size, f32 capped
+/// at AVX2 at batches 1 and 32, then at batch 32 f32 on one thread and the candle-transformers
+/// path, for thread scaling and before/after.
 fn throughput(options: &Options, work: &Path) -> Result<BTreeMap<String, ThroughputRun>> {
     let repeat = options.repeat.to_string();
-    let runs: [(&str, &[&str]); 3] = [
-        ("packed", &["--repeat", &repeat]),
-        ("packed_one_thread", &["--threads", "1", "--batch", "32", "--repeat", &repeat]),
+    let runs: [(&str, &[&str]); 5] = [
+        ("f32", &["--dtype", "f32", "--repeat", &repeat]),
+        ("bf16", &["--dtype", "bf16", "--repeat", &repeat]),
+        ("avx2_f32", &["--dtype", "f32", "--isa", "avx2", "--batch", "1,32", "--repeat", &repeat]),
+        ("f32_one_thread", &["--dtype", "f32", "--threads", "1", "--batch", "32", "--repeat", &repeat]),
         ("candle", &["--engine", "candle", "--batch", "32", "--repeat", &repeat]),
     ];
     let mut all = BTreeMap::new();
@@ -200,24 +204,45 @@ fn padding(options: &Options, work: &Path) -> Result<Vec<PaddingRow>> {
     read_json(&path)
 }
 
-/// sentence-transformers on the same corpora, batch sizes and thread count, in a virtual
-/// environment under `target/`.
-fn peer(root: &Path, options: &Options, work: &Path) -> Result<ThroughputRun> {
-    const PACKAGES: [&str; 2] = ["torch==2.15.0", "sentence-transformers==6.2.0"];
-    let python = crate::python_venv(&root.join("target").join("peer-venv"), &PACKAGES, "import sentence_transformers")?;
+/// The peers measured with `--peers`.
+#[derive(Clone, Copy)]
+enum Peer {
+    SentenceTransformers,
+    OnnxRuntime,
+}
+
+/// The peer venv's packages, pinned.
+const PEER_PACKAGES: [&str; 5] =
+    ["torch==2.15.0", "sentence-transformers==6.2.0", "onnx==1.23.2", "onnxruntime==1.32.0", "onnxscript==0.7.2"];
+
+/// A peer on the same corpora, batch sizes and thread count, in a virtual environment under
+/// `target/`: sentence-transformers, or ONNX Runtime on an export of the same weights.
+fn peer(root: &Path, options: &Options, work: &Path, which: Peer) -> Result<ThroughputRun> {
+    let python = crate::python_venv(
+        &root.join("target").join("peer-venv"),
+        &PEER_PACKAGES,
+        "import sentence_transformers, onnxruntime, onnx",
+    )?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).to_string();
-    let path = work.join("throughput_peer.json");
     let model = aki_core::paths::installed_model_dir(aki_core::paths::DEFAULT_MODEL);
+    let (data, repeat) = (root.join("benches/data"), options.repeat.to_string());
     let mut script = Command::new(python);
-    script
-        .arg(root.join("scripts/peer_sentence_transformers.py"))
-        .arg(&model)
-        .arg(root.join("benches/data"))
-        .arg(&threads)
-        .arg(options.repeat.to_string())
-        .arg(&path)
-        .env("HF_HUB_OFFLINE", "1")
-        .env("TOKENIZERS_PARALLELISM", "true");
+    let path = match which {
+        Peer::SentenceTransformers => {
+            let path = work.join("throughput_sentence_transformers.json");
+            script.arg(root.join("scripts/peer_sentence_transformers.py")).arg(&model).arg(&data).arg(&threads);
+            script.arg(&repeat).arg(&path);
+            path
+        }
+        Peer::OnnxRuntime => {
+            let path = work.join("throughput_onnxruntime.json");
+            let fixtures = root.join("crates/backend-candle/tests/fixtures/reference.json");
+            script.arg(root.join("scripts/peer_onnxruntime.py")).arg(&model).arg(&data).arg(fixtures).arg(&threads);
+            script.arg(&repeat).arg(work).arg(&path);
+            path
+        }
+    };
+    script.env("HF_HUB_OFFLINE", "1").env("TOKENIZERS_PARALLELISM", "true");
     if options.quick {
         script.arg("--quick");
     }

@@ -37,8 +37,13 @@ enum Measure {
     PeakRss,
     /// Our throughput run over a peer's, on a corpus at a batch size (a ratio).
     VsPeer { ours: &'static str, peer: &'static str, corpus: &'static str, batch: usize },
-    /// Our throughput on the short corpus at a batch size, percent of the compute ceiling.
-    CeilingShare { ours: &'static str, batch: usize },
+    /// One of our throughput runs over another, on a corpus at a batch size (a ratio).
+    VsOurs { run: &'static str, base: &'static str, corpus: &'static str, batch: usize },
+    /// Our median call for one short sentence over a peer's (a ratio).
+    OneSentenceVsPeer { ours: &'static str, peer: &'static str },
+    /// Our throughput on the short corpus at a batch size, percent of the compute ceiling (the
+    /// f32 one, or with `bf16` the bf16 dot-product one).
+    CeilingShare { ours: &'static str, batch: usize, bf16: bool },
     /// A load scenario's requests/s over a peer's library rate at a batch size (a ratio).
     ServedVsPeer { scenario: &'static str, peer: &'static str, batch: usize },
     /// The p95 of a paced scenario, ms.
@@ -50,6 +55,7 @@ enum Measure {
 /// What a figure must be.
 enum Bound {
     AtLeast(f64),
+    AtMost(f64),
     Below(f64),
 }
 
@@ -60,8 +66,8 @@ struct Target {
     bound: Bound,
 }
 
-/// The targets the report checks: the founding plan's, and the CPU issue's.
-const TARGETS: [Target; 12] = [
+/// The targets the report checks: the founding plan's, and the CPU issues'.
+const TARGETS: [Target; 19] = [
     Target {
         label: "founding plan, 100 connections: 200+ requests/s",
         measure: Measure::Load("short-100", LoadField::RequestsPerS),
@@ -89,18 +95,18 @@ const TARGETS: [Target; 12] = [
     },
     Target { label: "founding plan: resident memory < 500 MB", measure: Measure::PeakRss, bound: Bound::Below(500.0) },
     Target {
-        label: "short corpus, batch 32: 1.3x sentence-transformers",
-        measure: Measure::VsPeer { ours: "packed", peer: "sentence-transformers", corpus: "short", batch: 32 },
+        label: "f32, short corpus, batch 32: 1.3x sentence-transformers",
+        measure: Measure::VsPeer { ours: "f32", peer: "sentence-transformers", corpus: "short", batch: 32 },
         bound: Bound::AtLeast(1.3),
     },
     Target {
-        label: "short corpus, batch 32: 70% of the compute ceiling",
-        measure: Measure::CeilingShare { ours: "packed", batch: 32 },
+        label: "f32, short corpus, batch 32: 70% of the f32 compute ceiling",
+        measure: Measure::CeilingShare { ours: "f32", batch: 32, bf16: false },
         bound: Bound::AtLeast(70.0),
     },
     Target {
-        label: "medium corpus, batch 32: 1.2x sentence-transformers",
-        measure: Measure::VsPeer { ours: "packed", peer: "sentence-transformers", corpus: "medium", batch: 32 },
+        label: "f32, medium corpus, batch 32: 1.2x sentence-transformers",
+        measure: Measure::VsPeer { ours: "f32", peer: "sentence-transformers", corpus: "medium", batch: 32 },
         bound: Bound::AtLeast(1.2),
     },
     Target {
@@ -114,9 +120,44 @@ const TARGETS: [Target; 12] = [
         bound: Bound::Below(35.0),
     },
     Target {
-        label: "one short sentence alone: < 5 ms",
-        measure: Measure::OneSentence("packed"),
+        label: "f32, one short sentence alone: < 5 ms",
+        measure: Measure::OneSentence("f32"),
         bound: Bound::Below(5.0),
+    },
+    Target {
+        label: "bf16, short corpus, batch 32: 1.5x our f32",
+        measure: Measure::VsOurs { run: "bf16", base: "f32", corpus: "short", batch: 32 },
+        bound: Bound::AtLeast(1.5),
+    },
+    Target {
+        label: "bf16, medium corpus, batch 32: 1.4x our f32",
+        measure: Measure::VsOurs { run: "bf16", base: "f32", corpus: "medium", batch: 32 },
+        bound: Bound::AtLeast(1.4),
+    },
+    Target {
+        label: "bf16, one short sentence alone: <= 2.5 ms",
+        measure: Measure::OneSentence("bf16"),
+        bound: Bound::AtMost(2.5),
+    },
+    Target {
+        label: "bf16, one short sentence: below ONNX Runtime's call",
+        measure: Measure::OneSentenceVsPeer { ours: "bf16", peer: "onnxruntime" },
+        bound: Bound::Below(1.0),
+    },
+    Target {
+        label: "bf16, short corpus, batch 32: share of the bf16 dot-product ceiling (reported)",
+        measure: Measure::CeilingShare { ours: "bf16", batch: 32, bf16: true },
+        bound: Bound::AtLeast(0.0),
+    },
+    Target {
+        label: "bf16, short corpus, batch 32: faster than ONNX Runtime",
+        measure: Measure::VsPeer { ours: "bf16", peer: "onnxruntime", corpus: "short", batch: 32 },
+        bound: Bound::AtLeast(1.0),
+    },
+    Target {
+        label: "AVX2 f32, short corpus, batch 32: 0.6x our AVX-512 f32",
+        measure: Measure::VsOurs { run: "avx2_f32", base: "f32", corpus: "short", batch: 32 },
+        bound: Bound::AtLeast(0.6),
     },
 ];
 
@@ -185,11 +226,15 @@ impl<'a> Rendered<'a> {
         spread(&outcomes.iter().map(|o| field(o)).collect::<Vec<_>>())
     }
 
-    /// Sentences/s the machine's best measured matrix multiply allows on the short corpus
-    /// (linear layers only), with the rate used.
-    fn ceiling(&self) -> Option<(f64, f64)> {
-        let ours = self.ours("packed")?;
-        let sgemm = self.report.peers.values().chain([ours]).filter_map(|r| r.sgemm_gflops).fold(0.0, f64::max);
+    /// Sentences/s the machine's best measured f32 matrix multiply (or with `bf16` its bf16
+    /// dot-product rate) allows on the short corpus (linear layers only), with the rate used.
+    fn ceiling(&self, bf16: bool) -> Option<(f64, f64)> {
+        let ours = self.ours("f32")?;
+        let sgemm = if bf16 {
+            self.ours("bf16")?.bf16_gflops?
+        } else {
+            self.report.peers.values().chain([ours]).filter_map(|r| r.sgemm_gflops).fold(0.0, f64::max)
+        };
         let short = ours.corpora.get("short")?;
         let flops = self.flops_per_token? * short.tokens as f64 / short.texts as f64;
         (sgemm > 0.0).then(|| (sgemm * 1e9 / flops, sgemm))
@@ -227,11 +272,22 @@ impl<'a> Rendered<'a> {
                     (Self::rate(self.ours(ours), corpus, batch)?.0, Self::rate(self.peer(peer), corpus, batch)?.0);
                 Some((a / b, format!("{a:.1} vs {b:.1} sentences/s: {:.2}x", a / b)))
             }
-            Measure::CeilingShare { ours, batch } => {
+            Measure::CeilingShare { ours, batch, bf16 } => {
                 let rate = Self::rate(self.ours(ours), "short", batch)?.0;
-                let (ceiling, sgemm) = self.ceiling()?;
+                let (ceiling, gflops) = self.ceiling(bf16)?;
                 let share = 100.0 * rate / ceiling;
-                Some((share, format!("{share:.0}% of {ceiling:.0} sentences/s (sgemm {sgemm:.0} GFLOP/s)")))
+                let what = if bf16 { "bf16 dot products" } else { "sgemm" };
+                Some((share, format!("{share:.0}% of {ceiling:.0} sentences/s ({what} {gflops:.0} GFLOP/s)")))
+            }
+            Measure::VsOurs { run, base, corpus, batch } => {
+                let (a, b) =
+                    (Self::rate(self.ours(run), corpus, batch)?.0, Self::rate(self.ours(base), corpus, batch)?.0);
+                Some((a / b, format!("{a:.1} vs {b:.1} sentences/s: {:.2}x", a / b)))
+            }
+            Measure::OneSentenceVsPeer { ours, peer } => {
+                let a = self.ours(ours)?.row("short", 1)?.call_p50_ms?;
+                let b = self.peer(peer)?.row("short", 1)?.call_p50_ms?;
+                Some((a / b, format!("{a:.2} vs {b:.2} ms: {:.2}x", a / b)))
             }
             Measure::ServedVsPeer { scenario, peer, batch } => {
                 let (a, b) =
@@ -334,6 +390,7 @@ impl<'a> Rendered<'a> {
                 Some((value, text)) => {
                     let met = match target.bound {
                         Bound::AtLeast(bound) => value >= bound,
+                        Bound::AtMost(bound) => value <= bound,
                         Bound::Below(bound) => value < bound,
                     };
                     (text, if met { "met" } else { "missed" })
@@ -347,75 +404,103 @@ impl<'a> Rendered<'a> {
 
     fn library(&self, md: &mut String) {
         let repeat = self.report.repeat;
-        let st = self.peer("sentence-transformers");
+        let (st, ort) = (self.peer("sentence-transformers"), self.peer("onnxruntime"));
         let _ = writeln!(
             md,
-            "## Library throughput\n\n`cargo bench -p aki-benches --bench throughput -- --repeat {repeat}`: each corpus \
-             (`benches/data/`) embedded from text in calls of the batch size (tokenization, forward pass, pooling, \
-             normalisation), the whole corpus per run after a warm-up run.{} Sentences/s:\n",
-            if st.is_some() {
-                " The peer, `scripts/peer_sentence_transformers.py`, does the same with `SentenceTransformer.encode(texts, batch_size)` in the same run, on the same number of threads."
+            "## Library throughput\n\n`cargo bench -p aki-benches --bench throughput -- --dtype f32|bf16 --repeat {repeat}`: each \
+             corpus (`benches/data/`) embedded from text in calls of the batch size (tokenization, forward pass, pooling, \
+             normalisation), the whole corpus per run after a warm-up run, on the packed path with f32 weights and with \
+             bf16 weights.{} Sentences/s, and the median call in ms:\n",
+            if self.report.peers.is_empty() {
+                " Run with `--peers` to add sentence-transformers and ONNX Runtime."
             } else {
-                " Run with `--peers` to add sentence-transformers."
+                " The peers, `scripts/peer_sentence_transformers.py` (`SentenceTransformer.encode(texts, batch_size)`) and \
+                 `scripts/peer_onnxruntime.py` (the same weights exported with `torch.onnx.export`, optimised by \
+                 `onnxruntime.transformers.optimizer`, mean pooling in numpy, checked against the fixtures first), do the \
+                 same in the same run on the same number of threads."
             }
         );
         let _ = writeln!(
             md,
-            "| corpus | batch | aki (packed) | one call p50 ms | sentence-transformers | aki / peer |\n|---|---:|---:|---:|---:|---:|"
+            "| corpus | batch | aki f32 | aki bf16 | bf16 / f32 | call ms f32 / bf16 | sentence-transformers | ONNX Runtime (call ms) | bf16 / best peer |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
-        for r in self.ours("packed").map(|run| run.rows.as_slice()).unwrap_or_default() {
+        let bf16 = self.ours("bf16");
+        for r in self.ours("f32").map(|run| run.rows.as_slice()).unwrap_or_default() {
             let ours = spread(&r.sentences_per_s);
-            let theirs = Self::rate(st, &r.corpus, r.batch);
+            let half = bf16.and_then(|run| run.row(&r.corpus, r.batch));
+            let half_rate = half.map(|h| spread(&h.sentences_per_s));
+            let (theirs, onnx) = (Self::rate(st, &r.corpus, r.batch), Self::rate(ort, &r.corpus, r.batch));
+            let onnx_call = ort.and_then(|p| p.row(&r.corpus, r.batch)).and_then(|row| row.call_p50_ms);
+            let best_peer = theirs.map(|t| t.0).into_iter().chain(onnx.map(|o| o.0)).fold(f64::NAN, f64::max);
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {:.2} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {:.2} / {} | {} | {} | {} |",
                 r.corpus,
                 r.batch,
                 triple(ours),
+                half_rate.map_or("-".into(), triple),
+                half_rate.map_or("-".into(), |h| format!("{:.2}x", h.0 / ours.0)),
                 r.call_p50_ms.unwrap_or(f64::NAN),
+                half.and_then(|h| h.call_p50_ms).map_or("-".into(), |ms| format!("{ms:.2}")),
                 theirs.map_or("-".into(), triple),
-                theirs.map_or("-".into(), |t| format!("{:.2}x", ours.0 / t.0))
+                onnx.map_or("-".into(), |o| format!(
+                    "{} ({})",
+                    triple(o),
+                    onnx_call.map_or("-".into(), |c| format!("{c:.2}"))
+                )),
+                half_rate.filter(|_| best_peer.is_finite()).map_or("-".into(), |h| format!("{:.2}x", h.0 / best_peer)),
             );
         }
         let _ = writeln!(
             md,
-            "\nAt batch 32, the packed path on one thread (`--threads 1`) and candle-transformers' padded BERT \
-             (`--engine candle`, the path before the packed one and still the one for GPUs):\n\n\
-             | corpus | packed, all cores | packed, 1 thread | thread scaling | candle-transformers | packed / candle |\n\
-             |---|---:|---:|---:|---:|---:|"
+            "\nAt batch 32: f32 with the kernels capped at AVX2 (`--isa avx2`, what AVX2-only CPUs run), f32 on one \
+             thread (`--threads 1`), and candle-transformers' padded BERT (`--engine candle`, the path before the packed \
+             one and still the one for GPUs):\n\n\
+             | corpus | f32, AVX-512 | f32, AVX2 | AVX2 / AVX-512 | f32, 1 thread | thread scaling | candle-transformers | f32 / candle |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|"
         );
+        let ratio = |a: Option<(f64, f64, f64)>, b: Option<(f64, f64, f64)>| {
+            a.zip(b).map_or("-".into(), |(a, b)| format!("{:.2}x", a.0 / b.0))
+        };
         for corpus in ["short", "medium"] {
-            let packed = Self::rate(self.ours("packed"), corpus, 32);
-            let one = Self::rate(self.ours("packed_one_thread"), corpus, 32);
+            let f32 = Self::rate(self.ours("f32"), corpus, 32);
+            let avx2 = Self::rate(self.ours("avx2_f32"), corpus, 32);
+            let one = Self::rate(self.ours("f32_one_thread"), corpus, 32);
             let candle = Self::rate(self.ours("candle"), corpus, 32);
-            let ratio = |a: Option<(f64, f64, f64)>, b: Option<(f64, f64, f64)>| {
-                a.zip(b).map_or("-".into(), |(a, b)| format!("{:.2}x", a.0 / b.0))
-            };
             let _ = writeln!(
                 md,
-                "| {corpus} | {} | {} | {} | {} | {} |",
-                packed.map_or("-".into(), triple),
+                "| {corpus} | {} | {} | {} | {} | {} | {} | {} |",
+                f32.map_or("-".into(), triple),
+                avx2.map_or("-".into(), triple),
+                ratio(avx2, f32),
                 one.map_or("-".into(), triple),
-                ratio(packed, one),
+                ratio(f32, one),
                 candle.map_or("-".into(), triple),
-                ratio(packed, candle)
+                ratio(f32, candle)
             );
         }
+        if let Some(one) = self.ours("avx2_f32").and_then(|r| r.row("short", 1)).and_then(|r| r.call_p50_ms) {
+            let _ = writeln!(md, "\nOne short sentence with the kernels capped at AVX2: {one:.2} ms median call.");
+        }
         if let (Some((ceiling, sgemm)), Some(short), Some(flops)) =
-            (self.ceiling(), self.ours("packed").and_then(|r| r.corpora.get("short")), self.flops_per_token)
+            (self.ceiling(false), self.ours("f32").and_then(|r| r.corpora.get("short")), self.flops_per_token)
         {
             let sgemm_of = |run: Option<&ThroughputRun>| run.and_then(|r| r.sgemm_gflops);
             let _ = writeln!(
                 md,
-                "\nCompute ceiling: the best f32 matrix multiply measured in this run (the `gemm` crate: {:.0} GFLOP/s{}) \
-                 over the linear layers' work, 2 x layers x (4h^2 + 2hi) = {:.1} MFLOP per token, at {:.1} tokens per \
-                 short text ({} tokens in {} texts): {ceiling:.0} sentences/s (from {sgemm:.0} GFLOP/s). Attention is not counted.",
-                sgemm_of(self.ours("packed")).unwrap_or(f64::NAN),
-                sgemm_of(st).map_or(String::new(), |g| format!("; PyTorch: {g:.0}")),
+                "\nCompute ceilings: the linear layers' work, 2 x layers x (4h^2 + 2hi) = {:.1} MFLOP per token, at {:.1} tokens \
+                 per short text ({} tokens in {} texts), over the best f32 matrix multiply measured in this run (the `gemm` \
+                 crate: {:.0} GFLOP/s{}): {ceiling:.0} sentences/s (from {sgemm:.0} GFLOP/s); {}. Attention is not counted.",
                 flops / 1e6,
                 short.tokens as f64 / short.texts as f64,
                 short.tokens,
                 short.texts,
+                sgemm_of(self.ours("f32")).unwrap_or(f64::NAN),
+                sgemm_of(st).map_or(String::new(), |g| format!("; PyTorch: {g:.0}")),
+                self.ceiling(true).map_or("no bf16 dot-product rate on this CPU".into(), |(c, g)| format!(
+                    "over the bf16 dot-product rate (`vdpbf16ps` on registers, no memory traffic: an upper bound) of {g:.0} GFLOP/s: {c:.0} sentences/s"
+                )),
             );
         }
         md.push('\n');
@@ -546,6 +631,7 @@ mod tests {
             versions: BTreeMap::from([("lib".to_string(), "1.0".to_string())]),
             threads: 2,
             sgemm_gflops: Some(100.0),
+            bf16_gflops: None,
             corpora: BTreeMap::from([("short".to_string(), CorpusSize { texts: 10, tokens: 150 })]),
             rows: [1, 32]
                 .map(|batch| ThroughputRow {
@@ -587,7 +673,7 @@ mod tests {
             },
             quick: false,
             repeat: 1,
-            throughput: BTreeMap::from([("packed".to_string(), run("aki", 300.0, Some(4.0)))]),
+            throughput: BTreeMap::from([("f32".to_string(), run("aki", 300.0, Some(4.0)))]),
             peers: BTreeMap::from([("sentence-transformers".to_string(), run("st", 100.0, None))]),
             load_rounds: vec![vec![outcome]],
             padding: Vec::new(),
@@ -598,7 +684,7 @@ mod tests {
         assert!(md.contains("| founding plan, 100 connections: 200+ requests/s | 250 requests/s | met |"), "{md}");
         assert!(md.contains("| founding plan, 100 connections: p50 < 20 ms | 30.0 ms | missed |"), "{md}");
         assert!(md.contains("315.0 vs 105.0 sentences/s: 3.00x | met |"), "{md}");
-        assert!(md.contains("| one short sentence alone: < 5 ms | 4.00 ms"), "{md}");
+        assert!(md.contains("| f32, one short sentence alone: < 5 ms | 4.00 ms"), "{md}");
         assert!(md.contains("| peer | sentence-transformers: lib 1.0 (CPU), 2 threads |"), "{md}");
         assert!(md.contains("| HTTP, 100 requests/s offered on 100 connections: p95 < 35 ms | not measured"), "{md}");
     }

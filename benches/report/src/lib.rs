@@ -22,6 +22,9 @@ pub struct ThroughputRun {
     /// The matrix multiply rate the engine's library reached in the same run, GFLOP/s.
     #[serde(default)]
     pub sgemm_gflops: Option<f64>,
+    /// The machine's bf16 dot-product rate (`vdpbf16ps`), GFLOP/s, when the run was in bf16.
+    #[serde(default)]
+    pub bf16_gflops: Option<f64>,
     /// Size of each corpus the run embedded (ours only: counted with the model's tokenizer).
     #[serde(default)]
     pub corpora: BTreeMap<String, CorpusSize>,

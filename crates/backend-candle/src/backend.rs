@@ -132,7 +132,12 @@ impl CandleBackend {
         let dir = source::resolve(&config.model, config.revision.as_deref())?;
         let layout = ModelLayout::read(&dir)?;
         let device = config.open_device()?;
-        let dtype = config.dtype()?;
+        let (dtype, chosen) = config.dtype_on(&device)?;
+        if chosen {
+            tracing::info!(
+                "no dtype configured: bf16 weights on this CPU (AVX-512 BF16); set backend.dtype = \"f32\" for f32"
+            );
+        }
         let tokenizers = Tokenizers::load(&dir.join("tokenizer.json"), layout.max_seq_length)?;
         let weights = dir.join("model.safetensors");
         let model = load_weights(&weights, &layout, &device, dtype, config)?;

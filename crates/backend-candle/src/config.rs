@@ -16,8 +16,9 @@ pub struct CandleConfig {
     pub revision: Option<String>,
     /// `auto`, `cpu`, `cuda`, `cuda:N` or `metal`.
     pub device: String,
-    /// `f32`, `f16` or `bf16`; unset means f32. On the CPU, `bf16` keeps the packed path's
-    /// linear weights in bf16 (products accumulated in f32, everything else f32).
+    /// `f32`, `f16` or `bf16`; unset means bf16 on the packed CPU path of CPUs with AVX-512
+    /// BF16 and f32 elsewhere. On the CPU, `bf16` keeps the packed path's linear weights in bf16
+    /// (products accumulated in f32, everything else f32).
     pub dtype: Option<String>,
     /// Largest number of sequences one forward pass takes; larger calls are split
     /// into length-sorted chunks of this size.
@@ -103,12 +104,28 @@ impl CandleConfig {
     /// # Errors
     /// [`EmbedError::Load`] for a name other than f32, f16 or bf16.
     pub fn dtype(&self) -> Result<DType> {
-        match self.dtype.as_deref().unwrap_or("f32") {
+        self.dtype_on(&Device::Cpu).map(|(dtype, _)| dtype)
+    }
+
+    /// The numeric type used on `device`: the configured one, or when none is configured bf16
+    /// on the packed CPU path of a CPU with AVX-512 BF16 (it passes the quality gate there and
+    /// is faster: docs/performance.md) and f32 everywhere else. The flag says whether it was
+    /// chosen so.
+    ///
+    /// # Errors
+    /// [`EmbedError::Load`] for a name other than f32, f16 or bf16, or an unknown `cpu_isa`.
+    pub fn dtype_on(&self, device: &Device) -> Result<(DType, bool)> {
+        let Some(name) = self.dtype.as_deref() else {
+            let bf16 = device.is_cpu() && self.packed && self.isa()?.bf16();
+            return Ok((if bf16 { DType::BF16 } else { DType::F32 }, bf16));
+        };
+        let dtype = match name {
             "f32" => Ok(DType::F32),
             "f16" => Ok(DType::F16),
             "bf16" => Ok(DType::BF16),
-            other => Err(EmbedError::Load(format!("dtype `{other}` is not one of f32, f16, bf16"))),
-        }
+            other => return Err(EmbedError::Load(format!("dtype `{other}` is not one of f32, f16, bf16"))),
+        };
+        dtype.map(|d| (d, false))
     }
 }
 
@@ -126,10 +143,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_serve_the_default_model_in_f32() {
+    fn without_a_dtype_the_cpu_gets_bf16_only_where_avx512_bf16_runs_it() {
         let c = CandleConfig::default();
         assert_eq!(c.model, DEFAULT_MODEL);
-        assert_eq!(c.dtype().expect("dtype"), DType::F32);
+        let bf16 = c.isa().expect("isa").bf16();
+        let want = (if bf16 { DType::BF16 } else { DType::F32 }, bf16);
+        assert_eq!(c.dtype_on(&Device::Cpu).expect("dtype"), want);
+        for f32_only in [
+            CandleConfig { cpu_isa: "avx2".into(), ..c.clone() },
+            CandleConfig { packed: false, ..c.clone() },
+            CandleConfig { dtype: Some("f32".into()), ..c.clone() },
+        ] {
+            assert_eq!(f32_only.dtype_on(&Device::Cpu).expect("dtype"), (DType::F32, false), "{f32_only:?}");
+        }
         assert!(matches!(CandleConfig { device: "cpu".into(), ..c }.open_device(), Ok(Device::Cpu)));
     }
 

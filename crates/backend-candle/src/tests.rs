@@ -15,8 +15,13 @@ fn model(pooling: Pooling) -> TempDir {
     dir
 }
 
+/// The tiny model on the CPU in f32 (the tests compare paths at f32 tolerances).
 fn config_of(dir: &TempDir) -> CandleConfig {
-    CandleConfig { device: "cpu".into(), ..CandleConfig::for_model(dir.path().to_string_lossy()) }
+    CandleConfig {
+        device: "cpu".into(),
+        dtype: Some("f32".into()),
+        ..CandleConfig::for_model(dir.path().to_string_lossy())
+    }
 }
 
 fn load(dir: &TempDir) -> CandleBackend {

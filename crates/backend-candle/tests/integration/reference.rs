@@ -56,6 +56,7 @@ fn backend(packed: bool) -> Arc<CandleBackend> {
         let config = CandleConfig {
             max_forward_batch: 64,
             device: "cpu".into(),
+            dtype: Some("f32".into()),
             packed,
             ..CandleConfig::for_model(dir.to_string_lossy())
         };

@@ -1,0 +1,121 @@
+"""The ONNX Runtime peer of `cargo xtask bench --peers`: the same all-MiniLM-L6-v2 weights exported
+with `torch.onnx.export`, optimised with `onnxruntime.transformers.optimizer` (model_type "bert",
+ORT's fused attention, GELU and layer norm), run by ONNX Runtime on the CPU with the same number
+of threads, tokenised with the model's own tokenizer (padding to the longest in the batch), mean
+pooling over the attention mask and L2 normalisation in numpy. Before timing, every reference
+fixture must reach cosine >= 0.9999. Timed like aki's `throughput` bench: whole corpus per run, a
+warm-up run, then repeats; one-call latency at batch 1.
+
+usage: peer_onnxruntime.py MODEL_DIR DATA_DIR FIXTURES_JSON THREADS REPEAT WORK_DIR OUT_JSON [--quick]
+"""
+
+import json
+import statistics
+import sys
+import time
+
+
+def export(model_dir: str, work: str) -> str:
+    """The model as an optimised ONNX file under `work` (made once)."""
+    import os
+
+    import torch
+    from onnxruntime.transformers.optimizer import optimize_model
+    from transformers import AutoModel
+
+    optimised = os.path.join(work, "model-optimised.onnx")
+    if os.path.exists(optimised):
+        return optimised
+    raw = os.path.join(work, "model.onnx")
+    model = AutoModel.from_pretrained(model_dir).eval()
+    ids = torch.ones(2, 16, dtype=torch.long)
+    axes = {0: "batch", 1: "tokens"}
+    with torch.no_grad():
+        torch.onnx.export(
+            model,
+            (ids, torch.ones_like(ids), torch.zeros_like(ids)),
+            raw,
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["last_hidden_state"],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "last_hidden_state": axes},
+            opset_version=17,
+            dynamo=False,
+        )
+    config = model.config
+    optimize_model(raw, model_type="bert", num_heads=config.num_attention_heads,
+                   hidden_size=config.hidden_size).save_model_to_file(optimised)
+    return optimised
+
+
+def main() -> None:
+    model_dir, data_dir, fixtures, threads, repeat, work, out = sys.argv[1:8]
+    quick = "--quick" in sys.argv[8:]
+    import numpy as np
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    path = export(model_dir, work)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(threads)
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    with open(f"{model_dir}/sentence_bert_config.json", encoding="utf-8") as f:
+        max_length = json.load(f)["max_seq_length"]
+
+    def embed(texts):
+        batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="np")
+        feeds = {name: batch[name].astype(np.int64) for name in ("input_ids", "attention_mask", "token_type_ids")}
+        hidden = session.run(["last_hidden_state"], feeds)[0]
+        mask = feeds["attention_mask"][..., None].astype(np.float32)
+        pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+
+    with open(fixtures, encoding="utf-8") as f:
+        items = json.load(f)["items"]
+    vectors = embed([item["text"] for item in items])
+    worst = min(float(np.dot(v, np.asarray(item["embedding"]) / np.linalg.norm(item["embedding"])))
+                for v, item in zip(vectors, items))
+    print(f"onnxruntime: worst cosine {worst:.6f} on {len(items)} fixtures", flush=True)
+    if worst < 0.9999:
+        sys.exit(f"onnxruntime's vectors are off the reference (worst cosine {worst})")
+
+    rows = []
+    for corpus, name in [("short", "short_1024.txt"), ("medium", "medium_256.txt")]:
+        with open(f"{data_dir}/{name}", encoding="utf-8") as f:
+            texts = [line.rstrip("\n") for line in f if line.strip()]
+        if quick:
+            texts = texts[:16]
+        for batch in [1, 8, 32] if quick else [1, 8, 32, 128]:
+            calls = []
+
+            def run() -> float:
+                started = time.perf_counter()
+                for i in range(0, len(texts), batch):
+                    sent = time.perf_counter()
+                    embed(texts[i:i + batch])
+                    calls.append((time.perf_counter() - sent) * 1e3)
+                return len(texts) / (time.perf_counter() - started)
+
+            run()  # warm-up
+            calls.clear()
+            rates = sorted(run() for _ in range(int(repeat)))
+            rows.append({"corpus": corpus, "batch": batch, "sentences_per_s": rates,
+                         "call_p50_ms": statistics.median(calls)})
+            print(f"| {corpus} | {batch} | {statistics.median(rates):.1f} | {rates[0]:.1f} | {rates[-1]:.1f} |",
+                  flush=True)
+    import onnx
+    import transformers
+    # The shape of `aki_bench_report::ThroughputRun`, which reads it.
+    run_info = {
+        "engine": "onnxruntime",
+        "versions": {"onnxruntime": ort.__version__, "onnx": onnx.__version__, "transformers": transformers.__version__},
+        "threads": int(threads),
+        "rows": rows,
+    }
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(run_info, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
