@@ -164,10 +164,8 @@ fn bf16_peak_gflops(threads: usize, seconds: f64) -> Option<f64> {
             };
             // SAFETY: register arithmetic only; both types are 512 bits of plain data.
             unsafe {
-                let (a, b): (__m512bh, __m512bh) = (
-                    std::mem::transmute(_mm512_set1_epi32(0x3f80_3f80)),
-                    std::mem::transmute(_mm512_set1_epi32(0x3c00_3c00)),
-                );
+                let bh = |bits: i32| std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(bits));
+                let (a, b) = (bh(0x3f80_3f80), bh(0x3c00_3c00));
                 let mut acc = [_mm512_set1_ps(0.0); 24];
                 for _ in 0..iterations {
                     for v in &mut acc {
