@@ -160,7 +160,7 @@ fn bf16_peak_gflops(threads: usize, seconds: f64) -> Option<f64> {
         #[target_feature(enable = "avx512f,avx512bf16")]
         unsafe fn chains(iterations: u64) -> f32 {
             use std::arch::x86_64::{
-                __m512bh, _mm512_dpbf16_ps, _mm512_reduce_add_ps, _mm512_set1_epi32, _mm512_set1_ps,
+                __m512bh, __m512i, _mm512_dpbf16_ps, _mm512_reduce_add_ps, _mm512_set1_epi32, _mm512_set1_ps,
             };
             // SAFETY: register arithmetic only; both types are 512 bits of plain data.
             unsafe {
