@@ -28,11 +28,23 @@ def export(model_dir: str, work: str) -> str:
         return optimised
     raw = os.path.join(work, "model.onnx")
     model = AutoModel.from_pretrained(model_dir).eval()
+
+    class Encoder(torch.nn.Module):
+        """The model with its inputs by name and the last hidden state as its one output."""
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+
     ids = torch.ones(2, 16, dtype=torch.long)
     axes = {0: "batch", 1: "tokens"}
     with torch.no_grad():
         torch.onnx.export(
-            model,
+            Encoder(model),
             (ids, torch.ones_like(ids), torch.zeros_like(ids)),
             raw,
             input_names=["input_ids", "attention_mask", "token_type_ids"],
