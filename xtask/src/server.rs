@@ -26,6 +26,18 @@ impl Server {
         Self::spawn(binary, port, args, port, ready_path)
     }
 
+    /// Starts an HTTP server on `port` with `args` and waits until `/ready` answers 200.
+    pub fn start_on(binary: &Path, port: u16, args: &[&str]) -> Result<Self> {
+        Self::spawn(binary, port, args, port, "/ready")
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub fn kill(mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
     /// Starts a server on a free port with `args` and waits until the HTTP endpoint
     /// `probe_port` serves `/metrics` and reports the model loaded.
     pub fn start_probing(binary: &Path, args: &[&str], probe_port: u16) -> Result<Self> {
@@ -111,6 +123,22 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
     }
+}
+
+/// A plain HTTP/1.1 POST of a JSON body; returns the status code and the body.
+pub fn post_json(port: u16, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    let status = reply.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = reply.split_once("\r\n\r\n").map_or("", |(_, body)| body).to_string();
+    Ok((status, body))
 }
 
 /// A plain HTTP/1.1 GET; returns the raw reply.
