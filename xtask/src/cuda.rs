@@ -73,7 +73,7 @@ pub fn run(root: &Path, compute_cap: &str) -> Result<()> {
 fn toolkit(cuda: &Path) -> Result<PathBuf> {
     let (wheels, root) = (cuda.join("wheels"), cuda.join("root"));
     let home = root.join("nvidia").join("cu13");
-    if !home.join("bin").join("nvcc").is_file() || !home.join("lib").join("stubs").join("libcuda.so").is_file() {
+    if !home.join("bin").join("nvcc").is_file() {
         std::fs::create_dir_all(&wheels)?;
         println!("downloading the CUDA 13.0 toolkit wheels from PyPI into {}", wheels.display());
         crate::run(
@@ -93,8 +93,9 @@ fn toolkit(cuda: &Path) -> Result<PathBuf> {
         }
         make_executable(&home)?;
         link_unversioned(&home.join("lib"))?;
-        libcuda_stub(&home)?;
     }
+    // Made anew each time (one compiler call), so a stub from an older recipe cannot linger.
+    libcuda_stub(&home)?;
     Ok(home)
 }
 
@@ -127,16 +128,18 @@ fn link_unversioned(lib: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A `libcuda.so` (soname `libcuda.so.1`) that defines every `cu*` function `cuda.h` declares,
-/// for the linker only: no wheel ships the driver library.
+/// A `libcuda.so` (soname `libcuda.so.1`) for the linker only (no wheel ships the driver
+/// library): one function for every driver-API name in `cuda.h` and `cudaProfiler.h`, versioned
+/// names included (`cuMemAlloc` is a macro for `cuMemAlloc_v2`, which cudarc links against).
 fn libcuda_stub(home: &Path) -> Result<()> {
-    let header = std::fs::read_to_string(home.join("include").join("cuda.h")).context("reading cuda.h")?;
+    let include = home.join("include");
+    let mut header = std::fs::read_to_string(include.join("cuda.h")).context("reading cuda.h")?;
+    header.push_str(&std::fs::read_to_string(include.join("cudaProfiler.h")).unwrap_or_default());
     let mut names: Vec<&str> = header
-        .split("CUDAAPI ")
-        .skip(1)
-        .filter_map(|rest| rest.split('(').next())
-        .map(str::trim)
-        .filter(|name| name.starts_with("cu") && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| {
+            word.strip_prefix("cu").and_then(|rest| rest.chars().next()).is_some_and(|c| c.is_ascii_uppercase())
+        })
         .collect();
     names.sort_unstable();
     names.dedup();

@@ -90,11 +90,20 @@ pub fn image(root: &Path, test: bool) -> Result<()> {
     ensure_packages(&["podman", "buildah", "debootstrap"])?;
     base_image(root)?;
     crate::run(crate::cargo().args(["build", "--release", "-p", "aki-rest", "-p", "aki-grpc"]))?;
+    // The release profile keeps line tables for profiling; the image takes stripped copies.
+    let bin = root.join("target/image/bin");
+    std::fs::create_dir_all(&bin)?;
+    for name in ["aki-rest", "aki-grpc"] {
+        crate::run(Command::new("strip").arg("-o").arg(bin.join(name)).arg(root.join("target/release").join(name)))?;
+    }
     crate::run(
         Command::new("podman")
             .args(["build", "--isolation", "chroot", "--format", "docker", "-f", "deploy/Dockerfile"])
             .args(["--build-arg", &format!("BASE={BASE}"), "--build-arg", "BINARIES=prebuilt"])
-            .args(["--build-arg", "MODEL=bake", "-t", IMAGE, "."])
+            .args(["--build-arg", "PREBUILT=target/image/bin"])
+            .args(["--build-arg", "MODEL=bake", "-t", IMAGE])
+            // This machine's CA bundle, for pip behind a TLS-intercepting proxy.
+            .args(["--secret", "id=ca-bundle,src=/etc/ssl/certs/ca-certificates.crt", "."])
             .current_dir(root),
     )?;
     let size = output(Command::new("podman").args(["image", "inspect", "--format", "{{.Size}}", IMAGE]))?;
@@ -150,10 +159,18 @@ fn test_image(root: &Path) -> Result<()> {
         .spawn()
         .context("buildah run")?;
     let checked = check_fixtures(root, port, &mut server);
-    let _ = Command::new("pkill").args(["-TERM", "-f", &format!("aki-rest --port {port}")]).status();
-    let _ = server.wait();
+    // SIGTERM to the server itself (its command line starts with its name; buildah's does not),
+    // which must then drain and exit 0.
+    let _ = Command::new("pkill").args(["-TERM", "-f", &format!("^aki-rest --port {port}$")]).status();
+    let stopped = server.wait();
     let _ = Command::new("buildah").args(["rm", &container]).status();
-    checked
+    checked?;
+    let status = stopped?;
+    if !status.success() {
+        bail!("the server in the image did not stop cleanly on SIGTERM: {status}");
+    }
+    println!("image: the server stopped cleanly on SIGTERM");
+    Ok(())
 }
 
 fn check_fixtures(root: &Path, port: u16, server: &mut Child) -> Result<()> {
