@@ -159,9 +159,9 @@ fn test_image(root: &Path) -> Result<()> {
         .spawn()
         .context("buildah run")?;
     let checked = check_fixtures(root, port, &mut server);
-    // SIGTERM to the server itself (its command line starts with its name; buildah's does not),
-    // which must then drain and exit 0.
-    let _ = Command::new("pkill").args(["-TERM", "-f", &format!("^aki-rest --port {port}$")]).status();
+    // SIGTERM to the server itself (buildah runs it by its path in the image; buildah's own
+    // command line names it without), which must then drain and exit 0.
+    let _ = Command::new("pkill").args(["-TERM", "-f", &format!("^/usr/local/bin/aki-rest --port {port}$")]).status();
     let stopped = server.wait();
     let _ = Command::new("buildah").args(["rm", &container]).status();
     checked?;
