@@ -214,6 +214,9 @@ fn report(work: &Path, wrk: &str, events: &[String], windows: &[(&str, (f64, f64
     for (status, count) in &statuses {
         println!("| {status} | {count} |");
     }
+    if statuses.contains_key("499") {
+        println!("\n499: the client closed the connection first (wrk stops with requests still in flight).");
+    }
     println!("\n| answered by | requests |\n|---|---:|");
     for (replica, count) in &per_replica {
         let name = ports
