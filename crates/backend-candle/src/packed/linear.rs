@@ -136,30 +136,36 @@ pub fn accumulate(isa: Isa, out: &mut [f32], x: &[f32], w: &Panels, threads: usi
     };
     let panels = n.div_ceil(COLS);
     if threads > 1 && rows / ROWS < 2 * threads {
-        // Few rows: one task per panel, each writing its own columns into a buffer.
-        let done: Vec<Vec<f32>> = (0..panels)
-            .into_par_iter()
-            .map(|p| {
-                let width = COLS.min(n - p * COLS);
+        // Few rows: the panels split into one run per task, each writing its own columns into a
+        // buffer. A run walks `k` once for all its panels, so the f32 weight rows it reads are
+        // contiguous stretches rather than 64 columns a page apart.
+        let tasks = (2 * threads).min(panels);
+        let runs: Vec<std::ops::Range<usize>> =
+            (0..tasks).map(|t| t * panels / tasks..(t + 1) * panels / tasks).collect();
+        let done: Vec<Vec<f32>> = runs
+            .par_iter()
+            .map(|run| {
+                let (c0, c1) = (run.start * COLS, (run.end * COLS).min(n));
+                let width = c1 - c0;
                 let mut block = vec![0.0f32; m * width];
                 for (r, row) in block.chunks_exact_mut(width).enumerate() {
-                    row.copy_from_slice(&out[r * n + p * COLS..][..width]);
+                    row.copy_from_slice(&out[r * n + c0..][..width]);
                 }
-                panel(isa, &mut block, width, &input, 0, w, p);
+                panels_strided(isa, &mut block, width, 0, &input, 0, w, run.clone());
                 block
             })
             .collect();
-        for (p, block) in done.iter().enumerate() {
-            let width = COLS.min(n - p * COLS);
+        for (run, block) in runs.iter().zip(&done) {
+            let (c0, c1) = (run.start * COLS, (run.end * COLS).min(n));
+            let width = c1 - c0;
             for (r, row) in block.chunks_exact(width).enumerate() {
-                out[r * n + p * COLS..][..width].copy_from_slice(row);
+                out[r * n + c0..][..width].copy_from_slice(row);
             }
         }
     } else {
         let chunk = |(c, out): (usize, &mut [f32])| {
             for p in 0..panels {
-                let (c0, width) = (p * COLS, COLS.min(n - p * COLS));
-                panel_strided(isa, out, n, c0, width, &input, c * CHUNK_ROWS, w, p);
+                panels_strided(isa, out, n, p * COLS, &input, c * CHUNK_ROWS, w, p..p + 1);
             }
         };
         if threads > 1 {
@@ -182,42 +188,44 @@ enum Input {
     Bf16(Vec<u32>),
 }
 
-/// Panel `p` for the rows of `block` (`width` columns each, the panel's own), activation rows
-/// from `first`.
-fn panel(isa: Isa, block: &mut [f32], width: usize, input: &Input, first: usize, w: &Panels, p: usize) {
-    panel_strided(isa, block, width, 0, width, input, first, w, p);
-}
-
-/// Panel `p` for the rows of `out` (`ld` apart; the panel's columns start at `c0`, `width` of
-/// them), activation rows from `first`. The rows' accumulators live in a block of whole tiles;
-/// the panel is walked in slices of [`K_BLOCK`] steps, each slice used by every tile while it is
-/// in the L1 cache, so the weights come from memory once however many rows there are.
+/// Panels `run` for the rows of `out` (`ld` apart; the run's columns start at `c0`),
+/// activation rows from `first`. The rows' accumulators live in blocks of whole tiles; `k` is
+/// walked in slices of [`K_BLOCK`] steps, each slice of each panel used by every tile while it
+/// is in the L1 cache, so the weights come from memory once however many rows there are.
 #[allow(clippy::too_many_arguments)]
-fn panel_strided(
+fn panels_strided(
     isa: Isa,
     out: &mut [f32],
     ld: usize,
     c0: usize,
-    width: usize,
     input: &Input,
     first: usize,
     w: &Panels,
-    p: usize,
+    run: std::ops::Range<usize>,
 ) {
     let count = out.len() / ld;
     let tiles = count.div_ceil(ROWS);
-    let mut acc = vec![[0.0f32; ROWS * COLS]; tiles];
+    let columns = |j: usize| (c0 + j * COLS, COLS.min(w.n - (run.start + j) * COLS));
+    let mut acc = vec![[0.0f32; ROWS * COLS]; tiles * run.len()];
     for (r, row) in out.chunks_exact(ld).enumerate() {
-        acc[r / ROWS][(r % ROWS) * COLS..][..width].copy_from_slice(&row[c0..][..width]);
+        for j in 0..run.len() {
+            let (c, width) = columns(j);
+            acc[j * tiles + r / ROWS][(r % ROWS) * COLS..][..width].copy_from_slice(&row[c..][..width]);
+        }
     }
     for s0 in (0..w.steps).step_by(K_BLOCK) {
         let steps = K_BLOCK.min(w.steps - s0);
-        for (t, tile) in acc.iter_mut().enumerate() {
-            run_tile(isa, tile, input, first + t * ROWS, w, p, s0, steps);
+        for (j, p) in run.clone().enumerate() {
+            for (t, tile) in acc[j * tiles..][..tiles].iter_mut().enumerate() {
+                run_tile(isa, tile, input, first + t * ROWS, w, p, s0, steps);
+            }
         }
     }
     for (r, row) in out.chunks_exact_mut(ld).enumerate() {
-        row[c0..][..width].copy_from_slice(&acc[r / ROWS][(r % ROWS) * COLS..][..width]);
+        for j in 0..run.len() {
+            let (c, width) = columns(j);
+            row[c..][..width].copy_from_slice(&acc[j * tiles + r / ROWS][(r % ROWS) * COLS..][..width]);
+        }
     }
 }
 
