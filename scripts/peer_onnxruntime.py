@@ -14,6 +14,8 @@ import statistics
 import sys
 import time
 
+from peer_common import corpora, measure, row
+
 
 def export(model_dir: str, work: str) -> str:
     """The model as an optimised ONNX file under `work` (made once)."""
@@ -93,11 +95,7 @@ def main() -> None:
         sys.exit(f"onnxruntime's vectors are off the reference (worst cosine {worst})")
 
     rows = []
-    for corpus, name in [("short", "short_1024.txt"), ("medium", "medium_256.txt")]:
-        with open(f"{data_dir}/{name}", encoding="utf-8") as f:
-            texts = [line.rstrip("\n") for line in f if line.strip()]
-        if quick:
-            texts = texts[:16]
+    for corpus, texts in corpora(data_dir, quick):
         for batch in [1, 8, 32] if quick else [1, 8, 32, 128]:
             calls = []
 
@@ -109,13 +107,8 @@ def main() -> None:
                     calls.append((time.perf_counter() - sent) * 1e3)
                 return len(texts) / (time.perf_counter() - started)
 
-            run()  # warm-up
-            calls.clear()
-            rates = sorted(run() for _ in range(int(repeat)))
-            rows.append({"corpus": corpus, "batch": batch, "sentences_per_s": rates,
-                         "call_p50_ms": statistics.median(calls)})
-            print(f"| {corpus} | {batch} | {statistics.median(rates):.1f} | {rates[0]:.1f} | {rates[-1]:.1f} |",
-                  flush=True)
+            rates = measure(run, repeat, warmed=calls.clear)
+            rows.append(row(corpus, batch, rates, call_p50_ms=statistics.median(calls)))
     import onnx
     import transformers
     # The shape of `aki_bench_report::ThroughputRun`, which reads it.

@@ -7,9 +7,10 @@ usage: peer_sentence_transformers.py MODEL_DIR DATA_DIR THREADS REPEAT OUT_JSON 
 """
 
 import json
-import statistics
 import sys
 import time
+
+from peer_common import corpora, measure, row
 
 
 def sgemm_gflops(torch, quick: bool) -> float:
@@ -35,21 +36,14 @@ def main() -> None:
 
     model = SentenceTransformer(model_dir, device="cpu")
     rows = []
-    for corpus, name in [("short", "short_1024.txt"), ("medium", "medium_256.txt")]:
-        with open(f"{data_dir}/{name}", encoding="utf-8") as f:
-            texts = [line.rstrip("\n") for line in f if line.strip()]
-        if quick:
-            texts = texts[:16]
+    for corpus, texts in corpora(data_dir, quick):
         for batch in [1, 8] if quick else [1, 8, 32, 128]:
             def run() -> float:
                 started = time.perf_counter()
                 model.encode(texts, batch_size=batch, normalize_embeddings=True, show_progress_bar=False)
                 return len(texts) / (time.perf_counter() - started)
 
-            run()  # warm-up
-            rates = sorted(run() for _ in range(int(repeat)))
-            rows.append({"corpus": corpus, "batch": batch, "sentences_per_s": rates})
-            print(f"| {corpus} | {batch} | {statistics.median(rates):.1f} | {rates[0]:.1f} | {rates[-1]:.1f} |", flush=True)
+            rows.append(row(corpus, batch, measure(run, repeat)))
     # The shape of `aki_bench_report::ThroughputRun`, which reads it.
     run = {
         "engine": "sentence-transformers",
