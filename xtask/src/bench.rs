@@ -6,7 +6,7 @@
 //! the types of `aki-bench-report`; the report itself is `report.rs`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use aki_bench_report::{CriterionResult, LoadOutcome, Machine, PaddingRow, Report, ThroughputRun};
@@ -204,6 +204,26 @@ fn padding(options: &Options, work: &Path) -> Result<Vec<PaddingRow>> {
     read_json(&path)
 }
 
+/// Rewrites `crates/backend-candle/tests/tiny/` with `scripts/make_tiny_models.py` in the peer
+/// venv (transformers and sentence-transformers at the pinned versions).
+pub fn tiny_models(root: &Path) -> Result<()> {
+    let python = peer_venv(root)?;
+    crate::run(
+        Command::new(python)
+            .arg(root.join("scripts/make_tiny_models.py"))
+            .arg(root.join("benches/data"))
+            .arg(root.join("crates/backend-candle/tests/tiny")),
+    )
+}
+
+fn peer_venv(root: &Path) -> Result<PathBuf> {
+    crate::python_venv(
+        &root.join("target").join("peer-venv"),
+        &PEER_PACKAGES,
+        "import sentence_transformers, onnxruntime, onnx",
+    )
+}
+
 /// The peers measured with `--peers`.
 #[derive(Clone, Copy)]
 enum Peer {
@@ -218,11 +238,7 @@ const PEER_PACKAGES: [&str; 5] =
 /// A peer on the same corpora, batch sizes and thread count, in a virtual environment under
 /// `target/`: sentence-transformers, or ONNX Runtime on an export of the same weights.
 fn peer(root: &Path, options: &Options, work: &Path, which: Peer) -> Result<ThroughputRun> {
-    let python = crate::python_venv(
-        &root.join("target").join("peer-venv"),
-        &PEER_PACKAGES,
-        "import sentence_transformers, onnxruntime, onnx",
-    )?;
+    let python = peer_venv(root)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).to_string();
     let model = aki_core::paths::installed_model_dir(aki_core::paths::DEFAULT_MODEL);
     let (data, repeat) = (root.join("benches/data"), options.repeat.to_string());

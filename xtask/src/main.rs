@@ -45,6 +45,8 @@ commands:
   build-cuda [--compute-cap N]
                 CUDA 13.0 toolkit from PyPI wheels under target/cuda/, then aki-rest and
                 aki-grpc with --features cuda (binaries in target/cuda/build/release/)
+  tiny-models   regenerate the tiny random models of the model-family tests and their
+                sentence-transformers references (crates/backend-candle/tests/tiny/)
   help          print this text
 ";
 
@@ -62,6 +64,7 @@ fn main() -> Result<()> {
         Some("build-cuda") => cuda::run(&workspace_root(), &cuda::compute_cap(&args[1..])?),
         Some("soak") => soak::run(&workspace_root(), minutes(&args[1..])?),
         Some("bench") => bench::run(&workspace_root(), &bench::Options::parse(&args[1..])?),
+        Some("tiny-models") => bench::tiny_models(&workspace_root()),
         Some("help" | "--help" | "-h") | None => {
             print!("{HELP}");
             Ok(())
@@ -82,7 +85,7 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()))
 }
 
-fn run(cmd: &mut Command) -> Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed with {status}");

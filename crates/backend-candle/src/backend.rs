@@ -6,18 +6,21 @@ use std::path::Path;
 use std::sync::{Arc, mpsc};
 
 use aki_core::{
-    EmbedError, EmbeddingProvider, EncodeOptions, Encoding, ModelInfo, Pooled, RequestContext, Result, Timing, Token,
-    TruncationDirection,
+    EmbedError, EmbeddingProvider, EncodeOptions, Encoding, ModelInfo, ModelTask, Pooled, RequestContext, Result,
+    Timing, Token, TruncationDirection,
 };
+use candle_transformers::models::bert::Config as BertConfig;
 use async_trait::async_trait;
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use tokenizers::{Tokenizer, TruncationParams, TruncationStrategy};
 use tokio::sync::oneshot;
 
-use crate::bert::BertEmbedder;
+use crate::bert::{BertEmbedder, Family};
 use crate::config::{CandleConfig, device_name};
-use crate::layout::ModelLayout;
+use crate::layout::{Architecture, ModelLayout};
+use crate::modernbert::{ModernBertConfig, ModernBertEmbedder};
+use crate::qwen3::{Qwen3Config, Qwen3Embedder};
 use crate::packed::{self, PackedBert, Precision};
 use crate::source;
 
@@ -78,12 +81,30 @@ impl Tokenizers {
     }
 
     fn encode(&self, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>> {
-        let tokenizer = match (options.truncate, options.direction) {
+        let tokenizer = self.pick(options);
+        let encoded = tokenizer.encode_batch(texts, true).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        self.checked(encoded)
+    }
+
+    /// `(query, text)` pairs as one input each, cut longest part first when truncating.
+    fn encode_pairs(&self, query: &str, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>> {
+        let tokenizer = self.pick(options);
+        let pairs: Vec<tokenizers::EncodeInput> =
+            texts.into_iter().map(|text| (query.to_string(), text).into()).collect();
+        let encoded = tokenizer.encode_batch(pairs, true).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        self.checked(encoded)
+    }
+
+    fn pick(&self, options: EncodeOptions) -> &Tokenizer {
+        match (options.truncate, options.direction) {
             (false, _) => &self.whole,
             (true, TruncationDirection::Right) => &self.keep_start,
             (true, TruncationDirection::Left) => &self.keep_end,
-        };
-        let encoded = tokenizer.encode_batch(texts, true).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        }
+    }
+
+    /// Encodings from the tokenizer's output, each within the model's maximum.
+    fn checked(&self, encoded: Vec<tokenizers::Encoding>) -> Result<Vec<Encoding>> {
         encoded
             .into_iter()
             .enumerate()
@@ -132,7 +153,7 @@ impl CandleBackend {
         let dir = source::resolve(&config.model, config.revision.as_deref())?;
         let layout = ModelLayout::read(&dir)?;
         let device = config.open_device()?;
-        let (dtype, chosen) = config.dtype_on(&device)?;
+        let (dtype, chosen) = config.dtype_on(&device, packable(&layout))?;
         if chosen {
             tracing::info!(
                 "no dtype configured: bf16 weights on this CPU (AVX-512 BF16); set backend.dtype = \"f32\" for f32"
@@ -141,27 +162,31 @@ impl CandleBackend {
         let tokenizers = Tokenizers::load(&dir.join("tokenizer.json"), layout.max_seq_length)?;
         let weights = dir.join("model.safetensors");
         let model = load_weights(&weights, &layout, &device, dtype, config)?;
+        let dtype = model.dtype(dtype);
         let weight_bytes = match &model {
             Model::Packed(packed) => packed.bytes(),
-            Model::Candle(_) => safetensors_elements(&weights)? * dtype.size_in_bytes() as u64,
+            _ => safetensors_elements(&weights)? * dtype.size_in_bytes() as u64,
         };
         let info = ModelInfo {
             model_id: config.model.clone(),
-            dimension: layout.bert.hidden_size,
+            dimension: if layout.task == ModelTask::Rerank { layout.labels } else { layout.hidden_size },
             max_input_tokens: layout.max_seq_length,
-            vocab_size: layout.bert.vocab_size,
+            vocab_size: layout.vocab_size,
             pooling: layout.pooling,
             normalize_default: layout.normalize,
             device: device_name(&device),
             dtype: format!("{dtype:?}").to_lowercase(),
-            is_padded: matches!(model, Model::Candle(_)),
+            is_padded: !matches!(model, Model::Packed(_)),
             engine: match &model {
                 Model::Packed(packed) => format!("packed cpu ({})", packed.isa().describe()),
-                Model::Candle(_) => "candle-transformers".to_string(),
+                _ => "candle-transformers".to_string(),
             },
+            architecture: layout.architecture.as_str().to_string(),
+            task: layout.task,
+            prompts: layout.prompts.clone(),
         };
         let jobs = spawn_model_thread(model, config.max_forward_batch.max(1), &info.model_id)?;
-        tracing::info!(model = %info.model_id, dir = %dir.display(), device = %info.device, dtype = %info.dtype, engine = %info.engine, "model loaded");
+        tracing::info!(model = %info.model_id, dir = %dir.display(), architecture = %info.architecture, task = info.task.as_str(), device = %info.device, dtype = %info.dtype, engine = %info.engine, "model loaded");
         Ok(Self { info, tokenizers: Arc::new(tokenizers), jobs, weight_bytes })
     }
 
@@ -195,20 +220,35 @@ impl CandleBackend {
     }
 }
 
-/// The forward pass a backend runs: the packed CPU path, or candle-transformers (every other
-/// device and dtype, and the reference).
+/// The forward pass a backend runs: the packed CPU path (BERT-layer embedders), or
+/// candle-transformers (every other device, dtype, family and rerankers; also the reference).
 enum Model {
     Packed(PackedBert),
-    Candle(BertEmbedder),
+    Bert(BertEmbedder),
+    ModernBert(ModernBertEmbedder),
+    Qwen3(Qwen3Embedder),
 }
 
 impl Model {
     fn forward(&self, batch: &[&Encoding]) -> Result<Vec<Vec<f32>>> {
-        match self {
-            Self::Packed(model) => Ok(model.forward(batch)),
-            Self::Candle(model) => model.forward(batch).map_err(|e| EmbedError::Backend(e.to_string())),
-        }
+        let out = match self {
+            Self::Packed(model) => return Ok(model.forward(batch)),
+            Self::Bert(model) => model.forward(batch),
+            Self::ModernBert(model) => model.forward(batch),
+            Self::Qwen3(model) => model.forward(batch),
+        };
+        out.map_err(|e| EmbedError::Backend(e.to_string()))
     }
+
+    /// The dtype it really runs in, given the one asked for.
+    fn dtype(&self, asked: DType) -> DType {
+        if matches!(self, Self::ModernBert(_)) { DType::F32 } else { asked }
+    }
+}
+
+/// Whether the packed CPU path can run this model at all: the BERT-layer embedders.
+fn packable(layout: &ModelLayout) -> bool {
+    layout.task == ModelTask::Embed && matches!(layout.architecture, Architecture::Bert | Architecture::XlmRoberta)
 }
 
 fn load_weights(
@@ -222,21 +262,43 @@ fn load_weights(
     if !path.is_file() {
         return Err(EmbedError::Load(format!("{} is missing", path.display())));
     }
-    let packed = packed::unsupported(&layout.bert, device, dtype);
-    // The packed path reads f32 and rounds the linear layers itself when it keeps them in bf16.
-    let read_as = if packed.is_none() && config.packed { DType::F32 } else { dtype };
-    // SAFETY: the weights file is memory-mapped read-only; model files are not modified while
-    // a server runs (the same contract as candle's and TEI's loaders).
-    #[allow(unsafe_code)]
-    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[path], read_as, device) }.map_err(err)?;
+    let mmap = |dtype: DType| {
+        // SAFETY: the weights file is memory-mapped read-only; model files are not modified
+        // while a server runs (the same contract as candle's and TEI's loaders).
+        #[allow(unsafe_code)]
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[path], dtype, device) };
+        vb.map_err(err)
+    };
+    let family = match layout.architecture {
+        Architecture::Bert => Family::Bert,
+        Architecture::XlmRoberta => Family::XlmRoberta,
+        Architecture::ModernBert => {
+            if dtype != DType::F32 {
+                tracing::info!(?dtype, "ModernBERT runs in f32 (candle-transformers builds its masks in f32)");
+            }
+            let family: ModernBertConfig = layout.family_config()?;
+            return ModernBertEmbedder::load(mmap(DType::F32)?, &family, layout.pooling).map(Model::ModernBert).map_err(err);
+        }
+        Architecture::Qwen3 => {
+            let family: Qwen3Config = layout.family_config()?;
+            return Qwen3Embedder::load(mmap(dtype)?, &family, layout.pooling).map(Model::Qwen3).map_err(err);
+        }
+    };
+    let bert: BertConfig = layout.family_config()?;
+    if layout.task == ModelTask::Rerank {
+        return BertEmbedder::load_classifier(mmap(dtype)?, &bert, family, layout.labels).map(Model::Bert).map_err(err);
+    }
+    let packed = packed::unsupported(&bert, device, dtype);
     match packed {
         None if config.packed => {
+            // The packed path reads f32 and rounds the linear layers itself when it keeps them
+            // in bf16.
             let precision = if dtype == DType::BF16 { Precision::Bf16 } else { Precision::F32 };
             let isa = config.isa()?;
             if precision == Precision::Bf16 && !isa.bf16() {
                 tracing::warn!(isa = %isa.describe(), "bf16 weights without AVX-512 BF16: the products run in plain code, slower than f32");
             }
-            PackedBert::load(vb, &layout.bert, layout.pooling, config.threads, precision, isa)
+            PackedBert::load(mmap(DType::F32)?, &bert, family, layout.pooling, config.threads, precision, isa)
                 .map(Model::Packed)
                 .map_err(err)
         }
@@ -244,7 +306,7 @@ fn load_weights(
             if let (true, Some(reason)) = (config.packed, reason) {
                 tracing::info!(%reason, "using candle-transformers instead of the packed CPU path");
             }
-            BertEmbedder::load(vb, &layout.bert, layout.pooling).map(Model::Candle).map_err(err)
+            BertEmbedder::load(mmap(dtype)?, &bert, family, layout.pooling).map(Model::Bert).map_err(err)
         }
     }
 }
@@ -330,6 +392,16 @@ impl EmbeddingProvider for CandleBackend {
     async fn encode(&self, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>> {
         let tokenizers = Arc::clone(&self.tokenizers);
         tokio::task::spawn_blocking(move || tokenizers.encode(texts, options))
+            .await
+            .map_err(|e| EmbedError::Internal(format!("tokenization task failed: {e}")))?
+    }
+
+    async fn encode_pairs(&self, query: String, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>> {
+        if self.info.task != ModelTask::Rerank {
+            return Err(EmbedError::Validation(format!("model `{}` is not a reranker", self.info.model_id)));
+        }
+        let tokenizers = Arc::clone(&self.tokenizers);
+        tokio::task::spawn_blocking(move || tokenizers.encode_pairs(&query, texts, options))
             .await
             .map_err(|e| EmbedError::Internal(format!("tokenization task failed: {e}")))?
     }

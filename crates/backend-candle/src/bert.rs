@@ -1,10 +1,13 @@
-//! The BERT encoder and pooling on candle: embeddings and an attention mask that are safe in
-//! half precision, candle-transformers' encoder layers, then masked pooling.
+//! BERT and XLM-RoBERTa encoders on candle: embeddings and an attention mask that are safe in
+//! half precision, candle-transformers' encoder layers (the two families share them), then
+//! masked pooling or a cross-encoder's classifier.
 
 use aki_core::{Encoding, Pooling};
-use candle_core::{D, DType, Device, Module, Result, Tensor};
-use candle_nn::{Embedding, LayerNorm, VarBuilder, embedding, layer_norm};
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder, embedding, layer_norm, linear};
 use candle_transformers::models::bert::{BertEncoder, Config};
+
+use crate::batch::{Padded, additive_mask, pool};
 
 /// Word, position and token-type embeddings followed by LayerNorm.
 struct Embeddings {
@@ -12,109 +15,126 @@ struct Embeddings {
     positions: Embedding,
     token_types: Embedding,
     norm: LayerNorm,
+    /// Position of the first token: 0 for BERT, the padding index + 1 for XLM-RoBERTa.
+    first_position: u32,
 }
 
 impl Embeddings {
-    fn load(vb: VarBuilder, config: &Config) -> Result<Self> {
+    fn load(vb: VarBuilder, config: &Config, first_position: u32) -> Result<Self> {
         Ok(Self {
             words: embedding(config.vocab_size, config.hidden_size, vb.pp("word_embeddings"))?,
             positions: embedding(config.max_position_embeddings, config.hidden_size, vb.pp("position_embeddings"))?,
             token_types: embedding(config.type_vocab_size, config.hidden_size, vb.pp("token_type_embeddings"))?,
             norm: layer_norm(config.hidden_size, config.layer_norm_eps, vb.pp("LayerNorm"))?,
+            first_position,
         })
     }
 
     fn forward(&self, ids: &Tensor, type_ids: &Tensor) -> Result<Tensor> {
         let (_, len) = ids.dims2()?;
-        let positions = Tensor::arange(0u32, len as u32, ids.device())?;
+        let positions = Tensor::arange(self.first_position, self.first_position + len as u32, ids.device())?;
         let x = (self.words.forward(ids)? + self.token_types.forward(type_ids)?)?;
         let x = x.broadcast_add(&self.positions.forward(&positions)?)?;
         self.norm.forward(&x)
     }
 }
 
-/// A BERT encoder with its pooling.
+/// What turns the token vectors into the model's output.
+enum Head {
+    /// A sentence embedder's pooling.
+    Pool(Pooling),
+    /// `BertForSequenceClassification`: the pooler (dense + tanh on [CLS]), then a linear layer.
+    BertClassifier { pooler: Linear, classifier: Linear },
+    /// `XLMRobertaForSequenceClassification`: dense + tanh on `<s>`, then a projection.
+    RobertaClassifier { dense: Linear, out_proj: Linear },
+}
+
+/// The BERT-layer families this module runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// BERT: positions from 0, weights under `bert.` or at the top.
+    Bert,
+    /// XLM-RoBERTa / RoBERTa: positions from the padding index + 1, weights under `roberta.`.
+    XlmRoberta,
+}
+
+/// A BERT-layer encoder with its pooling or classifier.
 pub struct BertEmbedder {
     embeddings: Embeddings,
     encoder: BertEncoder,
-    pooling: Pooling,
+    head: Head,
     pad_id: u32,
     device: Device,
     dtype: DType,
 }
 
 impl BertEmbedder {
-    /// Builds the model from `vb`, accepting weights with or without a `bert.` prefix.
-    pub fn load(vb: VarBuilder, config: &Config, pooling: Pooling) -> Result<Self> {
-        let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb };
-        Ok(Self {
-            embeddings: Embeddings::load(vb.pp("embeddings"), config)?,
-            encoder: BertEncoder::load(vb.pp("encoder"), config)?,
-            pooling,
-            pad_id: config.pad_token_id as u32,
-            device: vb.device().clone(),
-            dtype: vb.dtype(),
+    /// Builds a sentence embedder from `vb`, accepting weights with or without the family's
+    /// prefix.
+    pub fn load(vb: VarBuilder, config: &Config, family: Family, pooling: Pooling) -> Result<Self> {
+        Self::build(vb, config, family, |_| Ok(Head::Pool(pooling)))
+    }
+
+    /// Builds a cross-encoder with `labels` outputs (`*ForSequenceClassification` weights).
+    pub fn load_classifier(vb: VarBuilder, config: &Config, family: Family, labels: usize) -> Result<Self> {
+        let hidden = config.hidden_size;
+        let root = vb.clone();
+        Self::build(vb, config, family, move |body| match family {
+            Family::Bert => Ok(Head::BertClassifier {
+                pooler: linear(hidden, hidden, body.pp("pooler.dense"))?,
+                classifier: linear(hidden, labels, root.pp("classifier"))?,
+            }),
+            Family::XlmRoberta => Ok(Head::RobertaClassifier {
+                dense: linear(hidden, hidden, root.pp("classifier.dense"))?,
+                out_proj: linear(hidden, labels, root.pp("classifier.out_proj"))?,
+            }),
         })
     }
 
-    /// Runs one padded batch and returns one pooled (not normalised) f32 vector per input.
+    fn build(
+        vb: VarBuilder,
+        config: &Config,
+        family: Family,
+        head: impl FnOnce(&VarBuilder) -> Result<Head>,
+    ) -> Result<Self> {
+        let prefix = match family {
+            Family::Bert => "bert",
+            Family::XlmRoberta => "roberta",
+        };
+        let body = if vb.contains_tensor(&format!("{prefix}.embeddings.word_embeddings.weight")) { vb.pp(prefix) } else { vb };
+        let first_position = match family {
+            Family::Bert => 0,
+            Family::XlmRoberta => config.pad_token_id as u32 + 1,
+        };
+        Ok(Self {
+            embeddings: Embeddings::load(body.pp("embeddings"), config, first_position)?,
+            encoder: BertEncoder::load(body.pp("encoder"), config)?,
+            head: head(&body)?,
+            pad_id: config.pad_token_id as u32,
+            device: body.device().clone(),
+            dtype: body.dtype(),
+        })
+    }
+
+    /// Runs one padded batch and returns one f32 output per input: the pooled (not
+    /// normalised) vector, or a cross-encoder's logits.
     pub fn forward(&self, batch: &[&Encoding]) -> Result<Vec<Vec<f32>>> {
-        let Some(len) = batch.iter().map(|e| e.len()).max() else {
+        let Some(padded) = Padded::new(batch, self.pad_id, &self.device)? else {
             return Ok(Vec::new());
         };
-        let n = batch.len();
-        let mut ids = Vec::with_capacity(n * len);
-        let mut type_ids = Vec::with_capacity(n * len);
-        let mut mask = Vec::with_capacity(n * len);
-        for e in batch {
-            let pad = len - e.len();
-            ids.extend(e.ids.iter().copied().chain(std::iter::repeat_n(self.pad_id, pad)));
-            type_ids.extend(e.type_ids.iter().copied().chain(std::iter::repeat_n(0, pad)));
-            mask.extend(std::iter::repeat_n(1u8, e.len()).chain(std::iter::repeat_n(0u8, pad)));
-        }
-        let ids = Tensor::from_vec(ids, (n, len), &self.device)?;
-        let type_ids = Tensor::from_vec(type_ids, (n, len), &self.device)?;
-        let mask = Tensor::from_vec(mask, (n, len), &self.device)?.to_dtype(self.dtype)?;
-
-        let hidden = self.embeddings.forward(&ids, &type_ids)?;
-        let hidden = self.encoder.forward(&hidden, &additive_mask(&mask)?)?;
-        let pooled = pool(&hidden, &mask, self.pooling)?;
-        pooled.to_dtype(DType::F32)?.to_vec2()
-    }
-}
-
-/// `(1 - mask) * lowest finite value`, shaped `(batch, 1, 1, len)` to broadcast over heads and
-/// query positions. Using the dtype's finite minimum (not `f32::MIN`, which is `-inf` in
-/// f16/bf16) keeps `0 * min` at zero instead of NaN.
-fn additive_mask(mask: &Tensor) -> Result<Tensor> {
-    let lowest = match mask.dtype() {
-        DType::F16 => f64::from(half::f16::MIN),
-        DType::BF16 => f64::from(half::bf16::MIN),
-        DType::F64 => f64::MIN,
-        _ => f64::from(f32::MIN),
-    };
-    let (n, len) = mask.dims2()?;
-    mask.affine(-lowest, lowest)?.reshape((n, 1, 1, len))
-}
-
-/// Pools `(batch, len, hidden)` token vectors over the kept tokens of `mask` `(batch, len)`.
-fn pool(hidden: &Tensor, mask: &Tensor, pooling: Pooling) -> Result<Tensor> {
-    match pooling {
-        Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1),
-        Pooling::Mean => {
-            // Accumulate in f32 so long sequences do not lose precision in half types.
-            let hidden = hidden.to_dtype(DType::F32)?;
-            let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-            let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-            let counts = mask.sum(1)?.clamp(1f32, f32::MAX)?;
-            summed.broadcast_div(&counts)
-        }
-        Pooling::Max => {
-            let hidden = hidden.to_dtype(DType::F32)?;
-            let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-            // Masked positions get a very low value so they never win the max.
-            let penalty = mask.affine(1e9, -1e9)?;
-            hidden.broadcast_add(&penalty)?.max(D::Minus2)
-        }
+        let hidden = self.embeddings.forward(&padded.ids, &padded.type_ids)?;
+        let hidden = self.encoder.forward(&hidden, &additive_mask(&padded.mask, self.dtype)?)?;
+        let out = match &self.head {
+            Head::Pool(pooling) => pool(&hidden, &padded, *pooling)?,
+            Head::BertClassifier { pooler, classifier } => {
+                let first = hidden.narrow(1, 0, 1)?.squeeze(1)?;
+                classifier.forward(&pooler.forward(&first)?.tanh()?)?
+            }
+            Head::RobertaClassifier { dense, out_proj } => {
+                let first = hidden.narrow(1, 0, 1)?.squeeze(1)?;
+                out_proj.forward(&dense.forward(&first)?.tanh()?)?
+            }
+        };
+        out.to_dtype(DType::F32)?.to_vec2()
     }
 }

@@ -104,19 +104,19 @@ impl CandleConfig {
     /// # Errors
     /// [`EmbedError::Load`] for a name other than f32, f16 or bf16.
     pub fn dtype(&self) -> Result<DType> {
-        self.dtype_on(&Device::Cpu).map(|(dtype, _)| dtype)
+        self.dtype_on(&Device::Cpu, true).map(|(dtype, _)| dtype)
     }
 
-    /// The numeric type used on `device`: the configured one, or when none is configured bf16
-    /// on the packed CPU path of a CPU with AVX-512 BF16 (it passes the quality gate there and
-    /// is faster: docs/performance.md) and f32 everywhere else. The flag says whether it was
-    /// chosen so.
+    /// The numeric type used on `device` for a model the packed path can run (`packable`) or
+    /// not: the configured one, or when none is configured bf16 on the packed CPU path of a CPU
+    /// with AVX-512 BF16 (it passes the quality gate there and is faster: docs/performance.md)
+    /// and f32 everywhere else. The flag says whether it was chosen so.
     ///
     /// # Errors
     /// [`EmbedError::Load`] for a name other than f32, f16 or bf16, or an unknown `cpu_isa`.
-    pub fn dtype_on(&self, device: &Device) -> Result<(DType, bool)> {
+    pub fn dtype_on(&self, device: &Device, packable: bool) -> Result<(DType, bool)> {
         let Some(name) = self.dtype.as_deref() else {
-            let bf16 = device.is_cpu() && self.packed && self.isa()?.bf16();
+            let bf16 = device.is_cpu() && self.packed && packable && self.isa()?.bf16();
             return Ok((if bf16 { DType::BF16 } else { DType::F32 }, bf16));
         };
         let dtype = match name {
@@ -148,13 +148,14 @@ mod tests {
         assert_eq!(c.model, DEFAULT_MODEL);
         let bf16 = c.isa().expect("isa").bf16();
         let want = (if bf16 { DType::BF16 } else { DType::F32 }, bf16);
-        assert_eq!(c.dtype_on(&Device::Cpu).expect("dtype"), want);
+        assert_eq!(c.dtype_on(&Device::Cpu, true).expect("dtype"), want);
+        assert_eq!(c.dtype_on(&Device::Cpu, false).expect("dtype"), (DType::F32, false), "not packable: f32");
         for f32_only in [
             CandleConfig { cpu_isa: "avx2".into(), ..c.clone() },
             CandleConfig { packed: false, ..c.clone() },
             CandleConfig { dtype: Some("f32".into()), ..c.clone() },
         ] {
-            assert_eq!(f32_only.dtype_on(&Device::Cpu).expect("dtype"), (DType::F32, false), "{f32_only:?}");
+            assert_eq!(f32_only.dtype_on(&Device::Cpu, true).expect("dtype"), (DType::F32, false), "{f32_only:?}");
         }
         assert!(matches!(CandleConfig { device: "cpu".into(), ..c }.open_device(), Ok(Device::Cpu)));
     }

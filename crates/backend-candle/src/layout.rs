@@ -1,24 +1,92 @@
-//! Reads a Hugging Face model directory: the BERT config and the sentence-transformers files.
+//! Reads a Hugging Face model directory: which architecture `config.json` names, and the
+//! sentence-transformers files (pooling, normalisation, maximum length, prompts).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use aki_core::{EmbedError, Pooling, Result};
-use candle_transformers::models::bert::Config as BertConfig;
+use aki_core::{EmbedError, ModelTask, Pooling, Prompts, Result};
 use serde::Deserialize;
+
+/// The model families the backend runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    /// BERT and its sentence-transformers descendants (all-MiniLM, BGE, E5-v2).
+    Bert,
+    /// XLM-RoBERTa and RoBERTa: BERT layers, positions counted from the padding index.
+    XlmRoberta,
+    /// ModernBERT: rotary positions, alternating local and global attention, GeGLU.
+    ModernBert,
+    /// Qwen3 decoders used as embedders (Qwen3-Embedding): causal attention, last-token pooling.
+    Qwen3,
+}
+
+impl Architecture {
+    /// Every supported family as `model_type` names it, for error messages.
+    pub const SUPPORTED: &str = "bert, xlm-roberta, roberta, modernbert, qwen3";
+
+    /// The name `/info` shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bert => "bert",
+            Self::XlmRoberta => "xlm-roberta",
+            Self::ModernBert => "modernbert",
+            Self::Qwen3 => "qwen3",
+        }
+    }
+
+    fn from_config(probe: &ArchitectureProbe) -> Option<Self> {
+        let by_type = match probe.model_type.as_deref() {
+            Some("bert") => Some(Self::Bert),
+            Some("xlm-roberta" | "roberta") => Some(Self::XlmRoberta),
+            Some("modernbert") => Some(Self::ModernBert),
+            Some("qwen3") => Some(Self::Qwen3),
+            _ => None,
+        };
+        by_type.or_else(|| {
+            probe.architectures.iter().find_map(|a| {
+                let a = a.as_str();
+                if a.starts_with("Bert") {
+                    Some(Self::Bert)
+                } else if a.starts_with("XLMRoberta") || a.starts_with("Roberta") {
+                    Some(Self::XlmRoberta)
+                } else if a.starts_with("ModernBert") {
+                    Some(Self::ModernBert)
+                } else if a.starts_with("Qwen3") {
+                    Some(Self::Qwen3)
+                } else {
+                    None
+                }
+            })
+        })
+    }
+}
 
 /// Everything read from a model directory before the weights are touched.
 #[derive(Debug, Clone)]
 pub struct ModelLayout {
     /// The directory itself.
     pub dir: PathBuf,
-    /// The encoder's hyper-parameters from `config.json`.
-    pub bert: BertConfig,
-    /// Pooling from `1_Pooling/config.json` (mean when the file is absent).
+    /// The model family.
+    pub architecture: Architecture,
+    /// `config.json` as read, for the family's own hyper-parameters.
+    pub config: serde_json::Value,
+    /// Embedder, or reranker (a `*ForSequenceClassification` architecture).
+    pub task: ModelTask,
+    /// Classifier outputs of a reranker (`id2label`'s size; 1 for relevance scores).
+    pub labels: usize,
+    /// Width of the token vectors.
+    pub hidden_size: usize,
+    /// Tokens in the vocabulary.
+    pub vocab_size: usize,
+    /// Pooling from `1_Pooling/config.json` (mean when the file is absent, CLS for rerankers).
     pub pooling: Pooling,
     /// Whether `modules.json` lists a `Normalize` module.
     pub normalize: bool,
-    /// Longest input in tokens: `max_seq_length` capped by the position table.
+    /// Longest input in tokens: `max_seq_length` (or the tokenizer's `model_max_length`) capped
+    /// by what the positions allow.
     pub max_seq_length: usize,
+    /// Named prompts and the default one from `config_sentence_transformers.json`.
+    pub prompts: Prompts,
 }
 
 #[derive(Deserialize)]
@@ -26,6 +94,11 @@ struct ArchitectureProbe {
     model_type: Option<String>,
     #[serde(default)]
     architectures: Vec<String>,
+    hidden_size: usize,
+    vocab_size: usize,
+    max_position_embeddings: Option<usize>,
+    pad_token_id: Option<usize>,
+    id2label: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize)]
@@ -34,14 +107,25 @@ struct Module {
     kind: String,
 }
 
+/// `1_Pooling/config.json` in either of its shapes: the flags of sentence-transformers 2-5
+/// (`pooling_mode_mean_tokens`) or the one `pooling_mode` name of later versions.
 #[derive(Deserialize)]
 struct PoolingConfig {
+    pooling_mode: Option<String>,
     #[serde(default)]
     pooling_mode_cls_token: bool,
     #[serde(default)]
     pooling_mode_mean_tokens: bool,
     #[serde(default)]
     pooling_mode_max_tokens: bool,
+    #[serde(default)]
+    pooling_mode_lasttoken: bool,
+    #[serde(default = "yes")]
+    include_prompt: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -49,51 +133,130 @@ struct SentenceBertConfig {
     max_seq_length: Option<usize>,
 }
 
+#[derive(Deserialize)]
+struct TokenizerConfig {
+    model_max_length: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+struct SentenceTransformersConfig {
+    #[serde(default)]
+    prompts: BTreeMap<String, String>,
+    default_prompt_name: Option<String>,
+}
+
 impl ModelLayout {
     /// Reads `dir`.
     ///
     /// # Errors
-    /// [`EmbedError::Load`] for a missing or unreadable `config.json`, an architecture other
-    /// than BERT, an unsupported pooling mode, or a malformed sentence-transformers file.
+    /// [`EmbedError::Load`] for a missing or unreadable `config.json`, an architecture the
+    /// backend does not run (the message names it and the supported ones), an unsupported
+    /// pooling mode, or a malformed sentence-transformers file.
     pub fn read(dir: &Path) -> Result<Self> {
         let config_path = dir.join("config.json");
-        let probe: ArchitectureProbe = read_json(&config_path)?.ok_or_else(|| missing(&config_path))?;
-        let is_bert =
-            probe.model_type.as_deref() == Some("bert") || probe.architectures.iter().any(|a| a.starts_with("Bert"));
-        if !is_bert {
-            return Err(EmbedError::Load(format!(
-                "{}: unsupported architecture (model_type {:?}, architectures {:?}); \
-                 this backend serves BERT-family encoders",
+        let config: serde_json::Value = read_json(&config_path)?.ok_or_else(|| missing(&config_path))?;
+        let probe: ArchitectureProbe =
+            serde_json::from_value(config.clone()).map_err(|e| EmbedError::Load(format!("{}: {e}", config_path.display())))?;
+        let architecture = Architecture::from_config(&probe).ok_or_else(|| {
+            EmbedError::Load(format!(
+                "{}: unsupported architecture (model_type {}, architectures {:?}); supported: {}",
                 config_path.display(),
-                probe.model_type,
-                probe.architectures
+                probe.model_type.as_deref().unwrap_or("unset"),
+                probe.architectures,
+                Architecture::SUPPORTED
+            ))
+        })?;
+        let reranker = probe.architectures.iter().any(|a| a.ends_with("ForSequenceClassification"));
+        let task = if reranker { ModelTask::Rerank } else { ModelTask::Embed };
+        if reranker && !matches!(architecture, Architecture::Bert | Architecture::XlmRoberta) {
+            return Err(EmbedError::Load(format!(
+                "{}: {} cross-encoders are not supported; rerankers run on bert and xlm-roberta",
+                config_path.display(),
+                architecture.as_str()
             )));
         }
-        let bert: BertConfig = read_json(&config_path)?.ok_or_else(|| missing(&config_path))?;
 
-        let normalize = read_json::<Vec<Module>>(&dir.join("modules.json"))?
-            .is_some_and(|modules| modules.iter().any(|m| m.kind.ends_with("Normalize")));
-        let pooling_path = dir.join("1_Pooling").join("config.json");
-        let pooling = match read_json::<PoolingConfig>(&pooling_path)? {
-            None => Pooling::Mean,
-            Some(p) => match (p.pooling_mode_mean_tokens, p.pooling_mode_cls_token, p.pooling_mode_max_tokens) {
-                (true, false, false) => Pooling::Mean,
-                (false, true, false) => Pooling::Cls,
-                (false, false, true) => Pooling::Max,
-                _ => {
-                    return Err(EmbedError::Load(format!(
-                        "{}: exactly one of mean, CLS or max pooling must be enabled",
-                        pooling_path.display()
-                    )));
-                }
-            },
-        };
+        let normalize = !reranker
+            && read_json::<Vec<Module>>(&dir.join("modules.json"))?
+                .is_some_and(|modules| modules.iter().any(|m| m.kind.ends_with("Normalize")));
+        let pooling = if reranker { Pooling::Cls } else { read_pooling(dir, architecture)? };
+
+        // Positions an input may use: XLM-RoBERTa counts them from the padding index + 1.
+        let positions = probe.max_position_embeddings.map(|max| match architecture {
+            Architecture::XlmRoberta => max.saturating_sub(probe.pad_token_id.unwrap_or(1) + 1),
+            _ => max,
+        });
         let declared = read_json::<SentenceBertConfig>(&dir.join("sentence_bert_config.json"))?
             .and_then(|c| c.max_seq_length)
-            .unwrap_or(bert.max_position_embeddings);
-        let max_seq_length = declared.min(bert.max_position_embeddings);
-        Ok(Self { dir: dir.to_path_buf(), bert, pooling, normalize, max_seq_length })
+            .or_else(|| tokenizer_max_length(dir))
+            .or(positions)
+            .unwrap_or(512);
+        let max_seq_length = positions.map_or(declared, |p| declared.min(p));
+
+        let st = read_json::<SentenceTransformersConfig>(&dir.join("config_sentence_transformers.json"))?
+            .unwrap_or_default();
+        if let Some(name) = st.default_prompt_name.as_deref().filter(|n| !st.prompts.contains_key(*n)) {
+            return Err(EmbedError::Load(format!(
+                "{}: default_prompt_name `{name}` is not one of its prompts",
+                dir.join("config_sentence_transformers.json").display()
+            )));
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            architecture,
+            config,
+            task,
+            labels: probe.id2label.map_or(1, |labels| labels.len().max(1)),
+            hidden_size: probe.hidden_size,
+            vocab_size: probe.vocab_size,
+            pooling,
+            normalize,
+            max_seq_length,
+            prompts: Prompts { named: st.prompts, default_name: st.default_prompt_name },
+        })
     }
+
+    /// The family's hyper-parameters parsed from `config.json` as `T`.
+    ///
+    /// # Errors
+    /// [`EmbedError::Load`] naming the file and the missing or malformed key.
+    pub fn family_config<T: for<'de> Deserialize<'de>>(&self) -> Result<T> {
+        serde_json::from_value(self.config.clone())
+            .map_err(|e| EmbedError::Load(format!("{}: {e}", self.dir.join("config.json").display())))
+    }
+}
+
+fn read_pooling(dir: &Path, architecture: Architecture) -> Result<Pooling> {
+    let path = dir.join("1_Pooling").join("config.json");
+    let Some(p) = read_json::<PoolingConfig>(&path)? else {
+        return Ok(if architecture == Architecture::Qwen3 { Pooling::LastToken } else { Pooling::Mean });
+    };
+    let bad = |what: &str| EmbedError::Load(format!("{}: {what}", path.display()));
+    if !p.include_prompt {
+        return Err(bad("pooling without the prompt's tokens (`include_prompt: false`) is not supported"));
+    }
+    let pooling = match p.pooling_mode.as_deref() {
+        Some("mean") => Pooling::Mean,
+        Some("cls") => Pooling::Cls,
+        Some("max") => Pooling::Max,
+        Some("lasttoken") => Pooling::LastToken,
+        Some(other) => return Err(bad(&format!("pooling mode `{other}` is not one of mean, cls, max, lasttoken"))),
+        None => match (p.pooling_mode_mean_tokens, p.pooling_mode_cls_token, p.pooling_mode_max_tokens, p.pooling_mode_lasttoken) {
+            (true, false, false, false) => Pooling::Mean,
+            (false, true, false, false) => Pooling::Cls,
+            (false, false, true, false) => Pooling::Max,
+            (false, false, false, true) => Pooling::LastToken,
+            _ => return Err(bad("exactly one of mean, CLS, max or last-token pooling must be enabled")),
+        },
+    };
+    Ok(pooling)
+}
+
+/// `model_max_length` of `tokenizer_config.json`, where sentence-transformers 6 keeps the
+/// maximum length; tokenizers without one write a huge placeholder, ignored here.
+fn tokenizer_max_length(dir: &Path) -> Option<usize> {
+    let config = read_json::<TokenizerConfig>(&dir.join("tokenizer_config.json")).ok().flatten()?;
+    config.model_max_length.filter(|&n| n >= 1.0 && n < 1e7).map(|n| n as usize)
 }
 
 fn missing(path: &Path) -> EmbedError {

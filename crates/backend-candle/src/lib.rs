@@ -1,5 +1,6 @@
-//! The Candle backend of aki-embed: BERT-family sentence-embedding models in Hugging Face
-//! layout, run with candle on CPU (default), CUDA (`cuda` feature) or Metal (`metal` feature).
+//! The Candle backend of aki-embed: sentence-embedding models (BERT, XLM-RoBERTa, ModernBERT,
+//! Qwen3) and BERT/XLM-RoBERTa cross-encoders in Hugging Face layout, run with candle on CPU
+//! (default), CUDA (`cuda` feature) or Metal (`metal` feature).
 //!
 //! [`CandleBackend`] implements the core `EmbeddingProvider` port. It reads `config.json`,
 //! `tokenizer.json`, a memory-mapped `model.safetensors`, and the sentence-transformers files
@@ -7,15 +8,18 @@
 //! model-specific is hard-coded.
 
 mod backend;
+mod batch;
 mod bert;
 mod config;
 mod layout;
+mod modernbert;
 mod packed;
+mod qwen3;
 pub mod source;
 
 pub use backend::CandleBackend;
 pub use config::CandleConfig;
-pub use layout::ModelLayout;
+pub use layout::{Architecture, ModelLayout};
 
 #[cfg(test)]
 mod tests;

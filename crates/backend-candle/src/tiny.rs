@@ -94,6 +94,6 @@ fn write_weights(path: &Path, config: &serde_json::Value) {
     let config: Config = serde_json::from_value(config.clone()).expect("bert config");
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    BertEmbedder::load(vb, &config, Pooling::Mean).expect("random init");
+    BertEmbedder::load(vb, &config, crate::bert::Family::Bert, Pooling::Mean).expect("random init");
     varmap.save(path).expect("save weights");
 }

@@ -68,6 +68,10 @@ impl EmbeddingProvider for BatchingProvider {
         self.inner.encode(texts, options).await
     }
 
+    async fn encode_pairs(&self, query: String, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>> {
+        self.inner.encode_pairs(query, texts, options).await
+    }
+
     async fn tokenize(&self, texts: Vec<String>, add_special_tokens: bool) -> Result<Vec<Vec<Token>>> {
         self.inner.tokenize(texts, add_special_tokens).await
     }
@@ -120,6 +124,7 @@ mod tests {
             dtype: "f32".into(),
             is_padded: false,
             engine: "test".into(),
+            ..ModelInfo::default()
         });
         model.expect_encode().returning(|texts, _| {
             Ok(texts.iter().map(|_| Encoding { ids: vec![1, 2], type_ids: vec![0, 0] }).collect())

@@ -116,6 +116,10 @@ impl EmbeddingProvider for CachedProvider {
         self.inner.encode(texts, options).await
     }
 
+    async fn encode_pairs(&self, query: String, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>> {
+        self.inner.encode_pairs(query, texts, options).await
+    }
+
     async fn tokenize(&self, texts: Vec<String>, add_special_tokens: bool) -> Result<Vec<Vec<Token>>> {
         self.inner.tokenize(texts, add_special_tokens).await
     }

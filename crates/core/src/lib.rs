@@ -17,6 +17,6 @@ pub use error::{EmbedError, ErrorKind, Result};
 pub use provider::{EmbeddingProvider, token_encodings};
 pub use store::{LoadedModel, ModelStore, StoreStats};
 pub use types::{
-    EmbedOptions, Embeddings, EncodeOptions, Encoding, ModelInfo, Pooled, Pooling, RequestContext, Timing, Token,
-    TruncationDirection,
+    EmbedOptions, Embeddings, EncodeOptions, Encoding, ModelInfo, ModelTask, Pooled, Pooling, Prompts, RequestContext,
+    Timing, Token, TruncationDirection,
 };

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::{
-    EmbedError, EmbedOptions, Embeddings, EncodeOptions, Encoding, ModelInfo, Pooled, RequestContext, Result, Token,
-    TruncationDirection, vector,
+    EmbedError, EmbedOptions, Embeddings, EncodeOptions, Encoding, ModelInfo, ModelTask, Pooled, RequestContext,
+    Result, Token, TruncationDirection, vector,
 };
 
 /// Something that turns texts into sentence vectors: a backend, or a decorator
@@ -40,6 +40,18 @@ pub trait EmbeddingProvider: Send + Sync + 'static {
     /// [`EmbedError::Tokenizer`](crate::EmbedError::Tokenizer) when the tokenizer fails.
     async fn encode(&self, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>>;
 
+    /// Tokenizes `(query, text)` pairs for a cross-encoder: both parts in one input with the
+    /// model's separator and segment ids, the longer part cut first when `options.truncate`.
+    /// Providers of embedders keep this default, which refuses.
+    ///
+    /// # Errors
+    /// [`EmbedError::Validation`](crate::EmbedError::Validation) when the model does not rerank,
+    /// and the errors of [`encode`](Self::encode).
+    async fn encode_pairs(&self, query: String, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>> {
+        let _ = (query, texts, options);
+        Err(wrong_task(self.info(), ModelTask::Rerank))
+    }
+
     /// Tokenizes `texts` for display: ids, token texts, special flags and byte offsets, with
     /// or without the special tokens. Not truncated.
     ///
@@ -69,6 +81,7 @@ pub trait EmbeddingProvider: Send + Sync + 'static {
     /// [`EmbedError::Validation`](crate::EmbedError::Validation) for bad `dimensions`, and every
     /// error of [`encode`](Self::encode) and [`embed_encoded`](Self::embed_encoded).
     async fn embed(&self, texts: Vec<String>, options: EmbedOptions, context: RequestContext) -> Result<Embeddings> {
+        check_task(self.info(), ModelTask::Embed)?;
         vector::check_dimensions(&options, self.info())?;
         let started = Instant::now();
         let encodings = self.encode(texts, options.encode).await?;
@@ -89,10 +102,55 @@ pub trait EmbeddingProvider: Send + Sync + 'static {
         options: EmbedOptions,
         context: RequestContext,
     ) -> Result<Embeddings> {
+        check_task(self.info(), ModelTask::Embed)?;
         vector::check_dimensions(&options, self.info())?;
         let encodings = token_encodings(lists, options.encode, self.info())?;
         infer_and_finish(self, encodings, &options, context, Duration::ZERO).await
     }
+
+    /// Scores each of `texts` against `query` with a cross-encoder: encode the pairs, then the
+    /// same inference (batching, cache, deadline) as embeddings. The "vectors" returned are the
+    /// classifier's raw logits, one per label, in input order; token counts are per pair.
+    ///
+    /// # Errors
+    /// [`EmbedError::Validation`](crate::EmbedError::Validation) when the model does not rerank,
+    /// and every error of [`encode_pairs`](Self::encode_pairs) and
+    /// [`embed_encoded`](Self::embed_encoded).
+    async fn score_pairs(
+        &self,
+        query: String,
+        texts: Vec<String>,
+        options: EncodeOptions,
+        context: RequestContext,
+    ) -> Result<Embeddings> {
+        check_task(self.info(), ModelTask::Rerank)?;
+        let started = Instant::now();
+        let encodings = self.encode_pairs(query, texts, options).await?;
+        let tokenize = started.elapsed();
+        let token_counts = encodings.iter().map(Encoding::len).collect();
+        let pooled = self.embed_encoded(encodings, context).await?;
+        Ok(Embeddings { vectors: pooled.vectors, token_counts, timing: crate::Timing { tokenize, ..pooled.timing } })
+    }
+}
+
+/// Refuses work of the other task: embeddings from a reranker or scores from an embedder.
+fn check_task(info: &ModelInfo, task: ModelTask) -> Result<()> {
+    if info.task == task { Ok(()) } else { Err(wrong_task(info, task)) }
+}
+
+fn wrong_task(info: &ModelInfo, wanted: ModelTask) -> EmbedError {
+    let (is, use_instead) = match info.task {
+        ModelTask::Embed => ("an embedding model", "the embedding routes"),
+        ModelTask::Rerank => ("a reranker (cross-encoder)", "`/rerank`"),
+    };
+    EmbedError::Validation(format!(
+        "model `{}` is {is} and cannot {}; use {use_instead}",
+        info.model_id,
+        match wanted {
+            ModelTask::Embed => "embed",
+            ModelTask::Rerank => "rerank",
+        }
+    ))
 }
 
 /// Inference on `encodings`, then each vector finished with `options`.
@@ -169,6 +227,7 @@ mod tests {
             dtype: "f32".into(),
             is_padded: false,
             engine: "test".into(),
+            ..ModelInfo::default()
         }
     }
 

@@ -12,15 +12,19 @@ pub enum TruncationDirection {
 }
 
 /// How token vectors become one sentence vector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Pooling {
     /// Mean over the tokens the attention mask keeps.
+    #[default]
     Mean,
     /// The first token ([CLS]).
     Cls,
     /// Element-wise maximum over the kept tokens.
     Max,
+    /// The last kept token (decoder embedders such as Qwen3-Embedding, whose tokenizer ends
+    /// every input with an end-of-text token).
+    LastToken,
 }
 
 impl Pooling {
@@ -30,6 +34,7 @@ impl Pooling {
             Self::Mean => "mean",
             Self::Cls => "cls",
             Self::Max => "max",
+            Self::LastToken => "lasttoken",
         }
     }
 }
@@ -158,8 +163,64 @@ impl Embeddings {
     }
 }
 
+/// What a model computes from its inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ModelTask {
+    /// One pooled vector per text (a sentence embedder).
+    #[default]
+    Embed,
+    /// One relevance score per (query, text) pair (a cross-encoder): its "vectors" hold the
+    /// classifier's logits, one per label.
+    Rerank,
+}
+
+impl ModelTask {
+    /// The name APIs show (`embed`, `rerank`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Embed => "embed",
+            Self::Rerank => "rerank",
+        }
+    }
+}
+
+/// The model's sentence-transformers prompts (`config_sentence_transformers.json`): texts put
+/// before each input, picked by name per request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Prompts {
+    /// Prompt texts by name (E5's `query` -> `query: `).
+    pub named: std::collections::BTreeMap<String, String>,
+    /// The name used when a request names none.
+    pub default_name: Option<String>,
+}
+
+impl Prompts {
+    /// The text to put before each input: `prompt` itself, else the prompt named `name`, else
+    /// the default prompt, else none.
+    ///
+    /// # Errors
+    /// [`crate::EmbedError::Validation`] for both `prompt` and `name`, or a name the model does
+    /// not have (the message lists the ones it has).
+    pub fn resolve<'a>(&'a self, prompt: Option<&'a str>, name: Option<&str>) -> crate::Result<Option<&'a str>> {
+        match (prompt, name) {
+            (Some(_), Some(_)) => {
+                Err(crate::EmbedError::Validation("give `prompt` or `prompt_name`, not both".to_string()))
+            }
+            (Some(text), None) => Ok(Some(text)),
+            (None, Some(name)) => self.named.get(name).map(|p| Some(p.as_str())).ok_or_else(|| {
+                let known: Vec<&str> = self.named.keys().map(String::as_str).collect();
+                crate::EmbedError::Validation(format!(
+                    "the model has no prompt named `{name}`; it has: {}",
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                ))
+            }),
+            (None, None) => Ok(self.default_name.as_ref().and_then(|n| self.named.get(n)).map(String::as_str)),
+        }
+    }
+}
+
 /// Facts about the model a provider serves.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ModelInfo {
     /// The id the model was requested by (hub id or directory).
     pub model_id: String,
@@ -183,4 +244,10 @@ pub struct ModelInfo {
     /// Which implementation runs the model, for `/info` and logs (`packed cpu (avx512+bf16)`,
     /// `candle-transformers`).
     pub engine: String,
+    /// The model family (`bert`, `xlm-roberta`, `modernbert`, `qwen3`).
+    pub architecture: String,
+    /// Embedder or reranker.
+    pub task: ModelTask,
+    /// Its named prompts and default prompt.
+    pub prompts: Prompts,
 }

@@ -66,6 +66,7 @@ mod tests {
             dtype: "f32".into(),
             is_padded: true,
             engine: "test".into(),
+            ..ModelInfo::default()
         }
     }
 

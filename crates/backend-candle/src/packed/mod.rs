@@ -20,6 +20,7 @@ use candle_transformers::models::bert::{Config, HiddenAct, PositionEmbeddingType
 use rayon::prelude::*;
 
 use self::isa::{Isa, Level};
+use crate::bert::Family;
 use self::kernels::{Activation, activate, add_rows, fill_rows, layer_norm, softmax_rows};
 use self::linear::Panels;
 use self::matmul::{View, matmul};
@@ -99,18 +100,29 @@ pub fn unsupported(config: &Config, device: &Device, dtype: DType) -> Option<Str
 const SHORT_ATTENTION: usize = 64;
 
 impl PackedBert {
-    /// Copies the weights out of `vb` (f32, accepting a `bert.` prefix) into the packed layout,
-    /// the linear layers in `precision`, and starts a compute pool of `threads` threads (all
-    /// cores when `None`); kernels use `isa`.
+    /// Copies the weights of a BERT or XLM-RoBERTa encoder (`family`) out of `vb` (f32,
+    /// accepting the family's prefix) into the packed layout, the linear layers in `precision`,
+    /// and starts a compute pool of `threads` threads (all cores when `None`); kernels use `isa`.
+    #[allow(clippy::too_many_arguments)]
     pub fn load(
         vb: VarBuilder,
         config: &Config,
+        family: Family,
         pooling: Pooling,
         threads: Option<usize>,
         precision: Precision,
         isa: Isa,
     ) -> candle_core::Result<Self> {
-        let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb };
+        let prefix = match family {
+            Family::Bert => "bert",
+            Family::XlmRoberta => "roberta",
+        };
+        let vb = if vb.contains_tensor(&format!("{prefix}.embeddings.word_embeddings.weight")) { vb.pp(prefix) } else { vb };
+        // XLM-RoBERTa's first token sits at the padding index + 1: keep the table from there.
+        let first_position = match family {
+            Family::Bert => 0,
+            Family::XlmRoberta => config.pad_token_id + 1,
+        };
         let hidden = config.hidden_size;
         let flat = |t: Tensor| t.flatten_all()?.to_vec1::<f32>();
         let emb = vb.pp("embeddings");
@@ -152,7 +164,8 @@ impl PackedBert {
             .map_err(|e| candle_core::Error::Msg(format!("cannot start the compute pool: {e}")))?;
         Ok(Self {
             words: flat(emb.get((config.vocab_size, hidden), "word_embeddings.weight")?)?,
-            positions: flat(emb.get((config.max_position_embeddings, hidden), "position_embeddings.weight")?)?,
+            positions: flat(emb.get((config.max_position_embeddings, hidden), "position_embeddings.weight")?)?
+                .split_off(first_position * hidden),
             token_types: flat(emb.get((config.type_vocab_size, hidden), "token_type_embeddings.weight")?)?,
             embedding_norm: norm(emb.pp("LayerNorm"))?,
             layers,
@@ -301,6 +314,7 @@ impl PackedBert {
                 let rows = x[w[0] * h..w[1] * h].chunks_exact(h);
                 match self.pooling {
                     Pooling::Cls => x[w[0] * h..][..h].to_vec(),
+                    Pooling::LastToken => x[(w[1] - 1) * h..][..h].to_vec(),
                     Pooling::Mean => {
                         let mut sum = vec![0.0f32; h];
                         for row in rows {

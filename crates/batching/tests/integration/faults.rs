@@ -38,6 +38,7 @@ impl Faulty {
             dtype: "f32".into(),
             is_padded: false,
             engine: "test".into(),
+            ..ModelInfo::default()
         };
         Arc::new(Self { info, delay, computed: AtomicUsize::new(0) })
     }

@@ -23,6 +23,7 @@ pub fn info(model_id: &str) -> ModelInfo {
         dtype: "f32".into(),
         is_padded: true,
         engine: "test".into(),
+        ..ModelInfo::default()
     }
 }
 

@@ -48,6 +48,7 @@ fn info() -> ModelInfo {
         dtype: "f32".into(),
         is_padded: false,
         engine: "test".into(),
+        ..ModelInfo::default()
     }
 }
 

@@ -1,0 +1,81 @@
+//! What every candle model does around its layers: pad a batch into tensors, and pool the
+//! token vectors of the kept positions into one vector per input.
+
+use aki_core::{Encoding, Pooling};
+use candle_core::{D, DType, Device, IndexOp, Result, Tensor};
+
+/// A batch padded on the right to its longest input.
+pub struct Padded {
+    /// Token ids `(batch, len)`, u32.
+    pub ids: Tensor,
+    /// Segment ids `(batch, len)`, u32.
+    pub type_ids: Tensor,
+    /// 1 for a real token, 0 for padding, `(batch, len)`, u8.
+    pub mask: Tensor,
+    /// Each input's length.
+    pub lengths: Vec<usize>,
+}
+
+impl Padded {
+    /// Pads `batch` with `pad_id`; `None` for an empty batch.
+    pub fn new(batch: &[&Encoding], pad_id: u32, device: &Device) -> Result<Option<Self>> {
+        let Some(len) = batch.iter().map(|e| e.len()).max() else {
+            return Ok(None);
+        };
+        let n = batch.len();
+        let mut ids = Vec::with_capacity(n * len);
+        let mut type_ids = Vec::with_capacity(n * len);
+        let mut mask = Vec::with_capacity(n * len);
+        for e in batch {
+            let pad = len - e.len();
+            ids.extend(e.ids.iter().copied().chain(std::iter::repeat_n(pad_id, pad)));
+            type_ids.extend(e.type_ids.iter().copied().chain(std::iter::repeat_n(0, pad)));
+            mask.extend(std::iter::repeat_n(1u8, e.len()).chain(std::iter::repeat_n(0u8, pad)));
+        }
+        Ok(Some(Self {
+            ids: Tensor::from_vec(ids, (n, len), device)?,
+            type_ids: Tensor::from_vec(type_ids, (n, len), device)?,
+            mask: Tensor::from_vec(mask, (n, len), device)?,
+            lengths: batch.iter().map(|e| e.len()).collect(),
+        }))
+    }
+}
+
+/// Pools `(batch, len, hidden)` token vectors over the kept tokens of `padded`, in f32.
+pub fn pool(hidden: &Tensor, padded: &Padded, pooling: Pooling) -> Result<Tensor> {
+    // Accumulate in f32 so long sequences do not lose precision in half types.
+    let hidden = hidden.to_dtype(DType::F32)?;
+    match pooling {
+        Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1),
+        Pooling::LastToken => {
+            let rows = padded.lengths.iter().enumerate().map(|(i, &len)| hidden.i((i, len - 1)));
+            Tensor::stack(&rows.collect::<Result<Vec<_>>>()?, 0)
+        }
+        Pooling::Mean => {
+            let mask = padded.mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+            let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+            let counts = mask.sum(1)?.clamp(1f32, f32::MAX)?;
+            summed.broadcast_div(&counts)
+        }
+        Pooling::Max => {
+            let mask = padded.mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+            // Masked positions get a very low value so they never win the max.
+            let penalty = mask.affine(1e9, -1e9)?;
+            hidden.broadcast_add(&penalty)?.max(D::Minus2)
+        }
+    }
+}
+
+/// `(1 - mask) * lowest finite value` in `dtype`, shaped `(batch, 1, 1, len)` to broadcast over
+/// heads and query positions. Using the dtype's finite minimum (not `f32::MIN`, which is `-inf`
+/// in f16/bf16) keeps `0 * min` at zero instead of NaN.
+pub fn additive_mask(mask: &Tensor, dtype: DType) -> Result<Tensor> {
+    let lowest = match dtype {
+        DType::F16 => f64::from(half::f16::MIN),
+        DType::BF16 => f64::from(half::bf16::MIN),
+        DType::F64 => f64::MIN,
+        _ => f64::from(f32::MIN),
+    };
+    let (n, len) = mask.dims2()?;
+    mask.to_dtype(dtype)?.affine(-lowest, lowest)?.reshape((n, 1, 1, len))
+}

@@ -1,0 +1,177 @@
+//! Every model family besides BERT, and a cross-encoder, on tiny random models that
+//! `scripts/make_tiny_models.py` wrote with transformers together with what sentence-transformers
+//! answers for them (`tests/tiny/*/reference.json`): each input alone and all in one batch, with
+//! each named prompt, on every engine that runs the family.
+
+use aki_backend_candle::{CandleBackend, CandleConfig};
+use aki_core::{EmbedOptions, EmbeddingProvider, EncodeOptions, ModelTask, Pooling, RequestContext, vector::cosine};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+const MIN_COSINE: f32 = 0.9999;
+const MAX_SCORE_ERROR: f32 = 1e-4;
+
+#[derive(Deserialize)]
+struct Reference {
+    inputs: Vec<String>,
+    max_seq_length: usize,
+    #[serde(default)]
+    alone: Vec<Vec<f32>>,
+    #[serde(default)]
+    tokens: Vec<usize>,
+    #[serde(default)]
+    prompted: BTreeMap<String, Prompted>,
+    query: Option<String>,
+    #[serde(default)]
+    raw_scores: Vec<f32>,
+    #[serde(default)]
+    scores: Vec<f32>,
+}
+
+#[derive(Deserialize)]
+struct Prompted {
+    vectors: Vec<Vec<f32>>,
+    tokens: Vec<usize>,
+}
+
+fn dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/tiny").join(name)
+}
+
+fn reference(name: &str) -> Reference {
+    let path = dir(name).join("reference.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn load(name: &str, packed: bool) -> CandleBackend {
+    let dir = dir(name);
+    let config = CandleConfig {
+        device: "cpu".into(),
+        dtype: Some("f32".into()),
+        packed,
+        ..CandleConfig::for_model(dir.to_str().expect("utf-8 path"))
+    };
+    CandleBackend::load(&config).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Refuses a reference whose vectors are so alike that a wrong forward pass could match it.
+fn assert_discriminating(name: &str, vectors: &[Vec<f32>]) {
+    let mut sum = 0.0;
+    let mut pairs = 0;
+    for (i, a) in vectors.iter().enumerate() {
+        for b in &vectors[i + 1..] {
+            sum += cosine(a, b);
+            pairs += 1;
+        }
+    }
+    assert!(sum / (pairs as f32) < 0.9, "{name}: the reference vectors are too alike to test anything");
+}
+
+fn assert_close(what: &str, got: &[Vec<f32>], want: &[Vec<f32>], inputs: &[String]) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    for ((g, w), text) in got.iter().zip(want).zip(inputs) {
+        let c = cosine(g, w);
+        assert!(c >= MIN_COSINE, "{what}: cosine {c} for {text:?}");
+    }
+}
+
+async fn check_embedder(name: &str, packed: bool, architecture: &str, pooling: Pooling) {
+    let reference = reference(name);
+    assert!(reference.inputs.len() >= 20, "{name}: at least 20 inputs");
+    assert_discriminating(name, &reference.alone);
+    let backend = load(name, packed);
+    let info = backend.info();
+    assert_eq!((info.architecture.as_str(), info.pooling, info.task), (architecture, pooling, ModelTask::Embed));
+    assert_eq!(info.max_input_tokens, reference.max_seq_length, "{name}");
+    let context = RequestContext::default();
+    let options = EmbedOptions { normalize: Some(false), ..EmbedOptions::default() };
+
+    let batched = backend.embed(reference.inputs.clone(), options, context).await.expect("batched");
+    assert_close(&format!("{name} batched (packed {packed})"), &batched.vectors, &reference.alone, &reference.inputs);
+    assert_eq!(batched.token_counts, reference.tokens, "{name}: tokens per input");
+    for (i, text) in reference.inputs.iter().enumerate() {
+        let alone = backend.embed(vec![text.clone()], options, context).await.expect("alone");
+        assert_close(&format!("{name} alone"), &alone.vectors, &reference.alone[i..=i], &reference.inputs[i..=i]);
+    }
+
+    for (prompt_name, want) in &reference.prompted {
+        let prompt = info.prompts.resolve(None, Some(prompt_name)).expect("named prompt").unwrap_or_default();
+        let texts = reference.inputs.iter().map(|t| format!("{prompt}{t}")).collect();
+        let got = backend.embed(texts, options, context).await.expect("prompted");
+        assert_close(&format!("{name} prompt {prompt_name}"), &got.vectors, &want.vectors, &reference.inputs);
+        assert_eq!(got.token_counts, want.tokens, "{name}: tokens with prompt {prompt_name}");
+    }
+}
+
+#[tokio::test]
+async fn xlm_roberta_matches_sentence_transformers_on_both_engines() {
+    for packed in [true, false] {
+        check_embedder("xlm-roberta", packed, "xlm-roberta", Pooling::Mean).await;
+    }
+    assert!(load("xlm-roberta", true).info().engine.starts_with("packed"), "XLM-RoBERTa runs on the packed path");
+}
+
+#[tokio::test]
+async fn modernbert_matches_sentence_transformers() {
+    check_embedder("modernbert", true, "modernbert", Pooling::Cls).await;
+    let backend = load("modernbert", true);
+    assert_eq!(backend.info().engine, "candle-transformers");
+    assert_eq!(backend.info().prompts.default_name.as_deref(), Some("search_document"));
+}
+
+#[tokio::test]
+async fn qwen3_with_last_token_pooling_matches_sentence_transformers() {
+    check_embedder("qwen3", true, "qwen3", Pooling::LastToken).await;
+}
+
+#[tokio::test]
+async fn the_cross_encoder_scores_like_sentence_transformers() {
+    let reference = reference("bert-reranker");
+    let query = reference.query.clone().expect("query");
+    let backend = load("bert-reranker", true);
+    assert_eq!((backend.info().task, backend.info().dimension), (ModelTask::Rerank, 1));
+    let spread = reference.raw_scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b))
+        - reference.raw_scores.iter().fold(f32::INFINITY, |a, &b| a.min(b));
+    assert!(spread > 1.0, "the reference scores are too alike to test anything");
+    let context = RequestContext::default();
+    let options = EncodeOptions::default();
+    let batched = backend.score_pairs(query.clone(), reference.inputs.clone(), options, context).await.expect("scores");
+    for (i, (got, (raw, sigmoid))) in batched.vectors.iter().zip(reference.raw_scores.iter().zip(&reference.scores)).enumerate() {
+        assert!((got[0] - raw).abs() <= MAX_SCORE_ERROR, "input {i}: {} vs {raw}", got[0]);
+        let squashed = 1.0 / (1.0 + (-got[0]).exp());
+        assert!((squashed - sigmoid).abs() <= MAX_SCORE_ERROR, "input {i}: {squashed} vs {sigmoid}");
+    }
+    for (i, text) in reference.inputs.iter().enumerate() {
+        let alone = backend.score_pairs(query.clone(), vec![text.clone()], options, context).await.expect("alone");
+        assert!((alone.vectors[0][0] - reference.raw_scores[i]).abs() <= MAX_SCORE_ERROR, "input {i} alone");
+    }
+    let refused = backend.embed(vec!["x".into()], EmbedOptions::default(), context).await.expect_err("not an embedder");
+    assert!(refused.to_string().contains("reranker"), "{refused}");
+}
+
+#[tokio::test]
+async fn an_embedder_refuses_to_rerank() {
+    let backend = load("xlm-roberta", true);
+    let err = backend
+        .score_pairs("q".into(), vec!["t".into()], EncodeOptions::default(), RequestContext::default())
+        .await
+        .expect_err("not a reranker");
+    assert!(err.to_string().contains("cannot rerank"), "{err}");
+}
+
+#[test]
+fn an_unsupported_architecture_fails_naming_it_and_the_supported_ones() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for file in ["tokenizer.json", "model.safetensors"] {
+        std::fs::copy(dir("xlm-roberta").join(file), tmp.path().join(file)).expect("copy");
+    }
+    let config = r#"{"model_type": "t5", "architectures": ["T5EncoderModel"], "hidden_size": 8, "vocab_size": 10}"#;
+    std::fs::write(tmp.path().join("config.json"), config).expect("write");
+    let err = CandleBackend::load(&CandleConfig::for_model(tmp.path().to_str().expect("utf-8")))
+        .err()
+        .expect("unsupported");
+    let text = err.to_string();
+    assert!(text.contains("t5") && text.contains("T5EncoderModel") && text.contains("modernbert, qwen3"), "{text}");
+}
