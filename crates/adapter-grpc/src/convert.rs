@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant};
 
 use aki_core::{EmbedError, EmbedOptions, EncodeOptions, Token, TruncationDirection};
-use aki_service::{EmbedReply, EmbedRequest, Inputs, ServerInfo, TokenizeRequest};
+use aki_service::{
+    EmbedReply, EmbedRequest, Inputs, PromptChoice, RerankReply, RerankRequest, ServerInfo, TokenizeRequest,
+};
 use tonic::metadata::MetadataMap;
 
 use crate::pb;
@@ -33,8 +35,32 @@ pub fn embed_request(message: pb::EmbedRequest, deadline: Option<Instant>) -> Re
             encode: EncodeOptions { truncate: message.truncate.unwrap_or(true), direction: TruncationDirection::Right },
             dimensions: message.dimensions.map(|d| d as usize),
         },
+        prompt: PromptChoice { name: message.prompt_name, text: message.prompt },
         deadline,
     })
+}
+
+/// The service request of a `RerankRequest` message.
+pub fn rerank_request(message: pb::RerankRequest, deadline: Option<Instant>) -> RerankRequest {
+    RerankRequest {
+        model: message.model,
+        query: message.query,
+        texts: message.texts,
+        encode: EncodeOptions { truncate: message.truncate.unwrap_or(true), direction: TruncationDirection::Right },
+        raw_scores: message.raw_scores,
+        top_n: message.top_n.map(|n| n as usize),
+        deadline,
+    }
+}
+
+/// The `RerankResponse` message of a reply.
+pub fn rerank_response(reply: RerankReply) -> pb::RerankResponse {
+    let tokens = small(reply.tokens);
+    pb::RerankResponse {
+        ranks: reply.ranked.into_iter().map(|r| pb::Rank { index: small(r.index), score: r.score }).collect(),
+        usage: Some(pb::Usage { prompt_tokens: tokens, total_tokens: tokens }),
+        model: reply.model,
+    }
 }
 
 /// The `EmbedResponse` message of a reply.
@@ -88,6 +114,11 @@ pub fn info_response(info: ServerInfo) -> pb::InfoResponse {
         max_client_batch_size: small(info.max_client_batch_size),
         models: info.models,
         version: info.version.to_string(),
+        architecture: model.architecture,
+        task: model.task.as_str().to_string(),
+        engine: model.engine,
+        prompts: model.prompts.named.into_iter().collect(),
+        default_prompt_name: model.prompts.default_name,
     }
 }
 

@@ -9,7 +9,8 @@ use futures_util::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert::{
-    embed_request, embed_response, grpc_deadline, info_response, tokenize_request, tokenize_response,
+    embed_request, embed_response, grpc_deadline, info_response, rerank_request, rerank_response, tokenize_request,
+    tokenize_response,
 };
 use crate::pb;
 use crate::status::to_status;
@@ -22,6 +23,7 @@ const EMBED: &str = "/aki.embed.v1.Embedder/Embed";
 const EMBED_STREAM: &str = "/aki.embed.v1.Embedder/EmbedStream";
 const INFO: &str = "/aki.embed.v1.Embedder/Info";
 const TOKENIZE: &str = "/aki.embed.v1.Embedder/Tokenize";
+const RERANK: &str = "/aki.embed.v1.Embedder/Rerank";
 
 /// The Embedder service over an [`Engine`].
 #[derive(Clone)]
@@ -100,5 +102,12 @@ impl pb::embedder_server::Embedder for EmbedderService {
         let request = tokenize_request(request.into_inner(), deadline);
         let tokens = self.engine.service.tokenize(TOKENIZE, request).await.map_err(|e| to_status(&e))?;
         Ok(Response::new(tokenize_response(tokens)))
+    }
+
+    async fn rerank(&self, request: Request<pb::RerankRequest>) -> Result<Response<pb::RerankResponse>, Status> {
+        let deadline = grpc_deadline(request.metadata());
+        let request = rerank_request(request.into_inner(), deadline);
+        let reply = self.engine.service.rerank(RERANK, request).await.map_err(|e| to_status(&e))?;
+        Ok(Response::new(rerank_response(reply)))
     }
 }

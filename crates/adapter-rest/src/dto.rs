@@ -3,7 +3,7 @@
 //! part of its wire format and live here.
 
 use aki_core::{EmbedOptions, EncodeOptions, Token, TruncationDirection};
-use aki_service::{EmbedReply, EmbedRequest, Inputs, ServerInfo, TokenizeRequest};
+use aki_service::{EmbedReply, EmbedRequest, Inputs, PromptChoice, RerankReply, RerankRequest, ServerInfo, TokenizeRequest};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +16,10 @@ pub struct NativeRequest {
     pub normalize: Option<bool>,
     pub truncate: Option<bool>,
     pub dimensions: Option<usize>,
+    /// One of the model's named prompts.
+    pub prompt_name: Option<String>,
+    /// A prompt text of the client's own.
+    pub prompt: Option<String>,
 }
 
 impl From<NativeRequest> for EmbedRequest {
@@ -28,6 +32,7 @@ impl From<NativeRequest> for EmbedRequest {
                 encode: EncodeOptions { truncate: r.truncate.unwrap_or(true), direction: TruncationDirection::Right },
                 dimensions: r.dimensions,
             },
+            prompt: PromptChoice { name: r.prompt_name, text: r.prompt },
             deadline: None,
         }
     }
@@ -98,7 +103,8 @@ impl OpenAiRequest {
             OpenAiInput::TokenLists(lists) => Inputs::TokenIds(lists),
         };
         let options = EmbedOptions { dimensions: self.dimensions, ..EmbedOptions::default() };
-        (EmbedRequest { model: self.model, inputs, options, deadline: None }, self.encoding_format)
+        let request = EmbedRequest { model: self.model, inputs, options, prompt: PromptChoice::default(), deadline: None };
+        (request, self.encoding_format)
     }
 }
 
@@ -219,25 +225,175 @@ pub struct TeiEmbedRequest {
     #[serde(default)]
     pub truncation_direction: TeiDirection,
     pub dimensions: Option<usize>,
+    pub prompt_name: Option<String>,
+}
+
+impl From<TeiDirection> for TruncationDirection {
+    fn from(direction: TeiDirection) -> Self {
+        match direction {
+            TeiDirection::Right => Self::Right,
+            TeiDirection::Left => Self::Left,
+        }
+    }
 }
 
 impl From<TeiEmbedRequest> for EmbedRequest {
     /// TEI's defaults: normalised, and not truncated (an over-long input is an error).
     fn from(r: TeiEmbedRequest) -> Self {
-        let direction = match r.truncation_direction {
-            TeiDirection::Right => TruncationDirection::Right,
-            TeiDirection::Left => TruncationDirection::Left,
-        };
         EmbedRequest {
             model: None,
             inputs: Inputs::Texts(r.inputs.into_vec()),
             options: EmbedOptions {
                 normalize: Some(r.normalize.unwrap_or(true)),
-                encode: EncodeOptions { truncate: r.truncate.unwrap_or(false), direction },
+                encode: EncodeOptions { truncate: r.truncate.unwrap_or(false), direction: r.truncation_direction.into() },
                 dimensions: r.dimensions,
             },
+            prompt: PromptChoice { name: r.prompt_name, text: None },
             deadline: None,
         }
+    }
+}
+
+/// `POST /rerank` request (TEI).
+#[derive(Debug, Deserialize)]
+pub struct TeiRerankRequest {
+    pub query: String,
+    pub texts: Vec<String>,
+    pub truncate: Option<bool>,
+    #[serde(default)]
+    pub truncation_direction: TeiDirection,
+    #[serde(default)]
+    pub raw_scores: bool,
+    #[serde(default)]
+    pub return_text: bool,
+}
+
+impl TeiRerankRequest {
+    /// The service request (TEI's default: not truncated), and the texts when the reply must
+    /// carry them.
+    pub fn into_request(self) -> (RerankRequest, Option<Vec<String>>) {
+        let texts = self.return_text.then(|| self.texts.clone());
+        let request = RerankRequest {
+            model: None,
+            query: self.query,
+            texts: self.texts,
+            encode: EncodeOptions {
+                truncate: self.truncate.unwrap_or(false),
+                direction: self.truncation_direction.into(),
+            },
+            raw_scores: self.raw_scores,
+            top_n: None,
+            deadline: None,
+        };
+        (request, texts)
+    }
+}
+
+/// One entry of a `POST /rerank` response (TEI), best first.
+#[derive(Debug, Serialize)]
+pub struct TeiRank {
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    pub score: f32,
+}
+
+/// A `POST /rerank` response from the reply, with each text when they were kept.
+pub fn tei_ranks(reply: RerankReply, texts: Option<Vec<String>>) -> Vec<TeiRank> {
+    reply
+        .ranked
+        .into_iter()
+        .map(|r| TeiRank { index: r.index, text: texts.as_ref().map(|t| t[r.index].clone()), score: r.score })
+        .collect()
+}
+
+/// A document of `POST /v1/rerank`: a string, or `{"text": ...}` as Jina and Cohere also take.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RerankDocument {
+    Text(String),
+    Object { text: String },
+}
+
+/// `POST /v1/rerank` request (Cohere and Jina).
+#[derive(Debug, Deserialize)]
+pub struct CohereRerankRequest {
+    pub model: Option<String>,
+    pub query: String,
+    pub documents: Vec<RerankDocument>,
+    pub top_n: Option<usize>,
+    #[serde(default)]
+    pub return_documents: bool,
+    /// Cohere's cap on tokens per document: accepted, the model's maximum applies.
+    #[allow(dead_code)]
+    pub max_tokens_per_doc: Option<usize>,
+}
+
+impl CohereRerankRequest {
+    /// The service request (over-long pairs are cut, as Cohere and Jina do) and the documents
+    /// when the reply must carry them.
+    pub fn into_request(self) -> (RerankRequest, Option<Vec<String>>) {
+        let texts: Vec<String> = self
+            .documents
+            .into_iter()
+            .map(|d| match d {
+                RerankDocument::Text(text) | RerankDocument::Object { text } => text,
+            })
+            .collect();
+        let kept = self.return_documents.then(|| texts.clone());
+        let request = RerankRequest {
+            model: self.model,
+            query: self.query,
+            texts,
+            encode: EncodeOptions::default(),
+            raw_scores: false,
+            top_n: self.top_n,
+            deadline: None,
+        };
+        (request, kept)
+    }
+}
+
+/// `POST /v1/rerank` response.
+#[derive(Debug, Serialize)]
+pub struct CohereRerankResponse {
+    pub id: String,
+    pub model: String,
+    pub results: Vec<CohereResult>,
+    pub usage: CohereUsage,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CohereResult {
+    pub index: usize,
+    pub relevance_score: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document: Option<CohereDocument>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CohereDocument {
+    pub text: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CohereUsage {
+    pub total_tokens: usize,
+}
+
+impl CohereRerankResponse {
+    /// The response to a request with id `id`, with each document when they were kept.
+    pub fn new(id: String, reply: RerankReply, documents: Option<Vec<String>>) -> Self {
+        let results = reply
+            .ranked
+            .iter()
+            .map(|r| CohereResult {
+                index: r.index,
+                relevance_score: r.score,
+                document: documents.as_ref().map(|d| CohereDocument { text: d[r.index].clone() }),
+            })
+            .collect();
+        Self { id, model: reply.model, results, usage: CohereUsage { total_tokens: reply.tokens } }
     }
 }
 
@@ -291,6 +447,15 @@ pub struct InfoResponse {
     pub normalize: bool,
     pub dtype: String,
     pub device: String,
+    /// The model family (`bert`, `xlm-roberta`, `modernbert`, `qwen3`).
+    pub architecture: String,
+    /// `embed` or `rerank`.
+    pub task: &'static str,
+    /// Which implementation runs it (`packed cpu (...)`, `candle-transformers`).
+    pub engine: String,
+    /// Its named prompts.
+    pub prompts: std::collections::BTreeMap<String, String>,
+    pub default_prompt_name: Option<String>,
     pub max_batch_size: usize,
     pub max_batch_tokens: usize,
     pub max_concurrent_batches: usize,
@@ -311,6 +476,11 @@ impl From<ServerInfo> for InfoResponse {
             normalize: model.normalize_default,
             dtype: model.dtype,
             device: model.device,
+            architecture: model.architecture,
+            task: model.task.as_str(),
+            engine: model.engine,
+            prompts: model.prompts.named,
+            default_prompt_name: model.prompts.default_name,
             max_batch_size: info.batching.max_batch_size,
             max_batch_tokens: info.batching.max_batch_tokens,
             max_concurrent_batches: info.batching.max_concurrent_batches,

@@ -14,7 +14,7 @@ pub enum Shape {
     Native,
     /// `{"error": {"message", "type", "param", "code"}}` (`/v1/...`).
     OpenAi,
-    /// `{"error", "error_type"}` (`/embed`, `/tokenize`).
+    /// `{"error", "error_type"}` (`/embed`, `/tokenize`, `/rerank`).
     Tei,
 }
 
@@ -40,7 +40,7 @@ impl Shape {
     pub fn of(path: &str) -> Self {
         if path.starts_with("/v1/") {
             Self::OpenAi
-        } else if matches!(path, "/embed" | "/tokenize") {
+        } else if matches!(path, "/embed" | "/tokenize" | "/rerank") {
             Self::Tei
         } else {
             Self::Native

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aki_core::EmbedError;
+use aki_core::{EmbedError, Timing};
 use aki_service::EmbedReply;
 use aki_wiring::Engine;
 use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
@@ -31,6 +31,8 @@ const OPENAI_EMBED: &str = "/v1/embeddings";
 const OPENAI_MODELS: &str = "/v1/models";
 const TEI_EMBED: &str = "/embed";
 const TEI_TOKENIZE: &str = "/tokenize";
+const TEI_RERANK: &str = "/rerank";
+const COHERE_RERANK: &str = "/v1/rerank";
 const INFO: &str = "/info";
 
 /// The router with every route, limit and layer.
@@ -41,6 +43,8 @@ pub fn app(engine: AppState) -> Router {
         .route(OPENAI_MODELS, get(openai_models))
         .route(TEI_EMBED, post(tei_embed))
         .route(TEI_TOKENIZE, post(tei_tokenize))
+        .route(TEI_RERANK, post(tei_rerank))
+        .route(COHERE_RERANK, post(cohere_rerank))
         .route(INFO, get(info))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&engine), authorize));
     let open = Router::new()
@@ -122,13 +126,17 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
 
 /// TEI's timing headers, in milliseconds.
 fn timing_headers(reply: &EmbedReply) -> [(HeaderName, String); 5] {
+    timing(reply.tokens, reply.timing, reply.total)
+}
+
+fn timing(tokens: usize, timing: Timing, total: Duration) -> [(HeaderName, String); 5] {
     let ms = |d: Duration| d.as_millis().to_string();
     [
-        (HeaderName::from_static("x-compute-tokens"), reply.tokens.to_string()),
-        (HeaderName::from_static("x-tokenization-time"), ms(reply.timing.tokenize)),
-        (HeaderName::from_static("x-queue-time"), ms(reply.timing.queue)),
-        (HeaderName::from_static("x-inference-time"), ms(reply.timing.inference)),
-        (HeaderName::from_static("x-total-time"), ms(reply.total)),
+        (HeaderName::from_static("x-compute-tokens"), tokens.to_string()),
+        (HeaderName::from_static("x-tokenization-time"), ms(timing.tokenize)),
+        (HeaderName::from_static("x-queue-time"), ms(timing.queue)),
+        (HeaderName::from_static("x-inference-time"), ms(timing.inference)),
+        (HeaderName::from_static("x-total-time"), ms(total)),
     ]
 }
 
@@ -150,6 +158,25 @@ async fn openai_models(State(engine): State<AppState>) -> Json<OpenAiModels> {
 async fn tei_embed(State(engine): State<AppState>, Body(request): Body<TeiEmbedRequest>) -> Result<Response, Failure> {
     let reply = engine.service.embed(TEI_EMBED, request.into()).await.map_err(Failure::tei)?;
     Ok((timing_headers(&reply), Json(reply.vectors)).into_response())
+}
+
+async fn tei_rerank(State(engine): State<AppState>, Body(request): Body<TeiRerankRequest>) -> Result<Response, Failure> {
+    let (request, texts) = request.into_request();
+    let reply = engine.service.rerank(TEI_RERANK, request).await.map_err(Failure::tei)?;
+    let headers = timing(reply.tokens, reply.timing, reply.total);
+    Ok((headers, Json(tei_ranks(reply, texts))).into_response())
+}
+
+async fn cohere_rerank(
+    State(engine): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Body(request): Body<CohereRerankRequest>,
+) -> Result<Response, Failure> {
+    let (request, documents) = request.into_request();
+    let reply = engine.service.rerank(COHERE_RERANK, request).await.map_err(Failure::openai)?;
+    let id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let timing = timing(reply.tokens, reply.timing, reply.total);
+    Ok((timing, Json(CohereRerankResponse::new(id, reply, documents))).into_response())
 }
 
 async fn tei_tokenize(

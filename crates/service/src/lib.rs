@@ -12,6 +12,6 @@ mod service;
 pub use auth::ApiKey;
 pub use limits::Limits;
 pub use service::{
-    BatchFacts, EmbedReply, EmbedRequest, EmbedService, Inputs, NoRequestObserver, Outcome, RequestObserver,
-    ServerInfo, TokenizeRequest,
+    BatchFacts, EmbedReply, EmbedRequest, EmbedService, Inputs, NoRequestObserver, Outcome, PromptChoice, Ranked,
+    RequestObserver, RerankReply, RerankRequest, ServerInfo, TokenizeRequest,
 };

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use aki_core::{
-    EmbedError, EmbedOptions, ErrorKind, LoadedModel, ModelInfo, ModelStore, RequestContext, Result, Timing, Token,
+    EmbedError, EmbedOptions, EncodeOptions, ErrorKind, LoadedModel, ModelInfo, ModelStore, RequestContext, Result,
+    Timing, Token,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -42,9 +43,64 @@ pub struct EmbedRequest {
     pub inputs: Inputs,
     /// Truncation, normalisation, dimensions.
     pub options: EmbedOptions,
+    /// Which prompt goes before each text.
+    pub prompt: PromptChoice,
     /// The client's own deadline (gRPC's `grpc-timeout`), if it sent one; the service's
     /// `request_timeout_ms` caps it.
     pub deadline: Option<Instant>,
+}
+
+/// The prompt a request asks for, as sentence-transformers' `encode` takes it: a text, or the
+/// name of one of the model's prompts; neither means the model's default prompt, if it has one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PromptChoice {
+    /// One of the model's named prompts (`query`, `passage`).
+    pub name: Option<String>,
+    /// A prompt text of the client's own.
+    pub text: Option<String>,
+}
+
+/// A request to rank texts by relevance to a query with a cross-encoder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RerankRequest {
+    /// The model asked for; `None` is the default model.
+    pub model: Option<String>,
+    /// What the texts are ranked against.
+    pub query: String,
+    /// The candidates.
+    pub texts: Vec<String>,
+    /// Cut over-long pairs (longer part first) instead of refusing them, on which side.
+    pub encode: EncodeOptions,
+    /// Return the model's logits instead of sigmoid probabilities.
+    pub raw_scores: bool,
+    /// Keep only the best `top_n` (all when `None`).
+    pub top_n: Option<usize>,
+    /// The client's own deadline, capped like an embedding request's.
+    pub deadline: Option<Instant>,
+}
+
+/// One ranked text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ranked {
+    /// Its position in the request's texts.
+    pub index: usize,
+    /// Its relevance: sigmoid of the logit, or the logit with `raw_scores`.
+    pub score: f32,
+}
+
+/// The answer to a [`RerankRequest`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RerankReply {
+    /// The id of the model that answered.
+    pub model: String,
+    /// The texts, best first (ties keep the request's order).
+    pub ranked: Vec<Ranked>,
+    /// Tokens processed over all pairs.
+    pub tokens: usize,
+    /// Where the time went inside the pipeline.
+    pub timing: Timing,
+    /// Time from the service receiving the request to the answer.
+    pub total: Duration,
 }
 
 /// The answer to an [`EmbedRequest`].
@@ -234,8 +290,18 @@ impl EmbedService {
             let model = self.model(request.model.as_deref()).await?;
             let context = RequestContext::until(deadline);
             let out = match request.inputs {
-                Inputs::Texts(texts) => model.embed(texts, request.options, context).await?,
-                Inputs::TokenIds(lists) => model.embed_tokens(lists, request.options, context).await?,
+                Inputs::Texts(texts) => {
+                    let texts = self.prompted(model.info(), &request.prompt, texts)?;
+                    model.embed(texts, request.options, context).await?
+                }
+                Inputs::TokenIds(lists) => {
+                    if request.prompt != PromptChoice::default() {
+                        return Err(EmbedError::Validation(
+                            "a prompt applies to texts; token-id inputs are complete model inputs".into(),
+                        ));
+                    }
+                    model.embed_tokens(lists, request.options, context).await?
+                }
             };
             let info = model.info();
             Ok(EmbedReply {
@@ -250,6 +316,70 @@ impl EmbedService {
         let result = within(deadline, work).await;
         self.finish(route, started, &result, |reply| reply.tokens);
         result
+    }
+
+    /// Ranks `texts` by relevance to `query` with the (cross-encoder) model.
+    ///
+    /// # Errors
+    /// As [`embed`](Self::embed), and [`EmbedError::Validation`] when the model is not a
+    /// reranker with one output or `top_n` is 0.
+    pub async fn rerank(&self, route: &str, request: RerankRequest) -> Result<RerankReply> {
+        let started = Instant::now();
+        let deadline = self.deadline(request.deadline);
+        let work = async {
+            let _admitted = self.admit()?;
+            self.limits.check_texts(&request.texts)?;
+            let query_chars = request.query.chars().count();
+            self.limits.check(1, query_chars, query_chars * request.texts.len())?;
+            if request.top_n == Some(0) {
+                return Err(EmbedError::Validation("`top_n` must be at least 1".into()));
+            }
+            let model = self.model(request.model.as_deref()).await?;
+            let info = model.info();
+            if info.task == aki_core::ModelTask::Rerank && info.dimension != 1 {
+                return Err(EmbedError::Validation(format!(
+                    "model `{}` has {} output labels; reranking needs a cross-encoder with one",
+                    info.model_id, info.dimension
+                )));
+            }
+            let context = RequestContext::until(deadline);
+            let out = model.score_pairs(request.query, request.texts, request.encode, context).await?;
+            let mut ranked: Vec<Ranked> = out
+                .vectors
+                .iter()
+                .enumerate()
+                .map(|(index, logits)| {
+                    let logit = logits[0];
+                    Ranked { index, score: if request.raw_scores { logit } else { 1.0 / (1.0 + (-logit).exp()) } }
+                })
+                .collect();
+            ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
+            ranked.truncate(request.top_n.unwrap_or(usize::MAX));
+            Ok(RerankReply {
+                model: model.info().model_id.clone(),
+                ranked,
+                tokens: out.tokens(),
+                timing: out.timing,
+                total: started.elapsed(),
+            })
+        };
+        let result = within(deadline, work).await;
+        self.finish(route, started, &result, |reply| reply.tokens);
+        result
+    }
+
+    /// `texts` with the chosen prompt before each, checked against the limits again (a prompt
+    /// makes every text longer).
+    fn prompted(&self, info: &ModelInfo, choice: &PromptChoice, texts: Vec<String>) -> Result<Vec<String>> {
+        let Some(prompt) = info.prompts.resolve(choice.text.as_deref(), choice.name.as_deref())? else {
+            return Ok(texts);
+        };
+        if prompt.is_empty() {
+            return Ok(texts);
+        }
+        let texts: Vec<String> = texts.into_iter().map(|t| format!("{prompt}{t}")).collect();
+        self.limits.check_texts(&texts)?;
+        Ok(texts)
     }
 
     /// The tokens of each text, for display.

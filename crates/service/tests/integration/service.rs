@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use aki_core::{
     EmbedError, EmbedOptions, EmbeddingProvider, EncodeOptions, Encoding, ErrorKind, LoadedModel, ModelInfo,
-    ModelStore, Pooled, Pooling, RequestContext, Result, StoreStats, Timing, Token,
+    ModelStore, ModelTask, Pooled, Pooling, Prompts, RequestContext, Result, StoreStats, Timing, Token,
 };
 use aki_service::{
-    ApiKey, BatchFacts, EmbedRequest, EmbedService, Inputs, Limits, Outcome, RequestObserver, TokenizeRequest,
+    ApiKey, BatchFacts, EmbedRequest, EmbedService, Inputs, Limits, Outcome, PromptChoice, Ranked, RequestObserver,
+    RerankRequest, TokenizeRequest,
 };
 use async_trait::async_trait;
 
@@ -21,6 +22,7 @@ mockall::mock! {
         fn info(&self) -> &ModelInfo;
         async fn health(&self) -> Result<()>;
         async fn encode(&self, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>>;
+        async fn encode_pairs(&self, query: String, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>>;
         async fn tokenize(&self, texts: Vec<String>, add_special_tokens: bool) -> Result<Vec<Vec<Token>>>;
         async fn embed_encoded(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Pooled>;
     }
@@ -55,8 +57,12 @@ fn info() -> ModelInfo {
 /// A provider that encodes a text as `[1, len, 2]` and pools `[sum of ids, 0, 0, 0]`, taking
 /// `delay` per call.
 fn provider(delay: Duration) -> MockProvider {
+    provider_of(info(), delay)
+}
+
+fn provider_of(info: ModelInfo, delay: Duration) -> MockProvider {
     let mut mock = MockProvider::new();
-    mock.expect_info().return_const(info());
+    mock.expect_info().return_const(info);
     mock.expect_encode().returning(|texts, _| {
         Ok(texts.iter().map(|t| Encoding { ids: vec![1, t.len() as u32, 2], type_ids: vec![0; 3] }).collect())
     });
@@ -85,7 +91,11 @@ impl Seen {
 }
 
 fn make(limits: Limits, key: Option<&str>, delay: Duration) -> (EmbedService, Arc<Seen>) {
-    let model: LoadedModel = Arc::new(provider(delay));
+    make_with(provider(delay), limits, key)
+}
+
+fn make_with(provider: MockProvider, limits: Limits, key: Option<&str>) -> (EmbedService, Arc<Seen>) {
+    let model: LoadedModel = Arc::new(provider);
     let mut store = MockStore::new();
     store.expect_get_or_load().returning(move |id| match id {
         "default" => Ok(Arc::clone(&model)),
@@ -111,8 +121,85 @@ fn texts(items: &[&str]) -> EmbedRequest {
         model: None,
         inputs: Inputs::Texts(items.iter().map(|s| (*s).to_string()).collect()),
         options: EmbedOptions::default(),
+        prompt: PromptChoice::default(),
         deadline: None,
     }
+}
+
+#[tokio::test]
+async fn prompts_go_before_each_text_and_count_in_the_usage() {
+    let named = [("query", "q: "), ("doc", "document: ")].map(|(k, v)| (k.to_string(), v.to_string()));
+    let prompts = Prompts { named: named.into_iter().collect(), default_name: Some("doc".into()) };
+    let raw = EmbedOptions { normalize: Some(false), ..EmbedOptions::default() };
+    let (service, _) =
+        make_with(provider_of(ModelInfo { prompts, ..info() }, Duration::ZERO), Limits::default(), None);
+    let ask = |name: Option<&str>, text: Option<&str>| EmbedRequest {
+        options: raw,
+        prompt: PromptChoice { name: name.map(Into::into), text: text.map(Into::into) },
+        ..texts(&["abc"])
+    };
+    // The mock pools [1 + characters + 2]: the prompt's characters show in the vector.
+    let pooled = |reply: aki_service::EmbedReply| reply.vectors[0][0];
+    assert_eq!(pooled(service.embed("r", ask(Some("query"), None)).await.expect("named")), 9.0, "`q: abc`");
+    assert_eq!(pooled(service.embed("r", ask(None, None)).await.expect("default")), 16.0, "`document: abc`");
+    assert_eq!(pooled(service.embed("r", ask(None, Some(">> "))).await.expect("free")), 9.0, "`>> abc`");
+    let unknown = service.embed("r", ask(Some("passage"), None)).await.expect_err("unknown name");
+    assert!(unknown.to_string().contains("doc, query"), "{unknown}");
+    let both = service.embed("r", ask(Some("query"), Some("x"))).await.expect_err("both");
+    assert_eq!(both.kind(), ErrorKind::Validation);
+    let ids = EmbedRequest { inputs: Inputs::TokenIds(vec![vec![1, 2]]), ..ask(Some("query"), None) };
+    assert_eq!(service.embed("r", ids).await.expect_err("ids").kind(), ErrorKind::Validation);
+    let long = EmbedRequest { prompt: PromptChoice { name: None, text: Some("p".repeat(5000)) }, ..texts(&["a"]) };
+    let limits = Limits { max_input_chars: 100, ..Limits::default() };
+    let (strict, _) = make(limits, None, Duration::ZERO);
+    assert_eq!(strict.embed("r", long).await.expect_err("long prompt").kind(), ErrorKind::Validation);
+}
+
+fn reranker() -> MockProvider {
+    let mut mock = MockProvider::new();
+    mock.expect_info().return_const(ModelInfo { dimension: 1, task: ModelTask::Rerank, ..info() });
+    // A pair scores its text's length minus 3: logits -3 + len.
+    mock.expect_encode_pairs().returning(|_, texts, _| {
+        Ok(texts.iter().map(|t| Encoding { ids: vec![0, t.len() as u32, 0], type_ids: vec![0; 3] }).collect())
+    });
+    mock.expect_embed_encoded().returning(|batch, _| {
+        let vectors = batch.iter().map(|e| vec![e.ids[1] as f32 - 3.0]).collect();
+        Ok(Pooled { vectors, timing: Timing::default() })
+    });
+    mock
+}
+
+fn rerank(texts: &[&str], raw_scores: bool, top_n: Option<usize>) -> RerankRequest {
+    RerankRequest {
+        model: None,
+        query: "q".into(),
+        texts: texts.iter().map(|s| (*s).to_string()).collect(),
+        encode: EncodeOptions::default(),
+        raw_scores,
+        top_n,
+        deadline: None,
+    }
+}
+
+#[tokio::test]
+async fn rerank_orders_texts_best_first_with_sigmoid_or_raw_scores() {
+    let (service, seen) = make_with(reranker(), Limits::default(), None);
+    let reply = service.rerank("rr", rerank(&["ab", "abcde", "abc"], false, None)).await.expect("ranked");
+    assert_eq!(reply.ranked.iter().map(|r| r.index).collect::<Vec<_>>(), [1, 2, 0]);
+    let sigmoid = |x: f32| 1.0 / (1.0 + (-x).exp());
+    assert!((reply.ranked[0].score - sigmoid(2.0)).abs() < 1e-6 && (reply.ranked[1].score - 0.5).abs() < 1e-6);
+    assert_eq!(reply.tokens, 9);
+    let raw = service.rerank("rr", rerank(&["ab", "abcde", "abc"], true, Some(2))).await.expect("raw");
+    assert_eq!(raw.ranked, vec![Ranked { index: 1, score: 2.0 }, Ranked { index: 2, score: 0.0 }]);
+    let none = service.rerank("rr", rerank(&["a"], false, Some(0))).await.expect_err("top_n 0");
+    assert_eq!(none.kind(), ErrorKind::Validation);
+    let empty = service.rerank("rr", rerank(&[], false, None)).await.expect_err("no texts");
+    assert_eq!(empty.kind(), ErrorKind::Empty);
+    assert_eq!(seen.all().iter().filter(|(_, outcome, _)| *outcome == "ok").count(), 2);
+
+    let (embedder, _) = make(Limits::default(), None, Duration::ZERO);
+    let refused = embedder.rerank("rr", rerank(&["a"], false, None)).await.expect_err("an embedder");
+    assert!(refused.to_string().contains("cannot rerank"), "{refused}");
 }
 
 #[tokio::test]
