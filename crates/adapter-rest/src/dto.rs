@@ -3,7 +3,9 @@
 //! part of its wire format and live here.
 
 use aki_core::{EmbedOptions, EncodeOptions, Token, TruncationDirection};
-use aki_service::{EmbedReply, EmbedRequest, Inputs, PromptChoice, RerankReply, RerankRequest, ServerInfo, TokenizeRequest};
+use aki_service::{
+    EmbedReply, EmbedRequest, Inputs, PromptChoice, RerankReply, RerankRequest, ServerInfo, TokenizeRequest,
+};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
@@ -103,7 +105,8 @@ impl OpenAiRequest {
             OpenAiInput::TokenLists(lists) => Inputs::TokenIds(lists),
         };
         let options = EmbedOptions { dimensions: self.dimensions, ..EmbedOptions::default() };
-        let request = EmbedRequest { model: self.model, inputs, options, prompt: PromptChoice::default(), deadline: None };
+        let request =
+            EmbedRequest { model: self.model, inputs, options, prompt: PromptChoice::default(), deadline: None };
         (request, self.encoding_format)
     }
 }
@@ -245,7 +248,10 @@ impl From<TeiEmbedRequest> for EmbedRequest {
             inputs: Inputs::Texts(r.inputs.into_vec()),
             options: EmbedOptions {
                 normalize: Some(r.normalize.unwrap_or(true)),
-                encode: EncodeOptions { truncate: r.truncate.unwrap_or(false), direction: r.truncation_direction.into() },
+                encode: EncodeOptions {
+                    truncate: r.truncate.unwrap_or(false),
+                    direction: r.truncation_direction.into(),
+                },
                 dimensions: r.dimensions,
             },
             prompt: PromptChoice { name: r.prompt_name, text: None },

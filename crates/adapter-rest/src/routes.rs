@@ -160,7 +160,10 @@ async fn tei_embed(State(engine): State<AppState>, Body(request): Body<TeiEmbedR
     Ok((timing_headers(&reply), Json(reply.vectors)).into_response())
 }
 
-async fn tei_rerank(State(engine): State<AppState>, Body(request): Body<TeiRerankRequest>) -> Result<Response, Failure> {
+async fn tei_rerank(
+    State(engine): State<AppState>,
+    Body(request): Body<TeiRerankRequest>,
+) -> Result<Response, Failure> {
     let (request, texts) = request.into_request();
     let reply = engine.service.rerank(TEI_RERANK, request).await.map_err(Failure::tei)?;
     let headers = timing(reply.tokens, reply.timing, reply.total);

@@ -9,10 +9,10 @@ use aki_core::{
     EmbedError, EmbeddingProvider, EncodeOptions, Encoding, ModelInfo, ModelTask, Pooled, RequestContext, Result,
     Timing, Token, TruncationDirection,
 };
-use candle_transformers::models::bert::Config as BertConfig;
 use async_trait::async_trait;
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
+use candle_transformers::models::bert::Config as BertConfig;
 use tokenizers::{Tokenizer, TruncationParams, TruncationStrategy};
 use tokio::sync::oneshot;
 
@@ -20,8 +20,8 @@ use crate::bert::{BertEmbedder, Family};
 use crate::config::{CandleConfig, device_name};
 use crate::layout::{Architecture, ModelLayout};
 use crate::modernbert::{ModernBertConfig, ModernBertEmbedder};
-use crate::qwen3::{Qwen3Config, Qwen3Embedder};
 use crate::packed::{self, PackedBert, Precision};
+use crate::qwen3::{Qwen3Config, Qwen3Embedder};
 use crate::source;
 
 /// The model's tokenizer in the three set-ups a request can ask for.
@@ -277,7 +277,9 @@ fn load_weights(
                 tracing::info!(?dtype, "ModernBERT runs in f32 (candle-transformers builds its masks in f32)");
             }
             let family: ModernBertConfig = layout.family_config()?;
-            return ModernBertEmbedder::load(mmap(DType::F32)?, &family, layout.pooling).map(Model::ModernBert).map_err(err);
+            return ModernBertEmbedder::load(mmap(DType::F32)?, &family, layout.pooling)
+                .map(Model::ModernBert)
+                .map_err(err);
         }
         Architecture::Qwen3 => {
             let family: Qwen3Config = layout.family_config()?;

@@ -101,7 +101,8 @@ impl BertEmbedder {
             Family::Bert => "bert",
             Family::XlmRoberta => "roberta",
         };
-        let body = if vb.contains_tensor(&format!("{prefix}.embeddings.word_embeddings.weight")) { vb.pp(prefix) } else { vb };
+        let body =
+            if vb.contains_tensor(&format!("{prefix}.embeddings.word_embeddings.weight")) { vb.pp(prefix) } else { vb };
         let first_position = match family {
             Family::Bert => 0,
             Family::XlmRoberta => config.pad_token_id as u32 + 1,

@@ -155,8 +155,8 @@ impl ModelLayout {
     pub fn read(dir: &Path) -> Result<Self> {
         let config_path = dir.join("config.json");
         let config: serde_json::Value = read_json(&config_path)?.ok_or_else(|| missing(&config_path))?;
-        let probe: ArchitectureProbe =
-            serde_json::from_value(config.clone()).map_err(|e| EmbedError::Load(format!("{}: {e}", config_path.display())))?;
+        let probe: ArchitectureProbe = serde_json::from_value(config.clone())
+            .map_err(|e| EmbedError::Load(format!("{}: {e}", config_path.display())))?;
         let architecture = Architecture::from_config(&probe).ok_or_else(|| {
             EmbedError::Load(format!(
                 "{}: unsupported architecture (model_type {}, architectures {:?}); supported: {}",
@@ -241,7 +241,12 @@ fn read_pooling(dir: &Path, architecture: Architecture) -> Result<Pooling> {
         Some("max") => Pooling::Max,
         Some("lasttoken") => Pooling::LastToken,
         Some(other) => return Err(bad(&format!("pooling mode `{other}` is not one of mean, cls, max, lasttoken"))),
-        None => match (p.pooling_mode_mean_tokens, p.pooling_mode_cls_token, p.pooling_mode_max_tokens, p.pooling_mode_lasttoken) {
+        None => match (
+            p.pooling_mode_mean_tokens,
+            p.pooling_mode_cls_token,
+            p.pooling_mode_max_tokens,
+            p.pooling_mode_lasttoken,
+        ) {
             (true, false, false, false) => Pooling::Mean,
             (false, true, false, false) => Pooling::Cls,
             (false, false, true, false) => Pooling::Max,

@@ -117,4 +117,3 @@ pub fn with_model_prefix(vb: VarBuilder<'static>, probe: &str) -> VarBuilder<'st
     }
     vb.rename_f(|name: &str| name.strip_prefix("model.").unwrap_or(name).to_string())
 }
-

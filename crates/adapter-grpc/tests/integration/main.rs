@@ -3,6 +3,7 @@
 //! the REST server.
 
 mod calls;
+mod families;
 mod parity;
 mod shutdown;
 mod support;

@@ -2,6 +2,7 @@
 //! error shapes, and start-up faults and graceful shutdown of the real binary.
 
 mod errors;
+mod families;
 mod observability;
 mod properties;
 mod routes;

@@ -125,6 +125,8 @@ async fn info_models_health_ready_metrics_and_openapi() {
         "/v1/models",
         "/embed",
         "/tokenize",
+        "/rerank",
+        "/v1/rerank",
         "/info",
         "/health",
         "/ready",

@@ -20,10 +20,10 @@ use candle_transformers::models::bert::{Config, HiddenAct, PositionEmbeddingType
 use rayon::prelude::*;
 
 use self::isa::{Isa, Level};
-use crate::bert::Family;
 use self::kernels::{Activation, activate, add_rows, fill_rows, layer_norm, softmax_rows};
 use self::linear::Panels;
 use self::matmul::{View, matmul};
+use crate::bert::Family;
 
 /// A linear layer: one copy of its weights, transposed to `(in, out)` and cut into panels (f32
 /// or bf16, see `linear.rs`), and its bias.
@@ -117,7 +117,8 @@ impl PackedBert {
             Family::Bert => "bert",
             Family::XlmRoberta => "roberta",
         };
-        let vb = if vb.contains_tensor(&format!("{prefix}.embeddings.word_embeddings.weight")) { vb.pp(prefix) } else { vb };
+        let vb =
+            if vb.contains_tensor(&format!("{prefix}.embeddings.word_embeddings.weight")) { vb.pp(prefix) } else { vb };
         // XLM-RoBERTa's first token sits at the padding index + 1: keep the table from there.
         let first_position = match family {
             Family::Bert => 0,

@@ -138,7 +138,9 @@ async fn the_cross_encoder_scores_like_sentence_transformers() {
     let context = RequestContext::default();
     let options = EncodeOptions::default();
     let batched = backend.score_pairs(query.clone(), reference.inputs.clone(), options, context).await.expect("scores");
-    for (i, (got, (raw, sigmoid))) in batched.vectors.iter().zip(reference.raw_scores.iter().zip(&reference.scores)).enumerate() {
+    for (i, (got, (raw, sigmoid))) in
+        batched.vectors.iter().zip(reference.raw_scores.iter().zip(&reference.scores)).enumerate()
+    {
         assert!((got[0] - raw).abs() <= MAX_SCORE_ERROR, "input {i}: {} vs {raw}", got[0]);
         let squashed = 1.0 / (1.0 + (-got[0]).exp());
         assert!((squashed - sigmoid).abs() <= MAX_SCORE_ERROR, "input {i}: {squashed} vs {sigmoid}");
@@ -169,9 +171,8 @@ fn an_unsupported_architecture_fails_naming_it_and_the_supported_ones() {
     }
     let config = r#"{"model_type": "t5", "architectures": ["T5EncoderModel"], "hidden_size": 8, "vocab_size": 10}"#;
     std::fs::write(tmp.path().join("config.json"), config).expect("write");
-    let err = CandleBackend::load(&CandleConfig::for_model(tmp.path().to_str().expect("utf-8")))
-        .err()
-        .expect("unsupported");
+    let err =
+        CandleBackend::load(&CandleConfig::for_model(tmp.path().to_str().expect("utf-8"))).err().expect("unsupported");
     let text = err.to_string();
     assert!(text.contains("t5") && text.contains("T5EncoderModel") && text.contains("modernbert, qwen3"), "{text}");
 }

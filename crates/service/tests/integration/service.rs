@@ -131,8 +131,7 @@ async fn prompts_go_before_each_text_and_count_in_the_usage() {
     let named = [("query", "q: "), ("doc", "document: ")].map(|(k, v)| (k.to_string(), v.to_string()));
     let prompts = Prompts { named: named.into_iter().collect(), default_name: Some("doc".into()) };
     let raw = EmbedOptions { normalize: Some(false), ..EmbedOptions::default() };
-    let (service, _) =
-        make_with(provider_of(ModelInfo { prompts, ..info() }, Duration::ZERO), Limits::default(), None);
+    let (service, _) = make_with(provider_of(ModelInfo { prompts, ..info() }, Duration::ZERO), Limits::default(), None);
     let ask = |name: Option<&str>, text: Option<&str>| EmbedRequest {
         options: raw,
         prompt: PromptChoice { name: name.map(Into::into), text: text.map(Into::into) },
