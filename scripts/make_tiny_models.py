@@ -1,8 +1,8 @@
 """Writes the tiny random models of the model-family tests and their reference outputs.
 
 One small sentence-transformers directory per architecture the backend serves besides the real
-all-MiniLM-L6-v2 (BERT with a classifier head as a cross-encoder, XLM-RoBERTa, ModernBERT and a
-Qwen3 decoder with last-token pooling), each with a tokenizer trained here on the benchmark
+all-MiniLM-L6-v2 (XLM-RoBERTa, ModernBERT, a Qwen3 decoder with last-token pooling, and BERT and
+XLM-RoBERTa cross-encoders), each with a tokenizer trained here on the benchmark
 corpus, random weights from a fixed seed, and `reference.json`: what sentence-transformers
 (`SentenceTransformer`, `CrossEncoder`) answers for 24 inputs, each encoded alone and all in one
 batch. Weights are drawn wider than the libraries' 0.02 default so that the vectors of different
@@ -189,6 +189,25 @@ def embedder(name: str, out: Path, model, tokenizer, pooling: str, prompts: dict
     return record
 
 
+def reranker(name: str, out: Path, model, tokenizer) -> dict:
+    """A cross-encoder with one output, and its raw and sigmoid scores for (QUERY, input) pairs."""
+    widen(model, 0.3)
+    target = out / name
+    shutil.rmtree(target, ignore_errors=True)
+    save_hf(model, tokenizer, target)
+    ce = CrossEncoder(str(target), max_length=MAX_SEQ_LENGTH, device="cpu")
+    ce.save(str(target))
+    ce = CrossEncoder(str(target), device="cpu")
+    pairs = [(QUERY, t) for t in INPUTS]
+    raw = ce.predict(pairs, batch_size=len(pairs), activation_fn=torch.nn.Identity())
+    alone = np.array([ce.predict([p], batch_size=1, activation_fn=torch.nn.Identity())[0] for p in pairs])
+    scores = ce.predict(pairs, batch_size=len(pairs))
+    assert np.abs(raw - alone).max() < 1e-5
+    print(f"{name}: raw scores from {raw.min():.3f} to {raw.max():.3f}")
+    return {"kind": "reranker", "max_seq_length": MAX_SEQ_LENGTH, "query": QUERY, "inputs": INPUTS,
+            "raw_scores": raw.tolist(), "scores": scores.tolist()}
+
+
 def check(name: str, alone: np.ndarray, batched: np.ndarray) -> None:
     def unit(v):
         return v / np.linalg.norm(v, axis=1, keepdims=True)
@@ -247,24 +266,13 @@ def main() -> None:
     references["qwen3"] = embedder("qwen3", out, model, qw_tok, "lasttoken", {"query": instruct, "document": ""},
                                    None, padding_side="left")
 
-    tok = wordpiece(data)
     config = transformers.BertConfig(**common, max_position_embeddings=64, num_labels=1)
     model = transformers.BertForSequenceClassification(config).eval()
-    widen(model, 0.3)
-    target = out / "bert-reranker"
-    shutil.rmtree(target, ignore_errors=True)
-    save_hf(model, tok, target)
-    ce = CrossEncoder(str(target), max_length=MAX_SEQ_LENGTH, device="cpu")
-    ce.save(str(target))
-    ce = CrossEncoder(str(target), device="cpu")
-    pairs = [(QUERY, t) for t in INPUTS]
-    raw = ce.predict(pairs, batch_size=len(pairs), activation_fn=torch.nn.Identity())
-    alone = np.array([ce.predict([p], batch_size=1, activation_fn=torch.nn.Identity())[0] for p in pairs])
-    scores = ce.predict(pairs, batch_size=len(pairs))
-    assert np.abs(raw - alone).max() < 1e-5
-    print(f"bert-reranker: raw scores from {raw.min():.3f} to {raw.max():.3f}")
-    references["bert-reranker"] = {"kind": "reranker", "max_seq_length": MAX_SEQ_LENGTH, "query": QUERY,
-                                   "inputs": INPUTS, "raw_scores": raw.tolist(), "scores": scores.tolist()}
+    references["bert-reranker"] = reranker("bert-reranker", out, model, wordpiece(data))
+    config = transformers.XLMRobertaConfig(**common, max_position_embeddings=MAX_SEQ_LENGTH + 2, pad_token_id=1,
+                                           bos_token_id=0, eos_token_id=2, type_vocab_size=1, num_labels=1)
+    model = transformers.XLMRobertaForSequenceClassification(config).eval()
+    references["xlm-roberta-reranker"] = reranker("xlm-roberta-reranker", out, model, unigram(data))
 
     versions = {"sentence_transformers": sentence_transformers.__version__,
                 "transformers": transformers.__version__, "tokenizers": tokenizers.__version__,

@@ -127,27 +127,33 @@ async fn qwen3_with_last_token_pooling_matches_sentence_transformers() {
 }
 
 #[tokio::test]
-async fn the_cross_encoder_scores_like_sentence_transformers() {
-    let reference = reference("bert-reranker");
+async fn bert_and_xlm_roberta_cross_encoders_score_like_sentence_transformers() {
+    check_reranker("bert-reranker", "bert").await;
+    check_reranker("xlm-roberta-reranker", "xlm-roberta").await;
+}
+
+async fn check_reranker(name: &str, architecture: &str) {
+    let reference = reference(name);
     let query = reference.query.clone().expect("query");
-    let backend = load("bert-reranker", true);
+    let backend = load(name, true);
+    assert_eq!(backend.info().architecture, architecture);
     assert_eq!((backend.info().task, backend.info().dimension), (ModelTask::Rerank, 1));
     let spread = reference.raw_scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b))
         - reference.raw_scores.iter().fold(f32::INFINITY, |a, &b| a.min(b));
-    assert!(spread > 1.0, "the reference scores are too alike to test anything");
+    assert!(spread > 1.0, "{name}: the reference scores are too alike to test anything");
     let context = RequestContext::default();
     let options = EncodeOptions::default();
     let batched = backend.score_pairs(query.clone(), reference.inputs.clone(), options, context).await.expect("scores");
     for (i, (got, (raw, sigmoid))) in
         batched.vectors.iter().zip(reference.raw_scores.iter().zip(&reference.scores)).enumerate()
     {
-        assert!((got[0] - raw).abs() <= MAX_SCORE_ERROR, "input {i}: {} vs {raw}", got[0]);
+        assert!((got[0] - raw).abs() <= MAX_SCORE_ERROR, "{name} input {i}: {} vs {raw}", got[0]);
         let squashed = 1.0 / (1.0 + (-got[0]).exp());
-        assert!((squashed - sigmoid).abs() <= MAX_SCORE_ERROR, "input {i}: {squashed} vs {sigmoid}");
+        assert!((squashed - sigmoid).abs() <= MAX_SCORE_ERROR, "{name} input {i}: {squashed} vs {sigmoid}");
     }
     for (i, text) in reference.inputs.iter().enumerate() {
         let alone = backend.score_pairs(query.clone(), vec![text.clone()], options, context).await.expect("alone");
-        assert!((alone.vectors[0][0] - reference.raw_scores[i]).abs() <= MAX_SCORE_ERROR, "input {i} alone");
+        assert!((alone.vectors[0][0] - reference.raw_scores[i]).abs() <= MAX_SCORE_ERROR, "{name} input {i} alone");
     }
     let refused = backend.embed(vec!["x".into()], EmbedOptions::default(), context).await.expect_err("not an embedder");
     assert!(refused.to_string().contains("reranker"), "{refused}");
