@@ -19,8 +19,8 @@ pub struct ModernBertConfig {
     num_attention_heads: usize,
     intermediate_size: usize,
     max_position_embeddings: usize,
-    #[serde(alias = "layer_norm_eps")]
-    norm_eps: f64,
+    norm_eps: Option<f64>,
+    layer_norm_eps: Option<f64>,
     pad_token_id: u32,
     global_attn_every_n_layers: usize,
     local_attention: usize,
@@ -59,7 +59,7 @@ impl ModernBertConfig {
             num_attention_heads: self.num_attention_heads,
             intermediate_size: self.intermediate_size,
             max_position_embeddings: self.max_position_embeddings,
-            layer_norm_eps: self.norm_eps,
+            layer_norm_eps: self.norm_eps.or(self.layer_norm_eps).unwrap_or(1e-5),
             pad_token_id: self.pad_token_id,
             global_attn_every_n_layers: self.global_attn_every_n_layers,
             global_rope_theta: rope(
