@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU check of aki-rest, in one call, under five minutes on a GPU machine: reference-fixture
-# correctness in f32 and f16, wrk at 10/50/100/200/400 connections with GPU utilisation, the
+# correctness in f32 and f16, every other model family and the cross-encoders on their tiny
+# models against sentence-transformers (crates/backend-candle/tests/tiny), wrk at 10/50/100/200/400 connections with GPU utilisation, the
 # medium corpus, one-sentence latency, and sentence-transformers on the same GPU when it is
 # importable; prints one markdown table (also written to --out).
 #
@@ -36,9 +37,9 @@ rows=()
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-# start_server DTYPE: the binary on $device with the device's defaults, DTYPE forced.
+# start_server DTYPE [MODEL]: the binary on $device with the device's defaults, DTYPE forced.
 start_server() {
-  AKI_BACKEND__DTYPE=$1 RUST_LOG=warn "$binary" --port "$port" --model "$model" --device "$device" \
+  AKI_BACKEND__DTYPE=$1 RUST_LOG=warn "$binary" --port "$port" --model "${2:-$model}" --device "$device" \
     > "$work/server.log" 2>&1 &
   pid=$!
   for _ in $(seq 600); do
@@ -69,6 +70,34 @@ worst, mean = min(alone + batch), sum(alone + batch) / len(alone + batch)
 need = 0.9999 if dtype == "f32" else 0.999
 print(f"| fixtures, {dtype} | {len(items)} texts alone and in one batch | min cosine {worst:.6f}, mean {mean:.6f} | {'ok' if worst >= need else 'FAIL'} (>= {need}) | | | |")
 sys.exit(0 if worst >= need else 1)
+EOF
+}
+
+# family DTYPE DIR: one tiny model of another family (or a cross-encoder) served on $device, its
+# inputs in one batch against its sentence-transformers reference.
+family() {
+  python3 - "$url" "$2/reference.json" "$1" "$(basename "$2")" <<'EOF'
+import json, math, sys, urllib.request
+url, path, dtype, name = sys.argv[1:5]
+ref = json.load(open(path, encoding="utf-8"))
+def post(route, body):
+    request = urllib.request.Request(url + route, data=json.dumps(body).encode(), headers={"content-type": "application/json"})
+    return json.load(urllib.request.urlopen(request, timeout=120))
+def cosine(a, b):
+    return sum(x * y for x, y in zip(a, b)) / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
+if ref["kind"] == "reranker":
+    ranks = post("/rerank", {"query": ref["query"], "texts": ref["inputs"], "raw_scores": True, "truncate": True})
+    error = max(abs(r["score"] - ref["raw_scores"][r["index"]]) for r in ranks)
+    need = 1e-4 if dtype == "f32" else 2e-2
+    ok = error <= need
+    print(f"| {name}, {dtype} | {len(ranks)} pairs in one batch | largest score error {error:.2e} | {'ok' if ok else 'FAIL'} (<= {need:g}) | | | |")
+else:
+    vectors = post("/api/v1/embed", {"texts": ref["inputs"], "prompt": ""})["embeddings"]
+    worst = min(cosine(v, w) for v, w in zip(vectors, ref["alone"]))
+    need = 0.9999 if dtype == "f32" else 0.99
+    ok = worst >= need
+    print(f"| {name}, {dtype} | {len(vectors)} texts in one batch | min cosine {worst:.6f} | {'ok' if ok else 'FAIL'} (>= {need}) | | | |")
+sys.exit(0 if ok else 1)
 EOF
 }
 
@@ -158,6 +187,13 @@ if [ "$device" != cpu ]; then
   rows+=("$(fixtures f16)") || status=1
   stop_server
 fi
+for dtype in f32 $([ "$device" = cpu ] || echo f16); do
+  for dir in "$root"/crates/backend-candle/tests/tiny/*; do
+    start_server "$dtype" "$dir"
+    rows+=("$(family "$dtype" "$dir")") || status=1
+    stop_server
+  done
+done
 # The load runs on the device's defaults (f16 on a GPU).
 start_server "$([ "$device" = cpu ] && echo f32 || echo f16)"
 for connections in 10 50 100 200 400; do
