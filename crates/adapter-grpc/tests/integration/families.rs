@@ -1,4 +1,4 @@
-//! Another model family with a named prompt, and a cross-encoder's `Rerank`, over gRPC: the
+//! Every other model family with a named prompt, and a cross-encoder's `Rerank`, over gRPC: the
 //! tiny models of `aki-backend-candle`'s tests against their sentence-transformers references.
 
 use aki_core::vector::cosine;
@@ -27,33 +27,35 @@ fn texts(reference: &Value, n: usize) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn qwen3_embeds_with_a_named_prompt() {
-    let (config, reference) = tiny("qwen3");
-    let server = start(config).await;
-    let mut client = server.client().await;
-    let info = client.info(pb::InfoRequest {}).await.expect("info").into_inner();
-    assert_eq!(
-        (info.architecture.as_str(), info.task.as_str(), info.pooling.as_str()),
-        ("qwen3", "embed", "lasttoken")
-    );
-    assert!(info.prompts.contains_key("query"));
-    let request =
-        pb::EmbedRequest { texts: texts(&reference, 4), prompt_name: Some("query".into()), ..Default::default() };
-    let reply = client.embed(request).await.expect("embed").into_inner();
-    for (got, want) in
-        reply.embeddings.iter().zip(reference["prompted"]["query"]["vectors"].as_array().expect("vectors"))
-    {
-        let c = cosine(&got.values, &floats(want));
-        assert!(c >= 0.9999, "cosine {c}");
+async fn each_family_embeds_with_a_named_prompt() {
+    for (name, pooling) in [("xlm-roberta", "mean"), ("modernbert", "cls"), ("qwen3", "lasttoken")] {
+        let (config, reference) = tiny(name);
+        let server = start(config).await;
+        let mut client = server.client().await;
+        let info = client.info(pb::InfoRequest {}).await.expect("info").into_inner();
+        assert_eq!((info.architecture.as_str(), info.task.as_str(), info.pooling.as_str()), (name, "embed", pooling));
+        let (prompt_name, prompted) = reference["prompted"].as_object().expect("prompts").iter().next().expect("one");
+        assert!(info.prompts.contains_key(prompt_name), "{name}");
+        let request = pb::EmbedRequest {
+            texts: texts(&reference, 4),
+            prompt_name: Some(prompt_name.clone()),
+            ..Default::default()
+        };
+        let reply = client.embed(request).await.expect("embed").into_inner();
+        assert_eq!(reply.embeddings.len(), 4);
+        for (got, want) in reply.embeddings.iter().zip(prompted["vectors"].as_array().expect("vectors")) {
+            let c = cosine(&got.values, &floats(want));
+            assert!(c >= 0.9999, "{name}: cosine {c}");
+        }
+        let both = pb::EmbedRequest {
+            texts: vec!["a".into()],
+            prompt_name: Some(prompt_name.clone()),
+            prompt: Some("x".into()),
+            ..Default::default()
+        };
+        assert_eq!(client.embed(both).await.expect_err("both").code(), Code::InvalidArgument);
+        server.stop().await;
     }
-    let both = pb::EmbedRequest {
-        texts: vec!["a".into()],
-        prompt_name: Some("query".into()),
-        prompt: Some("x".into()),
-        ..Default::default()
-    };
-    assert_eq!(client.embed(both).await.expect_err("both").code(), Code::InvalidArgument);
-    server.stop().await;
 }
 
 #[tokio::test]
