@@ -261,7 +261,7 @@ fn read_pooling(dir: &Path, architecture: Architecture) -> Result<Pooling> {
 /// maximum length; tokenizers without one write a huge placeholder, ignored here.
 fn tokenizer_max_length(dir: &Path) -> Option<usize> {
     let config = read_json::<TokenizerConfig>(&dir.join("tokenizer_config.json")).ok().flatten()?;
-    config.model_max_length.filter(|&n| n >= 1.0 && n < 1e7).map(|n| n as usize)
+    config.model_max_length.filter(|n| (1.0..1e7).contains(n)).map(|n| n as usize)
 }
 
 fn missing(path: &Path) -> EmbedError {
@@ -276,4 +276,60 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
         Err(e) => return Err(EmbedError::Load(format!("{}: {e}", path.display()))),
     };
     serde_json::from_str(&text).map(Some).map_err(|e| EmbedError::Load(format!("{}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, text) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, text).expect("write");
+        }
+        dir
+    }
+
+    const XLMR: &str = r#"{"model_type": "xlm-roberta", "hidden_size": 8, "vocab_size": 10,
+        "max_position_embeddings": 514, "pad_token_id": 1}"#;
+
+    #[test]
+    fn both_pooling_shapes_prompts_and_the_position_offset_are_read() {
+        let dir = dir_with(&[
+            ("config.json", XLMR),
+            ("1_Pooling/config.json", r#"{"pooling_mode_lasttoken": true}"#),
+            (
+                "config_sentence_transformers.json",
+                r#"{"prompts": {"query": "query: "}, "default_prompt_name": "query"}"#,
+            ),
+        ]);
+        let layout = ModelLayout::read(dir.path()).expect("layout");
+        assert_eq!(
+            (layout.architecture, layout.pooling, layout.task),
+            (Architecture::XlmRoberta, Pooling::LastToken, ModelTask::Embed)
+        );
+        assert_eq!(layout.max_seq_length, 512, "514 positions less the padding index + 1");
+        assert_eq!(layout.prompts.resolve(None, None).expect("default"), Some("query: "));
+        std::fs::write(dir.path().join("1_Pooling/config.json"), r#"{"pooling_mode": "max"}"#).expect("write");
+        assert_eq!(ModelLayout::read(dir.path()).expect("layout").pooling, Pooling::Max);
+    }
+
+    #[test]
+    fn what_the_backend_cannot_honour_is_refused_at_start_up() {
+        for (file, text, says) in [
+            ("1_Pooling/config.json", r#"{"pooling_mode": "mean", "include_prompt": false}"#, "include_prompt"),
+            ("1_Pooling/config.json", r#"{"pooling_mode": "weightedmean"}"#, "weightedmean"),
+            ("config_sentence_transformers.json", r#"{"prompts": {}, "default_prompt_name": "query"}"#, "query"),
+        ] {
+            let dir = dir_with(&[("config.json", XLMR), (file, text)]);
+            let err = ModelLayout::read(dir.path()).expect_err(says).to_string();
+            assert!(err.contains(says), "{err}");
+        }
+        let modernbert_reranker = r#"{"model_type": "modernbert", "architectures": ["ModernBertForSequenceClassification"],
+            "hidden_size": 8, "vocab_size": 10}"#;
+        let err = ModelLayout::read(dir_with(&[("config.json", modernbert_reranker)]).path()).expect_err("reranker");
+        assert!(err.to_string().contains("cross-encoders"), "{err}");
+    }
 }
