@@ -182,3 +182,22 @@ fn an_unsupported_architecture_fails_naming_it_and_the_supported_ones() {
     let text = err.to_string();
     assert!(text.contains("t5") && text.contains("T5EncoderModel") && text.contains("modernbert, qwen3"), "{text}");
 }
+
+#[tokio::test]
+async fn xlm_roberta_in_bf16_on_the_packed_path_stays_close() {
+    // The default on CPUs with AVX-512 BF16 (plain code elsewhere): the same gate as the real
+    // model's worst fixture (0.999).
+    let reference = reference("xlm-roberta");
+    let dir = dir("xlm-roberta");
+    let config = CandleConfig {
+        device: "cpu".into(),
+        dtype: Some("bf16".into()),
+        ..CandleConfig::for_model(dir.to_str().expect("utf-8 path"))
+    };
+    let backend = CandleBackend::load(&config).expect("bf16");
+    assert!(backend.info().engine.starts_with("packed"));
+    let options = EmbedOptions { normalize: Some(false), ..EmbedOptions::default() };
+    let got = backend.embed(reference.inputs.clone(), options, RequestContext::default()).await.expect("bf16");
+    let worst = got.vectors.iter().zip(&reference.alone).map(|(g, w)| cosine(g, w)).fold(1.0f32, f32::min);
+    assert!(worst >= 0.999, "bf16 worst cosine {worst}");
+}
