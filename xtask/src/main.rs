@@ -27,7 +27,8 @@ commands:
                 Kubernetes manifests and lint deploy/, `interop`, then
                 `bench --quick` (smoke runs of the bench and load harnesses) and a dry run of
                 scripts/gpu-check.sh on the CPU
-  interop       real clients (openai Python package, curl; Python grpcio) against the servers
+  interop       real clients (openai Python package, curl; Python grpcio; Cohere's SDK on a
+                cross-encoder) against the servers
   load [--quick]  wrk load scenarios against the release aki-rest (--quick: seconds, dev build)
   check-deploy  validate the Kubernetes manifests and lint deploy/ (part of `test`)
   image [--test]
@@ -133,7 +134,8 @@ fn serve(extra: &[String]) -> Result<()> {
 /// `cargo xtask interop`: starts `aki-rest` and `aki-grpc` (debug builds) on free ports with
 /// the installed model and runs real clients against them, in a virtual environment created
 /// under `target/`: `scripts/interop_rest.py` (the `openai` package and curl) and
-/// `scripts/interop_grpc.py` (`grpcio` stubs generated from the repository's .proto).
+/// `scripts/interop_grpc.py` (`grpcio` stubs generated from the repository's .proto); then
+/// `aki-rest` with a cross-encoder and `scripts/interop_rerank.py` (Cohere's SDK).
 fn interop() -> Result<()> {
     let root = workspace_root();
     // The same build `cargo test` makes (same features), so nothing is compiled twice.
@@ -141,7 +143,7 @@ fn interop() -> Result<()> {
     let python = python_venv(
         &root.join("target").join("interop-venv"),
         &CLIENTS,
-        "import openai, grpc, grpc_tools, grpc_health, grpc_reflection",
+        "import openai, grpc, grpc_tools, grpc_health, grpc_reflection, cohere",
     )?;
     let model = aki_core::paths::installed_model_dir(aki_core::paths::DEFAULT_MODEL).to_string_lossy().into_owned();
     let fixtures = root.join("crates/backend-candle/tests/fixtures/reference.json");
@@ -168,13 +170,27 @@ fn interop() -> Result<()> {
     if !stopped.success() {
         bail!("aki-grpc did not exit cleanly after SIGTERM: {stopped}");
     }
-    println!("interop: both servers stopped cleanly on SIGTERM");
+    // A cross-encoder (the tiny one of the family tests) for the rerank clients.
+    let reranker = root.join("crates/backend-candle/tests/tiny/bert-reranker").to_string_lossy().into_owned();
+    let rest = server::Server::start(
+        &root.join("target/debug/aki-rest"),
+        &["--model", reranker.as_str(), "--device", "cpu"],
+        "/ready",
+    )?;
+    let checked = run(Command::new(&python).arg(root.join("scripts/interop_rerank.py")).arg(rest.url()).arg(&reranker));
+    let stopped = rest.stop()?;
+    checked?;
+    if !stopped.success() {
+        bail!("aki-rest (reranker) did not exit cleanly after SIGTERM: {stopped}");
+    }
+    println!("interop: every server stopped cleanly on SIGTERM");
     Ok(())
 }
 
 /// The interoperability clients, pinned.
-const CLIENTS: [&str; 5] = [
+const CLIENTS: [&str; 6] = [
     "openai==3.57.0",
+    "cohere==7.3.1",
     "grpcio==1.85.1",
     "grpcio-tools==1.85.1",
     "grpcio-health-checking==1.85.1",

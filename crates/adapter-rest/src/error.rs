@@ -12,7 +12,7 @@ use serde_json::json;
 pub enum Shape {
     /// `{"error": {"kind", "message"}}` (`/api/v1/...`).
     Native,
-    /// `{"error": {"message", "type", "param", "code"}}` (`/v1/...`).
+    /// `{"error": {"message", "type", "param", "code"}}` (`/v1/...`, `/v2/rerank`).
     OpenAi,
     /// `{"error", "error_type"}` (`/embed`, `/tokenize`, `/rerank`).
     Tei,
@@ -38,7 +38,7 @@ pub struct Failure {
 impl Shape {
     /// The shape of the route at `path`: OpenAI's under `/v1/`, TEI's for its routes, else native.
     pub fn of(path: &str) -> Self {
-        if path.starts_with("/v1/") {
+        if path.starts_with("/v1/") || path.starts_with("/v2/") {
             Self::OpenAi
         } else if matches!(path, "/embed" | "/tokenize" | "/rerank") {
             Self::Tei

@@ -33,6 +33,7 @@ const TEI_EMBED: &str = "/embed";
 const TEI_TOKENIZE: &str = "/tokenize";
 const TEI_RERANK: &str = "/rerank";
 const COHERE_RERANK: &str = "/v1/rerank";
+const COHERE_RERANK_V2: &str = "/v2/rerank";
 const INFO: &str = "/info";
 
 /// The router with every route, limit and layer.
@@ -45,6 +46,7 @@ pub fn app(engine: AppState) -> Router {
         .route(TEI_TOKENIZE, post(tei_tokenize))
         .route(TEI_RERANK, post(tei_rerank))
         .route(COHERE_RERANK, post(cohere_rerank))
+        .route(COHERE_RERANK_V2, post(cohere_rerank))
         .route(INFO, get(info))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&engine), authorize));
     let open = Router::new()
@@ -170,13 +172,15 @@ async fn tei_rerank(
     Ok((headers, Json(tei_ranks(reply, texts))).into_response())
 }
 
+/// Cohere's v1 and v2 rerank (v2 is v1 without `return_documents`), which Jina's also follows.
 async fn cohere_rerank(
     State(engine): State<AppState>,
+    path: MatchedPath,
     headers: axum::http::HeaderMap,
     Body(request): Body<CohereRerankRequest>,
 ) -> Result<Response, Failure> {
     let (request, documents) = request.into_request();
-    let reply = engine.service.rerank(COHERE_RERANK, request).await.map_err(Failure::openai)?;
+    let reply = engine.service.rerank(path.as_str(), request).await.map_err(Failure::openai)?;
     let id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let timing = timing(reply.tokens, reply.timing, reply.total);
     Ok((timing, Json(CohereRerankResponse::new(id, reply, documents))).into_response())

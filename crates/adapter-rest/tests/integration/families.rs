@@ -1,6 +1,6 @@
 //! The other model families and a cross-encoder through the REST routes: the tiny models of
 //! `aki-backend-candle`'s tests against their sentence-transformers references, with prompts on
-//! the native and TEI routes, TEI's `/rerank` and the Cohere/Jina `/v1/rerank`.
+//! the native and TEI routes, TEI's `/rerank` and the Cohere/Jina `/v1/rerank` and `/v2/rerank`.
 
 use aki_core::vector::cosine;
 use aki_wiring::AppConfig;
@@ -111,6 +111,11 @@ async fn the_cross_encoder_answers_tei_rerank_and_cohere_rerank() {
     );
     assert_eq!(results[0]["document"]["text"], ranks[0]["text"]);
     assert!(cohere.body["usage"]["total_tokens"].as_u64().expect("tokens") > 0);
+
+    let v2 = post(&app, "/v2/rerank", json!({"query": query, "documents": texts, "top_n": 1})).await;
+    assert_eq!(v2.status, 200, "{}", v2.text);
+    assert_eq!(v2.body["results"][0]["index"], ranks[0]["index"]);
+    assert!(v2.body["results"][0].get("document").is_none());
 
     let embed = post(&app, "/api/v1/embed", json!({"texts": ["a"]})).await;
     assert_eq!(embed.status, 422, "{}", embed.text);

@@ -127,6 +127,7 @@ async fn info_models_health_ready_metrics_and_openapi() {
         "/tokenize",
         "/rerank",
         "/v1/rerank",
+        "/v2/rerank",
         "/info",
         "/health",
         "/ready",
