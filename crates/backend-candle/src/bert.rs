@@ -58,6 +58,25 @@ pub enum Family {
     XlmRoberta,
 }
 
+impl Family {
+    /// `vb` at the encoder's weights: under the family's prefix when the file has one.
+    pub fn encoder<'a>(self, vb: VarBuilder<'a>) -> VarBuilder<'a> {
+        let prefix = match self {
+            Self::Bert => "bert",
+            Self::XlmRoberta => "roberta",
+        };
+        if vb.contains_tensor(&format!("{prefix}.embeddings.word_embeddings.weight")) { vb.pp(prefix) } else { vb }
+    }
+
+    /// The position of an input's first token.
+    pub fn first_position(self, pad_token_id: usize) -> usize {
+        match self {
+            Self::Bert => 0,
+            Self::XlmRoberta => pad_token_id + 1,
+        }
+    }
+}
+
 /// A BERT-layer encoder with its pooling or classifier.
 pub struct BertEmbedder {
     embeddings: Embeddings,
@@ -97,16 +116,8 @@ impl BertEmbedder {
         family: Family,
         head: impl FnOnce(&VarBuilder) -> Result<Head>,
     ) -> Result<Self> {
-        let prefix = match family {
-            Family::Bert => "bert",
-            Family::XlmRoberta => "roberta",
-        };
-        let body =
-            if vb.contains_tensor(&format!("{prefix}.embeddings.word_embeddings.weight")) { vb.pp(prefix) } else { vb };
-        let first_position = match family {
-            Family::Bert => 0,
-            Family::XlmRoberta => config.pad_token_id as u32 + 1,
-        };
+        let body = family.encoder(vb);
+        let first_position = family.first_position(config.pad_token_id) as u32;
         Ok(Self {
             embeddings: Embeddings::load(body.pp("embeddings"), config, first_position)?,
             encoder: BertEncoder::load(body.pp("encoder"), config)?,

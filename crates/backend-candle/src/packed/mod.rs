@@ -113,17 +113,9 @@ impl PackedBert {
         precision: Precision,
         isa: Isa,
     ) -> candle_core::Result<Self> {
-        let prefix = match family {
-            Family::Bert => "bert",
-            Family::XlmRoberta => "roberta",
-        };
-        let vb =
-            if vb.contains_tensor(&format!("{prefix}.embeddings.word_embeddings.weight")) { vb.pp(prefix) } else { vb };
+        let vb = family.encoder(vb);
         // XLM-RoBERTa's first token sits at the padding index + 1: keep the table from there.
-        let first_position = match family {
-            Family::Bert => 0,
-            Family::XlmRoberta => config.pad_token_id + 1,
-        };
+        let first_position = family.first_position(config.pad_token_id);
         let hidden = config.hidden_size;
         let flat = |t: Tensor| t.flatten_all()?.to_vec1::<f32>();
         let emb = vb.pp("embeddings");
