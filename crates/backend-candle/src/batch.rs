@@ -1,8 +1,9 @@
-//! What every candle model does around its layers: pad a batch into tensors, and pool the
-//! token vectors of the kept positions into one vector per input.
+//! What every candle model does around its layers: find its weights, pad a batch into tensors,
+//! and pool the token vectors of the kept positions into one vector per input.
 
 use aki_core::{Encoding, Pooling};
 use candle_core::{D, DType, Device, IndexOp, Result, Tensor};
+use candle_nn::VarBuilder;
 
 /// A batch padded on the right to its longest input.
 pub struct Padded {
@@ -78,4 +79,13 @@ pub fn additive_mask(mask: &Tensor, dtype: DType) -> Result<Tensor> {
     };
     let (n, len) = mask.dims2()?;
     mask.to_dtype(dtype)?.affine(-lowest, lowest)?.reshape((n, 1, 1, len))
+}
+
+/// `vb`, reading names that start with `model.` without it when the file has no such prefix
+/// (sentence-transformers saves the bare encoder; candle-transformers asks with the prefix).
+pub fn with_model_prefix(vb: VarBuilder<'static>, probe: &str) -> VarBuilder<'static> {
+    if vb.contains_tensor(probe) {
+        return vb;
+    }
+    vb.rename_f(|name: &str| name.strip_prefix("model.").unwrap_or(name).to_string())
 }

@@ -43,10 +43,9 @@ impl Embeddings {
 enum Head {
     /// A sentence embedder's pooling.
     Pool(Pooling),
-    /// `BertForSequenceClassification`: the pooler (dense + tanh on [CLS]), then a linear layer.
-    BertClassifier { pooler: Linear, classifier: Linear },
-    /// `XLMRobertaForSequenceClassification`: dense + tanh on `<s>`, then a projection.
-    RobertaClassifier { dense: Linear, out_proj: Linear },
+    /// A cross-encoder's classifier: dense + tanh on the first token, then a linear layer to the
+    /// labels (BERT's pooler + classifier, RoBERTa's classifier.dense + out_proj).
+    Classifier { dense: Linear, out: Linear },
 }
 
 /// The BERT-layer families this module runs.
@@ -99,13 +98,13 @@ impl BertEmbedder {
         let hidden = config.hidden_size;
         let root = vb.clone();
         Self::build(vb, config, family, move |body| match family {
-            Family::Bert => Ok(Head::BertClassifier {
-                pooler: linear(hidden, hidden, body.pp("pooler.dense"))?,
-                classifier: linear(hidden, labels, root.pp("classifier"))?,
+            Family::Bert => Ok(Head::Classifier {
+                dense: linear(hidden, hidden, body.pp("pooler.dense"))?,
+                out: linear(hidden, labels, root.pp("classifier"))?,
             }),
-            Family::XlmRoberta => Ok(Head::RobertaClassifier {
+            Family::XlmRoberta => Ok(Head::Classifier {
                 dense: linear(hidden, hidden, root.pp("classifier.dense"))?,
-                out_proj: linear(hidden, labels, root.pp("classifier.out_proj"))?,
+                out: linear(hidden, labels, root.pp("classifier.out_proj"))?,
             }),
         })
     }
@@ -138,13 +137,9 @@ impl BertEmbedder {
         let hidden = self.encoder.forward(&hidden, &additive_mask(&padded.mask, self.dtype)?)?;
         let out = match &self.head {
             Head::Pool(pooling) => pool(&hidden, &padded, *pooling)?,
-            Head::BertClassifier { pooler, classifier } => {
+            Head::Classifier { dense, out } => {
                 let first = hidden.narrow(1, 0, 1)?.squeeze(1)?;
-                classifier.forward(&pooler.forward(&first)?.tanh()?)?
-            }
-            Head::RobertaClassifier { dense, out_proj } => {
-                let first = hidden.narrow(1, 0, 1)?.squeeze(1)?;
-                out_proj.forward(&dense.forward(&first)?.tanh()?)?
+                out.forward(&dense.forward(&first)?.tanh()?)?
             }
         };
         out.to_dtype(DType::F32)?.to_vec2()

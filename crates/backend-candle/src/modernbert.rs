@@ -8,7 +8,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::modernbert::{Config, ModernBert};
 use serde::Deserialize;
 
-use crate::batch::{Padded, pool};
+use crate::batch::{Padded, pool, with_model_prefix};
 
 /// `config.json` as transformers 4 (`global_rope_theta`) or 5 (`rope_parameters`) writes it.
 #[derive(Deserialize)]
@@ -107,13 +107,4 @@ impl ModernBertEmbedder {
         let hidden = self.model.forward(&padded.ids, &padded.mask)?;
         pool(&hidden, &padded, self.pooling)?.to_dtype(DType::F32)?.to_vec2()
     }
-}
-
-/// `vb`, reading names that start with `model.` without it when the file has no such prefix
-/// (sentence-transformers saves the bare encoder; candle-transformers asks with the prefix).
-pub fn with_model_prefix(vb: VarBuilder<'static>, probe: &str) -> VarBuilder<'static> {
-    if vb.contains_tensor(probe) {
-        return vb;
-    }
-    vb.rename_f(|name: &str| name.strip_prefix("model.").unwrap_or(name).to_string())
 }

@@ -11,8 +11,7 @@ use candle_nn::{Activation, VarBuilder};
 use candle_transformers::models::qwen3::{Config, Model};
 use serde::Deserialize;
 
-use crate::batch::{Padded, pool};
-use crate::modernbert::with_model_prefix;
+use crate::batch::{Padded, pool, with_model_prefix};
 
 /// `config.json` as transformers 4 (`rope_theta`) or 5 (`rope_parameters`) writes it.
 #[derive(Deserialize)]
