@@ -1,5 +1,6 @@
-//! Start-up of the real binary: a missing model directory and corrupt weights end the process
-//! with exit code 1, a message saying what failed, and the cause in the log; `--print-config`
+//! Start-up of the real binary: a missing model directory, corrupt weights and an unsupported
+//! architecture end the process with exit code 1, a message saying what failed, and the cause
+//! in the log; `--print-config`
 //! prints the configuration in force and exits.
 
 use std::process::Command;
@@ -53,6 +54,21 @@ fn corrupt_weights_end_start_up_with_a_message() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("could not be loaded"), "{stderr}");
     assert!(stderr.contains("model.safetensors"), "the log names the bad file: {stderr}");
+}
+
+#[test]
+fn an_unsupported_architecture_ends_start_up_naming_it_and_the_supported_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let real = std::path::PathBuf::from(model_dir());
+    for file in ["tokenizer.json", "model.safetensors"] {
+        std::fs::copy(real.join(file), dir.path().join(file)).expect("copy");
+    }
+    let t5 = r#"{"model_type": "t5", "architectures": ["T5EncoderModel"], "hidden_size": 384, "vocab_size": 30522}"#;
+    std::fs::write(dir.path().join("config.json"), t5).expect("write");
+    let (code, stderr) = run(&dir.path().to_string_lossy());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("unsupported architecture (model_type t5"), "{stderr}");
+    assert!(stderr.contains("supported: bert, xlm-roberta, roberta, modernbert, qwen3"), "{stderr}");
 }
 
 #[test]
