@@ -153,7 +153,8 @@ impl CandleBackend {
         let dir = source::resolve(&config.model, config.revision.as_deref())?;
         let layout = ModelLayout::read(&dir)?;
         let device = config.open_device()?;
-        let (dtype, chosen) = config.dtype_on(&device, packable(&layout))?;
+        // bf16 by default only where its quality gate was measured: the packed embedders.
+        let (dtype, chosen) = config.dtype_on(&device, packable(&layout) && layout.task == ModelTask::Embed)?;
         if chosen {
             tracing::info!(
                 "no dtype configured: bf16 weights on this CPU (AVX-512 BF16); set backend.dtype = \"f32\" for f32"
@@ -220,8 +221,9 @@ impl CandleBackend {
     }
 }
 
-/// The forward pass a backend runs: the packed CPU path (BERT-layer embedders), or
-/// candle-transformers (every other device, dtype, family and rerankers; also the reference).
+/// The forward pass a backend runs: the packed CPU path (BERT-layer embedders and
+/// cross-encoders), or candle-transformers (every other device, dtype and family; also the
+/// reference).
 enum Model {
     Packed(PackedBert),
     Bert(BertEmbedder),
@@ -246,9 +248,10 @@ impl Model {
     }
 }
 
-/// Whether the packed CPU path can run this model at all: the BERT-layer embedders.
+/// Whether the packed CPU path can run this model at all: the BERT-layer families, embedders
+/// and cross-encoders.
 fn packable(layout: &ModelLayout) -> bool {
-    layout.task == ModelTask::Embed && matches!(layout.architecture, Architecture::Bert | Architecture::XlmRoberta)
+    matches!(layout.architecture, Architecture::Bert | Architecture::XlmRoberta)
 }
 
 fn load_weights(
@@ -287,9 +290,7 @@ fn load_weights(
         }
     };
     let bert: BertConfig = layout.family_config()?;
-    if layout.task == ModelTask::Rerank {
-        return BertEmbedder::load_classifier(mmap(dtype)?, &bert, family, layout.labels).map(Model::Bert).map_err(err);
-    }
+    let rerank = layout.task == ModelTask::Rerank;
     let packed = packed::unsupported(&bert, device, dtype);
     match packed {
         None if config.packed => {
@@ -300,15 +301,22 @@ fn load_weights(
             if precision == Precision::Bf16 && !isa.bf16() {
                 tracing::warn!(isa = %isa.describe(), "bf16 weights without AVX-512 BF16: the products run in plain code, slower than f32");
             }
-            PackedBert::load(mmap(DType::F32)?, &bert, family, layout.pooling, config.threads, precision, isa)
-                .map(Model::Packed)
-                .map_err(err)
+            let vb = mmap(DType::F32)?;
+            let model = PackedBert::load(vb.clone(), &bert, family, layout.pooling, config.threads, precision, isa);
+            let model = if rerank { model.and_then(|m| m.with_classifier(&vb, family, layout.labels)) } else { model };
+            model.map(Model::Packed).map_err(err)
         }
         reason => {
             if let (true, Some(reason)) = (config.packed, reason) {
                 tracing::info!(%reason, "using candle-transformers instead of the packed CPU path");
             }
-            BertEmbedder::load(mmap(dtype)?, &bert, family, layout.pooling).map(Model::Bert).map_err(err)
+            let vb = mmap(dtype)?;
+            let model = if rerank {
+                BertEmbedder::load_classifier(vb, &bert, family, layout.labels)
+            } else {
+                BertEmbedder::load(vb, &bert, family, layout.pooling)
+            };
+            model.map(Model::Bert).map_err(err)
         }
     }
 }

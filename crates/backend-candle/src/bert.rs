@@ -67,6 +67,16 @@ impl Family {
         if vb.contains_tensor(&format!("{prefix}.embeddings.word_embeddings.weight")) { vb.pp(prefix) } else { vb }
     }
 
+    /// Where a cross-encoder's classifier keeps its two layers, from the file's root: BERT's
+    /// pooler (with the encoder) and `classifier`; RoBERTa's `classifier.dense` and
+    /// `classifier.out_proj`.
+    pub fn classifier<'a>(self, root: &VarBuilder<'a>) -> (VarBuilder<'a>, VarBuilder<'a>) {
+        match self {
+            Self::Bert => (self.encoder(root.clone()).pp("pooler.dense"), root.pp("classifier")),
+            Self::XlmRoberta => (root.pp("classifier.dense"), root.pp("classifier.out_proj")),
+        }
+    }
+
     /// The position of an input's first token.
     pub fn first_position(self, pad_token_id: usize) -> usize {
         match self {
@@ -90,37 +100,24 @@ impl BertEmbedder {
     /// Builds a sentence embedder from `vb`, accepting weights with or without the family's
     /// prefix.
     pub fn load(vb: VarBuilder, config: &Config, family: Family, pooling: Pooling) -> Result<Self> {
-        Self::build(vb, config, family, |_| Ok(Head::Pool(pooling)))
+        Self::build(vb, config, family, Head::Pool(pooling))
     }
 
     /// Builds a cross-encoder with `labels` outputs (`*ForSequenceClassification` weights).
     pub fn load_classifier(vb: VarBuilder, config: &Config, family: Family, labels: usize) -> Result<Self> {
         let hidden = config.hidden_size;
-        let root = vb.clone();
-        Self::build(vb, config, family, move |body| match family {
-            Family::Bert => Ok(Head::Classifier {
-                dense: linear(hidden, hidden, body.pp("pooler.dense"))?,
-                out: linear(hidden, labels, root.pp("classifier"))?,
-            }),
-            Family::XlmRoberta => Ok(Head::Classifier {
-                dense: linear(hidden, hidden, root.pp("classifier.dense"))?,
-                out: linear(hidden, labels, root.pp("classifier.out_proj"))?,
-            }),
-        })
+        let (dense, out) = family.classifier(&vb);
+        let head = Head::Classifier { dense: linear(hidden, hidden, dense)?, out: linear(hidden, labels, out)? };
+        Self::build(vb, config, family, head)
     }
 
-    fn build(
-        vb: VarBuilder,
-        config: &Config,
-        family: Family,
-        head: impl FnOnce(&VarBuilder) -> Result<Head>,
-    ) -> Result<Self> {
+    fn build(vb: VarBuilder, config: &Config, family: Family, head: Head) -> Result<Self> {
         let body = family.encoder(vb);
         let first_position = family.first_position(config.pad_token_id) as u32;
         Ok(Self {
             embeddings: Embeddings::load(body.pp("embeddings"), config, first_position)?,
             encoder: BertEncoder::load(body.pp("encoder"), config)?,
-            head: head(&body)?,
+            head,
             pad_id: config.pad_token_id as u32,
             device: body.device().clone(),
             dtype: body.dtype(),

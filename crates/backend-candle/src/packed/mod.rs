@@ -63,7 +63,28 @@ struct Layer {
     output_norm: Norm,
 }
 
-/// A BERT-family encoder with its pooling, on the packed CPU path (f32).
+/// A cross-encoder's classifier on the first token: `out · tanh(dense · x + b) + b'`.
+struct Classifier {
+    /// `(hidden, hidden)`, row `i` the weights of output `i`.
+    dense: Vec<f32>,
+    dense_bias: Vec<f32>,
+    /// `(labels, hidden)`.
+    out: Vec<f32>,
+    out_bias: Vec<f32>,
+}
+
+impl Classifier {
+    fn logits(&self, first: &[f32]) -> Vec<f32> {
+        let dot = |w: &[f32], x: &[f32]| w.iter().zip(x).map(|(a, b)| a * b).sum::<f32>();
+        let h = first.len();
+        let pooled: Vec<f32> =
+            self.dense.chunks_exact(h).zip(&self.dense_bias).map(|(w, b)| (dot(w, first) + b).tanh()).collect();
+        self.out.chunks_exact(h).zip(&self.out_bias).map(|(w, b)| dot(w, &pooled) + b).collect()
+    }
+}
+
+/// A BERT-family encoder with its pooling, or a cross-encoder's classifier, on the packed CPU
+/// path.
 pub struct PackedBert {
     words: Vec<f32>,
     positions: Vec<f32>,
@@ -75,6 +96,7 @@ pub struct PackedBert {
     eps: f32,
     activation: Activation,
     pooling: Pooling,
+    classifier: Option<Classifier>,
     isa: Isa,
     pool: rayon::ThreadPool,
 }
@@ -171,9 +193,26 @@ impl PackedBert {
                 HiddenAct::Relu => Activation::Relu,
             },
             pooling,
+            classifier: None,
             isa,
             pool,
         })
+    }
+
+    /// The model as a cross-encoder: outputs become the `labels` logits of the classifier that
+    /// `family` keeps in `vb` (the file's root, f32) on the first token.
+    pub fn with_classifier(mut self, vb: &VarBuilder, family: Family, labels: usize) -> candle_core::Result<Self> {
+        let h = self.hidden;
+        let flat = |t: Tensor| t.flatten_all()?.to_vec1::<f32>();
+        let (dense, out) = family.classifier(vb);
+        self.classifier = Some(Classifier {
+            dense: flat(dense.get((h, h), "weight")?)?,
+            dense_bias: flat(dense.get(h, "bias")?)?,
+            out: flat(out.get((labels, h), "weight")?)?,
+            out_bias: flat(out.get(labels, "bias")?)?,
+        });
+        self.pooling = Pooling::Cls;
+        Ok(self)
     }
 
     /// The instruction sets its kernels use.
@@ -198,11 +237,16 @@ impl PackedBert {
             .sum();
         let embeddings =
             (self.words.len() + self.positions.len() + self.token_types.len()) * 4 + norm(&self.embedding_norm);
-        (layers + embeddings) as u64
+        let classifier = self
+            .classifier
+            .as_ref()
+            .map_or(0, |c| (c.dense.len() + c.dense_bias.len() + c.out.len() + c.out_bias.len()) * 4);
+        (layers + embeddings + classifier) as u64
     }
 
-    /// Runs one batch and returns one pooled (not normalised) vector per input. Inputs must be
-    /// non-empty and within the position table (the backend checks both first).
+    /// Runs one batch and returns one pooled (not normalised) vector per input, or a
+    /// cross-encoder's logits. Inputs must be non-empty and within the position table (the
+    /// backend checks both first).
     pub fn forward(&self, batch: &[&Encoding]) -> Vec<Vec<f32>> {
         if batch.is_empty() {
             return Vec::new();
@@ -243,7 +287,11 @@ impl PackedBert {
             accumulate(self.isa, &mut x, inner, &layer.output, threads);
             layer_norm(self.isa, &mut x, &layer.output_norm.gain, &layer.output_norm.bias, self.eps);
         }
-        self.pool_sequences(&x, &offsets)
+        let pooled = self.pool_sequences(&x, &offsets);
+        match &self.classifier {
+            Some(classifier) => pooled.iter().map(|first| classifier.logits(first)).collect(),
+            None => pooled,
+        }
     }
 
     /// Word + position + token-type embeddings of every token, layer-normed: `(tokens, hidden)`.

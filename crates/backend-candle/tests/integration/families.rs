@@ -127,16 +127,21 @@ async fn qwen3_with_last_token_pooling_matches_sentence_transformers() {
 }
 
 #[tokio::test]
-async fn bert_and_xlm_roberta_cross_encoders_score_like_sentence_transformers() {
-    check_reranker("bert-reranker", "bert").await;
-    check_reranker("xlm-roberta-reranker", "xlm-roberta").await;
+async fn bert_and_xlm_roberta_cross_encoders_score_like_sentence_transformers_on_both_engines() {
+    for packed in [true, false] {
+        check_reranker("bert-reranker", "bert", packed).await;
+        check_reranker("xlm-roberta-reranker", "xlm-roberta", packed).await;
+    }
 }
 
-async fn check_reranker(name: &str, architecture: &str) {
+async fn check_reranker(name: &str, architecture: &str, packed: bool) {
     let reference = reference(name);
     let query = reference.query.clone().expect("query");
-    let backend = load(name, true);
+    let backend = load(name, packed);
     assert_eq!(backend.info().architecture, architecture);
+    let engine = if packed { "packed" } else { "candle-transformers" };
+    assert!(backend.info().engine.starts_with(engine), "{name}: {}", backend.info().engine);
+    let name = &format!("{name} ({engine})");
     assert_eq!((backend.info().task, backend.info().dimension), (ModelTask::Rerank, 1));
     let spread = reference.raw_scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b))
         - reference.raw_scores.iter().fold(f32::INFINITY, |a, &b| a.min(b));
