@@ -407,9 +407,7 @@ impl EmbeddingProvider for CandleBackend {
     }
 
     async fn encode_pairs(&self, query: String, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>> {
-        if self.info.task != ModelTask::Rerank {
-            return Err(EmbedError::Validation(format!("model `{}` is not a reranker", self.info.model_id)));
-        }
+        aki_core::check_task(&self.info, ModelTask::Rerank)?;
         let tokenizers = Arc::clone(&self.tokenizers);
         tokio::task::spawn_blocking(move || tokenizers.encode_pairs(&query, texts, options))
             .await

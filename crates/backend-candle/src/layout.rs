@@ -155,7 +155,7 @@ impl ModelLayout {
     pub fn read(dir: &Path) -> Result<Self> {
         let config_path = dir.join("config.json");
         let config: serde_json::Value = read_json(&config_path)?.ok_or_else(|| missing(&config_path))?;
-        let probe: ArchitectureProbe = serde_json::from_value(config.clone())
+        let probe = ArchitectureProbe::deserialize(&config)
             .map_err(|e| EmbedError::Load(format!("{}: {e}", config_path.display())))?;
         let architecture = Architecture::from_config(&probe).ok_or_else(|| {
             EmbedError::Load(format!(
@@ -221,7 +221,7 @@ impl ModelLayout {
     /// # Errors
     /// [`EmbedError::Load`] naming the file and the missing or malformed key.
     pub fn family_config<T: for<'de> Deserialize<'de>>(&self) -> Result<T> {
-        serde_json::from_value(self.config.clone())
+        T::deserialize(&self.config)
             .map_err(|e| EmbedError::Load(format!("{}: {e}", self.dir.join("config.json").display())))
     }
 }

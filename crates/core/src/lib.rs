@@ -14,7 +14,7 @@ pub mod vector;
 
 pub use batcher::{Batched, Batcher};
 pub use error::{EmbedError, ErrorKind, Result};
-pub use provider::{EmbeddingProvider, token_encodings};
+pub use provider::{EmbeddingProvider, check_task, token_encodings};
 pub use store::{LoadedModel, ModelStore, StoreStats};
 pub use types::{
     EmbedOptions, Embeddings, EncodeOptions, Encoding, ModelInfo, ModelTask, Pooled, Pooling, Prompts, RequestContext,

@@ -134,7 +134,10 @@ pub trait EmbeddingProvider: Send + Sync + 'static {
 }
 
 /// Refuses work of the other task: embeddings from a reranker or scores from an embedder.
-fn check_task(info: &ModelInfo, task: ModelTask) -> Result<()> {
+///
+/// # Errors
+/// [`EmbedError::Validation`] saying what the model is and which routes serve it.
+pub fn check_task(info: &ModelInfo, task: ModelTask) -> Result<()> {
     if info.task == task { Ok(()) } else { Err(wrong_task(info, task)) }
 }
 
@@ -146,10 +149,7 @@ fn wrong_task(info: &ModelInfo, wanted: ModelTask) -> EmbedError {
     EmbedError::Validation(format!(
         "model `{}` is {is} and cannot {}; use {use_instead}",
         info.model_id,
-        match wanted {
-            ModelTask::Embed => "embed",
-            ModelTask::Rerank => "rerank",
-        }
+        wanted.as_str()
     ))
 }
 

@@ -356,7 +356,7 @@ impl EmbedService {
             ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
             ranked.truncate(request.top_n.unwrap_or(usize::MAX));
             Ok(RerankReply {
-                model: model.info().model_id.clone(),
+                model: info.model_id.clone(),
                 ranked,
                 tokens: out.tokens(),
                 timing: out.timing,
