@@ -83,6 +83,14 @@ def word_counts(data: Path, normalizer, pre_tokenizer) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
+def template(tok: Tokenizer, single: str, pair: str) -> None:
+    """Adds the special tokens the way `single` and `pair` place them (`[SEP]:1`: segment 1)."""
+    names = sorted({t.split(":")[0] for t in f"{single} {pair}".split() if not t.startswith("$")})
+    tok.post_processor = processors.TemplateProcessing(
+        single=single, pair=pair, special_tokens=[(n, tok.token_to_id(n)) for n in names]
+    )
+
+
 def wordpiece(data: Path) -> transformers.PreTrainedTokenizerFast:
     """A WordPiece vocabulary built by counting (the library's trainer breaks ties at random):
     the special tokens, every character alone and as a continuation, then the commonest words."""
@@ -96,10 +104,7 @@ def wordpiece(data: Path) -> transformers.PreTrainedTokenizerFast:
     tok.normalizer = normalizer
     tok.pre_tokenizer = pre_tokenizer
     tok.decoder = decoders.WordPiece()
-    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
-    )
+    template(tok, "[CLS] $A [SEP]", "[CLS] $A [SEP] $B:1 [SEP]:1")
     return transformers.BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
                                           cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
 
@@ -122,10 +127,7 @@ def unigram(data: Path) -> transformers.PreTrainedTokenizerFast:
     tok.normalizer = normalizer
     tok.pre_tokenizer = pre_tokenizer
     tok.decoder = decoders.Metaspace()
-    bos, eos = tok.token_to_id("<s>"), tok.token_to_id("</s>")
-    tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", bos), ("</s>", eos)]
-    )
+    template(tok, "<s> $A </s>", "<s> $A </s> </s> $B </s>")
     return transformers.XLMRobertaTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
                                                 unk_token="<unk>", pad_token="<pad>", cls_token="<s>",
                                                 sep_token="</s>", mask_token="<mask>")
@@ -138,10 +140,7 @@ def byte_bpe(data: Path, specials: list[str], single: str, pair: str) -> Tokeniz
     trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     train(tok, trainer, data)
-    used = sorted({t for t in (single + " " + pair).split() if not t.startswith("$")})
-    tok.post_processor = processors.TemplateProcessing(
-        single=single, pair=pair, special_tokens=[(t.split(":")[0], tok.token_to_id(t.split(":")[0])) for t in used]
-    )
+    template(tok, single, pair)
     return tok
 
 
