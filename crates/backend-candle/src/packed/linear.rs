@@ -19,8 +19,8 @@ use super::matmul::{View, matmul_strided};
 const COLS: usize = 64;
 /// Rows of a register tile: 6 x 4 accumulators, 4 weight registers and a broadcast.
 const ROWS: usize = 6;
-/// Rows one task takes when rows, not panels, are split across threads.
-const CHUNK_ROWS: usize = 8 * ROWS;
+/// Tiles of rows one task takes at most.
+const CHUNK_TILES: usize = 8;
 /// Beyond this many rows, f32 products on AVX-512 go through `gemm`.
 const GEMM_ROWS: usize = 32;
 /// Panels ahead of the current weight row that the tile kernels prefetch, in rows.
@@ -126,7 +126,7 @@ pub fn accumulate(isa: Isa, out: &mut [f32], x: &[f32], w: &Panels, threads: usi
         Values::Bf16(_) => {
             let mut pairs = vec![0u32; rows * w.steps];
             let convert = |(row, dst): (&[f32], &mut [u32])| to_bf16_pairs(isa, row, dst);
-            if threads > 1 && m >= CHUNK_ROWS {
+            if threads > 1 && m >= CHUNK_TILES * ROWS {
                 x.par_chunks_exact(k).zip(pairs.par_chunks_exact_mut(w.steps)).for_each(convert);
             } else {
                 x.chunks_exact(k).zip(pairs.chunks_exact_mut(w.steps)).for_each(convert);
@@ -134,45 +134,80 @@ pub fn accumulate(isa: Isa, out: &mut [f32], x: &[f32], w: &Panels, threads: usi
             Input::Bf16(pairs)
         }
     };
-    let panels = n.div_ceil(COLS);
-    if threads > 1 && rows / ROWS < 2 * threads {
-        // Few rows: the panels split into one run per task, each writing its own columns into a
-        // buffer. A run walks `k` once for all its panels, so the f32 weight rows it reads are
-        // contiguous stretches rather than 64 columns a page apart.
-        let tasks = (2 * threads).min(panels);
-        let runs: Vec<std::ops::Range<usize>> =
-            (0..tasks).map(|t| t * panels / tasks..(t + 1) * panels / tasks).collect();
-        let done: Vec<Vec<f32>> = runs
-            .par_iter()
-            .map(|run| {
-                let (c0, c1) = (run.start * COLS, (run.end * COLS).min(n));
-                let width = c1 - c0;
-                let mut block = vec![0.0f32; m * width];
-                for (r, row) in block.chunks_exact_mut(width).enumerate() {
-                    row.copy_from_slice(&out[r * n + c0..][..width]);
-                }
-                panels_strided(isa, &mut block, width, 0, &input, 0, w, run.clone());
-                block
-            })
-            .collect();
-        for (run, block) in runs.iter().zip(&done) {
-            let (c0, c1) = (run.start * COLS, (run.end * COLS).min(n));
-            let width = c1 - c0;
-            for (r, row) in block.chunks_exact(width).enumerate() {
-                out[r * n + c0..][..width].copy_from_slice(row);
-            }
-        }
-    } else {
+    let (panels, tiles) = (n.div_ceil(COLS), rows / ROWS);
+    let split = Split::new(tiles, panels, threads);
+    if split.groups == 1 {
+        // Enough row chunks for every thread: each task owns whole rows of `out`.
         let chunk = |(c, out): (usize, &mut [f32])| {
+            let first = c * split.chunk_tiles * ROWS;
             for p in 0..panels {
-                panels_strided(isa, out, n, p * COLS, &input, c * CHUNK_ROWS, w, p..p + 1);
+                panels_strided(isa, out, n, p * COLS, &input, first, w, p..p + 1);
             }
         };
+        let rows_per_chunk = split.chunk_tiles * ROWS * n;
         if threads > 1 {
-            out.par_chunks_mut(CHUNK_ROWS * n).enumerate().for_each(chunk);
+            out.par_chunks_mut(rows_per_chunk).enumerate().for_each(chunk);
         } else {
-            out.chunks_mut(CHUNK_ROWS * n).enumerate().for_each(chunk);
+            out.chunks_mut(rows_per_chunk).enumerate().for_each(chunk);
         }
+        return;
+    }
+    // Few rows: each row chunk's panels split into runs too, each task writing its own block of
+    // columns into a buffer. A run walks `k` once for all its panels, so the f32 weight rows it
+    // reads are contiguous stretches rather than 64 columns a page apart.
+    let tasks: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)> = (0..split.chunks)
+        .flat_map(|c| {
+            let rows = c * split.chunk_tiles * ROWS..((c + 1) * split.chunk_tiles * ROWS).min(m);
+            (0..split.groups).map(move |g| (rows.clone(), g * panels / split.groups..(g + 1) * panels / split.groups))
+        })
+        .filter(|(rows, run)| !rows.is_empty() && !run.is_empty())
+        .collect();
+    let columns = |run: &std::ops::Range<usize>| (run.start * COLS, (run.end * COLS).min(n));
+    let done: Vec<Vec<f32>> = tasks
+        .par_iter()
+        .map(|(rows, run)| {
+            let (c0, c1) = columns(run);
+            let width = c1 - c0;
+            let mut block = vec![0.0f32; rows.len() * width];
+            for (r, row) in rows.clone().zip(block.chunks_exact_mut(width)) {
+                row.copy_from_slice(&out[r * n + c0..][..width]);
+            }
+            panels_strided(isa, &mut block, width, 0, &input, rows.start, w, run.clone());
+            block
+        })
+        .collect();
+    for ((rows, run), block) in tasks.iter().zip(&done) {
+        let (c0, c1) = columns(run);
+        let width = c1 - c0;
+        for (r, row) in rows.clone().zip(block.chunks_exact(width)) {
+            out[r * n + c0..][..width].copy_from_slice(row);
+        }
+    }
+}
+
+/// How one product is cut into tasks: `chunks` row chunks of `chunk_tiles` tiles each (the last
+/// may be shorter), and each chunk's panels in `groups` runs.
+#[derive(Debug, PartialEq)]
+struct Split {
+    chunks: usize,
+    chunk_tiles: usize,
+    groups: usize,
+}
+
+impl Split {
+    /// Row chunks of at most [`CHUNK_TILES`] tiles, as even as the tiles allow and a multiple of
+    /// the threads where there are enough; when there are fewer than two per thread, the panels
+    /// are split as well (which costs no extra weight traffic, unlike smaller row chunks), so
+    /// every thread has work even for one sentence.
+    fn new(tiles: usize, panels: usize, threads: usize) -> Self {
+        let mut chunks = tiles.div_ceil(CHUNK_TILES).max(1);
+        if threads > 1 && chunks >= 2 * threads {
+            chunks = chunks.next_multiple_of(threads).min(tiles);
+        }
+        let chunk_tiles = tiles.div_ceil(chunks).max(1);
+        let chunks = tiles.div_ceil(chunk_tiles).max(1);
+        let groups = if threads > 1 && chunks < 2 * threads { (2 * threads).div_ceil(chunks).min(panels) } else { 1 };
+        Self { chunks, chunk_tiles, groups: groups.max(1) }
     }
 }
 
@@ -536,9 +571,19 @@ mod tests {
             .collect()
     }
 
-    /// Odd `k`, `n` off the panel width, rows off the tile height; few rows and many.
-    const SHAPES: [(usize, usize, usize); 7] =
-        [(1, 3, 5), (5, 7, 64), (7, 9, 130), (13, 384, 192), (100, 33, 70), (4, 2, 64), (61, 40, 200)];
+    /// Odd `k`, `n` off the panel width, rows off the tile height; few rows and many (panels
+    /// split, rows split, both).
+    const SHAPES: [(usize, usize, usize); 9] = [
+        (1, 3, 5),
+        (5, 7, 64),
+        (7, 9, 130),
+        (13, 384, 192),
+        (100, 33, 70),
+        (4, 2, 64),
+        (61, 40, 200),
+        (24, 50, 384),
+        (300, 20, 70),
+    ];
 
     fn check(panels: fn(&[f32], usize, usize) -> Panels, round: fn(f32) -> f64, tolerance: f64) {
         for (m, k, n) in SHAPES {
@@ -583,6 +628,21 @@ mod tests {
         to_bf16_pairs(Isa::detect("auto").expect("cap"), &row, &mut got);
         assert_eq!(got, want);
         assert_eq!(f32::from_bits(want[0] << 16), bf16::from_f32(row[0]).to_f32());
+    }
+
+    #[test]
+    fn every_thread_gets_work_from_one_sentence_to_a_large_batch() {
+        // One sentence of 21 tokens: four tiles, the panels of a (384, 384) product in four runs.
+        assert_eq!(Split::new(4, 6, 2), Split { chunks: 1, chunk_tiles: 4, groups: 4 });
+        // Eight sentences: 28 tiles in four even row chunks, two per thread.
+        assert_eq!(Split::new(28, 24, 2), Split { chunks: 4, chunk_tiles: 7, groups: 1 });
+        // Three chunks: too few for two per thread, so the panels split too.
+        assert_eq!(Split::new(20, 6, 2), Split { chunks: 3, chunk_tiles: 7, groups: 2 });
+        // A large batch: chunks of at most eight tiles, a multiple of the threads.
+        assert_eq!(Split::new(112, 6, 2), Split { chunks: 14, chunk_tiles: 8, groups: 1 });
+        assert_eq!(Split::new(50, 6, 2), Split { chunks: 8, chunk_tiles: 7, groups: 1 });
+        // One thread: rows only, nothing to spread.
+        assert_eq!(Split::new(4, 6, 1), Split { chunks: 1, chunk_tiles: 4, groups: 1 });
     }
 
     #[test]
