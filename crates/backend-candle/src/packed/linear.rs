@@ -211,6 +211,23 @@ impl Split {
     }
 }
 
+/// Calls a tile kernel with its first `rows` rows (1 to [`ROWS`]) as the const parameter `R`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! by_rows {
+    ($rows:expr, $kernel:ident($($arg:expr),*)) => {
+        match $rows {
+            1 => $kernel::<1>($($arg),*),
+            2 => $kernel::<2>($($arg),*),
+            3 => $kernel::<3>($($arg),*),
+            4 => $kernel::<4>($($arg),*),
+            5 => $kernel::<5>($($arg),*),
+            _ => $kernel::<ROWS>($($arg),*),
+        }
+    };
+}
+#[cfg(target_arch = "x86_64")]
+use by_rows;
+
 /// A slice of a panel.
 enum Weights<'a> {
     F32(&'a [f32]),
@@ -252,7 +269,8 @@ fn panels_strided(
         let steps = K_BLOCK.min(w.steps - s0);
         for (j, p) in run.clone().enumerate() {
             for (t, tile) in acc[j * tiles..][..tiles].iter_mut().enumerate() {
-                run_tile(isa, tile, input, first + t * ROWS, w, p, s0, steps);
+                let rows = (count - t * ROWS).min(ROWS);
+                run_tile(isa, tile, rows, input, first + t * ROWS, w, p, s0, steps);
             }
         }
     }
@@ -267,12 +285,13 @@ fn panels_strided(
 /// Steps of a panel every tile takes in turn: 64 rows of 64 f32 or bf16 pairs, 16 KiB.
 const K_BLOCK: usize = 64;
 
-/// One register tile: activation rows `r0..r0 + ROWS` times steps `s0..s0 + steps` of panel
-/// `p`, added to `tile`.
+/// One register tile: activation rows `r0..r0 + rows` (`rows <= ROWS`; a sentence's last tile
+/// is often partly empty) times steps `s0..s0 + steps` of panel `p`, added to `tile`.
 #[allow(clippy::too_many_arguments)]
 fn run_tile(
     isa: Isa,
     tile: &mut [f32; ROWS * COLS],
+    rows: usize,
     input: &Input,
     r0: usize,
     w: &Panels,
@@ -292,7 +311,7 @@ fn run_tile(
                 Level::Avx512 => {
                     #[allow(unsafe_code)]
                     unsafe {
-                        tile_f32_avx512(tile, x, stride, panel, ld, steps);
+                        by_rows!(rows, tile_f32_avx512(tile, x, stride, panel, ld, steps));
                     }
                     return;
                 }
@@ -300,13 +319,13 @@ fn run_tile(
                 Level::Avx2 => {
                     #[allow(unsafe_code)]
                     unsafe {
-                        tile_f32_avx2(tile, x, stride, panel, ld, steps);
+                        by_rows!(rows, tile_f32_avx2(tile, x, stride, panel, ld, steps));
                     }
                     return;
                 }
                 Level::Scalar => {}
             }
-            tile_f32_portable(isa, tile, x, stride, panel, ld, steps);
+            tile_f32_portable(isa, tile, rows, x, stride, panel, ld, steps);
         }
         ((Weights::Bf16(panel), _), Input::Bf16(x)) => {
             let x = &x[r0 * stride + s0..][..(ROWS - 1) * stride + steps];
@@ -316,11 +335,11 @@ fn run_tile(
                 // what the kernel reads, as above.
                 #[allow(unsafe_code)]
                 unsafe {
-                    tile_bf16_avx512(tile, x, stride, panel, steps);
+                    by_rows!(rows, tile_bf16_avx512(tile, x, stride, panel, steps));
                 }
                 return;
             }
-            tile_bf16_portable(isa, tile, x, stride, panel, steps);
+            tile_bf16_portable(isa, tile, rows, x, stride, panel, steps);
         }
         _ => unreachable!("the activations are prepared for the weights' type"),
     }
@@ -328,10 +347,11 @@ fn run_tile(
 
 for_each_level! {
 /// A tile in plain Rust: `tile[r][c] += Σ x[r][s] · panel[s][c]`.
-fn tile_f32_portable(tile: &mut [f32; ROWS * COLS], x: &[f32], stride: usize, panel: &[f32], ld: usize, steps: usize) {
+#[allow(clippy::too_many_arguments)]
+fn tile_f32_portable(tile: &mut [f32; ROWS * COLS], rows: usize, x: &[f32], stride: usize, panel: &[f32], ld: usize, steps: usize) {
     for s in 0..steps {
         let weights = &panel[s * ld..][..COLS];
-        for (r, row) in tile.chunks_exact_mut(COLS).enumerate() {
+        for (r, row) in tile.chunks_exact_mut(COLS).take(rows).enumerate() {
             let xv = x[r * stride + s];
             for (acc, w) in row.iter_mut().zip(weights) {
                 *acc += xv * w;
@@ -343,10 +363,10 @@ fn tile_f32_portable(tile: &mut [f32; ROWS * COLS], x: &[f32], stride: usize, pa
 
 for_each_level! {
 /// [`tile_bf16_avx512`]'s arithmetic in plain Rust: the same bf16 inputs, products summed in f32.
-fn tile_bf16_portable(tile: &mut [f32; ROWS * COLS], x: &[u32], stride: usize, panel: &[u32], steps: usize) {
+fn tile_bf16_portable(tile: &mut [f32; ROWS * COLS], rows: usize, x: &[u32], stride: usize, panel: &[u32], steps: usize) {
     let (low, high) = (|bits: u32| f32::from_bits(bits << 16), |bits: u32| f32::from_bits(bits & 0xFFFF_0000));
     for (s, weights) in panel.chunks_exact(COLS).take(steps).enumerate() {
-        for (r, row) in tile.chunks_exact_mut(COLS).enumerate() {
+        for (r, row) in tile.chunks_exact_mut(COLS).take(rows).enumerate() {
             let pair = x[r * stride + s];
             let (x0, x1) = (low(pair), high(pair));
             for (acc, &w) in row.iter_mut().zip(weights) {
@@ -357,8 +377,8 @@ fn tile_bf16_portable(tile: &mut [f32; ROWS * COLS], x: &[u32], stride: usize, p
 }
 }
 
-/// ROWS x 64 in f32 with AVX-512: 24 accumulators; per step four weight loads, six broadcasts
-/// and 24 fused multiply-adds.
+/// `R` x 64 (`R <= ROWS`) in f32 with AVX-512: up to 24 accumulators; per step four weight
+/// loads, `R` broadcasts and `4R` fused multiply-adds.
 ///
 /// # Safety
 /// The CPU must have AVX-512F; `x` holds ROWS rows of `steps` values `stride` apart and `panel`
@@ -366,7 +386,7 @@ fn tile_bf16_portable(tile: &mut [f32; ROWS * COLS], x: &[u32], stride: usize, p
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 #[target_feature(enable = "avx512f")]
-unsafe fn tile_f32_avx512(
+unsafe fn tile_f32_avx512<const R: usize>(
     tile: &mut [f32; ROWS * COLS],
     x: &[f32],
     stride: usize,
@@ -382,7 +402,7 @@ unsafe fn tile_f32_avx512(
     // SAFETY (whole body): offsets stay within the sizes the caller guarantees; prefetches are
     // hints and may point past the panel.
     unsafe {
-        let mut c: [[__m512; V]; ROWS] = [[_mm512_set1_ps(0.0); V]; ROWS];
+        let mut c: [[__m512; V]; R] = [[_mm512_set1_ps(0.0); V]; R];
         for (r, row) in c.iter_mut().enumerate() {
             for (j, v) in row.iter_mut().enumerate() {
                 *v = _mm512_loadu_ps(tile_ptr.add(r * COLS + j * 16));
@@ -410,15 +430,15 @@ unsafe fn tile_f32_avx512(
     }
 }
 
-/// ROWS x 64 in f32 with AVX2 and FMA, 16 columns at a time: 12 accumulators; per step two
-/// weight loads, six broadcasts and 12 fused multiply-adds.
+/// `R` x 64 in f32 with AVX2 and FMA, 16 columns at a time: up to 12 accumulators; per step two
+/// weight loads, `R` broadcasts and `2R` fused multiply-adds.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA; sizes as for [`tile_f32_avx512`].
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile_f32_avx2(
+unsafe fn tile_f32_avx2<const R: usize>(
     tile: &mut [f32; ROWS * COLS],
     x: &[f32],
     stride: usize,
@@ -431,7 +451,7 @@ unsafe fn tile_f32_avx2(
     // SAFETY (whole body): offsets stay within the sizes the caller guarantees.
     unsafe {
         for c0 in (0..COLS).step_by(16) {
-            let mut c: [[__m256; 2]; ROWS] = [[_mm256_set1_ps(0.0); 2]; ROWS];
+            let mut c: [[__m256; 2]; R] = [[_mm256_set1_ps(0.0); 2]; R];
             for (r, row) in c.iter_mut().enumerate() {
                 for (j, v) in row.iter_mut().enumerate() {
                     *v = _mm256_loadu_ps(tile_ptr.add(r * COLS + c0 + j * 8));
@@ -456,8 +476,8 @@ unsafe fn tile_f32_avx2(
     }
 }
 
-/// ROWS x 64 in bf16 with AVX-512 BF16: 24 accumulators; per pair step four weight loads, six
-/// broadcasts and 24 `vdpbf16ps`.
+/// `R` x 64 in bf16 with AVX-512 BF16: up to 24 accumulators; per pair step four weight loads,
+/// `R` broadcasts and `4R` `vdpbf16ps`.
 ///
 /// # Safety
 /// The CPU must have AVX-512 F, BW and BF16; `x` holds ROWS rows of `steps` pairs `stride`
@@ -465,7 +485,13 @@ unsafe fn tile_f32_avx2(
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn tile_bf16_avx512(tile: &mut [f32; ROWS * COLS], x: &[u32], stride: usize, panel: &[u32], steps: usize) {
+unsafe fn tile_bf16_avx512<const R: usize>(
+    tile: &mut [f32; ROWS * COLS],
+    x: &[u32],
+    stride: usize,
+    panel: &[u32],
+    steps: usize,
+) {
     use std::arch::x86_64::{
         __m512, __m512bh, __m512i, _MM_HINT_T0, _mm_prefetch, _mm512_dpbf16_ps, _mm512_loadu_ps, _mm512_loadu_si512,
         _mm512_set1_epi32, _mm512_setzero_ps, _mm512_storeu_ps,
@@ -479,7 +505,7 @@ unsafe fn tile_bf16_avx512(tile: &mut [f32; ROWS * COLS], x: &[u32], stride: usi
     // SAFETY (whole body): offsets stay within the sizes the caller guarantees; prefetches are
     // hints and may point past the panel.
     unsafe {
-        let mut c: [[__m512; V]; ROWS] = [[_mm512_setzero_ps(); V]; ROWS];
+        let mut c: [[__m512; V]; R] = [[_mm512_setzero_ps(); V]; R];
         for (r, row) in c.iter_mut().enumerate() {
             for (j, v) in row.iter_mut().enumerate() {
                 *v = _mm512_loadu_ps(tile_ptr.add(r * COLS + j * 16));
