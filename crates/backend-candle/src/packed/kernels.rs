@@ -145,44 +145,96 @@ pub fn softmax_rows(xs: &mut [f32], width: usize) {
 }
 }
 
-/// Dot product of two slices of the same length, in `LANES` independent partial sums.
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let (chunks_a, chunks_b) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = chunks_a.remainder().iter().zip(chunks_b.remainder()).map(|(x, y)| x * y).sum();
-    for (ca, cb) in chunks_a.zip(chunks_b) {
-        for ((s, x), y) in acc.iter_mut().zip(ca).zip(cb) {
-            *s += x * y;
+/// Query rows the attention kernel takes at once: independent accumulators for the vector units.
+const QUERY_ROWS: usize = 4;
+
+/// Attention of one head over one sequence in plain loops: `scores = scale · q kᵀ`, a softmax
+/// per row, then `out = scores · v`. Row `i` of q, k and v starts at `i * stride` of its slice
+/// and is `d` long; `out` holds `len * d`. The operands are first copied out, `kᵀ` and `v` padded
+/// to whole vectors and `q` (scaled) to whole groups of rows, so both products are register tiles
+/// of [`QUERY_ROWS`] rows by one vector, summed in registers.
+pub fn attend(
+    isa: super::isa::Isa,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    len: usize,
+    d: usize,
+    stride: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
+    let (width, depth, rows) =
+        (len.next_multiple_of(LANES), d.next_multiple_of(LANES), len.next_multiple_of(QUERY_ROWS));
+    let mut queries = vec![0.0f32; rows * d];
+    let mut keys = vec![0.0f32; d * width];
+    let mut values = vec![0.0f32; len * depth];
+    for (j, ((query, key), value)) in q.chunks(stride).zip(k.chunks(stride)).zip(v.chunks(stride)).take(len).enumerate()
+    {
+        for (c, (&qc, &kc)) in query[..d].iter().zip(&key[..d]).enumerate() {
+            queries[j * d + c] = qc * scale;
+            keys[c * width + j] = kc;
         }
+        values[j * depth..][..d].copy_from_slice(&value[..d]);
     }
-    acc.iter().sum::<f32>() + tail
+    let mut scores = vec![0.0f32; rows * width];
+    let mut context = vec![0.0f32; rows * depth];
+    attend_tiles(isa, &queries, &keys, &values, len, d, width, depth, &mut scores, &mut context);
+    for (row, values) in out.chunks_exact_mut(d).zip(context.chunks_exact(depth)) {
+        row.copy_from_slice(&values[..d]);
+    }
 }
 
 for_each_level! {
-/// Attention of one head over one sequence in plain loops: `scores = scale · q kᵀ`, a softmax
-/// per row, then `out = scores · v`. Row `i` of q, k and v starts at `i * stride` of its slice and is `d` long;
-/// `scores` holds `len * len` values and `out` `len * d`.
-pub fn attend(q: &[f32], k: &[f32], v: &[f32], len: usize, d: usize, stride: usize, scale: f32, scores: &mut [f32], out: &mut [f32]) {
-    for (i, row) in scores.chunks_exact_mut(len).enumerate() {
-        let qi = &q[i * stride..][..d];
-        for (j, score) in row.iter_mut().enumerate() {
-            *score = scale * dot(qi, &k[j * stride..][..d]);
+/// [`attend`] on its padded copies: `queries` `(rows, d)`, `keys` `(d, width)`, `values`
+/// `(len, depth)` (`width` and `depth` whole vectors, `rows` whole groups); `scores` `(rows, width)` and `context` `(rows, depth)` are written.
+fn attend_tiles(queries: &[f32], keys: &[f32], values: &[f32], len: usize, d: usize, width: usize, depth: usize, scores: &mut [f32], context: &mut [f32]) {
+    for (group, (tile, query)) in scores.chunks_exact_mut(QUERY_ROWS * width).zip(queries.chunks_exact(QUERY_ROWS * d)).enumerate() {
+        for j0 in (0..width).step_by(LANES) {
+            let mut acc = [[0.0f32; LANES]; QUERY_ROWS];
+            for (c, key) in keys.chunks_exact(width).enumerate() {
+                let key = &key[j0..j0 + LANES];
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let qc = query[r * d + c];
+                    for (a, k) in a.iter_mut().zip(key) {
+                        *a += qc * k;
+                    }
+                }
+            }
+            for (r, a) in acc.iter().enumerate() {
+                tile[r * width + j0..][..LANES].copy_from_slice(a);
+            }
         }
-        let top = max(row);
-        for x in row.iter_mut() {
-            *x = exp(*x - top);
-        }
-        let inv = 1.0 / sum(row);
-        for x in row.iter_mut() {
-            *x *= inv;
+        // Softmax of each real row over the real keys; padding rows stay zero.
+        for (r, row) in tile.chunks_exact_mut(width).enumerate() {
+            if group * QUERY_ROWS + r >= len {
+                row.fill(0.0);
+                continue;
+            }
+            let top = max(&row[..len]);
+            for x in row.iter_mut() {
+                *x = exp(*x - top);
+            }
+            let inv = 1.0 / sum(&row[..len]);
+            for x in row[..len].iter_mut() {
+                *x *= inv;
+            }
         }
     }
-    out.fill(0.0);
-    for (row, weights) in out.chunks_exact_mut(d).zip(scores.chunks_exact(len)) {
-        for (j, &weight) in weights.iter().enumerate() {
-            for (o, x) in row.iter_mut().zip(&v[j * stride..][..d]) {
-                *o += weight * x;
+    for (tile, out) in scores.chunks_exact(QUERY_ROWS * width).zip(context.chunks_exact_mut(QUERY_ROWS * depth)) {
+        for c0 in (0..depth).step_by(LANES) {
+            let mut acc = [[0.0f32; LANES]; QUERY_ROWS];
+            for (j, value) in values.chunks_exact(depth).enumerate() {
+                let value = &value[c0..c0 + LANES];
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let p = tile[r * width + j];
+                    for (a, x) in a.iter_mut().zip(value) {
+                        *a += p * x;
+                    }
+                }
+            }
+            for (r, a) in acc.iter().enumerate() {
+                out[r * depth + c0..][..LANES].copy_from_slice(a);
             }
         }
     }
@@ -267,6 +319,39 @@ mod tests {
                 assert!((x - want).abs() < 1e-5, "{isa:?}: {xs:?}");
             }
             assert!((xs[4] + 0.577_350_3).abs() < 1e-5 && (xs[7] - (1.0 + 1.732_050_8)).abs() < 1e-5, "{xs:?}");
+        }
+    }
+
+    #[test]
+    fn attention_matches_the_definition_at_every_level() {
+        // Rows `stride` apart with other values between them, lengths on and off the vector width.
+        for (len, d, stride) in [(1, 4, 12), (5, 32, 100), (16, 32, 96), (21, 32, 1152), (70, 8, 30)] {
+            let at =
+                |p: usize| -> Vec<f32> { (0..len * stride).map(|i| ((i * (p + 3)) as f32 * 0.013).sin()).collect() };
+            let (q, k, v) = (at(0), at(1), at(2));
+            let scale = 1.0 / (d as f64).sqrt();
+            let mut want = vec![0.0f64; len * d];
+            for i in 0..len {
+                let logits: Vec<f64> = (0..len)
+                    .map(|j| {
+                        scale * (0..d).map(|c| f64::from(q[i * stride + c]) * f64::from(k[j * stride + c])).sum::<f64>()
+                    })
+                    .collect();
+                let top = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let total: f64 = logits.iter().map(|l| (l - top).exp()).sum();
+                for (j, l) in logits.iter().enumerate() {
+                    for c in 0..d {
+                        want[i * d + c] += (l - top).exp() / total * f64::from(v[j * stride + c]);
+                    }
+                }
+            }
+            for isa in levels() {
+                let mut out = vec![f32::NAN; len * d];
+                attend(isa, &q, &k, &v, len, d, stride, scale as f32, &mut out);
+                for (o, w) in out.iter().zip(&want) {
+                    assert!((f64::from(*o) - w).abs() < 1e-5, "{isa:?} len {len}: {o} vs {w}");
+                }
+            }
         }
     }
 

@@ -225,8 +225,6 @@ macro_rules! by_rows {
         }
     };
 }
-#[cfg(target_arch = "x86_64")]
-use by_rows;
 
 /// A slice of a panel.
 enum Weights<'a> {

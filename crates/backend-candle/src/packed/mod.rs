@@ -326,11 +326,11 @@ impl PackedBert {
             .map(|&(s, head)| {
                 let (start, len) = (offsets[s], offsets[s + 1] - offsets[s]);
                 let part = |p: usize| &qkv[start * stride + p * h + head * d..];
-                let mut scores = vec![0.0f32; len * len];
                 let mut out = vec![0.0f32; len * d];
                 if self.isa.level() < Level::Avx512 || len <= SHORT_ATTENTION {
-                    kernels::attend(self.isa, part(0), part(1), part(2), len, d, stride, scale, &mut scores, &mut out);
+                    kernels::attend(self.isa, part(0), part(1), part(2), len, d, stride, scale, &mut out);
                 } else {
+                    let mut scores = vec![0.0f32; len * len];
                     let at = |p: usize| View { data: part(p), rows: len, cols: d, row_stride: stride, col_stride: 1 };
                     matmul(&mut scores, at(0), at(1).t(), scale, false, 1);
                     softmax_rows(self.isa, &mut scores, len);
