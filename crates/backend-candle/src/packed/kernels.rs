@@ -2,7 +2,7 @@
 //! norm, softmax. Written as plain loops the compiler vectorises; `for_each_level` compiles each
 //! for AVX-512 and AVX2 as well, and the `Isa` the model was loaded with picks one at run time.
 
-use super::isa::for_each_level;
+use super::isa::{Isa, for_each_level};
 
 /// `e^x` for `x` in about [-87, 88], within 2 ulp: range reduction to `2^n * e^r` with
 /// `|r| <= ln2 / 2` and a degree-6 polynomial. Branch-free, so loops over it vectorise.
@@ -153,8 +153,9 @@ const QUERY_ROWS: usize = 4;
 /// and is `d` long; `out` holds `len * d`. The operands are first copied out, `kᵀ` and `v` padded
 /// to whole vectors and `q` (scaled) to whole groups of rows, so both products are register tiles
 /// of [`QUERY_ROWS`] rows by one vector, summed in registers.
+#[allow(clippy::too_many_arguments)]
 pub fn attend(
-    isa: super::isa::Isa,
+    isa: Isa,
     q: &[f32],
     k: &[f32],
     v: &[f32],

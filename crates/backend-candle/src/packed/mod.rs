@@ -97,6 +97,7 @@ pub struct PackedBert {
     activation: Activation,
     pooling: Pooling,
     classifier: Option<Classifier>,
+    precision: Precision,
     isa: Isa,
     pool: rayon::ThreadPool,
 }
@@ -115,6 +116,9 @@ pub fn unsupported(config: &Config, device: &Device, dtype: DType) -> Option<Str
         None
     }
 }
+
+/// Rows of one task when the second half of a layer runs in chunks of rows.
+const CHUNK_ROWS: usize = 48;
 
 /// Up to this many tokens a sequence's attention runs in the model's own loops even on AVX-512:
 /// `gemm`'s set-up costs more than the products (one short sentence, bf16: 3.4 ms a call
@@ -194,6 +198,7 @@ impl PackedBert {
             },
             pooling,
             classifier: None,
+            precision,
             isa,
             pool,
         })
@@ -270,28 +275,71 @@ impl PackedBert {
         let mut wide = vec![0.0f32; tokens * widest];
         let mut context = vec![0.0f32; tokens * h];
         let mut mid = vec![0.0f32; tokens * h];
+        let chunk = self.chunk_rows(tokens, threads);
         for layer in &self.layers {
             // Attention: QKV projection of every token at once, then per sequence and head.
             let qkv = &mut wide[..tokens * layer.qkv.outputs];
             project(self.isa, qkv, &x, &layer.qkv, threads);
             self.attend(qkv, &offsets, &mut context);
-            // Output projection onto (residual + bias), then layer norm: one pass each.
-            add_rows(&mut mid, &x, &layer.attention_out.bias);
-            accumulate(self.isa, &mut mid, &context, &layer.attention_out, threads);
-            layer_norm(self.isa, &mut mid, &layer.attention_norm.gain, &layer.attention_norm.bias, self.eps);
-            // Feed-forward: (bias + x·W1) then the activation in place; (residual + bias) + a·W2.
-            let inner = &mut wide[..tokens * layer.intermediate.outputs];
-            project(self.isa, inner, &mid, &layer.intermediate, threads);
-            activate_parallel(self.isa, inner, self.activation, threads);
-            add_rows(&mut x, &mid, &layer.output.bias);
-            accumulate(self.isa, &mut x, inner, &layer.output, threads);
-            layer_norm(self.isa, &mut x, &layer.output_norm.gain, &layer.output_norm.bias, self.eps);
+            match chunk {
+                // Many rows: the rest of the layer one chunk of rows at a time, each on one
+                // thread, so its feed-forward activations stay in that core's cache.
+                Some(rows) => x
+                    .par_chunks_mut(rows * h)
+                    .zip(mid.par_chunks_mut(rows * h))
+                    .zip(context.par_chunks(rows * h))
+                    .for_each(|((x, mid), context)| {
+                        let mut inner = vec![0.0f32; x.len() / h * layer.intermediate.outputs];
+                        self.finish_layer(layer, x, mid, context, &mut inner, 1);
+                    }),
+                None => self.finish_layer(
+                    layer,
+                    &mut x,
+                    &mut mid,
+                    &context,
+                    &mut wide[..tokens * layer.intermediate.outputs],
+                    threads,
+                ),
+            }
         }
         let pooled = self.pool_sequences(&x, &offsets);
         match &self.classifier {
             Some(classifier) => pooled.iter().map(|first| classifier.logits(first)).collect(),
             None => pooled,
         }
+    }
+
+    /// After attention, for the rows of `x` (the layer's input, overwritten with its output):
+    /// the output projection onto (residual + bias) and layer norm into `mid`; the feed-forward,
+    /// (bias + mid·W1) then the activation in `inner`, (residual + bias) + inner·W2, and layer
+    /// norm into `x`.
+    fn finish_layer(
+        &self,
+        layer: &Layer,
+        x: &mut [f32],
+        mid: &mut [f32],
+        context: &[f32],
+        inner: &mut [f32],
+        threads: usize,
+    ) {
+        add_rows(mid, x, &layer.attention_out.bias);
+        accumulate(self.isa, mid, context, &layer.attention_out, threads);
+        layer_norm(self.isa, mid, &layer.attention_norm.gain, &layer.attention_norm.bias, self.eps);
+        project(self.isa, inner, mid, &layer.intermediate, threads);
+        activate_parallel(self.isa, inner, self.activation, threads);
+        add_rows(x, mid, &layer.output.bias);
+        accumulate(self.isa, x, inner, &layer.output, threads);
+        layer_norm(self.isa, x, &layer.output_norm.gain, &layer.output_norm.bias, self.eps);
+    }
+
+    /// Rows of one chunk when the second half of each layer runs a chunk of rows per task: bf16
+    /// weights only (f32 products of many rows go through `gemm`, which repacks the weights on
+    /// every call), and only with at least two chunks of [`CHUNK_ROWS`] per thread. Chunks
+    /// come out as even as whole tiles allow, a multiple of the threads in number.
+    fn chunk_rows(&self, tokens: usize, threads: usize) -> Option<usize> {
+        let chunks = tokens.div_ceil(CHUNK_ROWS).next_multiple_of(threads.max(1));
+        (self.precision == Precision::Bf16 && tokens >= 2 * threads * CHUNK_ROWS)
+            .then(|| tokens.div_ceil(chunks).next_multiple_of(6))
     }
 
     /// Word + position + token-type embeddings of every token, layer-normed: `(tokens, hidden)`.
