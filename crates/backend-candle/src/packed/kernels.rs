@@ -262,7 +262,6 @@ pub fn add_rows(out: &mut [f32], a: &[f32], bias: &[f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packed::isa::Isa;
 
     /// Every level this CPU can run, so each compiled version is checked.
     fn levels() -> Vec<Isa> {
