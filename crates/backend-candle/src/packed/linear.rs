@@ -23,8 +23,11 @@ const ROWS: usize = 6;
 const CHUNK_TILES: usize = 8;
 /// Beyond this many rows, f32 products on AVX-512 go through `gemm`.
 const GEMM_ROWS: usize = 32;
-/// Panels ahead of the current weight row that the tile kernels prefetch, in rows.
+/// Weight rows ahead of the current one that the f32 tile kernel prefetches.
 const PREFETCH: usize = 64;
+/// Steps ahead of the current one that the bf16 tile kernel prefetches: 8 KiB of its panel
+/// (one short sentence, interleaved calls: about 3% faster than 16 KiB, 8% faster than none).
+const PREFETCH_BF16: usize = 32;
 
 /// The values of the panels.
 enum Values {
@@ -263,12 +266,30 @@ fn panels_strided(
             acc[j * tiles + r / ROWS][(r % ROWS) * COLS..][..width].copy_from_slice(&row[c..][..width]);
         }
     }
-    for s0 in (0..w.steps).step_by(K_BLOCK) {
+    let mut block = |j: usize, p: usize, s0: usize| {
         let steps = K_BLOCK.min(w.steps - s0);
-        for (j, p) in run.clone().enumerate() {
-            for (t, tile) in acc[j * tiles..][..tiles].iter_mut().enumerate() {
-                let rows = (count - t * ROWS).min(ROWS);
-                run_tile(isa, tile, rows, input, first + t * ROWS, w, p, s0, steps);
+        for (t, tile) in acc[j * tiles..][..tiles].iter_mut().enumerate() {
+            let rows = (count - t * ROWS).min(ROWS);
+            run_tile(isa, tile, rows, input, first + t * ROWS, w, p, s0, steps);
+        }
+    };
+    match w.values {
+        // Row-major f32: all the run's panels at each step, so the weights read are stretches
+        // of whole rows.
+        Values::F32(_) => {
+            for s0 in (0..w.steps).step_by(K_BLOCK) {
+                for (j, p) in run.clone().enumerate() {
+                    block(j, p, s0);
+                }
+            }
+        }
+        // bf16 panels: one panel after another, each read front to back, where the kernel's
+        // prefetches run ahead (into the next panel at the end of one).
+        Values::Bf16(_) => {
+            for (j, p) in run.clone().enumerate() {
+                for s0 in (0..w.steps).step_by(K_BLOCK) {
+                    block(j, p, s0);
+                }
             }
         }
     }
@@ -511,7 +532,7 @@ unsafe fn tile_bf16_avx512<const R: usize>(
         }
         for s in 0..steps {
             let ws_ptr = w_ptr.add(s * COLS);
-            let ahead = w_ptr.wrapping_add((s + PREFETCH) * COLS);
+            let ahead = w_ptr.wrapping_add((s + PREFETCH_BF16) * COLS);
             for line in 0..4 {
                 _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line * 16).cast());
             }
