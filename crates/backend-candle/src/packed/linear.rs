@@ -13,6 +13,7 @@ use half::bf16;
 use rayon::prelude::*;
 
 use super::isa::{Isa, Level, for_each_level};
+use super::kernels::{Activation, activate};
 use super::matmul::{View, matmul_strided};
 
 /// Columns of a panel: four 512-bit registers of 16 f32 lanes.
@@ -98,12 +99,18 @@ impl Panels {
     }
 }
 
-/// `out += x · w` for `x` `(m, k)` and `out` `(m, n)`, both f32, dense row-major. Spread over the
-/// current rayon pool when `threads > 1`.
+/// `out += x · w` for `x` `(m, k)` and `out` `(m, n)`, both f32, dense row-major, then the
+/// activation `then` on the result, each block by the task that computed it while it is in that
+/// core's cache. Spread over the current rayon pool when `threads > 1`.
 ///
 /// # Panics
 /// When the buffer sizes do not match `w`'s shape.
-pub fn accumulate(isa: Isa, out: &mut [f32], x: &[f32], w: &Panels, threads: usize) {
+pub fn accumulate(isa: Isa, out: &mut [f32], x: &[f32], w: &Panels, threads: usize, then: Option<Activation>) {
+    let finish = |values: &mut [f32]| {
+        if let Some(act) = then {
+            activate(isa, values, act);
+        }
+    };
     let (k, n) = (w.k, w.n);
     let m = x.len() / k.max(1);
     assert!(x.len() == m * k && out.len() == m * n, "matrix sizes differ");
@@ -114,6 +121,11 @@ pub fn accumulate(isa: Isa, out: &mut [f32], x: &[f32], w: &Panels, threads: usi
         // Many rows in f32 on AVX-512: `gemm`'s tuned kernels, on the same row-major weights.
         let weights = View { data: values, rows: k, cols: n, row_stride: n.next_multiple_of(COLS), col_stride: 1 };
         matmul_strided(out, n, View::rows(x, m, k), weights, 1.0, true, threads);
+        if threads > 1 {
+            out.par_chunks_mut(CHUNK_TILES * ROWS * n).for_each(finish);
+        } else {
+            finish(out);
+        }
         return;
     }
     // The activations as the tiles read them: rows padded with zeros to whole tiles; in bf16,
@@ -146,6 +158,7 @@ pub fn accumulate(isa: Isa, out: &mut [f32], x: &[f32], w: &Panels, threads: usi
             for p in 0..panels {
                 panels_strided(isa, out, n, p * COLS, &input, first, w, p..p + 1);
             }
+            finish(out);
         };
         let rows_per_chunk = split.chunk_tiles * ROWS * n;
         if threads > 1 {
@@ -176,6 +189,7 @@ pub fn accumulate(isa: Isa, out: &mut [f32], x: &[f32], w: &Panels, threads: usi
                 row.copy_from_slice(&out[r * n + c0..][..width]);
             }
             panels_strided(isa, &mut block, width, 0, &input, rows.start, w, run.clone());
+            finish(&mut block);
             block
         })
         .collect();
@@ -638,16 +652,18 @@ mod tests {
             let want = reference(&start, &x, &w, (m, k, n), round);
             let packed = panels(&w, k, n);
             for isa in levels() {
-                for threads in [1, 2] {
+                for (threads, then) in [(1, None), (2, None), (1, Some(Activation::Relu)), (2, Some(Activation::Relu))]
+                {
                     let mut got = start.clone();
                     rayon::ThreadPoolBuilder::new()
                         .num_threads(threads)
                         .build()
                         .expect("pool")
-                        .install(|| accumulate(isa, &mut got, &x, &packed, threads));
+                        .install(|| accumulate(isa, &mut got, &x, &packed, threads, then));
                     for (g, w) in got.iter().zip(&want) {
+                        let w = if then.is_some() { w.max(0.0) } else { *w };
                         let bound = tolerance * (1.0 + w.abs()) * (k as f64).sqrt();
-                        assert!((f64::from(*g) - w).abs() < bound, "{isa:?} ({m}, {k}, {n}): {g} vs {w}");
+                        assert!((f64::from(*g) - w).abs() < bound, "{isa:?} {then:?} ({m}, {k}, {n}): {g} vs {w}");
                     }
                 }
             }

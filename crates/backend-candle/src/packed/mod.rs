@@ -20,7 +20,7 @@ use candle_transformers::models::bert::{Config, HiddenAct, PositionEmbeddingType
 use rayon::prelude::*;
 
 use self::isa::{Isa, Level};
-use self::kernels::{Activation, activate, add_rows, fill_rows, layer_norm, softmax_rows};
+use self::kernels::{Activation, add_rows, fill_rows, layer_norm, softmax_rows};
 use self::linear::Panels;
 use self::matmul::{View, matmul};
 use crate::bert::Family;
@@ -279,7 +279,7 @@ impl PackedBert {
         for layer in &self.layers {
             // Attention: QKV projection of every token at once, then per sequence and head.
             let qkv = &mut wide[..tokens * layer.qkv.outputs];
-            project(self.isa, qkv, &x, &layer.qkv, threads);
+            project(self.isa, qkv, &x, &layer.qkv, threads, None);
             self.attend(qkv, &offsets, &mut context);
             match chunk {
                 // Many rows: the rest of the layer one chunk of rows at a time, each on one
@@ -325,8 +325,7 @@ impl PackedBert {
         add_rows(mid, x, &layer.attention_out.bias);
         accumulate(self.isa, mid, context, &layer.attention_out, threads);
         layer_norm(self.isa, mid, &layer.attention_norm.gain, &layer.attention_norm.bias, self.eps);
-        project(self.isa, inner, mid, &layer.intermediate, threads);
-        activate_parallel(self.isa, inner, self.activation, threads);
+        project(self.isa, inner, mid, &layer.intermediate, threads, Some(self.activation));
         add_rows(x, mid, &layer.output.bias);
         accumulate(self.isa, x, inner, &layer.output, threads);
         layer_norm(self.isa, x, &layer.output_norm.gain, &layer.output_norm.bias, self.eps);
@@ -423,23 +422,13 @@ impl PackedBert {
     }
 }
 
-/// `out = bias + x · W` for every token row of `x`.
-fn project(isa: Isa, out: &mut [f32], x: &[f32], linear: &Linear, threads: usize) {
+/// `out = act(bias + x · W)` for every token row of `x` (no activation when `act` is `None`).
+fn project(isa: Isa, out: &mut [f32], x: &[f32], linear: &Linear, threads: usize, act: Option<Activation>) {
     fill_rows(out, &linear.bias);
-    accumulate(isa, out, x, linear, threads);
+    linear::accumulate(isa, out, x, &linear.weights, threads, act);
 }
 
 /// `out += x · W` for every token row of `x`.
 fn accumulate(isa: Isa, out: &mut [f32], x: &[f32], linear: &Linear, threads: usize) {
-    linear::accumulate(isa, out, x, &linear.weights, threads);
-}
-
-/// The activation over `xs`, split across the pool when it is large enough to pay off.
-fn activate_parallel(isa: Isa, xs: &mut [f32], act: Activation, threads: usize) {
-    const CHUNK: usize = 16 * 1024;
-    if threads > 1 && xs.len() > CHUNK {
-        xs.par_chunks_mut(CHUNK).for_each(|c| activate(isa, c, act));
-    } else {
-        activate(isa, xs, act);
-    }
+    linear::accumulate(isa, out, x, &linear.weights, threads, None);
 }
