@@ -186,22 +186,30 @@ pub fn attend(
     }
 }
 
+/// `Σ_s a[r][s] · b[s][c0..c0 + LANES]` for the [`QUERY_ROWS`] rows of `a` (`a_stride` apart),
+/// `s` over the rows of `b` (`b_stride` apart): one vector per row, summed in registers.
+#[inline(always)]
+fn register_tile(a: &[f32], a_stride: usize, b: &[f32], b_stride: usize, c0: usize) -> [[f32; LANES]; QUERY_ROWS] {
+    let mut acc = [[0.0f32; LANES]; QUERY_ROWS];
+    for (s, row) in b.chunks_exact(b_stride).enumerate() {
+        let row = &row[c0..c0 + LANES];
+        for (r, lanes) in acc.iter_mut().enumerate() {
+            let x = a[r * a_stride + s];
+            for (acc, y) in lanes.iter_mut().zip(row) {
+                *acc += x * y;
+            }
+        }
+    }
+    acc
+}
+
 for_each_level! {
 /// [`attend`] on its padded copies: `queries` `(rows, d)`, `keys` `(d, width)`, `values`
 /// `(len, depth)` (`width` and `depth` whole vectors, `rows` whole groups); `scores` `(rows, width)` and `context` `(rows, depth)` are written.
 fn attend_tiles(queries: &[f32], keys: &[f32], values: &[f32], len: usize, d: usize, width: usize, depth: usize, scores: &mut [f32], context: &mut [f32]) {
     for (group, (tile, query)) in scores.chunks_exact_mut(QUERY_ROWS * width).zip(queries.chunks_exact(QUERY_ROWS * d)).enumerate() {
         for j0 in (0..width).step_by(LANES) {
-            let mut acc = [[0.0f32; LANES]; QUERY_ROWS];
-            for (c, key) in keys.chunks_exact(width).enumerate() {
-                let key = &key[j0..j0 + LANES];
-                for (r, a) in acc.iter_mut().enumerate() {
-                    let qc = query[r * d + c];
-                    for (a, k) in a.iter_mut().zip(key) {
-                        *a += qc * k;
-                    }
-                }
-            }
+            let acc = register_tile(query, d, keys, width, j0);
             for (r, a) in acc.iter().enumerate() {
                 tile[r * width + j0..][..LANES].copy_from_slice(a);
             }
@@ -224,16 +232,7 @@ fn attend_tiles(queries: &[f32], keys: &[f32], values: &[f32], len: usize, d: us
     }
     for (tile, out) in scores.chunks_exact(QUERY_ROWS * width).zip(context.chunks_exact_mut(QUERY_ROWS * depth)) {
         for c0 in (0..depth).step_by(LANES) {
-            let mut acc = [[0.0f32; LANES]; QUERY_ROWS];
-            for (j, value) in values.chunks_exact(depth).enumerate() {
-                let value = &value[c0..c0 + LANES];
-                for (r, a) in acc.iter_mut().enumerate() {
-                    let p = tile[r * width + j];
-                    for (a, x) in a.iter_mut().zip(value) {
-                        *a += p * x;
-                    }
-                }
-            }
+            let acc = register_tile(tile, width, values, depth, c0);
             for (r, a) in acc.iter().enumerate() {
                 out[r * depth + c0..][..LANES].copy_from_slice(a);
             }
