@@ -205,7 +205,8 @@ fn register_tile(a: &[f32], a_stride: usize, b: &[f32], b_stride: usize, c0: usi
 
 for_each_level! {
 /// [`attend`] on its padded copies: `queries` `(rows, d)`, `keys` `(d, width)`, `values`
-/// `(len, depth)` (`width` and `depth` whole vectors, `rows` whole groups); `scores` `(rows, width)` and `context` `(rows, depth)` are written.
+/// `(len, depth)` (`width` and `depth` whole vectors, `rows` whole groups); `scores`
+/// `(rows, width)` and `context` `(rows, depth)` are written.
 fn attend_tiles(queries: &[f32], keys: &[f32], values: &[f32], len: usize, d: usize, width: usize, depth: usize, scores: &mut [f32], context: &mut [f32]) {
     for (group, (tile, query)) in scores.chunks_exact_mut(QUERY_ROWS * width).zip(queries.chunks_exact(QUERY_ROWS * d)).enumerate() {
         for j0 in (0..width).step_by(LANES) {
