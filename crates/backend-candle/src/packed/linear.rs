@@ -19,9 +19,9 @@ use super::matmul::{View, matmul_strided};
 /// Columns of a panel: four 512-bit registers of 16 f32 lanes.
 const COLS: usize = 64;
 /// Rows of a register tile: 6 x 4 accumulators, 4 weight registers and a broadcast.
-const ROWS: usize = 6;
+pub const ROWS: usize = 6;
 /// Tiles of rows one task takes at most.
-const CHUNK_TILES: usize = 8;
+pub const CHUNK_TILES: usize = 8;
 /// Beyond this many rows, f32 products on AVX-512 go through `gemm`.
 const GEMM_ROWS: usize = 32;
 /// Weight rows ahead of the current one that the f32 tile kernel prefetches.
@@ -212,20 +212,26 @@ struct Split {
 }
 
 impl Split {
-    /// Row chunks of at most [`CHUNK_TILES`] tiles, as even as the tiles allow and a multiple of
-    /// the threads where there are enough; when there are fewer than two per thread, the panels
-    /// are split as well (which costs no extra weight traffic, unlike smaller row chunks), so
-    /// every thread has work even for one sentence.
+    /// Row chunks as [`row_chunks`] cuts them; when there are fewer than two per thread, the
+    /// panels are split as well (which costs no extra weight traffic, unlike smaller row
+    /// chunks), so every thread has work even for one sentence.
     fn new(tiles: usize, panels: usize, threads: usize) -> Self {
-        let mut chunks = tiles.div_ceil(CHUNK_TILES).max(1);
-        if threads > 1 && chunks >= 2 * threads {
-            chunks = chunks.next_multiple_of(threads).min(tiles);
-        }
-        let chunk_tiles = tiles.div_ceil(chunks).max(1);
-        let chunks = tiles.div_ceil(chunk_tiles).max(1);
+        let (chunks, chunk_tiles) = row_chunks(tiles, threads);
         let groups = if threads > 1 && chunks < 2 * threads { (2 * threads).div_ceil(chunks).min(panels) } else { 1 };
         Self { chunks, chunk_tiles, groups: groups.max(1) }
     }
+}
+
+/// `tiles` tiles of rows cut into chunks of at most [`CHUNK_TILES`] tiles, as even as whole
+/// tiles allow and a multiple of the threads where there are at least two per thread: the
+/// number of chunks and the tiles of each (the last may have fewer).
+pub fn row_chunks(tiles: usize, threads: usize) -> (usize, usize) {
+    let mut chunks = tiles.div_ceil(CHUNK_TILES).max(1);
+    if threads > 1 && chunks >= 2 * threads {
+        chunks = chunks.next_multiple_of(threads).min(tiles);
+    }
+    let chunk_tiles = tiles.div_ceil(chunks).max(1);
+    (tiles.div_ceil(chunk_tiles).max(1), chunk_tiles)
 }
 
 /// Calls a tile kernel with its first `rows` rows (1 to [`ROWS`]) as the const parameter `R`.

@@ -117,9 +117,6 @@ pub fn unsupported(config: &Config, device: &Device, dtype: DType) -> Option<Str
     }
 }
 
-/// Rows of one task when the second half of a layer runs in chunks of rows.
-const CHUNK_ROWS: usize = 48;
-
 /// Up to this many tokens a sequence's attention runs in the model's own loops even on AVX-512:
 /// `gemm`'s set-up costs more than the products (one short sentence, bf16: 3.4 ms a call
 /// against 3.6 ms through `gemm`, same session, interleaved).
@@ -333,12 +330,12 @@ impl PackedBert {
 
     /// Rows of one chunk when the second half of each layer runs a chunk of rows per task: bf16
     /// weights only (f32 products of many rows go through `gemm`, which repacks the weights on
-    /// every call), and only with at least two chunks of [`CHUNK_ROWS`] per thread. Chunks
-    /// come out as even as whole tiles allow, a multiple of the threads in number.
+    /// every call), and only with at least two full chunks of rows per thread. The chunks are
+    /// the ones a product of the same rows would make (`linear::row_chunks`).
     fn chunk_rows(&self, tokens: usize, threads: usize) -> Option<usize> {
-        let chunks = tokens.div_ceil(CHUNK_ROWS).next_multiple_of(threads.max(1));
-        (self.precision == Precision::Bf16 && tokens >= 2 * threads * CHUNK_ROWS)
-            .then(|| tokens.div_ceil(chunks).next_multiple_of(6))
+        let chunk = linear::CHUNK_TILES * linear::ROWS;
+        (self.precision == Precision::Bf16 && tokens >= 2 * threads * chunk)
+            .then(|| linear::row_chunks(tokens.div_ceil(linear::ROWS), threads).1 * linear::ROWS)
     }
 
     /// Word + position + token-type embeddings of every token, layer-normed: `(tokens, hidden)`.
