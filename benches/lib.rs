@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use aki_backend_candle::{CandleBackend, CandleConfig};
-use aki_core::{EmbeddingProvider, paths};
+use aki_batching::{BatchConfig, BatchObserver, BatchingProvider};
+use aki_core::{ModelPipeline, paths};
 
 /// The short corpus: 1024 sentences of about 14 tokens.
 pub fn short_corpus() -> Vec<String> {
@@ -20,17 +21,26 @@ fn corpus(text: &str) -> Vec<String> {
     text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect()
 }
 
-/// Loads the installed default model on the CPU.
+/// Loads the installed default model on the CPU: its pipeline, the backend unbatched and
+/// uncached as its inference side.
 ///
 /// # Panics
 /// When the model is not installed (`cargo xtask fetch-model` installs it).
-pub fn real_model() -> Arc<dyn EmbeddingProvider> {
+pub fn real_model() -> Arc<ModelPipeline> {
     let dir = paths::installed_model_dir(paths::DEFAULT_MODEL);
     let config = CandleConfig { device: "cpu".into(), ..CandleConfig::for_model(dir.to_string_lossy()) };
     match CandleBackend::load(&config) {
-        Ok(backend) => Arc::new(backend),
+        Ok(backend) => Arc::new(backend.into_pipeline()),
         Err(e) => panic!("{e} (run `cargo xtask fetch-model`)"),
     }
+}
+
+/// `model` with its inference side behind a dynamic batcher of `config`, reporting to
+/// `observer`; must be called inside a tokio runtime.
+pub fn batched(model: &ModelPipeline, config: &BatchConfig, observer: Arc<dyn BatchObserver>) -> Arc<ModelPipeline> {
+    let padded = model.info().is_padded;
+    let batcher = BatchingProvider::dynamic_batcher(Arc::clone(model.inference()), padded, config, observer);
+    Arc::new(model.with_inference(Arc::new(BatchingProvider::new(Arc::new(batcher)))))
 }
 
 /// The `q`-quantile (0..=1) of sorted `values` by nearest rank.

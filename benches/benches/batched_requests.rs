@@ -7,19 +7,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aki_batching::{BatchConfig, BatchingProvider, NoObserver};
-use aki_benches::{real_model, short_corpus};
-use aki_core::{EmbedOptions, EmbeddingProvider, RequestContext};
+use aki_batching::{BatchConfig, NoObserver};
+use aki_benches::{batched, real_model, short_corpus};
+use aki_core::{EmbedOptions, RequestContext};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 fn concurrent(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let provider: Arc<dyn EmbeddingProvider> = runtime.block_on(async {
-        let model = real_model();
-        let config = BatchConfig::default();
-        let batcher = BatchingProvider::dynamic_batcher(&model, &config, Arc::new(NoObserver));
-        Arc::new(BatchingProvider::new(model, Arc::new(batcher), config.default_deadline()))
-    });
+    let provider = runtime.block_on(async { batched(&real_model(), &BatchConfig::default(), Arc::new(NoObserver)) });
     let corpus = Arc::new(short_corpus());
     let mut group = c.benchmark_group("batched_requests");
     group.sample_size(10).measurement_time(Duration::from_secs(8));

@@ -17,7 +17,7 @@ fn latency(c: &mut Criterion) {
         let encoded = runtime.block_on(model.encode(texts.clone(), EncodeOptions::default())).expect("encode");
         group.throughput(Throughput::Elements(size as u64));
         group.bench_with_input(BenchmarkId::new("model_only", size), &encoded, |b, encoded| {
-            b.to_async(&runtime).iter(|| model.embed_encoded(encoded.clone(), RequestContext::default()));
+            b.to_async(&runtime).iter(|| model.inference().embed(encoded.clone(), RequestContext::default()));
         });
         group.bench_with_input(BenchmarkId::new("from_text", size), &texts, |b, texts| {
             b.to_async(&runtime)

@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use aki_backend_candle::{CandleBackend, CandleConfig};
-use aki_batching::{BatchConfig, BatchObserver, BatchShape, BatchingProvider};
+use aki_batching::{BatchConfig, BatchObserver, BatchShape};
 use aki_bench_report::PaddingRow;
-use aki_benches::{medium_corpus, short_corpus};
-use aki_core::{EmbedOptions, EmbeddingProvider, RequestContext, paths};
+use aki_benches::{batched, medium_corpus, short_corpus};
+use aki_core::{EmbedOptions, RequestContext, paths};
 
 /// Sums what the batcher dispatched.
 #[derive(Default)]
@@ -54,8 +54,8 @@ fn main() {
         max_forward_batch: 128,
         ..CandleConfig::for_model(dir.to_string_lossy())
     };
-    let backend: Arc<dyn EmbeddingProvider> =
-        Arc::new(CandleBackend::load(&config).unwrap_or_else(|e| panic!("{e} (run `cargo xtask fetch-model`)")));
+    let backend =
+        CandleBackend::load(&config).unwrap_or_else(|e| panic!("{e} (run `cargo xtask fetch-model`)")).into_pipeline();
     assert!(backend.info().is_padded, "the padded path");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let texts = mixed(if quick { 32 } else { 384 });
@@ -72,8 +72,7 @@ fn main() {
         let batching =
             BatchConfig { max_batch_size: 128, max_batch_tokens, min_fill_percent, ..BatchConfig::default() };
         let rate = runtime.block_on(async {
-            let batcher = BatchingProvider::dynamic_batcher(&backend, &batching, padding.clone());
-            let provider = Arc::new(BatchingProvider::new(Arc::clone(&backend), Arc::new(batcher), None));
+            let provider = batched(&backend, &batching, padding.clone());
             let started = Instant::now();
             let calls: Vec<_> = texts
                 .iter()

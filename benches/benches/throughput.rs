@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use aki_backend_candle::{CandleBackend, CandleConfig};
 use aki_bench_report::{CorpusSize, ThroughputRow, ThroughputRun};
 use aki_benches::{medium_corpus, quantile, short_corpus};
-use aki_core::{EmbedOptions, EmbeddingProvider, RequestContext, paths};
+use aki_core::{EmbedOptions, RequestContext, paths};
 
 struct Args {
     quick: bool,
@@ -59,7 +59,8 @@ fn main() {
         max_forward_batch: 128,
         ..CandleConfig::for_model(dir.to_string_lossy())
     };
-    let backend = CandleBackend::load(&config).unwrap_or_else(|e| panic!("{e} (run `cargo xtask fetch-model`)"));
+    let backend =
+        CandleBackend::load(&config).unwrap_or_else(|e| panic!("{e} (run `cargo xtask fetch-model`)")).into_pipeline();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let info = backend.info();
     let engine = format!("aki, {}, {}", info.engine, info.dtype);

@@ -4,7 +4,7 @@
 //! `cargo run --release -p aki-backend-candle --example embed -- "first text" "second text"`
 
 use aki_backend_candle::{CandleBackend, CandleConfig};
-use aki_core::{EmbedOptions, EmbeddingProvider, RequestContext};
+use aki_core::{EmbedOptions, RequestContext};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,7 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.is_empty() {
         return Err("usage: embed [--model DIR_OR_ID] TEXT...".into());
     }
-    let backend = tokio::task::spawn_blocking(move || CandleBackend::load(&config)).await??;
+    let backend = tokio::task::spawn_blocking(move || CandleBackend::load(&config)).await??.into_pipeline();
     let started = std::time::Instant::now();
     let result = backend.embed(args.clone(), EmbedOptions::default(), RequestContext::default()).await?;
     let elapsed = started.elapsed();

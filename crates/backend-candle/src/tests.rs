@@ -1,8 +1,8 @@
 //! Unit tests of the backend on tiny random models the tests write themselves.
 
 use aki_core::{
-    EmbedError, EmbedOptions, EmbeddingProvider, EncodeOptions, Encoding, ErrorKind, Pooling, RequestContext,
-    TruncationDirection, vector::cosine,
+    EmbedError, EmbedOptions, EmbeddingProvider, EncodeOptions, Encoding, ErrorKind, ModelPipeline, Pooling,
+    RequestContext, TruncationDirection, encoding, vector::cosine,
 };
 use tempfile::TempDir;
 
@@ -24,8 +24,13 @@ fn config_of(dir: &TempDir) -> CandleConfig {
     }
 }
 
-fn load(dir: &TempDir) -> CandleBackend {
-    CandleBackend::load(&config_of(dir)).expect("tiny model loads")
+/// The tiny model's pipeline, the backend unbatched and uncached as its inference side.
+fn load(dir: &TempDir) -> ModelPipeline {
+    loaded(config_of(dir))
+}
+
+fn loaded(config: CandleConfig) -> ModelPipeline {
+    CandleBackend::load(&config).expect("tiny model loads").into_pipeline()
 }
 
 fn texts(items: &[&str]) -> Vec<String> {
@@ -96,7 +101,7 @@ async fn the_packed_path_agrees_with_candle_transformers() {
             config["hidden_act"] = act.into();
             std::fs::write(&path, config.to_string()).expect("write config");
             let packed = load(&dir);
-            let candle = CandleBackend::load(&CandleConfig { packed: false, ..config_of(&dir) }).expect("loads");
+            let candle = loaded(CandleConfig { packed: false, ..config_of(&dir) });
             assert!(!packed.info().is_padded && candle.info().is_padded);
             let raw = EmbedOptions { normalize: Some(false), ..Default::default() };
             let want = candle.embed(batch.clone(), raw, RequestContext::default()).await.expect("candle");
@@ -167,19 +172,20 @@ async fn bad_encodings_are_validation_errors_not_panics() {
     let dir = model(Pooling::Mean);
     let backend = load(&dir);
     let enc = |ids: Vec<u32>| Encoding { type_ids: vec![0; ids.len()], ids };
+    // Checked once, before inference, by the pipeline's one check.
+    let strict = EncodeOptions { truncate: false, ..EncodeOptions::default() };
     for (batch, what) in [
         (vec![enc(vec![2, 999, 3])], "outside the vocabulary"),
         (vec![enc(vec![])], "1 to"),
         (vec![enc(vec![5; MAX_TOKENS + 1])], "1 to"),
         (vec![Encoding { ids: vec![2, 3], type_ids: vec![0] }], "differ in length"),
     ] {
-        let err = backend.embed_encoded(batch, RequestContext::default()).await.expect_err(what);
+        let err = encoding::prepare(batch, strict, backend.info()).expect_err(what);
         assert!(matches!(&err, EmbedError::Validation(m) if m.contains(what)), "{err}");
     }
-    assert!(
-        backend.embed_encoded(Vec::new(), RequestContext::default()).await.expect("empty batch").vectors.is_empty()
-    );
-    backend.health().await.expect("still healthy after bad input");
+    let inference = backend.inference();
+    assert!(inference.embed(Vec::new(), RequestContext::default()).await.expect("empty batch").vectors.is_empty());
+    backend.warm_up().await.expect("still healthy after bad input");
 }
 
 #[tokio::test]
@@ -190,8 +196,7 @@ async fn half_precision_stays_finite_and_close_to_f32() {
     let reference =
         f32_backend.embed(batch.clone(), EmbedOptions::default(), RequestContext::default()).await.expect("f32");
     for dtype in ["f16", "bf16"] {
-        let backend =
-            CandleBackend::load(&CandleConfig { dtype: Some(dtype.into()), ..config_of(&dir) }).expect("loads");
+        let backend = loaded(CandleConfig { dtype: Some(dtype.into()), ..config_of(&dir) });
         assert_eq!(backend.info().dtype, dtype);
         let out = backend.embed(batch.clone(), EmbedOptions::default(), RequestContext::default()).await.expect(dtype);
         for (got, want) in out.vectors.iter().zip(&reference.vectors) {
@@ -281,7 +286,7 @@ async fn weight_bytes_count_what_each_path_holds() {
     let dir = model(Pooling::Mean);
     let candle = CandleBackend::load(&CandleConfig { packed: false, ..config_of(&dir) }).expect("loads").weight_bytes();
     let half = CandleBackend::load(&CandleConfig { dtype: Some("f16".into()), ..config_of(&dir) }).expect("loads");
-    let packed = load(&dir).weight_bytes();
+    let packed = CandleBackend::load(&config_of(&dir)).expect("loads").weight_bytes();
     let bf16 = CandleBackend::load(&CandleConfig { dtype: Some("bf16".into()), ..config_of(&dir) }).expect("loads");
     let file = std::fs::metadata(dir.path().join("model.safetensors")).expect("file").len();
     assert!(candle <= file && candle > file * 9 / 10, "f32 tensors as stored: {candle} of a {file}-byte file");
@@ -307,7 +312,7 @@ mod properties {
         static BOTH: OnceLock<(TempDir, CandleBackend, CandleBackend)> = OnceLock::new();
         BOTH.get_or_init(|| {
             let dir = model(Pooling::Mean);
-            let packed = load(&dir);
+            let packed = CandleBackend::load(&config_of(&dir)).expect("loads");
             let candle = CandleBackend::load(&CandleConfig { packed: false, ..config_of(&dir) }).expect("loads");
             (dir, packed, candle)
         })
@@ -331,8 +336,8 @@ mod properties {
             let (_, packed, candle) = both();
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             let ctx = RequestContext::default();
-            let got = runtime.block_on(packed.embed_encoded(batch.clone(), ctx)).expect("packed");
-            let want = runtime.block_on(candle.embed_encoded(batch, ctx)).expect("candle");
+            let got = runtime.block_on(packed.embed(batch.clone(), ctx)).expect("packed");
+            let want = runtime.block_on(candle.embed(batch, ctx)).expect("candle");
             for (g, w) in got.vectors.iter().zip(&want.vectors) {
                 let max_diff = g.iter().zip(w).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
                 prop_assert!(max_diff < 1e-4, "packed differs by {}", max_diff);

@@ -18,8 +18,6 @@ pub struct BatchConfig {
     pub max_wait_ms: u64,
     /// Most items queued (not yet running); beyond it `submit` fails at once as overloaded.
     pub queue_capacity: usize,
-    /// Deadline of a request that brings none, in milliseconds; 0 means none.
-    pub default_deadline_ms: u64,
     /// Batches running at once (1 keeps one forward pass on the device at a time).
     pub max_concurrent_batches: usize,
     /// Padded backends: least percent of a batch's padded tokens that must be real tokens
@@ -34,7 +32,6 @@ impl Default for BatchConfig {
             max_batch_tokens: 8192,
             max_wait_ms: 0,
             queue_capacity: 4096,
-            default_deadline_ms: 30_000,
             max_concurrent_batches: 1,
             min_fill_percent: 50,
         }
@@ -45,11 +42,6 @@ impl BatchConfig {
     /// [`max_wait_ms`](Self::max_wait_ms) as a duration.
     pub fn max_wait(&self) -> Duration {
         Duration::from_millis(self.max_wait_ms)
-    }
-
-    /// [`default_deadline_ms`](Self::default_deadline_ms) as a duration, `None` when 0.
-    pub fn default_deadline(&self) -> Option<Duration> {
-        (self.default_deadline_ms > 0).then(|| Duration::from_millis(self.default_deadline_ms))
     }
 
     /// Checks that every limit can be met.

@@ -1,5 +1,5 @@
 //! Dynamic batching for aki-embed: a generic batcher implementing the core `Batcher` port,
-//! and an `EmbeddingProvider` that routes every caller's inference through it.
+//! and an inference `EmbeddingProvider` that routes every caller's model calls through it.
 //!
 //! - Continuous dispatch: a batch leaves as soon as a batch slot is free; requests arriving
 //!   meanwhile form the next one. A lone request at idle waits for no timer (`max_wait` 0).
@@ -10,6 +10,8 @@
 //!   abandoned items are never computed), failure and panic isolation per caller (a failed
 //!   shared batch is retried caller by caller, so one client's bad input fails only that client),
 //!   graceful shutdown that drains the queue.
+//! - The caller's tracing span crosses the queue: a batch runs inside its caller's span, or a
+//!   `batch` span linked to each of its callers'.
 
 mod batcher;
 mod config;
@@ -19,4 +21,4 @@ mod provider;
 pub use batcher::{BatchHandler, BatchObserver, BatchShape, Costing, DynamicBatcher, NoObserver, WeakBatcher};
 pub use config::BatchConfig;
 pub use packing::{Budget, pick};
-pub use provider::BatchingProvider;
+pub use provider::{BatchingProvider, ModelInput};

@@ -1,162 +1,160 @@
-//! `BatchingProvider`: an `EmbeddingProvider` that sends inference for every caller through one
-//! shared `Batcher`, so adapters see the same port whether batching is on or off.
+//! `BatchingProvider`: the inference port through one shared `Batcher`, so the model pipeline
+//! sees the same port whether batching is on or off.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use aki_core::{Batcher, EmbeddingProvider, EncodeOptions, Encoding, ModelInfo, Pooled, RequestContext, Result, Token};
+use aki_core::{Batched, Batcher, EmbeddingProvider, Encoding, ModelTask, Pooled, Predictions, RequestContext, Result};
 use async_trait::async_trait;
 
 use crate::batcher::{BatchHandler, BatchObserver, Costing, DynamicBatcher};
 use crate::config::BatchConfig;
 
+/// One queued input and what the model computes from it: a pooled vector or a classifier's
+/// logits. A model does one of the two, so a batch holds one kind in practice; the handler
+/// still splits a mixed one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInput {
+    /// What to compute.
+    pub task: ModelTask,
+    /// The checked model input.
+    pub encoding: Encoding,
+}
+
+impl ModelInput {
+    fn tokens(&self) -> usize {
+        self.encoding.len()
+    }
+}
+
 /// Runs batches on the wrapped provider. The batch as a whole has no deadline: each item's
 /// own deadline was checked when the batch was formed.
 struct InnerModel(Arc<dyn EmbeddingProvider>);
 
+impl InnerModel {
+    async fn run_task(&self, task: ModelTask, batch: Vec<Encoding>) -> Result<Vec<Vec<f32>>> {
+        let context = RequestContext::default();
+        Ok(match task {
+            ModelTask::Embed => self.0.embed(batch, context).await?.vectors,
+            ModelTask::Rerank => self.0.predict(batch, context).await?.logits,
+        })
+    }
+}
+
 #[async_trait]
-impl BatchHandler<Encoding, Vec<f32>> for InnerModel {
-    async fn run(&self, items: Vec<Encoding>) -> Result<Vec<Vec<f32>>> {
-        Ok(self.0.embed_encoded(items, RequestContext::default()).await?.vectors)
+impl BatchHandler<ModelInput, Vec<f32>> for InnerModel {
+    async fn run(&self, items: Vec<ModelInput>) -> Result<Vec<Vec<f32>>> {
+        let mut outputs: Vec<Option<Vec<f32>>> = vec![None; items.len()];
+        for task in [ModelTask::Embed, ModelTask::Rerank] {
+            let (positions, batch): (Vec<usize>, Vec<Encoding>) = items
+                .iter()
+                .enumerate()
+                .filter(|(_, item)| item.task == task)
+                .map(|(i, item)| (i, item.encoding.clone()))
+                .unzip();
+            if batch.is_empty() {
+                continue;
+            }
+            for (i, output) in positions.into_iter().zip(self.run_task(task, batch).await?) {
+                outputs[i] = Some(output);
+            }
+        }
+        Ok(outputs.into_iter().flatten().collect())
     }
 }
 
 /// Batches the inference of many concurrent requests to an inner provider.
-///
-/// Tokenization happens before batching (the token budget needs lengths), on the inner
-/// provider's own workers, concurrently with the batch that is running.
 pub struct BatchingProvider {
-    inner: Arc<dyn EmbeddingProvider>,
-    batcher: Arc<dyn Batcher<Encoding, Vec<f32>>>,
-    default_deadline: Option<Duration>,
+    batcher: Arc<dyn Batcher<ModelInput, Vec<f32>>>,
 }
 
 impl BatchingProvider {
-    /// Routes the inference of `inner` through `batcher`; work that brings no deadline gets
-    /// `default_deadline`.
-    pub fn new(
-        inner: Arc<dyn EmbeddingProvider>,
-        batcher: Arc<dyn Batcher<Encoding, Vec<f32>>>,
-        default_deadline: Option<Duration>,
-    ) -> Self {
-        Self { inner, batcher, default_deadline }
+    /// Routes inference through `batcher`.
+    pub fn new(batcher: Arc<dyn Batcher<ModelInput, Vec<f32>>>) -> Self {
+        Self { batcher }
     }
 
-    /// A [`DynamicBatcher`] whose batches run on `inner`, costed by token count (padded or
-    /// not, as `inner` says); must be called inside a tokio runtime (it starts the worker).
+    /// A [`DynamicBatcher`] whose batches run on `inner`, costed by token count (`padded`: a
+    /// batch costs `longest x items`, as the model's `is_padded` says); must be called inside a
+    /// tokio runtime (it starts the worker).
     pub fn dynamic_batcher(
-        inner: &Arc<dyn EmbeddingProvider>,
+        inner: Arc<dyn EmbeddingProvider>,
+        padded: bool,
         config: &BatchConfig,
         observer: Arc<dyn BatchObserver>,
-    ) -> DynamicBatcher<Encoding, Vec<f32>> {
-        let costing = Costing { cost: Encoding::len, padded: inner.info().is_padded };
-        DynamicBatcher::new(config.clone(), costing, Arc::new(InnerModel(Arc::clone(inner))), observer)
+    ) -> DynamicBatcher<ModelInput, Vec<f32>> {
+        let costing = Costing { cost: ModelInput::tokens, padded };
+        DynamicBatcher::new(config.clone(), costing, Arc::new(InnerModel(inner)), observer)
+    }
+
+    async fn submit(
+        &self,
+        task: ModelTask,
+        batch: Vec<Encoding>,
+        context: RequestContext,
+    ) -> Result<Batched<Vec<f32>>> {
+        let items = batch.into_iter().map(|encoding| ModelInput { task, encoding }).collect();
+        self.batcher.submit(items, context).await
     }
 }
 
 #[async_trait]
 impl EmbeddingProvider for BatchingProvider {
-    fn info(&self) -> &ModelInfo {
-        self.inner.info()
-    }
-
-    async fn health(&self) -> Result<()> {
-        self.inner.health().await
-    }
-
-    async fn encode(&self, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>> {
-        self.inner.encode(texts, options).await
-    }
-
-    async fn encode_pairs(&self, query: String, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>> {
-        self.inner.encode_pairs(query, texts, options).await
-    }
-
-    async fn tokenize(&self, texts: Vec<String>, add_special_tokens: bool) -> Result<Vec<Vec<Token>>> {
-        self.inner.tokenize(texts, add_special_tokens).await
-    }
-
-    async fn embed_encoded(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Pooled> {
-        let deadline = context.deadline.or_else(|| self.default_deadline.map(|d| Instant::now() + d));
-        let batched = self.batcher.submit(batch, RequestContext { deadline }).await?;
+    async fn embed(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Pooled> {
+        let batched = self.submit(ModelTask::Embed, batch, context).await?;
         Ok(Pooled { vectors: batched.outputs, timing: batched.timing })
+    }
+
+    async fn predict(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Predictions> {
+        let batched = self.submit(ModelTask::Rerank, batch, context).await?;
+        Ok(Predictions { logits: batched.outputs, timing: batched.timing })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
-    use aki_core::{Batched, EmbedOptions, Pooling, Timing};
+    use aki_core::Timing;
 
     use super::*;
 
     mockall::mock! {
         Queue {}
         #[async_trait]
-        impl Batcher<Encoding, Vec<f32>> for Queue {
-            async fn submit(&self, items: Vec<Encoding>, context: RequestContext) -> Result<Batched<Vec<f32>>>;
+        impl Batcher<ModelInput, Vec<f32>> for Queue {
+            async fn submit(&self, items: Vec<ModelInput>, context: RequestContext) -> Result<Batched<Vec<f32>>>;
         }
     }
 
-    mockall::mock! {
-        Model {}
-        #[async_trait]
-        impl EmbeddingProvider for Model {
-            fn info(&self) -> &ModelInfo;
-            async fn health(&self) -> Result<()>;
-            async fn encode(&self, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>>;
-            async fn tokenize(&self, texts: Vec<String>, add_special_tokens: bool) -> Result<Vec<Vec<Token>>>;
-            async fn embed_encoded(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Pooled>;
-        }
-    }
-
-    fn model() -> Arc<dyn EmbeddingProvider> {
-        let mut model = MockModel::new();
-        model.expect_info().return_const(ModelInfo {
-            model_id: "m".into(),
-            dimension: 2,
-            max_input_tokens: 8,
-            vocab_size: 10,
-            pooling: Pooling::Mean,
-            normalize_default: false,
-            device: "cpu".into(),
-            dtype: "f32".into(),
-            is_padded: false,
-            engine: "test".into(),
-            ..ModelInfo::default()
-        });
-        model.expect_encode().returning(|texts, _| {
-            Ok(texts.iter().map(|_| Encoding { ids: vec![1, 2], type_ids: vec![0, 0] }).collect())
-        });
-        model.expect_embed_encoded().never();
-        Arc::new(model)
+    fn enc() -> Encoding {
+        Encoding { ids: vec![1, 2], type_ids: vec![0, 0] }
     }
 
     #[tokio::test]
-    async fn inference_goes_through_the_batcher_port_with_the_requests_deadline_or_the_default() {
+    async fn inference_goes_through_the_batcher_port_with_the_requests_deadline_and_task() {
         let timing =
             Timing { queue: Duration::from_millis(3), inference: Duration::from_millis(7), ..Timing::default() };
         let mut queue = MockQueue::new();
         let given = Instant::now() + Duration::from_secs(5);
         queue
             .expect_submit()
-            .withf(move |items, context| items.len() == 1 && context.deadline == Some(given))
+            .withf(move |items, context| {
+                items.len() == 1 && items[0].task == ModelTask::Embed && context.deadline == Some(given)
+            })
             .times(1)
             .returning(move |_, _| Ok(Batched { outputs: vec![vec![3.0, 4.0]], timing }));
         queue
             .expect_submit()
-            .withf(|_, context| context.deadline.is_some_and(|d| d > Instant::now() + Duration::from_secs(50)))
+            .withf(|items, context| items[0].task == ModelTask::Rerank && context.deadline.is_none())
             .times(1)
-            .returning(move |_, _| Ok(Batched { outputs: vec![vec![1.0, 0.0]], timing }));
-        let provider = BatchingProvider::new(model(), Arc::new(queue), Some(Duration::from_secs(60)));
-        let out =
-            provider.embed(vec!["a".into()], EmbedOptions::default(), RequestContext::until(given)).await.expect("ok");
+            .returning(move |_, _| Ok(Batched { outputs: vec![vec![1.5]], timing }));
+        let provider = BatchingProvider::new(Arc::new(queue));
+        let out = provider.embed(vec![enc()], RequestContext::until(given)).await.expect("ok");
         assert_eq!(
             (out.vectors, out.timing.queue, out.timing.inference),
             (vec![vec![3.0, 4.0]], timing.queue, timing.inference)
         );
-        let defaulted = provider.embed_tokens(vec![vec![1, 2]], EmbedOptions::default(), RequestContext::default());
-        assert_eq!(defaulted.await.expect("ok").vectors, vec![vec![1.0, 0.0]]);
+        let scored = provider.predict(vec![enc()], RequestContext::default()).await.expect("ok");
+        assert_eq!(scored.logits, vec![vec![1.5]]);
     }
 }

@@ -2,9 +2,9 @@
 //! - [`MokaModelStore`] implements the core `ModelStore` port: one shared instance per model,
 //!   loaded once however many callers ask at the same time, bounded by weight bytes, with
 //!   optional idle eviction and a pinned default model;
-//! - [`CachedProvider`] is an `EmbeddingProvider` decorator that remembers pooled vectors keyed
-//!   by model and exact model input (token ids), so text and token-id requests share entries and
-//!   per-request options are applied after it.
+//! - [`CachedProvider`] is a decorator of the inference port that remembers its outputs (pooled
+//!   vectors, classifier logits) keyed by model and exact model input (token ids), so text and
+//!   token-id requests share entries and per-request options are applied after it.
 
 mod config;
 mod result;

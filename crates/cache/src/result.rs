@@ -1,15 +1,17 @@
-//! `CachedProvider`: remembers pooled vectors so repeated inputs skip inference.
+//! `CachedProvider`: remembers inference outputs (pooled vectors, classifier logits) so
+//! repeated inputs skip inference.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
-use aki_core::{EmbeddingProvider, EncodeOptions, Encoding, ModelInfo, Pooled, RequestContext, Result, Token};
+use aki_core::{EmbeddingProvider, Encoding, Pooled, Predictions, RequestContext, Result, Timing};
 use async_trait::async_trait;
 use moka::future::Cache;
 
 use crate::config::ResultCacheConfig;
 
-/// What a pooled vector depends on: the model and the exact model input. Request options
+/// What an output depends on: the model (which does one task) and the exact model input. Request options
 /// (normalisation, `dimensions`) are applied after the cache, so one entry serves them all,
 /// and text and token-id inputs that encode alike share it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -77,8 +79,8 @@ impl ResultCache {
     }
 }
 
-/// An `EmbeddingProvider` that answers repeated model inputs from a [`ResultCache`] and sends
-/// only the missing ones to the inner provider. Only successes are cached.
+/// An inference `EmbeddingProvider` that answers repeated model inputs from a [`ResultCache`]
+/// and sends only the missing ones to the inner provider. Only successes are cached.
 pub struct CachedProvider {
     inner: Arc<dyn EmbeddingProvider>,
     cache: ResultCache,
@@ -87,10 +89,15 @@ pub struct CachedProvider {
 }
 
 impl CachedProvider {
-    /// Wraps `inner` with `cache`, reporting hits and misses to `observer`.
-    pub fn new(inner: Arc<dyn EmbeddingProvider>, cache: ResultCache, observer: Arc<dyn CacheObserver>) -> Self {
-        let model = Arc::from(inner.info().model_id.as_str());
-        Self { inner, cache, model, observer }
+    /// Wraps `inner`, the inference side of model `model_id`, with `cache`, reporting hits and
+    /// misses to `observer`.
+    pub fn new(
+        inner: Arc<dyn EmbeddingProvider>,
+        cache: ResultCache,
+        model_id: &str,
+        observer: Arc<dyn CacheObserver>,
+    ) -> Self {
+        Self { inner, cache, model: Arc::from(model_id), observer }
     }
 
     fn key(&self, encoding: &Encoding) -> Key {
@@ -100,31 +107,14 @@ impl CachedProvider {
             type_ids: encoding.type_ids.as_slice().into(),
         }
     }
-}
 
-#[async_trait]
-impl EmbeddingProvider for CachedProvider {
-    fn info(&self) -> &ModelInfo {
-        self.inner.info()
-    }
-
-    async fn health(&self) -> Result<()> {
-        self.inner.health().await
-    }
-
-    async fn encode(&self, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>> {
-        self.inner.encode(texts, options).await
-    }
-
-    async fn encode_pairs(&self, query: String, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>> {
-        self.inner.encode_pairs(query, texts, options).await
-    }
-
-    async fn tokenize(&self, texts: Vec<String>, add_special_tokens: bool) -> Result<Vec<Vec<Token>>> {
-        self.inner.tokenize(texts, add_special_tokens).await
-    }
-
-    async fn embed_encoded(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Pooled> {
+    /// One output per encoding, in order: the cached ones, and the missing ones (each distinct
+    /// input once) from `compute`, which are then cached.
+    async fn cached<F, Fut>(&self, batch: Vec<Encoding>, compute: F) -> Result<(Vec<Vec<f32>>, Timing)>
+    where
+        F: FnOnce(Vec<Encoding>) -> Fut,
+        Fut: Future<Output = Result<(Vec<Vec<f32>>, Timing)>>,
+    {
         let mut found: Vec<Option<Arc<Vec<f32>>>> = Vec::with_capacity(batch.len());
         // Inputs to compute, each once, and which position wants which of them.
         let mut missing: Vec<(Key, Encoding)> = Vec::new();
@@ -143,14 +133,14 @@ impl EmbeddingProvider for CachedProvider {
             found.push(hit);
         }
         self.observer.looked_up(found.len() - wanted.len(), wanted.len());
-        let mut timing = aki_core::Timing::default();
+        let mut timing = Timing::default();
         if !missing.is_empty() {
             let (keys, encodings): (Vec<Key>, Vec<Encoding>) = missing.into_iter().unzip();
-            let computed = self.inner.embed_encoded(encodings, context).await?;
-            timing = computed.timing;
+            let (computed, took) = compute(encodings).await?;
+            timing = took;
             let mut values = Vec::with_capacity(keys.len());
-            for (key, vector) in keys.into_iter().zip(computed.vectors) {
-                let value = Arc::new(vector);
+            for (key, output) in keys.into_iter().zip(computed) {
+                let value = Arc::new(output);
                 self.cache.cache.insert(key, Arc::clone(&value)).await;
                 values.push(value);
             }
@@ -158,8 +148,30 @@ impl EmbeddingProvider for CachedProvider {
                 found[i] = values.get(slot).cloned();
             }
         }
-        let vectors = found.into_iter().flatten().map(|v| v.as_ref().clone()).collect();
+        Ok((found.into_iter().flatten().map(|v| v.as_ref().clone()).collect(), timing))
+    }
+}
+
+#[async_trait]
+impl EmbeddingProvider for CachedProvider {
+    async fn embed(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Pooled> {
+        let inner = &self.inner;
+        let compute = |missing| async move {
+            let pooled = inner.embed(missing, context).await?;
+            Ok((pooled.vectors, pooled.timing))
+        };
+        let (vectors, timing) = self.cached(batch, compute).await?;
         Ok(Pooled { vectors, timing })
+    }
+
+    async fn predict(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Predictions> {
+        let inner = &self.inner;
+        let compute = |missing| async move {
+            let predicted = inner.predict(missing, context).await?;
+            Ok((predicted.logits, predicted.timing))
+        };
+        let (logits, timing) = self.cached(batch, compute).await?;
+        Ok(Predictions { logits, timing })
     }
 }
 

@@ -20,7 +20,7 @@ impl ModelLoader for CandleLoader {
             .await
             .map_err(|e| EmbedError::Internal(e.to_string()))??;
         let bytes = backend.weight_bytes();
-        Ok((Arc::new(backend), bytes))
+        Ok((Arc::new(backend.into_pipeline()), bytes))
     }
 }
 

@@ -1,22 +1,28 @@
 //! Ports and domain types of aki-embed, shared by every backend, decorator and adapter.
 //!
-//! The crate is the centre of the hexagon: it names what the product does
-//! ([`EmbeddingProvider`], [`Batcher`], [`ModelStore`]) and the values that cross those
-//! boundaries, and depends on nothing that runs, serves, infers or caches.
+//! The crate is the centre of the hexagon: it names what the product does (the inference port
+//! [`EmbeddingProvider`], the [`Tokenization`] port, [`Batcher`], [`ModelStore`]), joins the
+//! first two in the one request path through a model ([`ModelPipeline`]), and holds the values
+//! that cross those boundaries. It depends on nothing that runs, serves, infers or caches.
 
 mod batcher;
+pub mod encoding;
 mod error;
 pub mod paths;
+mod pipeline;
 mod provider;
 mod store;
+mod tokenization;
 mod types;
 pub mod vector;
 
 pub use batcher::{Batched, Batcher};
 pub use error::{EmbedError, ErrorKind, Result};
-pub use provider::{EmbeddingProvider, check_task, token_encodings};
+pub use pipeline::ModelPipeline;
+pub use provider::EmbeddingProvider;
 pub use store::{LoadedModel, ModelStore, StoreStats};
+pub use tokenization::Tokenization;
 pub use types::{
-    EmbedOptions, Embeddings, EncodeOptions, Encoding, ModelInfo, ModelTask, Pooled, Pooling, Prompts, RequestContext,
-    Timing, Token, TruncationDirection,
+    EmbedOptions, Embeddings, EncodeOptions, Encoding, ModelInfo, ModelTask, Pooled, Pooling, Predictions, Prompts,
+    RequestContext, Scores, Timing, Token, TruncationDirection,
 };

@@ -1,13 +1,13 @@
-//! The `ModelStore` port: one shared, lazily loaded provider per model id.
+//! The `ModelStore` port: one shared, lazily loaded model pipeline per model id.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::{EmbeddingProvider, Result};
+use crate::{ModelPipeline, Result};
 
 /// A loaded model, shared by every caller that asked for it.
-pub type LoadedModel = Arc<dyn EmbeddingProvider>;
+pub type LoadedModel = Arc<ModelPipeline>;
 
 /// Counters and contents of a [`ModelStore`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -70,8 +70,8 @@ pub struct EmbedOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RequestContext {
     /// Work not started by then is dropped, not computed, and the caller gets
-    /// [`EmbedError::Timeout`](crate::EmbedError::Timeout). `None` leaves it to the provider's
-    /// default.
+    /// [`EmbedError::Timeout`](crate::EmbedError::Timeout). `None`: the caller waits as long as
+    /// the work takes (the application service always sets one).
     pub deadline: Option<std::time::Instant>,
 }
 
@@ -123,13 +123,22 @@ pub struct Token {
     pub stop: usize,
 }
 
-/// Pooled vectors of one call to
-/// [`EmbeddingProvider::embed_encoded`](crate::EmbeddingProvider::embed_encoded), with where its
-/// time went.
+/// Pooled vectors of one call to [`EmbeddingProvider::embed`](crate::EmbeddingProvider::embed),
+/// with where its time went.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Pooled {
     /// One pooled, not normalised vector per encoding, in order.
     pub vectors: Vec<Vec<f32>>,
+    /// Queue and inference time (tokenization is not part of this call).
+    pub timing: Timing,
+}
+
+/// Classifier scores of one call to
+/// [`EmbeddingProvider::predict`](crate::EmbeddingProvider::predict), with where its time went.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Predictions {
+    /// The raw logits of each encoding, one per label, in order.
+    pub logits: Vec<Vec<f32>>,
     /// Queue and inference time (tokenization is not part of this call).
     pub timing: Timing,
 }
@@ -163,14 +172,32 @@ impl Embeddings {
     }
 }
 
+/// Scores for a request of `(query, text)` pairs, in input order, with token usage.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Scores {
+    /// The classifier's raw logits for each pair, one per label, in input order.
+    pub logits: Vec<Vec<f32>>,
+    /// Tokens of each pair (after truncation, special tokens included), in input order.
+    pub token_counts: Vec<usize>,
+    /// Where the time went.
+    pub timing: Timing,
+}
+
+impl Scores {
+    /// Tokens processed for the whole request.
+    pub fn tokens(&self) -> usize {
+        self.token_counts.iter().sum()
+    }
+}
+
 /// What a model computes from its inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ModelTask {
     /// One pooled vector per text (a sentence embedder).
     #[default]
     Embed,
-    /// One relevance score per (query, text) pair (a cross-encoder): its "vectors" hold the
-    /// classifier's logits, one per label.
+    /// One relevance score per (query, text) pair (a cross-encoder): the classifier's logits,
+    /// one per label ([`Scores`]).
     Rerank,
 }
 

@@ -1,17 +1,21 @@
-//! The application service of aki-embed: the one place both servers call (the role TEI's
-//! `Infer` plays). [`EmbedService`] owns what every request goes through whatever its wire
-//! format: the API key, input limits, model resolution, the deadline, text and token-id inputs
-//! (through the one pipeline of `aki_core::EmbeddingProvider`), usage and timing, and the
-//! request metrics (through [`RequestObserver`]). Adapters map wire DTOs to [`EmbedRequest`] and
-//! back, and core errors to their statuses; nothing else.
+//! The application service of aki-embed: the one place both servers call. [`EmbedService`]
+//! owns what every request goes through whatever its wire format: the API key, admission,
+//! input limits, model resolution, the deadline (computed here, once), usage and timing, and
+//! the request metrics (through [`RequestObserver`]); the model's own steps (prompt, tokenize,
+//! check, infer, finish) are its `aki_core::ModelPipeline`. Adapters map wire DTOs to the
+//! [`requests`](EmbedRequest) and back, and core errors to their statuses; nothing else.
 
 mod auth;
 mod limits;
+mod observer;
+mod requests;
 mod service;
 
 pub use auth::ApiKey;
 pub use limits::Limits;
-pub use service::{
-    BatchFacts, EmbedReply, EmbedRequest, EmbedService, Inputs, NoRequestObserver, Outcome, PromptChoice, Ranked,
-    RequestObserver, RerankReply, RerankRequest, ServerInfo, TokenizeRequest,
+pub use observer::{NoRequestObserver, Outcome, RequestObserver};
+pub use requests::{
+    BatchFacts, EmbedReply, EmbedRequest, Inputs, PromptChoice, Ranked, RerankReply, RerankRequest, ServerInfo,
+    TokenizeRequest,
 };
+pub use service::EmbedService;

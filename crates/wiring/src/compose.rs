@@ -1,12 +1,13 @@
-//! `Engine`: the model store with each model wrapped backend -> batcher -> result cache, the
-//! application service over it, and their readiness, metrics and shutdown.
+//! `Engine`: the model store with each model's pipeline over its inference side wrapped
+//! backend -> batcher -> result cache, the application service over it, and their readiness,
+//! metrics and shutdown.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
 use aki_backend_candle::{CandleBackend, CandleConfig};
-use aki_batching::{BatchConfig, BatchingProvider, WeakBatcher};
+use aki_batching::{BatchConfig, BatchingProvider, ModelInput, WeakBatcher};
 use aki_cache::{CachedProvider, ModelLoader, MokaModelStore, ResultCache};
-use aki_core::{EmbedError, EmbeddingProvider, Encoding, LoadedModel, ModelStore, Result};
+use aki_core::{EmbedError, EmbeddingProvider, LoadedModel, ModelStore, Result};
 use aki_service::{BatchFacts, EmbedService};
 use async_trait::async_trait;
 
@@ -14,11 +15,12 @@ use crate::config::AppConfig;
 use crate::metrics::Metrics;
 
 /// The batchers of loaded models, held weakly so an evicted model (and its weights) is freed.
-type Batchers = Arc<Mutex<Vec<WeakBatcher<Encoding, Vec<f32>>>>>;
+type Batchers = Arc<Mutex<Vec<WeakBatcher<ModelInput, Vec<f32>>>>>;
 
-/// Builds a served model: the Candle backend, its batcher, then the shared result cache (which
-/// caches pooled vectors, so text and token-id requests share it and hits never wait in the
-/// batch queue), every layer reporting to metrics labelled with the model.
+/// Builds a served model: the Candle backend, warmed with one forward pass, then its inference
+/// side wrapped in its batcher and the shared result cache (which caches inference outputs, so
+/// text and token-id requests share it and hits never wait in the batch queue), every layer
+/// reporting to metrics labelled with the model.
 struct CandleLoader {
     backend: CandleConfig,
     batching: BatchConfig,
@@ -35,19 +37,22 @@ impl ModelLoader for CandleLoader {
             .await
             .map_err(|e| EmbedError::Internal(format!("model loading task failed: {e}")))??;
         let bytes = backend.weight_bytes();
+        let padded = backend.info().is_padded;
+        let direct = backend.into_pipeline();
+        direct.warm_up().await?;
         let observer = Arc::new(self.metrics.for_model(model_id));
-        let backend: Arc<dyn EmbeddingProvider> = Arc::new(backend);
-        let batcher = BatchingProvider::dynamic_batcher(&backend, &self.batching, observer.clone());
+        let batcher =
+            BatchingProvider::dynamic_batcher(Arc::clone(direct.inference()), padded, &self.batching, observer.clone());
         let mut batchers = self.batchers.lock().unwrap_or_else(PoisonError::into_inner);
         batchers.retain(|b| b.upgrade().is_some());
         batchers.push(batcher.downgrade());
         drop(batchers);
-        let batched: LoadedModel =
-            Arc::new(BatchingProvider::new(backend, Arc::new(batcher), self.batching.default_deadline()));
-        let served = match &self.cache {
-            Some(cache) => Arc::new(CachedProvider::new(batched, cache.clone(), observer)) as LoadedModel,
+        let batched: Arc<dyn EmbeddingProvider> = Arc::new(BatchingProvider::new(Arc::new(batcher)));
+        let inference = match &self.cache {
+            Some(cache) => Arc::new(CachedProvider::new(batched, cache.clone(), model_id, observer)) as _,
             None => batched,
         };
+        let served: LoadedModel = Arc::new(direct.with_inference(inference));
         Ok((served, bytes))
     }
 }
@@ -96,14 +101,14 @@ impl Engine {
         Arc::new(Self { config, service, metrics, store, batchers })
     }
 
-    /// Loads the default model and warms it with one forward pass; the service is ready after.
+    /// Loads the default model (which warms it with one forward pass); the service is ready
+    /// after.
     ///
     /// # Errors
     /// The load or warm-up error.
     pub async fn start(&self) -> Result<()> {
         let started = std::time::Instant::now();
-        let model = self.store.get_or_load(&self.config.model).await?;
-        model.health().await?;
+        self.store.get_or_load(&self.config.model).await?;
         self.service.mark_ready();
         tracing::info!(model = %self.config.model, elapsed_ms = started.elapsed().as_millis() as u64, "ready");
         Ok(())

@@ -4,7 +4,7 @@
 //! each named prompt, on every engine that runs the family.
 
 use aki_backend_candle::{CandleBackend, CandleConfig};
-use aki_core::{EmbedOptions, EmbeddingProvider, EncodeOptions, ModelTask, Pooling, RequestContext, vector::cosine};
+use aki_core::{EmbedOptions, EncodeOptions, ModelPipeline, ModelTask, Pooling, RequestContext, vector::cosine};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -45,7 +45,7 @@ fn reference(name: &str) -> Reference {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn load(name: &str, packed: bool) -> CandleBackend {
+fn load(name: &str, packed: bool) -> ModelPipeline {
     let dir = dir(name);
     let config = CandleConfig {
         device: "cpu".into(),
@@ -53,7 +53,7 @@ fn load(name: &str, packed: bool) -> CandleBackend {
         packed,
         ..CandleConfig::for_model(dir.to_str().expect("utf-8 path"))
     };
-    CandleBackend::load(&config).unwrap_or_else(|e| panic!("{name}: {e}"))
+    CandleBackend::load(&config).unwrap_or_else(|e| panic!("{name}: {e}")).into_pipeline()
 }
 
 /// Refuses a reference whose vectors are so alike that a wrong forward pass could match it.
@@ -150,7 +150,7 @@ async fn check_reranker(name: &str, architecture: &str, packed: bool) {
     let options = EncodeOptions::default();
     let batched = backend.score_pairs(query.clone(), reference.inputs.clone(), options, context).await.expect("scores");
     for (i, (got, (raw, sigmoid))) in
-        batched.vectors.iter().zip(reference.raw_scores.iter().zip(&reference.scores)).enumerate()
+        batched.logits.iter().zip(reference.raw_scores.iter().zip(&reference.scores)).enumerate()
     {
         assert!((got[0] - raw).abs() <= MAX_SCORE_ERROR, "{name} input {i}: {} vs {raw}", got[0]);
         let squashed = 1.0 / (1.0 + (-got[0]).exp());
@@ -158,7 +158,7 @@ async fn check_reranker(name: &str, architecture: &str, packed: bool) {
     }
     for (i, text) in reference.inputs.iter().enumerate() {
         let alone = backend.score_pairs(query.clone(), vec![text.clone()], options, context).await.expect("alone");
-        assert!((alone.vectors[0][0] - reference.raw_scores[i]).abs() <= MAX_SCORE_ERROR, "{name} input {i} alone");
+        assert!((alone.logits[0][0] - reference.raw_scores[i]).abs() <= MAX_SCORE_ERROR, "{name} input {i} alone");
     }
     let refused = backend.embed(vec!["x".into()], EmbedOptions::default(), context).await.expect_err("not an embedder");
     assert!(refused.to_string().contains("reranker"), "{refused}");
@@ -199,7 +199,7 @@ async fn xlm_roberta_in_bf16_on_the_packed_path_stays_close() {
         dtype: Some("bf16".into()),
         ..CandleConfig::for_model(dir.to_str().expect("utf-8 path"))
     };
-    let backend = CandleBackend::load(&config).expect("bf16");
+    let backend = CandleBackend::load(&config).expect("bf16").into_pipeline();
     assert!(backend.info().engine.starts_with("packed"));
     let options = EmbedOptions { normalize: Some(false), ..EmbedOptions::default() };
     let got = backend.embed(reference.inputs.clone(), options, RequestContext::default()).await.expect("bf16");

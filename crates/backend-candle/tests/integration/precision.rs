@@ -5,7 +5,7 @@
 //! of at least 99% of the short corpus's sentences the same as in f32.
 
 use aki_backend_candle::{CandleBackend, CandleConfig};
-use aki_core::{EmbedOptions, EmbeddingProvider, RequestContext, paths, vector::cosine};
+use aki_core::{EmbedOptions, ModelPipeline, RequestContext, paths, vector::cosine};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -38,12 +38,12 @@ fn load(dtype: &str, isa: &str) -> CandleBackend {
     CandleBackend::load(&config).expect("the real model loads")
 }
 
-async fn embed(backend: &CandleBackend, texts: Vec<String>) -> Vec<Vec<f32>> {
+async fn embed(backend: &ModelPipeline, texts: Vec<String>) -> Vec<Vec<f32>> {
     backend.embed(texts, EmbedOptions::default(), RequestContext::default()).await.expect("embeds").vectors
 }
 
 /// Cosines of each fixture against the reference, all in one batch and each alone.
-async fn cosines(backend: &CandleBackend) -> Vec<f32> {
+async fn cosines(backend: &ModelPipeline) -> Vec<f32> {
     let items = fixtures();
     let batch = embed(backend, items.iter().map(|i| i.text.clone()).collect()).await;
     let mut all: Vec<f32> = batch.iter().zip(&items).map(|(v, i)| cosine(v, &i.embedding)).collect();
@@ -56,7 +56,7 @@ async fn cosines(backend: &CandleBackend) -> Vec<f32> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn f32_at_every_level_matches_the_reference() {
     for isa in ["auto", "avx2", "scalar"] {
-        let backend = load("f32", isa);
+        let backend = load("f32", isa).into_pipeline();
         let worst = cosines(&backend).await.into_iter().fold(1.0f32, f32::min);
         assert!(worst >= 0.9999, "{isa} ({}): worst cosine {worst}", backend.info().engine);
     }
@@ -66,7 +66,7 @@ async fn f32_at_every_level_matches_the_reference() {
 async fn bf16_passes_the_quality_gate_on_the_fixtures() {
     // AVX-512 BF16 where the CPU has it, and the plain-code bf16 arithmetic.
     for isa in ["auto", "avx2"] {
-        let backend = load("bf16", isa);
+        let backend = load("bf16", isa).into_pipeline();
         assert_eq!(backend.info().dtype, "bf16");
         let all = cosines(&backend).await;
         let worst = all.iter().copied().fold(1.0f32, f32::min);
@@ -93,8 +93,8 @@ async fn bf16_keeps_the_nearest_neighbours_of_the_short_corpus() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benches/data/short_1024.txt");
     let corpus: Vec<String> =
         std::fs::read_to_string(path).expect("corpus").lines().filter(|l| !l.is_empty()).map(str::to_string).collect();
-    let f32 = nearest(&embed(&load("f32", "auto"), corpus.clone()).await);
-    let bf16 = nearest(&embed(&load("bf16", "auto"), corpus).await);
+    let f32 = nearest(&embed(&load("f32", "auto").into_pipeline(), corpus.clone()).await);
+    let bf16 = nearest(&embed(&load("bf16", "auto").into_pipeline(), corpus).await);
     let same = f32.iter().zip(&bf16).filter(|(a, b)| a == b).count();
     let share = same as f64 / f32.len() as f64;
     eprintln!("bf16 keeps the nearest neighbour of {same} of {} sentences ({:.2}%)", f32.len(), 100.0 * share);

@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 use aki_backend_candle::{CandleBackend, CandleConfig};
-use aki_core::{EmbedOptions, EmbeddingProvider, EncodeOptions, RequestContext, paths, vector::cosine};
+use aki_core::{EmbedOptions, EncodeOptions, ModelPipeline, RequestContext, paths, vector::cosine};
 use serde::Deserialize;
 
 const MIN_COSINE: f32 = 0.9999;
@@ -43,8 +43,8 @@ fn fixture<T: for<'de> Deserialize<'de>>(name: &str) -> T {
 
 /// The real model on the packed CPU path (`packed`) or on candle-transformers, each loaded once
 /// for the whole test binary. Fails (never skips) when the model is not installed.
-fn backend(packed: bool) -> Arc<CandleBackend> {
-    static BACKENDS: [OnceLock<Arc<CandleBackend>>; 2] = [OnceLock::new(), OnceLock::new()];
+fn backend(packed: bool) -> Arc<ModelPipeline> {
+    static BACKENDS: [OnceLock<Arc<ModelPipeline>>; 2] = [OnceLock::new(), OnceLock::new()];
     Arc::clone(BACKENDS[usize::from(packed)].get_or_init(|| {
         let dir = paths::installed_model_dir(paths::DEFAULT_MODEL);
         assert!(
@@ -60,7 +60,7 @@ fn backend(packed: bool) -> Arc<CandleBackend> {
             packed,
             ..CandleConfig::for_model(dir.to_string_lossy())
         };
-        Arc::new(CandleBackend::load(&config).expect("the real model loads"))
+        Arc::new(CandleBackend::load(&config).expect("the real model loads").into_pipeline())
     }))
 }
 

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use aki_batching::{BatchConfig, BatchingProvider, NoObserver};
 use aki_core::{
-    EmbedError, EmbedOptions, EmbeddingProvider, EncodeOptions, Encoding, ErrorKind, ModelInfo, Pooled, Pooling,
-    RequestContext, Result, Token,
+    EmbedError, EmbedOptions, EmbeddingProvider, EncodeOptions, Encoding, ErrorKind, ModelInfo, ModelPipeline, Pooled,
+    Pooling, Predictions, RequestContext, Result, Token, Tokenization,
 };
 use async_trait::async_trait;
 
@@ -20,49 +20,57 @@ const FAIL: u32 = 91;
 /// A model whose pooled vector is `[id sum, 0]`; panics on a batch holding [`PANIC`], fails on
 /// one holding [`FAIL`], and takes `delay` per batch. Counts the items it computed.
 struct Faulty {
-    info: ModelInfo,
     delay: Duration,
     computed: AtomicUsize,
 }
 
 impl Faulty {
     fn new(delay: Duration) -> Arc<Self> {
-        let info = ModelInfo {
-            model_id: "faulty".into(),
-            dimension: 2,
-            max_input_tokens: 16,
-            vocab_size: 100,
-            pooling: Pooling::Mean,
-            normalize_default: false,
-            device: "cpu".into(),
-            dtype: "f32".into(),
-            is_padded: false,
-            engine: "test".into(),
-            ..ModelInfo::default()
-        };
-        Arc::new(Self { info, delay, computed: AtomicUsize::new(0) })
+        Arc::new(Self { delay, computed: AtomicUsize::new(0) })
     }
 }
 
+fn info() -> ModelInfo {
+    ModelInfo {
+        model_id: "faulty".into(),
+        dimension: 2,
+        max_input_tokens: 16,
+        vocab_size: 100,
+        pooling: Pooling::Mean,
+        normalize_default: false,
+        device: "cpu".into(),
+        dtype: "f32".into(),
+        is_padded: false,
+        engine: "test".into(),
+        ..ModelInfo::default()
+    }
+}
+
+/// The fault tests send token ids: no tokenizer.
+struct NoTokenizer;
+
 #[async_trait]
-impl EmbeddingProvider for Faulty {
-    fn info(&self) -> &ModelInfo {
-        &self.info
-    }
-
-    async fn health(&self) -> Result<()> {
-        Ok(())
-    }
-
+impl Tokenization for NoTokenizer {
     async fn encode(&self, _: Vec<String>, _: EncodeOptions) -> Result<Vec<Encoding>> {
+        Err(EmbedError::Internal("the fault tests send token ids".into()))
+    }
+
+    async fn encode_pairs(&self, _: String, _: Vec<String>, _: EncodeOptions) -> Result<Vec<Encoding>> {
         Err(EmbedError::Internal("the fault tests send token ids".into()))
     }
 
     async fn tokenize(&self, _: Vec<String>, _: bool) -> Result<Vec<Vec<Token>>> {
         Ok(Vec::new())
     }
+}
 
-    async fn embed_encoded(&self, batch: Vec<Encoding>, _: RequestContext) -> Result<Pooled> {
+#[async_trait]
+impl EmbeddingProvider for Faulty {
+    async fn predict(&self, _: Vec<Encoding>, _: RequestContext) -> Result<Predictions> {
+        Err(EmbedError::Internal("an embedder".into()))
+    }
+
+    async fn embed(&self, batch: Vec<Encoding>, _: RequestContext) -> Result<Pooled> {
         tokio::time::sleep(self.delay).await;
         let ids = || batch.iter().flat_map(|e| e.ids.iter());
         assert!(!ids().any(|&id| id == PANIC), "injected panic");
@@ -77,13 +85,14 @@ impl EmbeddingProvider for Faulty {
     }
 }
 
-fn batching(model: &Arc<Faulty>, config: BatchConfig) -> Arc<BatchingProvider> {
+fn batching(model: &Arc<Faulty>, config: BatchConfig) -> Arc<ModelPipeline> {
     let inner: Arc<dyn EmbeddingProvider> = Arc::clone(model) as _;
-    let batcher = BatchingProvider::dynamic_batcher(&inner, &config, Arc::new(NoObserver));
-    Arc::new(BatchingProvider::new(inner, Arc::new(batcher), config.default_deadline()))
+    let batcher = BatchingProvider::dynamic_batcher(inner, false, &config, Arc::new(NoObserver));
+    let batched = Arc::new(BatchingProvider::new(Arc::new(batcher)));
+    Arc::new(ModelPipeline::new(info(), Arc::new(NoTokenizer), batched))
 }
 
-async fn embed(provider: &Arc<BatchingProvider>, ids: Vec<u32>, deadline: Option<Instant>) -> Result<f32> {
+async fn embed(provider: &Arc<ModelPipeline>, ids: Vec<u32>, deadline: Option<Instant>) -> Result<f32> {
     let out = provider.embed_tokens(vec![ids], EmbedOptions::default(), RequestContext { deadline }).await?;
     Ok(out.vectors[0][0])
 }

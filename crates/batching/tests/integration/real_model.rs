@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use aki_backend_candle::{CandleBackend, CandleConfig};
 use aki_batching::{BatchConfig, BatchingProvider, NoObserver};
-use aki_core::{EmbedOptions, EmbeddingProvider, RequestContext, paths, vector::cosine};
+use aki_core::{EmbedOptions, RequestContext, paths, vector::cosine};
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -16,12 +16,16 @@ async fn concurrent_requests_through_the_batcher_match_the_reference() {
         dir.display()
     );
     let config = CandleConfig { device: "cpu".into(), ..CandleConfig::for_model(dir.to_string_lossy()) };
-    let backend: Arc<dyn EmbeddingProvider> = Arc::new(
-        tokio::task::spawn_blocking(move || CandleBackend::load(&config)).await.expect("task").expect("loads"),
-    );
+    let backend = tokio::task::spawn_blocking(move || CandleBackend::load(&config))
+        .await
+        .expect("task")
+        .expect("loads")
+        .into_pipeline();
     let config = BatchConfig::default();
-    let batcher = BatchingProvider::dynamic_batcher(&backend, &config, Arc::new(NoObserver));
-    let batching = Arc::new(BatchingProvider::new(Arc::clone(&backend), Arc::new(batcher), config.default_deadline()));
+    let padded = backend.info().is_padded;
+    let batcher =
+        BatchingProvider::dynamic_batcher(Arc::clone(backend.inference()), padded, &config, Arc::new(NoObserver));
+    let batching = Arc::new(backend.with_inference(Arc::new(BatchingProvider::new(Arc::new(batcher)))));
 
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../backend-candle/tests/fixtures/reference.json");
     let reference: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");

@@ -1,4 +1,5 @@
-//! A fake provider and loaders shared by the tests, and a mockall mock of the provider port.
+//! A fake model and loaders shared by the tests, and mockall mocks of the inference and
+//! tokenization ports.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -6,8 +7,8 @@ use std::time::Duration;
 
 use aki_cache::ModelLoader;
 use aki_core::{
-    EmbedError, EmbeddingProvider, EncodeOptions, Encoding, LoadedModel, ModelInfo, Pooled, Pooling, RequestContext,
-    Result, Token,
+    EmbedError, EmbeddingProvider, EncodeOptions, Encoding, LoadedModel, ModelInfo, ModelPipeline, Pooled, Pooling,
+    Predictions, RequestContext, Result, Token, Tokenization,
 };
 use async_trait::async_trait;
 
@@ -31,19 +32,24 @@ mockall::mock! {
     pub Provider {}
     #[async_trait]
     impl EmbeddingProvider for Provider {
-        fn info(&self) -> &ModelInfo;
-        async fn health(&self) -> Result<()>;
-        async fn encode(&self, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>>;
-        async fn tokenize(&self, texts: Vec<String>, add_special_tokens: bool) -> Result<Vec<Vec<Token>>>;
-        async fn embed_encoded(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Pooled>;
+        async fn embed(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Pooled>;
+        async fn predict(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Predictions>;
     }
 }
 
-/// A provider with no behaviour beyond its info, for the store tests.
+mockall::mock! {
+    pub Tokenizer {}
+    #[async_trait]
+    impl Tokenization for Tokenizer {
+        async fn encode(&self, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>>;
+        async fn encode_pairs(&self, query: String, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>>;
+        async fn tokenize(&self, texts: Vec<String>, add_special_tokens: bool) -> Result<Vec<Vec<Token>>>;
+    }
+}
+
+/// A model with no behaviour beyond its info, for the store tests.
 pub fn stub_model(model_id: &str) -> LoadedModel {
-    let mut mock = MockProvider::new();
-    mock.expect_info().return_const(info(model_id));
-    Arc::new(mock)
+    Arc::new(ModelPipeline::new(info(model_id), Arc::new(MockTokenizer::new()), Arc::new(MockProvider::new())))
 }
 
 /// Loads stub models of a fixed size after a delay (50 ms unless set), counting calls; fails while

@@ -1,4 +1,4 @@
-//! `EmbedService` on mocks of the store and provider ports: limits before any work, the
+//! `EmbedService` on mocks of the store, tokenization and inference ports: limits before any work, the
 //! deadline, readiness, token-id inputs through the same pipeline, the API key, and one
 //! observation per request with its outcome.
 
@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use aki_core::{
     EmbedError, EmbedOptions, EmbeddingProvider, EncodeOptions, Encoding, ErrorKind, LoadedModel, ModelInfo,
-    ModelStore, ModelTask, Pooled, Pooling, Prompts, RequestContext, Result, StoreStats, Timing, Token,
+    ModelPipeline, ModelStore, ModelTask, Pooled, Pooling, Predictions, Prompts, RequestContext, Result, StoreStats,
+    Timing, Token, Tokenization,
 };
 use aki_service::{
     ApiKey, BatchFacts, EmbedRequest, EmbedService, Inputs, Limits, Outcome, PromptChoice, Ranked, RequestObserver,
@@ -19,12 +20,35 @@ mockall::mock! {
     Provider {}
     #[async_trait]
     impl EmbeddingProvider for Provider {
-        fn info(&self) -> &ModelInfo;
-        async fn health(&self) -> Result<()>;
+        async fn embed(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Pooled>;
+        async fn predict(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Predictions>;
+    }
+}
+
+mockall::mock! {
+    Tokenizer {}
+    #[async_trait]
+    impl Tokenization for Tokenizer {
         async fn encode(&self, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>>;
         async fn encode_pairs(&self, query: String, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>>;
         async fn tokenize(&self, texts: Vec<String>, add_special_tokens: bool) -> Result<Vec<Vec<Token>>>;
-        async fn embed_encoded(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Pooled>;
+    }
+}
+
+/// A model made of mocks: its facts, its tokenizer and its inference side.
+struct Fake {
+    info: ModelInfo,
+    tokenizer: MockTokenizer,
+    provider: MockProvider,
+}
+
+impl Fake {
+    fn new(info: ModelInfo) -> Self {
+        Self { info, tokenizer: MockTokenizer::new(), provider: MockProvider::new() }
+    }
+
+    fn model(self) -> LoadedModel {
+        Arc::new(ModelPipeline::new(self.info, Arc::new(self.tokenizer), Arc::new(self.provider)))
     }
 }
 
@@ -54,19 +78,18 @@ fn info() -> ModelInfo {
     }
 }
 
-/// A provider that encodes a text as `[1, len, 2]` and pools `[sum of ids, 0, 0, 0]`, taking
+/// A model that encodes a text as `[1, len, 2]` and pools `[sum of ids, 0, 0, 0]`, taking
 /// `delay` per call.
-fn provider(delay: Duration) -> MockProvider {
+fn provider(delay: Duration) -> Fake {
     provider_of(info(), delay)
 }
 
-fn provider_of(info: ModelInfo, delay: Duration) -> MockProvider {
-    let mut mock = MockProvider::new();
-    mock.expect_info().return_const(info);
-    mock.expect_encode().returning(|texts, _| {
+fn provider_of(info: ModelInfo, delay: Duration) -> Fake {
+    let mut mock = Fake::new(info);
+    mock.tokenizer.expect_encode().returning(|texts, _| {
         Ok(texts.iter().map(|t| Encoding { ids: vec![1, t.len() as u32, 2], type_ids: vec![0; 3] }).collect())
     });
-    mock.expect_embed_encoded().returning(move |batch, context| {
+    mock.provider.expect_embed().returning(move |batch, context| {
         std::thread::sleep(delay);
         if context.expired() {
             return Err(EmbedError::Timeout);
@@ -94,8 +117,8 @@ fn make(limits: Limits, key: Option<&str>, delay: Duration) -> (EmbedService, Ar
     make_with(provider(delay), limits, key)
 }
 
-fn make_with(provider: MockProvider, limits: Limits, key: Option<&str>) -> (EmbedService, Arc<Seen>) {
-    let model: LoadedModel = Arc::new(provider);
+fn make_with(provider: Fake, limits: Limits, key: Option<&str>) -> (EmbedService, Arc<Seen>) {
+    let model = provider.model();
     let mut store = MockStore::new();
     store.expect_get_or_load().returning(move |id| match id {
         "default" => Ok(Arc::clone(&model)),
@@ -154,16 +177,15 @@ async fn prompts_go_before_each_text_and_count_in_the_usage() {
     assert_eq!(strict.embed("r", long).await.expect_err("long prompt").kind(), ErrorKind::Validation);
 }
 
-fn reranker() -> MockProvider {
-    let mut mock = MockProvider::new();
-    mock.expect_info().return_const(ModelInfo { dimension: 1, task: ModelTask::Rerank, ..info() });
+fn reranker() -> Fake {
+    let mut mock = Fake::new(ModelInfo { dimension: 1, task: ModelTask::Rerank, ..info() });
     // A pair scores its text's length minus 3: logits -3 + len.
-    mock.expect_encode_pairs().returning(|_, texts, _| {
+    mock.tokenizer.expect_encode_pairs().returning(|_, texts, _| {
         Ok(texts.iter().map(|t| Encoding { ids: vec![0, t.len() as u32, 0], type_ids: vec![0; 3] }).collect())
     });
-    mock.expect_embed_encoded().returning(|batch, _| {
-        let vectors = batch.iter().map(|e| vec![e.ids[1] as f32 - 3.0]).collect();
-        Ok(Pooled { vectors, timing: Timing::default() })
+    mock.provider.expect_predict().returning(|batch, _| {
+        let logits = batch.iter().map(|e| vec![e.ids[1] as f32 - 3.0]).collect();
+        Ok(Predictions { logits, timing: Timing::default() })
     });
     mock
 }
@@ -315,13 +337,13 @@ async fn the_key_is_checked_and_refusals_counted() {
 #[tokio::test]
 async fn tokenize_and_info_answer_through_the_same_limits_and_model() {
     let mut mock = provider(Duration::ZERO);
-    mock.expect_tokenize().returning(|texts, _| {
+    mock.tokenizer.expect_tokenize().returning(|texts, _| {
         Ok(texts
             .iter()
             .map(|t| vec![Token { id: 7, text: t.clone(), special: false, start: 0, stop: t.len() }])
             .collect())
     });
-    let model: LoadedModel = Arc::new(mock);
+    let model = mock.model();
     let mut store = MockStore::new();
     store.expect_get_or_load().returning(move |_| Ok(Arc::clone(&model)));
     let limits = Limits { max_inputs: 1, ..Limits::default() };

@@ -1,0 +1,19 @@
+//! `DynamicBatcher`: a cheap `Clone` handle ([`handle`]) in front of a worker task
+//! ([`worker`]) that owns the queue, forms batches as soon as the model is free, and routes
+//! results back to their callers ([`submission`]), in the shape of tower's `buffer/`.
+//!
+//! - [`handler`]: what a batch runs on ([`BatchHandler`]), how items are costed ([`Costing`]),
+//!   and the metrics hooks ([`BatchObserver`]);
+//! - [`message`]: what travels from the handle to the worker (queued items, shutdown);
+//! - [`run`]: one batch run, with panic isolation and the per-caller retry of a failed shared
+//!   batch.
+
+mod handle;
+mod handler;
+mod message;
+mod run;
+mod submission;
+mod worker;
+
+pub use handle::{DynamicBatcher, WeakBatcher};
+pub use handler::{BatchHandler, BatchObserver, BatchShape, Costing, NoObserver};

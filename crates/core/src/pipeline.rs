@@ -1,0 +1,183 @@
+//! `ModelPipeline`: the one path of a request through a model, read top to bottom: task,
+//! prompt, tokenize, check the inputs once, infer (through whatever wraps the inference side:
+//! result cache, batcher), then finish each vector for the request.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::{
+    EmbedError, EmbedOptions, EmbeddingProvider, Embeddings, EncodeOptions, Encoding, ModelInfo, ModelTask,
+    RequestContext, Result, Scores, Timing, Token, Tokenization, encoding, vector,
+};
+
+/// A served model: its facts, its tokenizer and its inference side, joined the way TEI's
+/// `Infer` joins tokenization and the queue. Cheap to share behind an `Arc`; one per model.
+#[derive(Clone)]
+pub struct ModelPipeline {
+    info: ModelInfo,
+    tokenizer: Arc<dyn Tokenization>,
+    inference: Arc<dyn EmbeddingProvider>,
+}
+
+impl ModelPipeline {
+    /// The pipeline of the model `info` describes, tokenizing with `tokenizer` and inferring
+    /// with `inference` (a backend, or a backend wrapped in a batcher and a cache).
+    pub fn new(info: ModelInfo, tokenizer: Arc<dyn Tokenization>, inference: Arc<dyn EmbeddingProvider>) -> Self {
+        Self { info, tokenizer, inference }
+    }
+
+    /// The same model with another inference side (the backend wrapped in decorators).
+    #[must_use]
+    pub fn with_inference(&self, inference: Arc<dyn EmbeddingProvider>) -> Self {
+        Self { info: self.info.clone(), tokenizer: Arc::clone(&self.tokenizer), inference }
+    }
+
+    /// Facts about the model.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// Its inference side, for wrapping in decorators (see [`with_inference`](Self::with_inference)).
+    pub fn inference(&self) -> &Arc<dyn EmbeddingProvider> {
+        &self.inference
+    }
+
+    /// `texts` with the prompt a request asks for before each: its own `text`, else the model's
+    /// prompt `name`, else the model's default prompt, else unchanged.
+    ///
+    /// # Errors
+    /// [`EmbedError::Validation`] for both a text and a name, or a name the model lacks.
+    pub fn prompted(&self, text: Option<&str>, name: Option<&str>, texts: Vec<String>) -> Result<Vec<String>> {
+        match self.info.prompts.resolve(text, name)? {
+            Some(prompt) if !prompt.is_empty() => Ok(texts.into_iter().map(|t| format!("{prompt}{t}")).collect()),
+            _ => Ok(texts),
+        }
+    }
+
+    /// Tokenizes `texts` and checks them against the model (see [`encoding::prepare`]).
+    ///
+    /// # Errors
+    /// [`EmbedError::Validation`] for an input the model cannot take, and the tokenizer's
+    /// errors.
+    pub async fn encode(&self, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>> {
+        let encodings = self.tokenizer.encode(texts, options).await?;
+        encoding::prepare(encodings, options, &self.info)
+    }
+
+    /// Embeds `texts` with `options`: encode, infer, then truncate to `dimensions` and
+    /// normalise. One vector per text, in order, the tokens used and the timing.
+    ///
+    /// # Errors
+    /// [`EmbedError::Validation`] when the model is not an embedder or for bad `dimensions`,
+    /// and every error of [`encode`](Self::encode) and [`EmbeddingProvider::embed`].
+    pub async fn embed(
+        &self,
+        texts: Vec<String>,
+        options: EmbedOptions,
+        context: RequestContext,
+    ) -> Result<Embeddings> {
+        self.check_embed(&options)?;
+        let started = Instant::now();
+        let encodings = self.encode(texts, options.encode).await?;
+        self.infer_and_finish(encodings, &options, context, started.elapsed()).await
+    }
+
+    /// Embeds inputs given as token ids (complete model inputs, special tokens included, as
+    /// [`tokenize`](Self::tokenize) gives them) through the same checks, inference and
+    /// finishing as [`embed`](Self::embed).
+    ///
+    /// # Errors
+    /// As [`embed`](Self::embed), for a bad list too.
+    pub async fn embed_tokens(
+        &self,
+        lists: Vec<Vec<u32>>,
+        options: EmbedOptions,
+        context: RequestContext,
+    ) -> Result<Embeddings> {
+        self.check_embed(&options)?;
+        let encodings = encoding::prepare(encoding::from_token_ids(lists), options.encode, &self.info)?;
+        self.infer_and_finish(encodings, &options, context, Duration::ZERO).await
+    }
+
+    /// Scores each of `texts` against `query` with a cross-encoder: the classifier's raw logits
+    /// per pair, in input order, through the same inference (batching, cache, deadline) as
+    /// embeddings; token counts are per pair.
+    ///
+    /// # Errors
+    /// [`EmbedError::Validation`] when the model is not a reranker, and the errors of
+    /// [`encode`](Self::encode) and [`EmbeddingProvider::predict`].
+    pub async fn score_pairs(
+        &self,
+        query: String,
+        texts: Vec<String>,
+        options: EncodeOptions,
+        context: RequestContext,
+    ) -> Result<Scores> {
+        self.check_task(ModelTask::Rerank)?;
+        let started = Instant::now();
+        let pairs = self.tokenizer.encode_pairs(query, texts, options).await?;
+        let encodings = encoding::prepare(pairs, options, &self.info)?;
+        let tokenize = started.elapsed();
+        let token_counts = encodings.iter().map(Encoding::len).collect();
+        let predicted = self.inference.predict(encodings, context).await?;
+        Ok(Scores { logits: predicted.logits, token_counts, timing: Timing { tokenize, ..predicted.timing } })
+    }
+
+    /// The tokens of each text, for display.
+    ///
+    /// # Errors
+    /// The tokenizer's errors.
+    pub async fn tokenize(&self, texts: Vec<String>, add_special_tokens: bool) -> Result<Vec<Vec<Token>>> {
+        self.tokenizer.tokenize(texts, add_special_tokens).await
+    }
+
+    /// One forward pass of an empty input through the inference side: proves the model runs
+    /// and pays its first-call costs before any request does.
+    ///
+    /// # Errors
+    /// The errors of [`embed`](Self::embed) or [`score_pairs`](Self::score_pairs).
+    pub async fn warm_up(&self) -> Result<()> {
+        let context = RequestContext::default();
+        match self.info.task {
+            ModelTask::Embed => self.embed(vec![String::new()], EmbedOptions::default(), context).await.map(drop),
+            ModelTask::Rerank => {
+                self.score_pairs(String::new(), vec![String::new()], EncodeOptions::default(), context).await.map(drop)
+            }
+        }
+    }
+
+    fn check_embed(&self, options: &EmbedOptions) -> Result<()> {
+        self.check_task(ModelTask::Embed)?;
+        vector::check_dimensions(options, &self.info)
+    }
+
+    /// Refuses work of the other task: embeddings from a reranker or scores from an embedder,
+    /// saying what the model is and which routes serve it.
+    fn check_task(&self, wanted: ModelTask) -> Result<()> {
+        if self.info.task == wanted {
+            return Ok(());
+        }
+        let (is, use_instead) = match self.info.task {
+            ModelTask::Embed => ("an embedding model", "the embedding routes"),
+            ModelTask::Rerank => ("a reranker (cross-encoder)", "`/rerank`"),
+        };
+        Err(EmbedError::Validation(format!(
+            "model `{}` is {is} and cannot {}; use {use_instead}",
+            self.info.model_id,
+            wanted.as_str()
+        )))
+    }
+
+    async fn infer_and_finish(
+        &self,
+        encodings: Vec<Encoding>,
+        options: &EmbedOptions,
+        context: RequestContext,
+        tokenize: Duration,
+    ) -> Result<Embeddings> {
+        let token_counts = encodings.iter().map(Encoding::len).collect();
+        let pooled = self.inference.embed(encodings, context).await?;
+        let vectors = pooled.vectors.into_iter().map(|v| vector::finish(v, options, &self.info)).collect();
+        Ok(Embeddings { vectors, token_counts, timing: Timing { tokenize, ..pooled.timing } })
+    }
+}

@@ -1,0 +1,34 @@
+//! The `Tokenization` port: texts to model inputs, and tokens for display.
+
+use async_trait::async_trait;
+
+use crate::{EncodeOptions, Encoding, Result, Token};
+
+/// A model's tokenizer. CPU-bound: implementations run it off the async runtime's workers.
+///
+/// It only tokenizes: whether an encoding fits the model is decided afterwards, once, by
+/// [`encoding::prepare`](crate::encoding::prepare).
+#[async_trait]
+pub trait Tokenization: Send + Sync + 'static {
+    /// Tokenizes `texts` with the special tokens, cut at the model's maximum (on the side
+    /// `options.direction` says) when `options.truncate`, uncut otherwise.
+    ///
+    /// # Errors
+    /// MUST return [`EmbedError::Tokenizer`](crate::EmbedError::Tokenizer) when the tokenizer
+    /// fails.
+    async fn encode(&self, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>>;
+
+    /// Tokenizes `(query, text)` pairs for a cross-encoder: both parts in one input with the
+    /// model's separator and segment ids, the longer part cut first when `options.truncate`.
+    ///
+    /// # Errors
+    /// As [`encode`](Self::encode).
+    async fn encode_pairs(&self, query: String, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>>;
+
+    /// Tokenizes `texts` for display: ids, token texts, special flags and byte offsets, with or
+    /// without the special tokens. Not truncated.
+    ///
+    /// # Errors
+    /// As [`encode`](Self::encode).
+    async fn tokenize(&self, texts: Vec<String>, add_special_tokens: bool) -> Result<Vec<Vec<Token>>>;
+}

@@ -1,0 +1,155 @@
+//! The wire-neutral requests and replies every adapter maps its DTOs to and from.
+
+use std::time::{Duration, Instant};
+
+use aki_core::{EmbedOptions, EncodeOptions, ModelInfo, Result, Timing};
+
+use crate::limits::Limits;
+
+/// What a request embeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inputs {
+    /// Texts, tokenized by the model.
+    Texts(Vec<String>),
+    /// Complete model inputs as token ids (special tokens included), as `/tokenize` gives them.
+    TokenIds(Vec<Vec<u32>>),
+}
+
+impl Inputs {
+    /// Checks what can be checked before the model is known: counts and lengths of texts, the
+    /// count of token lists (their ids and lengths are checked against the model).
+    pub(crate) fn check(&self, limits: &Limits) -> Result<()> {
+        match self {
+            Self::Texts(texts) => limits.check_texts(texts),
+            // Token lists are checked against the model (vocabulary, length) once it is known.
+            Self::TokenIds(lists) => limits.check(lists.len(), 0, 0),
+        }
+    }
+}
+
+/// One embedding request, as every adapter states it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbedRequest {
+    /// The model asked for; `None` is the default model.
+    pub model: Option<String>,
+    /// The inputs.
+    pub inputs: Inputs,
+    /// Truncation, normalisation, dimensions.
+    pub options: EmbedOptions,
+    /// Which prompt goes before each text.
+    pub prompt: PromptChoice,
+    /// The client's own deadline (gRPC's `grpc-timeout`), if it sent one; the service's
+    /// `request_timeout_ms` caps it.
+    pub deadline: Option<Instant>,
+}
+
+/// The prompt a request asks for, as sentence-transformers' `encode` takes it: a text, or the
+/// name of one of the model's prompts; neither means the model's default prompt, if it has one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PromptChoice {
+    /// One of the model's named prompts (`query`, `passage`).
+    pub name: Option<String>,
+    /// A prompt text of the client's own.
+    pub text: Option<String>,
+}
+
+/// A request to rank texts by relevance to a query with a cross-encoder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RerankRequest {
+    /// The model asked for; `None` is the default model.
+    pub model: Option<String>,
+    /// What the texts are ranked against.
+    pub query: String,
+    /// The candidates.
+    pub texts: Vec<String>,
+    /// Cut over-long pairs (longer part first) instead of refusing them, on which side.
+    pub encode: EncodeOptions,
+    /// Return the model's logits instead of sigmoid probabilities.
+    pub raw_scores: bool,
+    /// Keep only the best `top_n` (all when `None`).
+    pub top_n: Option<usize>,
+    /// The client's own deadline, capped like an embedding request's.
+    pub deadline: Option<Instant>,
+}
+
+/// One ranked text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ranked {
+    /// Its position in the request's texts.
+    pub index: usize,
+    /// Its relevance: sigmoid of the logit, or the logit with `raw_scores`.
+    pub score: f32,
+}
+
+/// The answer to a [`RerankRequest`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RerankReply {
+    /// The id of the model that answered.
+    pub model: String,
+    /// The texts, best first (ties keep the request's order).
+    pub ranked: Vec<Ranked>,
+    /// Tokens processed over all pairs.
+    pub tokens: usize,
+    /// Where the time went inside the pipeline.
+    pub timing: Timing,
+    /// Time from the service receiving the request to the answer.
+    pub total: Duration,
+}
+
+/// The answer to an [`EmbedRequest`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbedReply {
+    /// The id of the model that answered.
+    pub model: String,
+    /// Length of the returned vectors (the model's dimension, or the requested `dimensions`).
+    pub dimension: usize,
+    /// One vector per input, in order.
+    pub vectors: Vec<Vec<f32>>,
+    /// Tokens processed (special tokens included, after truncation).
+    pub tokens: usize,
+    /// Where the time went inside the pipeline.
+    pub timing: Timing,
+    /// Time from the service receiving the request to the answer.
+    pub total: Duration,
+}
+
+/// A request for the tokens of texts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenizeRequest {
+    /// The model whose tokenizer to use; `None` is the default model.
+    pub model: Option<String>,
+    /// The texts.
+    pub texts: Vec<String>,
+    /// Include [CLS], [SEP] and friends.
+    pub add_special_tokens: bool,
+    /// The client's own deadline, capped like an embedding request's.
+    pub deadline: Option<Instant>,
+}
+
+/// Batching limits in force, reported by `/info` and `Info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchFacts {
+    /// Most inputs per model call.
+    pub max_batch_size: usize,
+    /// Most tokens per model call.
+    pub max_batch_tokens: usize,
+    /// Model calls in flight at once.
+    pub max_concurrent_batches: usize,
+    /// Most sequences per forward pass.
+    pub max_forward_batch: usize,
+}
+
+/// Facts about the server and its default model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// The default model.
+    pub model: ModelInfo,
+    /// Batching limits.
+    pub batching: BatchFacts,
+    /// Most inputs a client may send in one request.
+    pub max_client_batch_size: usize,
+    /// Model ids requests may name, the default first.
+    pub models: Vec<String>,
+    /// The server's version.
+    pub version: &'static str,
+}
