@@ -3,18 +3,16 @@
 //! scenarios, repeated for a median and a spread, written to `docs/benchmarks.md`,
 //! `docs/benchmarks.json` and two SVG charts (under `target/bench-quick/` with `--quick`, a
 //! smoke run of seconds that the README's test command runs). The files read and written are
-//! the types of `aki-bench-report`; the report itself is `report.rs`.
+//! the types of `aki-bench-report`; the rendering of the report is the `report` module.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use aki_bench_report::{CriterionResult, LoadOutcome, Machine, PaddingRow, Report, ThroughputRun};
+use aki_bench_report::{CriterionResult, Machine, PaddingRow, Report, ThroughputRun};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-
-use crate::report::{Metric, Rendered};
 
 /// What `cargo xtask bench` was asked for.
 pub struct Options {
@@ -73,11 +71,7 @@ pub fn run(root: &Path, options: &Options) -> Result<()> {
         padding,
         criterion,
     };
-    std::fs::write(out.join("benchmarks.json"), serde_json::to_string_pretty(&report)? + "\n")?;
-    let rendered = Rendered::new(&report, std::fs::read_to_string(root.join("benches/results/gpu-h100.md")).ok());
-    std::fs::write(out.join("bench-throughput.svg"), rendered.chart(Metric::Throughput))?;
-    std::fs::write(out.join("bench-p95.svg"), rendered.chart(Metric::P95))?;
-    std::fs::write(out.join("benchmarks.md"), rendered.markdown())?;
+    crate::report::write(root, &out, &report)?;
     println!("wrote {}", out.join("benchmarks.md").display());
     Ok(())
 }
@@ -316,11 +310,6 @@ fn machine(root: &Path) -> Machine {
         ),
         date: output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
     }
-}
-
-/// Every load round's outcome of one scenario.
-pub fn rounds_of<'a>(rounds: &'a [Vec<LoadOutcome>], scenario: &str) -> Vec<&'a LoadOutcome> {
-    rounds.iter().filter_map(|round| round.iter().find(|o| o.scenario == scenario)).collect()
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@ mod load;
 mod report;
 mod server;
 mod soak;
-mod svg;
 mod tidy;
 
 use std::path::PathBuf;
