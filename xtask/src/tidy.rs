@@ -156,7 +156,16 @@ mod tests {
             (
                 "xtask",
                 Allowed {
-                    normal: &["aki-bench-report", "aki-core", "anyhow", "hf-hub", "serde", "serde_json", "sha2"],
+                    normal: &[
+                        "aki-bench-report",
+                        "aki-core",
+                        "anyhow",
+                        "clap",
+                        "hf-hub",
+                        "serde",
+                        "serde_json",
+                        "sha2",
+                    ],
                     dev: &[],
                 },
             ),
