@@ -3,46 +3,21 @@
 //! scenarios, repeated for a median and a spread, written to `docs/benchmarks.md`,
 //! `docs/benchmarks.json` and two SVG charts (under `target/bench-quick/` with `--quick`, a
 //! smoke run of seconds that the README's test command runs). The files read and written are
-//! the types of `aki-bench-report`; the report itself is `report.rs`.
+//! the types of `aki-bench-report`; the rendering of the report is the `report` module.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use aki_bench_report::{CriterionResult, LoadOutcome, Machine, PaddingRow, Report, ThroughputRun};
-use anyhow::{Context, Result, bail};
+use aki_bench_report::{CriterionResult, Machine, PaddingRow, Report, ThroughputRun};
+use anyhow::{Context, Result};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::report::{Metric, Rendered};
-
-/// What `cargo xtask bench` was asked for.
-pub struct Options {
-    pub quick: bool,
-    pub peers: bool,
-    pub repeat: usize,
-}
-
-impl Options {
-    /// Parses `--quick`, `--peers` and `--repeat N`.
-    pub fn parse(args: &[String]) -> Result<Self> {
-        let quick = args.iter().any(|a| a == "--quick");
-        let repeat = match args.iter().position(|a| a == "--repeat") {
-            Some(i) => args.get(i + 1).and_then(|v| v.parse().ok()).context("--repeat takes a number")?,
-            None if quick => 1,
-            None => 3,
-        };
-        if let Some(other) =
-            args.iter().find(|a| a.starts_with("--") && !["--quick", "--peers", "--repeat"].contains(&a.as_str()))
-        {
-            bail!("unknown option {other} (bench takes --quick, --peers, --repeat N)");
-        }
-        Ok(Self { quick, peers: args.iter().any(|a| a == "--peers"), repeat: repeat.max(1) })
-    }
-}
+use crate::flags::Bench;
 
 /// Runs everything and writes the report.
-pub fn run(root: &Path, options: &Options) -> Result<()> {
+pub fn run(root: &Path, options: &Bench) -> Result<()> {
     crate::fetch_model::run()?;
     let work = root.join("target").join("bench");
     std::fs::create_dir_all(&work)?;
@@ -58,26 +33,22 @@ pub fn run(root: &Path, options: &Options) -> Result<()> {
         peers.insert("onnxruntime".to_string(), peer(root, options, &work, Peer::OnnxRuntime)?);
     }
     let mut load_rounds = Vec::new();
-    for round in 1..=options.repeat {
-        println!("load round {round} of {}", options.repeat);
+    for round in 1..=options.rounds() {
+        println!("load round {round} of {}", options.rounds());
         load_rounds.push(crate::load::run(root, options.quick)?);
     }
 
     let report = Report {
         machine: machine(root),
         quick: options.quick,
-        repeat: options.repeat,
+        repeat: options.rounds(),
         throughput,
         peers,
         load_rounds,
         padding,
         criterion,
     };
-    std::fs::write(out.join("benchmarks.json"), serde_json::to_string_pretty(&report)? + "\n")?;
-    let rendered = Rendered::new(&report, std::fs::read_to_string(root.join("benches/results/gpu-h100.md")).ok());
-    std::fs::write(out.join("bench-throughput.svg"), rendered.chart(Metric::Throughput))?;
-    std::fs::write(out.join("bench-p95.svg"), rendered.chart(Metric::P95))?;
-    std::fs::write(out.join("benchmarks.md"), rendered.markdown())?;
+    crate::report::write(root, &out, &report)?;
     println!("wrote {}", out.join("benchmarks.md").display());
     Ok(())
 }
@@ -166,8 +137,8 @@ fn collect_criterion(dir: &Path, found: &mut Vec<CriterionResult>) -> Result<()>
 /// Our library throughput: the packed path in f32 and in bf16 at every batch size, f32 capped
 /// at AVX2 at batches 1 and 32, then at batch 32 f32 on one thread and the candle-transformers
 /// path, for thread scaling and before/after.
-fn throughput(options: &Options, work: &Path) -> Result<BTreeMap<String, ThroughputRun>> {
-    let repeat = options.repeat.to_string();
+fn throughput(options: &Bench, work: &Path) -> Result<BTreeMap<String, ThroughputRun>> {
+    let repeat = options.rounds().to_string();
     let runs: [(&str, &[&str]); 5] = [
         ("f32", &["--dtype", "f32", "--repeat", &repeat]),
         ("bf16", &["--dtype", "bf16", "--repeat", &repeat]),
@@ -192,7 +163,7 @@ fn throughput(options: &Options, work: &Path) -> Result<BTreeMap<String, Through
 }
 
 /// Padding waste of the padded path under several batching settings (the `padding` bench).
-fn padding(options: &Options, work: &Path) -> Result<Vec<PaddingRow>> {
+fn padding(options: &Bench, work: &Path) -> Result<Vec<PaddingRow>> {
     let path = work.join("padding.json");
     let mut cargo = crate::cargo();
     if options.quick {
@@ -237,11 +208,11 @@ const PEER_PACKAGES: [&str; 5] =
 
 /// A peer on the same corpora, batch sizes and thread count, in a virtual environment under
 /// `target/`: sentence-transformers, or ONNX Runtime on an export of the same weights.
-fn peer(root: &Path, options: &Options, work: &Path, which: Peer) -> Result<ThroughputRun> {
+fn peer(root: &Path, options: &Bench, work: &Path, which: Peer) -> Result<ThroughputRun> {
     let python = peer_venv(root)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).to_string();
     let model = aki_core::paths::installed_model_dir(aki_core::paths::DEFAULT_MODEL);
-    let (data, repeat) = (root.join("benches/data"), options.repeat.to_string());
+    let (data, repeat) = (root.join("benches/data"), options.rounds().to_string());
     let mut script = Command::new(python);
     let path = match which {
         Peer::SentenceTransformers => {
@@ -318,24 +289,9 @@ fn machine(root: &Path) -> Machine {
     }
 }
 
-/// Every load round's outcome of one scenario.
-pub fn rounds_of<'a>(rounds: &'a [Vec<LoadOutcome>], scenario: &str) -> Vec<&'a LoadOutcome> {
-    rounds.iter().filter_map(|round| round.iter().find(|o| o.scenario == scenario)).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn options_parse_and_refuse_unknown_flags() {
-        let args = |a: &[&str]| a.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
-        let o = Options::parse(&args(&["--peers", "--repeat", "5"])).expect("parses");
-        assert!(o.peers && !o.quick && o.repeat == 5);
-        assert_eq!(Options::parse(&args(&["--quick"])).expect("parses").repeat, 1);
-        assert!(Options::parse(&args(&["--repeat"])).is_err());
-        assert!(Options::parse(&args(&["--fast"])).is_err());
-    }
 
     #[test]
     fn criterion_results_are_read_and_sorted_with_numbers_as_numbers() {

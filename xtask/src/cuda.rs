@@ -22,20 +22,6 @@ const WHEELS: [&str; 8] = [
     "nvidia-cublas==13.0.2.14",
 ];
 
-/// Parses `--compute-cap N` (default 90, the H100).
-pub fn compute_cap(args: &[String]) -> Result<String> {
-    match args.iter().position(|a| a == "--compute-cap") {
-        Some(i) => {
-            let cap = args.get(i + 1).context("--compute-cap takes a number, like 90")?;
-            if cap.is_empty() || !cap.chars().all(|c| c.is_ascii_digit()) {
-                bail!("--compute-cap takes a number, like 90 (not {cap})");
-            }
-            Ok(cap.clone())
-        }
-        None => Ok("90".into()),
-    }
-}
-
 /// Installs the toolkit if needed and builds both servers; prints where the binaries are.
 pub fn run(root: &Path, compute_cap: &str) -> Result<()> {
     let started = std::time::Instant::now();
@@ -156,18 +142,4 @@ fn libcuda_stub(home: &Path) -> Result<()> {
     )?;
     println!("wrote a link-time libcuda.so stub with {} functions", names.len());
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_compute_capability_is_a_number_defaulting_to_the_h100() {
-        let args = |a: &[&str]| a.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
-        assert_eq!(compute_cap(&args(&[])).expect("default"), "90");
-        assert_eq!(compute_cap(&args(&["--compute-cap", "89"])).expect("given"), "89");
-        assert!(compute_cap(&args(&["--compute-cap", "sm_90"])).is_err());
-        assert!(compute_cap(&args(&["--compute-cap"])).is_err());
-    }
 }

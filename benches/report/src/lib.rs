@@ -1,11 +1,16 @@
 //! The shapes of the benchmark files: what the throughput bench and the peer scripts write,
 //! what the load harness measures, and `docs/benchmarks.json`. Writers and the report reader
 //! share these types, and unknown or missing fields are errors, so a renamed key fails loudly
-//! instead of rendering as "-".
+//! instead of rendering as "-". What repeated figures come to (median and spread, a scenario
+//! over rounds) is `summary.rs`.
+
+mod summary;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+pub use summary::{LoadField, Spread, load_spread, spread};
 
 /// One engine's library throughput: ours from `benches/benches/throughput.rs`, a peer's from
 /// its script under `scripts/`.

@@ -1,0 +1,299 @@
+//! The targets `docs/benchmarks.md` checks, as a table of data ([`TARGETS`]): what each
+//! measures, how its figure is read from the report, and the bound it must meet.
+
+use aki_bench_report::{LoadField, load_spread};
+
+use super::figures::Rendered;
+
+/// How a target's figure is read from the report.
+enum Measure {
+    /// The median over rounds of one field of a load scenario.
+    Load(&'static str, LoadField),
+    /// Failed answers (non-2xx and socket errors) over all answers of a scenario, percent.
+    ErrorRate(&'static str),
+    /// The highest peak resident memory of any scenario, MB.
+    PeakRss,
+    /// Our throughput run over a peer's, on a corpus at a batch size (a ratio).
+    VsPeer { ours: &'static str, peer: &'static str, corpus: &'static str, batch: usize },
+    /// One of our throughput runs over another, on a corpus at a batch size (a ratio).
+    VsOurs { run: &'static str, base: &'static str, corpus: &'static str, batch: usize },
+    /// Our median call for one short sentence over a peer's (a ratio).
+    OneSentenceVsPeer { ours: &'static str, peer: &'static str },
+    /// Our throughput on the short corpus at a batch size, percent of the compute ceiling (the
+    /// f32 one, or with `bf16` the bf16 dot-product one).
+    CeilingShare { ours: &'static str, batch: usize, bf16: bool },
+    /// A load scenario's requests/s over a peer's library rate at a batch size (a ratio).
+    ServedVsPeer { scenario: &'static str, peer: &'static str, batch: usize },
+    /// The p95 of a paced scenario, ms.
+    PacedP95(&'static str),
+    /// The median call for one short sentence, ms.
+    OneSentence(&'static str),
+}
+
+/// What a figure must be.
+enum Bound {
+    AtLeast(f64),
+    AtMost(f64),
+    Below(f64),
+}
+
+/// One row of the targets table.
+struct Target {
+    label: &'static str,
+    measure: Measure,
+    bound: Bound,
+}
+
+/// The targets the report checks: the founding plan's, and the CPU issues'.
+const TARGETS: [Target; 19] = [
+    Target {
+        label: "founding plan, 100 connections: 200+ requests/s",
+        measure: Measure::Load("short-100", LoadField::RequestsPerS),
+        bound: Bound::AtLeast(200.0),
+    },
+    Target {
+        label: "founding plan, 100 connections: p50 < 20 ms",
+        measure: Measure::Load("short-100", LoadField::P50),
+        bound: Bound::Below(20.0),
+    },
+    Target {
+        label: "founding plan, 100 connections: p95 < 35 ms",
+        measure: Measure::Load("short-100", LoadField::P95),
+        bound: Bound::Below(35.0),
+    },
+    Target {
+        label: "founding plan, 100 connections: p99 < 50 ms",
+        measure: Measure::Load("short-100", LoadField::P99),
+        bound: Bound::Below(50.0),
+    },
+    Target {
+        label: "founding plan: error rate < 0.1%",
+        measure: Measure::ErrorRate("short-100"),
+        bound: Bound::Below(0.1),
+    },
+    Target { label: "founding plan: resident memory < 500 MB", measure: Measure::PeakRss, bound: Bound::Below(500.0) },
+    Target {
+        label: "f32, short corpus, batch 32: 1.3x sentence-transformers",
+        measure: Measure::VsPeer { ours: "f32", peer: "sentence-transformers", corpus: "short", batch: 32 },
+        bound: Bound::AtLeast(1.3),
+    },
+    Target {
+        label: "f32, short corpus, batch 32: 70% of the f32 compute ceiling",
+        measure: Measure::CeilingShare { ours: "f32", batch: 32, bf16: false },
+        bound: Bound::AtLeast(70.0),
+    },
+    Target {
+        label: "f32, medium corpus, batch 32: 1.2x sentence-transformers",
+        measure: Measure::VsPeer { ours: "f32", peer: "sentence-transformers", corpus: "medium", batch: 32 },
+        bound: Bound::AtLeast(1.2),
+    },
+    Target {
+        label: "HTTP, 100 connections: 1.0x sentence-transformers' batch-32 rate",
+        measure: Measure::ServedVsPeer { scenario: "short-100", peer: "sentence-transformers", batch: 32 },
+        bound: Bound::AtLeast(1.0),
+    },
+    Target {
+        label: "HTTP, 100 requests/s offered on 100 connections: p95 < 35 ms",
+        measure: Measure::PacedP95("short-100-at-100rps"),
+        bound: Bound::Below(35.0),
+    },
+    Target {
+        label: "f32, one short sentence alone: < 5 ms",
+        measure: Measure::OneSentence("f32"),
+        bound: Bound::Below(5.0),
+    },
+    Target {
+        label: "bf16, short corpus, batch 32: 1.5x our f32",
+        measure: Measure::VsOurs { run: "bf16", base: "f32", corpus: "short", batch: 32 },
+        bound: Bound::AtLeast(1.5),
+    },
+    Target {
+        label: "bf16, medium corpus, batch 32: 1.4x our f32",
+        measure: Measure::VsOurs { run: "bf16", base: "f32", corpus: "medium", batch: 32 },
+        bound: Bound::AtLeast(1.4),
+    },
+    Target {
+        label: "bf16, one short sentence alone: <= 2.5 ms",
+        measure: Measure::OneSentence("bf16"),
+        bound: Bound::AtMost(2.5),
+    },
+    Target {
+        label: "bf16, one short sentence: below ONNX Runtime's call",
+        measure: Measure::OneSentenceVsPeer { ours: "bf16", peer: "onnxruntime" },
+        bound: Bound::Below(1.0),
+    },
+    Target {
+        label: "bf16, short corpus, batch 32: share of the bf16 dot-product ceiling (reported)",
+        measure: Measure::CeilingShare { ours: "bf16", batch: 32, bf16: true },
+        bound: Bound::AtLeast(0.0),
+    },
+    Target {
+        label: "bf16, short corpus, batch 32: faster than ONNX Runtime",
+        measure: Measure::VsPeer { ours: "bf16", peer: "onnxruntime", corpus: "short", batch: 32 },
+        bound: Bound::AtLeast(1.0),
+    },
+    Target {
+        label: "AVX2 f32, short corpus, batch 32: 0.6x our AVX-512 f32",
+        measure: Measure::VsOurs { run: "avx2_f32", base: "f32", corpus: "short", batch: 32 },
+        bound: Bound::AtLeast(0.6),
+    },
+];
+
+impl Bound {
+    fn met(&self, value: f64) -> bool {
+        match *self {
+            Self::AtLeast(bound) => value >= bound,
+            Self::AtMost(bound) => value <= bound,
+            Self::Below(bound) => value < bound,
+        }
+    }
+}
+
+impl Rendered<'_> {
+    /// Each target's label, its figure as shown (or why there is none), and `met`, `missed`
+    /// or `-`.
+    pub(super) fn checked_targets(&self) -> impl Iterator<Item = (&'static str, String, &'static str)> + '_ {
+        TARGETS.iter().map(|target| match self.figure(&target.measure) {
+            Some((value, text)) => (target.label, text, if target.bound.met(value) { "met" } else { "missed" }),
+            None => (target.label, "not measured in this run".to_string(), "-"),
+        })
+    }
+
+    /// A target's figure and how to show it.
+    fn figure(&self, measure: &Measure) -> Option<(f64, String)> {
+        let rounds = &self.report.load_rounds;
+        let median = |scenario: &str, field: LoadField| {
+            let outcomes = self.report.rounds_of(scenario);
+            (!outcomes.is_empty()).then(|| load_spread(&outcomes, |o| field.of(o)).0)
+        };
+        match *measure {
+            Measure::Load(scenario, field) => {
+                let v = median(scenario, field)?;
+                Some(match field {
+                    LoadField::RequestsPerS => (v, format!("{v:.0} requests/s")),
+                    _ => (v, format!("{v:.1} ms")),
+                })
+            }
+            Measure::ErrorRate(scenario) => {
+                let outcomes = self.report.rounds_of(scenario);
+                let failed: f64 = outcomes.iter().map(|o| (o.non_2xx + o.socket_errors) as f64).sum();
+                let total: f64 = outcomes.iter().map(|o| o.requests_per_s * f64::from(o.seconds)).sum();
+                let rate = 100.0 * failed / total.max(1.0);
+                (!outcomes.is_empty()).then(|| (rate, format!("{rate:.3}%")))
+            }
+            Measure::PeakRss => {
+                let mib = rounds.iter().flatten().map(|o| o.peak_rss_mib).fold(f64::NAN, f64::max);
+                let mb = mib * 1.048_576;
+                mb.is_finite().then(|| (mb, format!("{mb:.0} MB peak")))
+            }
+            Measure::VsPeer { ours, peer, corpus, batch } => {
+                let (a, b) =
+                    (Self::rate(self.ours(ours), corpus, batch)?.0, Self::rate(self.peer(peer), corpus, batch)?.0);
+                Some((a / b, format!("{a:.1} vs {b:.1} sentences/s: {:.2}x", a / b)))
+            }
+            Measure::CeilingShare { ours, batch, bf16 } => {
+                let rate = Self::rate(self.ours(ours), "short", batch)?.0;
+                let (ceiling, gflops) = self.ceiling(bf16)?;
+                let share = 100.0 * rate / ceiling;
+                let what = if bf16 { "bf16 dot products" } else { "sgemm" };
+                Some((share, format!("{share:.0}% of {ceiling:.0} sentences/s ({what} {gflops:.0} GFLOP/s)")))
+            }
+            Measure::VsOurs { run, base, corpus, batch } => {
+                let (a, b) =
+                    (Self::rate(self.ours(run), corpus, batch)?.0, Self::rate(self.ours(base), corpus, batch)?.0);
+                Some((a / b, format!("{a:.1} vs {b:.1} sentences/s: {:.2}x", a / b)))
+            }
+            Measure::OneSentenceVsPeer { ours, peer } => {
+                let a = self.ours(ours)?.row("short", 1)?.call_p50_ms?;
+                let b = self.peer(peer)?.row("short", 1)?.call_p50_ms?;
+                Some((a / b, format!("{a:.2} vs {b:.2} ms: {:.2}x", a / b)))
+            }
+            Measure::ServedVsPeer { scenario, peer, batch } => {
+                let (a, b) =
+                    (median(scenario, LoadField::RequestsPerS)?, Self::rate(self.peer(peer), "short", batch)?.0);
+                Some((a / b, format!("{a:.0} requests/s vs {b:.0} sentences/s: {:.2}x", a / b)))
+            }
+            Measure::PacedP95(scenario) => {
+                let (p95, rate) = (median(scenario, LoadField::P95)?, median(scenario, LoadField::RequestsPerS)?);
+                Some((p95, format!("p95 {p95:.1} ms at {rate:.0} requests/s")))
+            }
+            Measure::OneSentence(run) => {
+                let ms = self.ours(run)?.row("short", 1)?.call_p50_ms?;
+                Some((ms, format!("{ms:.2} ms (median call, tokenization included)")))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use aki_bench_report::{CorpusSize, LoadOutcome, Machine, Report, ThroughputRow, ThroughputRun};
+
+    use super::*;
+
+    fn run(engine: &str, rate: f64, p50: Option<f64>) -> ThroughputRun {
+        ThroughputRun {
+            engine: engine.into(),
+            versions: BTreeMap::from([("lib".to_string(), "1.0".to_string())]),
+            threads: 2,
+            sgemm_gflops: Some(100.0),
+            bf16_gflops: None,
+            corpora: BTreeMap::from([("short".to_string(), CorpusSize { texts: 10, tokens: 150 })]),
+            rows: [1, 32]
+                .map(|batch| ThroughputRow {
+                    corpus: "short".into(),
+                    batch,
+                    sentences_per_s: vec![rate, rate * 1.1],
+                    call_p50_ms: p50,
+                })
+                .into(),
+        }
+    }
+
+    #[test]
+    fn targets_are_computed_from_the_typed_report() {
+        let outcome = LoadOutcome {
+            scenario: "short-100".into(),
+            connections: 100,
+            seconds: 10,
+            offered_rate: None,
+            requests_per_s: 250.0,
+            p50_ms: 30.0,
+            p95_ms: 40.0,
+            p99_ms: 60.0,
+            non_2xx: 0,
+            socket_errors: 0,
+            peak_rss_mib: 200.0,
+            cpu_cores: 2.0,
+        };
+        let report = Report {
+            machine: Machine {
+                cpu: "test".into(),
+                isa: vec!["avx2".into()],
+                cores: 2,
+                memory_gib: 8.0,
+                kernel: "k".into(),
+                rustc: "r".into(),
+                commit: "c".into(),
+                date: "d".into(),
+            },
+            quick: false,
+            repeat: 1,
+            throughput: BTreeMap::from([("f32".to_string(), run("aki", 300.0, Some(4.0)))]),
+            peers: BTreeMap::from([("sentence-transformers".to_string(), run("st", 100.0, None))]),
+            load_rounds: vec![vec![outcome]],
+            padding: Vec::new(),
+            criterion: Vec::new(),
+        };
+        let md = Rendered::new(&report, None, Some("the GPU table".into())).markdown();
+        assert!(md.contains("## GPU (lent H100)\n\nthe GPU table"), "{md}");
+        assert!(md.contains("| founding plan, 100 connections: 200+ requests/s | 250 requests/s | met |"), "{md}");
+        assert!(md.contains("| founding plan, 100 connections: p50 < 20 ms | 30.0 ms | missed |"), "{md}");
+        assert!(md.contains("315.0 vs 105.0 sentences/s: 3.00x | met |"), "{md}");
+        assert!(md.contains("| f32, one short sentence alone: < 5 ms | 4.00 ms"), "{md}");
+        assert!(md.contains("| peer | sentence-transformers: lib 1.0 (CPU), 2 threads |"), "{md}");
+        assert!(md.contains("| HTTP, 100 requests/s offered on 100 connections: p95 < 35 ms | not measured"), "{md}");
+    }
+}
