@@ -1,5 +1,5 @@
 //! `cargo xtask bench [--quick] [--peers] [--repeat N]`: the criterion suite, the library
-//! throughput bench (side by side with sentence-transformers with `--peers`) and the load
+//! throughput bench (side by side with sentence-transformers and ONNX Runtime with `--peers`) and the load
 //! scenarios, repeated for a median and a spread, written to `docs/benchmarks.md`,
 //! `docs/benchmarks.json` and two SVG charts (under `target/bench-quick/` with `--quick`, a
 //! smoke run of seconds that the README's test command runs). The files read and written are

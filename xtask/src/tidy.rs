@@ -6,6 +6,8 @@
 //! (a README names only files and modules that exist).
 
 #[cfg(test)]
+mod docs;
+#[cfg(test)]
 mod readmes;
 #[cfg(test)]
 mod sources;
