@@ -35,7 +35,7 @@ mod tests {
                 "aki-batching",
                 Allowed {
                     normal: &["aki-core", "async-trait", "serde", "tokio", "tracing"],
-                    dev: &["aki-backend-candle", "mockall", "proptest", "serde_json", "tokio"],
+                    dev: &["aki-backend-candle", "mockall", "proptest", "serde_json", "tokio", "tracing-subscriber"],
                 },
             ),
             (

@@ -49,6 +49,7 @@ impl Fake {
 impl BatchHandler<Item, (usize, usize)> for Fake {
     async fn run(&self, items: Vec<Item>) -> Result<Vec<(usize, usize)>> {
         self.batches.lock().unwrap_or_else(PoisonError::into_inner).push(items.clone());
+        tracing::info!(items = items.len(), "fake batch runs");
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
