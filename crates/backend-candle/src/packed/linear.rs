@@ -12,9 +12,9 @@
 use half::bf16;
 use rayon::prelude::*;
 
+use super::gemm::{View, matmul_strided};
 use super::isa::{Isa, Level, for_each_level};
 use super::kernels::{Activation, activate};
-use super::matmul::{View, matmul_strided};
 
 /// Columns of a panel: four 512-bit registers of 16 f32 lanes.
 const COLS: usize = 64;

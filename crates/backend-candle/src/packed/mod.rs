@@ -8,10 +8,10 @@
 //! runs on one rayon pool the model owns. The linear layers keep one copy of their weights, in
 //! f32 or in bf16 (`bf16.rs`); the kernels use the instruction sets of the model's `Isa`.
 
+mod gemm;
 pub mod isa;
 mod kernels;
 mod linear;
-mod matmul;
 
 use aki_core::{Encoding, Pooling};
 use candle_core::{DType, Device, Tensor};
@@ -19,10 +19,10 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config, HiddenAct, PositionEmbeddingType};
 use rayon::prelude::*;
 
+use self::gemm::{View, matmul};
 use self::isa::{Isa, Level};
 use self::kernels::{Activation, add_rows, fill_rows, layer_norm, softmax_rows};
 use self::linear::Panels;
-use self::matmul::{View, matmul};
 use crate::bert::Family;
 
 /// A linear layer: one copy of its weights, transposed to `(in, out)` and cut into panels (f32
