@@ -1,6 +1,8 @@
 //! Element-wise kernels of the packed CPU path, each one pass over memory: bias + GELU, layer
-//! norm, softmax. Written as plain loops the compiler vectorises; `for_each_level` compiles each
-//! for AVX-512 and AVX2 as well, and the `Isa` the model was loaded with picks one at run time.
+//! norm, softmax; and the attention of one head over one sequence (short sequences, and every
+//! length below AVX-512). Written as plain loops the compiler vectorises; `for_each_level`
+//! compiles each for AVX-512 and AVX2 as well, and the `Isa` the model was loaded with picks one
+//! at run time.
 
 use super::isa::{Isa, for_each_level};
 

@@ -1,5 +1,6 @@
 //! A safe wrapper over the `gemm` crate (the one candle uses underneath) for strided views: the
-//! attention products of long sequences. The linear layers have their own kernels (`linear.rs`).
+//! attention products of long sequences on AVX-512, and the f32 linear products of many rows on
+//! AVX-512. The linear layers' other products have their own kernels (`linear/`).
 
 use gemm::Parallelism;
 

@@ -1,0 +1,253 @@
+//! The linear layers' matrix multiply, `out += x · W`, over one copy of the weights laid out for
+//! streaming: `W` `(k, n)` cut into panels of 64 columns, in f32 or in bf16. A register tile of
+//! rows x 64 columns runs along `k` through one panel; few rows (one sentence) spread the panels
+//! over the threads, many rows spread row chunks.
+//!
+//! f32 products use fused multiply-adds (AVX-512, AVX2 or plain code). bf16 weights take half the
+//! bytes; the activations are rounded to bf16 at the multiply's input and AVX-512 BF16's
+//! `vdpbf16ps` multiplies pairs along `k` into f32 (twice the f32 FMA's work per instruction),
+//! or plain code does the same arithmetic. In bf16 `k` is rounded up to even and rows `2i` and
+//! `2i + 1` are interleaved column by column, the pairs `vdpbf16ps` takes.
+//!
+//! The parts: the weights' layout (`panels.rs`), the cut of a product into tasks across the
+//! threads (`schedule.rs`), one task's walk over its panels and the kernel each tile runs
+//! (`tiles.rs`), and the tile kernels, in plain Rust (`portable.rs`) and in x86 intrinsics
+//! (`x86.rs`). This file is the product itself: the choice between `gemm` and the tiles, the
+//! activations prepared for the tiles, and the tasks spread over the pool.
+
+mod panels;
+mod portable;
+mod schedule;
+mod tiles;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use half::bf16;
+use rayon::prelude::*;
+
+pub use self::panels::Panels;
+use self::panels::Values;
+use self::schedule::Split;
+pub use self::schedule::{CHUNK_TILES, row_chunks};
+use self::tiles::{Input, panels_strided};
+#[cfg(target_arch = "x86_64")]
+use self::x86::convert_avx512_bf16;
+use super::gemm::{View, matmul_strided};
+use super::isa::{Isa, Level};
+use super::kernels::{Activation, activate};
+
+/// Columns of a panel: four 512-bit registers of 16 f32 lanes.
+const COLS: usize = 64;
+/// Rows of a register tile: 6 x 4 accumulators, 4 weight registers and a broadcast.
+pub const ROWS: usize = 6;
+/// Beyond this many rows, f32 products on AVX-512 go through `gemm`.
+const GEMM_ROWS: usize = 32;
+
+/// `out += x · w` for `x` `(m, k)` and `out` `(m, n)`, both f32, dense row-major, then the
+/// activation `then` on the result, each block by the task that computed it while it is in that
+/// core's cache. Spread over the current rayon pool when `threads > 1`.
+///
+/// # Panics
+/// When the buffer sizes do not match `w`'s shape.
+pub fn accumulate(isa: Isa, out: &mut [f32], x: &[f32], w: &Panels, threads: usize, then: Option<Activation>) {
+    let finish = |values: &mut [f32]| {
+        if let Some(act) = then {
+            activate(isa, values, act);
+        }
+    };
+    let (k, n) = (w.k, w.n);
+    let m = x.len() / k.max(1);
+    assert!(x.len() == m * k && out.len() == m * n, "matrix sizes differ");
+    if m == 0 {
+        return;
+    }
+    if let (Values::F32(values), Level::Avx512, true) = (&w.values, isa.level(), m > GEMM_ROWS) {
+        // Many rows in f32 on AVX-512: `gemm`'s tuned kernels, on the same row-major weights.
+        let weights = View { data: values, rows: k, cols: n, row_stride: n.next_multiple_of(COLS), col_stride: 1 };
+        matmul_strided(out, n, View::rows(x, m, k), weights, 1.0, true, threads);
+        if threads > 1 {
+            out.par_chunks_mut(CHUNK_TILES * ROWS * n).for_each(finish);
+        } else {
+            finish(out);
+        }
+        return;
+    }
+    // The activations as the tiles read them: rows padded with zeros to whole tiles; in bf16,
+    // rounded to pairs.
+    let rows = m.next_multiple_of(ROWS);
+    let input = match &w.values {
+        Values::F32(_) => {
+            let mut padded = Vec::with_capacity(rows * k);
+            padded.extend_from_slice(x);
+            padded.resize(rows * k, 0.0);
+            Input::F32(padded)
+        }
+        Values::Bf16(_) => {
+            let mut pairs = vec![0u32; rows * w.steps];
+            let convert = |(row, dst): (&[f32], &mut [u32])| to_bf16_pairs(isa, row, dst);
+            if threads > 1 && m >= CHUNK_TILES * ROWS {
+                x.par_chunks_exact(k).zip(pairs.par_chunks_exact_mut(w.steps)).for_each(convert);
+            } else {
+                x.chunks_exact(k).zip(pairs.chunks_exact_mut(w.steps)).for_each(convert);
+            }
+            Input::Bf16(pairs)
+        }
+    };
+    let (panels, tiles) = (n.div_ceil(COLS), rows / ROWS);
+    let split = Split::new(tiles, panels, threads);
+    if split.groups == 1 {
+        // Enough row chunks for every thread: each task owns whole rows of `out`.
+        let chunk = |(c, out): (usize, &mut [f32])| {
+            let first = c * split.chunk_tiles * ROWS;
+            for p in 0..panels {
+                panels_strided(isa, out, n, p * COLS, &input, first, w, p..p + 1);
+            }
+            finish(out);
+        };
+        let rows_per_chunk = split.chunk_tiles * ROWS * n;
+        if threads > 1 {
+            out.par_chunks_mut(rows_per_chunk).enumerate().for_each(chunk);
+        } else {
+            out.chunks_mut(rows_per_chunk).enumerate().for_each(chunk);
+        }
+        return;
+    }
+    // Few rows: each row chunk's panels split into runs too, each task writing its own block of
+    // columns into a buffer. A run walks `k` once for all its panels, so the f32 weight rows it
+    // reads are contiguous stretches rather than 64 columns a page apart.
+    let tasks: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)> = (0..split.chunks)
+        .flat_map(|c| {
+            let rows = c * split.chunk_tiles * ROWS..((c + 1) * split.chunk_tiles * ROWS).min(m);
+            (0..split.groups).map(move |g| (rows.clone(), g * panels / split.groups..(g + 1) * panels / split.groups))
+        })
+        .filter(|(rows, run)| !rows.is_empty() && !run.is_empty())
+        .collect();
+    let columns = |run: &std::ops::Range<usize>| (run.start * COLS, (run.end * COLS).min(n));
+    let done: Vec<Vec<f32>> = tasks
+        .par_iter()
+        .map(|(rows, run)| {
+            let (c0, c1) = columns(run);
+            let width = c1 - c0;
+            let mut block = vec![0.0f32; rows.len() * width];
+            for (r, row) in rows.clone().zip(block.chunks_exact_mut(width)) {
+                row.copy_from_slice(&out[r * n + c0..][..width]);
+            }
+            panels_strided(isa, &mut block, width, 0, &input, rows.start, w, run.clone());
+            finish(&mut block);
+            block
+        })
+        .collect();
+    for ((rows, run), block) in tasks.iter().zip(&done) {
+        let (c0, c1) = columns(run);
+        let width = c1 - c0;
+        for (r, row) in rows.clone().zip(block.chunks_exact(width)) {
+            out[r * n + c0..][..width].copy_from_slice(row);
+        }
+    }
+}
+
+/// A row of f32 as bf16 pairs (to nearest, ties to even), the odd tail paired with zero: 32
+/// values per instruction with AVX-512 BF16, one by one otherwise.
+fn to_bf16_pairs(isa: Isa, row: &[f32], dst: &mut [u32]) {
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if isa.bf16() {
+        done = row.len() / 32 * 32;
+        // SAFETY: the CPU has AVX-512 BF16 (`Isa::detect`); `done` values of `row` are read and
+        // `done / 2` of `dst` written, and `dst` holds `row.len().div_ceil(2)`.
+        #[allow(unsafe_code)]
+        unsafe {
+            convert_avx512_bf16(&row[..done], &mut dst[..done / 2]);
+        }
+    }
+    let bits = |v: f32| u32::from(bf16::from_f32(v).to_bits());
+    for (pair, out) in row[done..].chunks(2).zip(dst[done / 2..].iter_mut()) {
+        *out = bits(pair[0]) | (pair.get(1).map_or(0, |&v| bits(v)) << 16);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn levels() -> Vec<Isa> {
+        ["auto", "avx2", "scalar"].iter().map(|c| Isa::detect(c).expect("cap")).collect()
+    }
+
+    /// `out + x · w` in f64, with `round` applied to every input first.
+    fn reference(
+        out: &[f32],
+        x: &[f32],
+        w: &[f32],
+        (m, k, n): (usize, usize, usize),
+        round: fn(f32) -> f64,
+    ) -> Vec<f64> {
+        (0..m * n)
+            .map(|i| {
+                let (r, c) = (i / n, i % n);
+                f64::from(out[i]) + (0..k).map(|j| round(x[r * k + j]) * round(w[j * n + c])).sum::<f64>()
+            })
+            .collect()
+    }
+
+    /// Odd `k`, `n` off the panel width, rows off the tile height; few rows and many (panels
+    /// split, rows split, both).
+    const SHAPES: [(usize, usize, usize); 9] = [
+        (1, 3, 5),
+        (5, 7, 64),
+        (7, 9, 130),
+        (13, 384, 192),
+        (100, 33, 70),
+        (4, 2, 64),
+        (61, 40, 200),
+        (24, 50, 384),
+        (300, 20, 70),
+    ];
+
+    fn check(panels: fn(&[f32], usize, usize) -> Panels, round: fn(f32) -> f64, tolerance: f64) {
+        for (m, k, n) in SHAPES {
+            let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+            let w: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let start: Vec<f32> = (0..m * n).map(|i| i as f32 * 0.01).collect();
+            let want = reference(&start, &x, &w, (m, k, n), round);
+            let packed = panels(&w, k, n);
+            for isa in levels() {
+                for (threads, then) in [(1, None), (2, None), (1, Some(Activation::Relu)), (2, Some(Activation::Relu))]
+                {
+                    let mut got = start.clone();
+                    rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .expect("pool")
+                        .install(|| accumulate(isa, &mut got, &x, &packed, threads, then));
+                    for (g, w) in got.iter().zip(&want) {
+                        let w = if then.is_some() { w.max(0.0) } else { *w };
+                        let bound = tolerance * (1.0 + w.abs()) * (k as f64).sqrt();
+                        assert!((f64::from(*g) - w).abs() < bound, "{isa:?} {then:?} ({m}, {k}, {n}): {g} vs {w}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn f32_panels_match_the_product_at_every_level_and_edge() {
+        check(Panels::f32, f64::from, 1e-5);
+    }
+
+    #[test]
+    fn bf16_panels_match_the_rounded_product_at_every_level_and_edge() {
+        check(Panels::bf16, |v| f64::from(bf16::from_f32(v).to_f32()), 1e-4);
+    }
+
+    #[test]
+    fn activations_round_to_nearest_even_at_every_level() {
+        let row: Vec<f32> = (0..70).map(|i| (i as f32 * 0.731).sin() * 1e3 + 1.0 / 3.0).collect();
+        let mut want = vec![0u32; 35];
+        to_bf16_pairs(Isa::detect("scalar").expect("cap"), &row, &mut want);
+        let mut got = vec![0u32; 35];
+        to_bf16_pairs(Isa::detect("auto").expect("cap"), &row, &mut got);
+        assert_eq!(got, want);
+        assert_eq!(f32::from_bits(want[0] << 16), bf16::from_f32(row[0]).to_f32());
+    }
+}

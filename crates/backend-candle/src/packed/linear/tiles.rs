@@ -1,0 +1,156 @@
+//! One task's share of a product: its panels over its rows, the accumulators in whole register
+//! tiles, `k` walked in slices that stay in the L1 cache, and each tile run by the kernel that
+//! the model's `Isa` and the weights' type pick.
+
+use super::panels::{Panels, Values, Weights};
+use super::portable::{tile_bf16_portable, tile_f32_portable};
+#[cfg(target_arch = "x86_64")]
+use super::x86::{tile_bf16_avx512, tile_f32_avx2, tile_f32_avx512};
+use super::{COLS, ROWS};
+use crate::packed::isa::Isa;
+#[cfg(target_arch = "x86_64")]
+use crate::packed::isa::Level;
+
+/// Calls a tile kernel with its first `rows` rows (1 to [`ROWS`]) as the const parameter `R`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! by_rows {
+    ($rows:expr, $kernel:ident($($arg:expr),*)) => {
+        match $rows {
+            1 => $kernel::<1>($($arg),*),
+            2 => $kernel::<2>($($arg),*),
+            3 => $kernel::<3>($($arg),*),
+            4 => $kernel::<4>($($arg),*),
+            5 => $kernel::<5>($($arg),*),
+            _ => $kernel::<ROWS>($($arg),*),
+        }
+    };
+}
+
+/// The activations, padded to whole tiles.
+pub(super) enum Input {
+    F32(Vec<f32>),
+    Bf16(Vec<u32>),
+}
+
+/// Panels `run` for the rows of `out` (`ld` apart; the run's columns start at `c0`),
+/// activation rows from `first`. The rows' accumulators live in blocks of whole tiles; `k` is
+/// walked in slices of [`K_BLOCK`] steps, each slice of each panel used by every tile while it
+/// is in the L1 cache, so the weights come from memory once however many rows there are.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn panels_strided(
+    isa: Isa,
+    out: &mut [f32],
+    ld: usize,
+    c0: usize,
+    input: &Input,
+    first: usize,
+    w: &Panels,
+    run: std::ops::Range<usize>,
+) {
+    let count = out.len() / ld;
+    let tiles = count.div_ceil(ROWS);
+    let columns = |j: usize| (c0 + j * COLS, COLS.min(w.n - (run.start + j) * COLS));
+    let mut acc = vec![[0.0f32; ROWS * COLS]; tiles * run.len()];
+    for (r, row) in out.chunks_exact(ld).enumerate() {
+        for j in 0..run.len() {
+            let (c, width) = columns(j);
+            acc[j * tiles + r / ROWS][(r % ROWS) * COLS..][..width].copy_from_slice(&row[c..][..width]);
+        }
+    }
+    let mut block = |j: usize, p: usize, s0: usize| {
+        let steps = K_BLOCK.min(w.steps - s0);
+        for (t, tile) in acc[j * tiles..][..tiles].iter_mut().enumerate() {
+            let rows = (count - t * ROWS).min(ROWS);
+            run_tile(isa, tile, rows, input, first + t * ROWS, w, p, s0, steps);
+        }
+    };
+    match w.values {
+        // Row-major f32: all the run's panels at each step, so the weights read are stretches
+        // of whole rows.
+        Values::F32(_) => {
+            for s0 in (0..w.steps).step_by(K_BLOCK) {
+                for (j, p) in run.clone().enumerate() {
+                    block(j, p, s0);
+                }
+            }
+        }
+        // bf16 panels: one panel after another, each read front to back, where the kernel's
+        // prefetches run ahead (into the next panel at the end of one).
+        Values::Bf16(_) => {
+            for (j, p) in run.clone().enumerate() {
+                for s0 in (0..w.steps).step_by(K_BLOCK) {
+                    block(j, p, s0);
+                }
+            }
+        }
+    }
+    for (r, row) in out.chunks_exact_mut(ld).enumerate() {
+        for j in 0..run.len() {
+            let (c, width) = columns(j);
+            row[c..][..width].copy_from_slice(&acc[j * tiles + r / ROWS][(r % ROWS) * COLS..][..width]);
+        }
+    }
+}
+
+/// Steps of a panel every tile takes in turn: 64 rows of 64 f32 or bf16 pairs, 16 KiB.
+const K_BLOCK: usize = 64;
+
+/// One register tile: activation rows `r0..r0 + rows` (`rows <= ROWS`; a sentence's last tile
+/// is often partly empty) times steps `s0..s0 + steps` of panel `p`, added to `tile`.
+#[allow(clippy::too_many_arguments)]
+fn run_tile(
+    isa: Isa,
+    tile: &mut [f32; ROWS * COLS],
+    rows: usize,
+    input: &Input,
+    r0: usize,
+    w: &Panels,
+    p: usize,
+    s0: usize,
+    steps: usize,
+) {
+    let stride = w.steps;
+    match (w.weights(p, s0, steps), input) {
+        ((Weights::F32(panel), ld), Input::F32(x)) => {
+            let x = &x[r0 * stride + s0..][..(ROWS - 1) * stride + steps];
+            #[cfg(target_arch = "x86_64")]
+            match isa.level() {
+                // SAFETY: the level is one the CPU has (`Isa::detect`); the slices above hold
+                // ROWS rows of `steps` activations `stride` apart and `steps` rows of 64 weights
+                // `ld` apart, all the kernel reads.
+                Level::Avx512 => {
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        by_rows!(rows, tile_f32_avx512(tile, x, stride, panel, ld, steps));
+                    }
+                    return;
+                }
+                // SAFETY: as above.
+                Level::Avx2 => {
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        by_rows!(rows, tile_f32_avx2(tile, x, stride, panel, ld, steps));
+                    }
+                    return;
+                }
+                Level::Scalar => {}
+            }
+            tile_f32_portable(isa, tile, rows, x, stride, panel, ld, steps);
+        }
+        ((Weights::Bf16(panel), _), Input::Bf16(x)) => {
+            let x = &x[r0 * stride + s0..][..(ROWS - 1) * stride + steps];
+            #[cfg(target_arch = "x86_64")]
+            if isa.bf16() {
+                // SAFETY: `isa.bf16()` holds only when the CPU has AVX-512 BF16; the slices hold
+                // what the kernel reads, as above.
+                #[allow(unsafe_code)]
+                unsafe {
+                    by_rows!(rows, tile_bf16_avx512(tile, x, stride, panel, steps));
+                }
+                return;
+            }
+            tile_bf16_portable(isa, tile, rows, x, stride, panel, steps);
+        }
+        _ => unreachable!("the activations are prepared for the weights' type"),
+    }
+}
