@@ -64,3 +64,6 @@ pub fn json() -> &'static str {
     });
     &JSON
 }
+
+#[cfg(test)]
+mod tests;
