@@ -71,8 +71,7 @@ fn failures(events: &Events) -> Vec<(Level, String, String, String)> {
 async fn each_failure_is_logged_once_at_its_kind_s_level() {
     let events = Events::default();
     let _guard = tracing::subscriber::set_default(Capture(Arc::clone(&events)));
-    let mut keyed = AppConfig::default();
-    keyed.api_key = Some(aki_service::ApiKey("s3cret".into()));
+    let keyed = AppConfig { api_key: Some(aki_service::ApiKey("s3cret".into())), ..AppConfig::default() };
     let app = aki_rest::app(Engine::new(keyed));
     let key = [("authorization", "Bearer s3cret")];
 

@@ -2,8 +2,6 @@
 //! documented method (and 405 to the others), and a body built from each documented request
 //! schema, every property set, is one the route's handler accepts.
 
-use std::sync::Arc;
-
 use aki_wiring::{AppConfig, Engine};
 use axum::http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
@@ -83,9 +81,8 @@ async fn every_documented_route_is_served_with_its_methods_and_takes_its_documen
 
 #[tokio::test]
 async fn the_document_is_served_before_the_model_loads_and_without_the_key() {
-    let mut keyed = AppConfig::default();
-    keyed.api_key = Some(aki_service::ApiKey("s3cret".into()));
-    let app = aki_rest::app(Arc::clone(&Engine::new(keyed)));
+    let keyed = AppConfig { api_key: Some(aki_service::ApiKey("s3cret".into())), ..AppConfig::default() };
+    let app = aki_rest::app(Engine::new(keyed));
     let reply = get(&app, "/openapi.json").await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.headers["content-type"], "application/json");
