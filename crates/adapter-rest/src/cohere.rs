@@ -54,6 +54,7 @@ pub struct CohereRerankRequest {
     pub top_n: Option<usize>,
     /// Put each document in its result (Cohere v1 and Jina; v2 takes it too).
     #[serde(default)]
+    #[schema(default = false)]
     pub return_documents: bool,
     /// Cohere's cap on tokens per document: accepted; the model's maximum applies.
     #[allow(dead_code)]

@@ -16,5 +16,4 @@ mod tei;
 
 pub use app::{AppState, app};
 pub use failure::{failure_level, status_of};
-pub use openapi::document as openapi;
 pub use server::{run, serve};

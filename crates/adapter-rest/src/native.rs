@@ -19,9 +19,12 @@ use crate::family::{Body, ErrorShape, Family, failure_responses, timing};
 /// The route, as the service's metrics name it.
 const EMBED: &str = "/api/v1/embed";
 
+/// The native error shape, which the operations family uses too.
+pub const SHAPE: ErrorShape = ErrorShape(|failure| error_body(failure).into_response());
+
 /// The family's routes.
 pub fn routes() -> Family {
-    Family::new(ErrorShape(|failure| error_body(failure).into_response()), OpenApiRouter::new().routes(routes!(embed)))
+    Family::new(SHAPE, OpenApiRouter::new().routes(routes!(embed)))
 }
 
 /// `POST /api/v1/embed` request.

@@ -66,6 +66,7 @@ pub struct OpenAiRequest {
     pub model: Option<String>,
     /// How the vectors are written.
     #[serde(default)]
+    #[schema(default = "float")]
     pub encoding_format: EncodingFormat,
     /// Keep the first `dimensions` values of each vector (Matryoshka), then normalise.
     #[schema(minimum = 1)]

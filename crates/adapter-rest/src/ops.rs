@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use aki_core::{ModelTask, Pooling};
 use aki_service::ServerInfo;
 use axum::Json;
 use axum::extract::State;
@@ -16,20 +17,19 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::failure::Failure;
-use crate::family::{ErrorShape, Family, UNAUTHORIZED};
+use crate::family::{Family, UNAUTHORIZED};
 use crate::native::{self, NativeError};
 
 const INFO: &str = "/info";
 
 /// The family's routes.
 pub fn routes() -> Family {
-    let shape = ErrorShape(|failure| native::error_body(failure).into_response());
     let open = OpenApiRouter::new()
         .routes(routes!(health))
         .routes(routes!(ready))
         .routes(routes!(metrics))
         .routes(routes!(openapi));
-    Family::new(shape, OpenApiRouter::new().routes(routes!(info))).with_open(open)
+    Family::new(native::SHAPE, OpenApiRouter::new().routes(routes!(info))).with_open(open)
 }
 
 /// `GET /info` response: the default model and the server's limits.
@@ -42,8 +42,8 @@ pub struct InfoResponse {
     pub dimension: usize,
     /// The most tokens of one input.
     pub max_input_tokens: usize,
-    /// How token vectors become one (`mean`, `cls`, `max`, `lasttoken`).
-    pub pooling: &'static str,
+    /// How token vectors become one.
+    pub pooling: PoolingName,
     /// Whether its vectors are normalised by default.
     pub normalize: bool,
     /// The weights' type as computed (`f32`, `f16`, `bf16`).
@@ -52,8 +52,8 @@ pub struct InfoResponse {
     pub device: String,
     /// The model family (`bert`, `xlm-roberta`, `modernbert`, `qwen3`).
     pub architecture: String,
-    /// `embed` or `rerank`.
-    pub task: &'static str,
+    /// What the model does.
+    pub task: TaskName,
     /// Which implementation runs it (`packed cpu (...)`, `candle-transformers`).
     pub engine: String,
     /// Its named prompts (`config_sentence_transformers.json`), by name.
@@ -84,12 +84,12 @@ impl From<ServerInfo> for InfoResponse {
             model_id: model.model_id,
             dimension: model.dimension,
             max_input_tokens: model.max_input_tokens,
-            pooling: model.pooling.as_str(),
+            pooling: model.pooling.into(),
             normalize: model.normalize_default,
             dtype: model.dtype,
             device: model.device,
             architecture: model.architecture,
-            task: model.task.as_str(),
+            task: model.task.into(),
             engine: model.engine,
             prompts: model.prompts.named,
             default_prompt_name: model.prompts.default_name,
@@ -100,6 +100,50 @@ impl From<ServerInfo> for InfoResponse {
             max_client_batch_size: info.max_client_batch_size,
             models: info.models,
             version: info.version,
+        }
+    }
+}
+
+/// How a model pools token vectors, as sentence-transformers names it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolingName {
+    /// The mean of the kept tokens.
+    Mean,
+    /// The first token (`[CLS]`).
+    Cls,
+    /// The element-wise maximum of the kept tokens.
+    Max,
+    /// The last kept token (decoder embedders).
+    LastToken,
+}
+
+impl From<Pooling> for PoolingName {
+    fn from(pooling: Pooling) -> Self {
+        match pooling {
+            Pooling::Mean => Self::Mean,
+            Pooling::Cls => Self::Cls,
+            Pooling::Max => Self::Max,
+            Pooling::LastToken => Self::LastToken,
+        }
+    }
+}
+
+/// What a model does.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskName {
+    /// An embedder: the embedding routes serve it.
+    Embed,
+    /// A cross-encoder: the rerank routes serve it.
+    Rerank,
+}
+
+impl From<ModelTask> for TaskName {
+    fn from(task: ModelTask) -> Self {
+        match task {
+            ModelTask::Embed => Self::Embed,
+            ModelTask::Rerank => Self::Rerank,
         }
     }
 }

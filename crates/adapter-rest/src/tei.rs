@@ -79,6 +79,7 @@ pub struct TeiEmbedRequest {
     pub truncate: Option<bool>,
     /// Which side `truncate` cuts.
     #[serde(default)]
+    #[schema(default = "Right")]
     pub truncation_direction: TeiDirection,
     /// Keep the first `dimensions` values of each vector (Matryoshka), then normalise.
     #[schema(minimum = 1)]
@@ -121,12 +122,15 @@ pub struct TeiRerankRequest {
     pub truncate: Option<bool>,
     /// Which side `truncate` cuts.
     #[serde(default)]
+    #[schema(default = "Right")]
     pub truncation_direction: TeiDirection,
     /// The model's logits instead of sigmoid probabilities.
     #[serde(default)]
+    #[schema(default = false)]
     pub raw_scores: bool,
     /// Put each text in its entry of the reply.
     #[serde(default)]
+    #[schema(default = false)]
     pub return_text: bool,
 }
 

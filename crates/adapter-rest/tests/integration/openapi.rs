@@ -47,7 +47,6 @@ async fn every_documented_route_is_served_with_its_methods_and_takes_its_documen
     // The model never loads: handlers answer 503 once a body got past the extractor.
     let app = aki_rest::app(Engine::new(AppConfig::default()));
     let document = get(&app, "/openapi.json").await.body;
-    assert_eq!(document, serde_json::to_value(aki_rest::openapi()).expect("json"), "the served document");
     let paths = document["paths"].as_object().expect("paths");
     assert_eq!(paths.len(), 13, "{:?}", paths.keys());
     for (path, item) in paths {
