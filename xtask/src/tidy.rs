@@ -113,6 +113,8 @@ mod tests {
                         "tokio",
                         "tower-http",
                         "tracing",
+                        "utoipa",
+                        "utoipa-axum",
                     ],
                     dev: &["aki-service", "base64", "proptest", "tempfile", "tower"],
                 },

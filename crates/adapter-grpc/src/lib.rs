@@ -1,13 +1,13 @@
 //! The gRPC adapter of aki-embed (binary `aki-grpc`), on tonic: service `aki.embed.v1.Embedder`
-//! (`Embed`, `EmbedStream`, `Info`, `Tokenize`), the standard `grpc.health.v1` health service,
+//! (`Embed`, `EmbedStream`, `Info`, `Tokenize`, `Rerank`), the standard `grpc.health.v1` health service,
 //! server reflection (v1 and v1alpha), and Prometheus metrics on a separate HTTP port. The only
 //! crate that knows protobuf; it converts messages by hand to and from the application
-//! service's requests and replies.
+//! service's requests and replies, and logs every failed call in one place (`failure.rs`).
 
 mod convert;
+mod failure;
 mod server;
 mod service;
-mod status;
 
 /// Code generated from `proto/aki/embed/v1/embed.proto`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -19,6 +19,6 @@ pub mod pb {
 }
 
 pub use convert::grpc_deadline;
+pub use failure::{failure_level, status_of};
 pub use server::{KeyChecked, default_config, run, serve};
 pub use service::EmbedderService;
-pub use status::status_of;

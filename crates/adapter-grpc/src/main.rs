@@ -4,5 +4,5 @@ use aki_wiring::server_main;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    server_main("aki-grpc", aki_grpc::default_config(), aki_grpc::run).await
+    server_main("aki-grpc", env!("CARGO_PKG_DESCRIPTION"), aki_grpc::default_config(), aki_grpc::run).await
 }

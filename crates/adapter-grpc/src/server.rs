@@ -17,10 +17,10 @@ use tonic::codegen::http;
 use tonic::server::NamedService;
 use tonic_health::ServingStatus;
 
+use crate::failure::fail;
 use crate::pb;
 use crate::pb::embedder_server::EmbedderServer;
 use crate::service::EmbedderService;
-use crate::status::to_status;
 
 /// `aki-grpc`'s compiled defaults: port 50051, metrics on 9464.
 pub fn default_config() -> AppConfig {
@@ -67,10 +67,11 @@ where
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        match self.engine.service.authorize(request.uri().path(), token) {
+        let route = request.uri().path();
+        match self.engine.service.authorize(route, token) {
             Ok(()) => Box::pin(self.inner.call(request)),
             Err(error) => {
-                let refused = to_status(&error).into_http();
+                let refused = fail(route, &error).into_http();
                 Box::pin(async move { Ok(refused) })
             }
         }

@@ -1,5 +1,6 @@
 //! `EmbedderService`: the `aki.embed.v1.Embedder` methods, each a message mapped to a call of the
-//! application service and its reply (or error, as a status) mapped back.
+//! application service and its reply mapped back; a failure becomes its status in
+//! [`fail`](crate::failure::fail), which logs it.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,8 +13,8 @@ use crate::convert::{
     embed_request, embed_response, grpc_deadline, info_response, rerank_request, rerank_response, tokenize_request,
     tokenize_response,
 };
+use crate::failure::{fail, fail_read};
 use crate::pb;
-use crate::status::to_status;
 
 /// Requests of one stream in flight at once; they join the shared batches and are answered in
 /// order.
@@ -44,11 +45,14 @@ impl EmbedderService {
         deadline: Option<std::time::Instant>,
     ) -> Result<pb::EmbedResponse, Status> {
         let service = &self.engine.service;
-        let request = embed_request(message, deadline).map_err(|e| {
-            service.reject(route, &e);
-            to_status(&e)
-        })?;
-        service.embed(route, request).await.map(embed_response).map_err(|e| to_status(&e))
+        let answer = match embed_request(message, deadline) {
+            Ok(request) => service.embed(route, request).await.map(embed_response),
+            Err(error) => {
+                service.reject(route, &error);
+                Err(error)
+            }
+        };
+        answer.map_err(|e| fail(route, &e))
     }
 }
 
@@ -82,7 +86,7 @@ impl pb::embedder_server::Embedder for EmbedderService {
                 async move {
                     let answer = match message {
                         Ok(message) => service.embed_on(EMBED_STREAM, message, deadline).await,
-                        Err(status) => Err(status),
+                        Err(status) => Err(fail_read(EMBED_STREAM, status)),
                     };
                     // One failed request is answered in its place; the stream goes on.
                     Ok(answer.unwrap_or_else(|status| stream_error(&status)))
@@ -93,21 +97,21 @@ impl pb::embedder_server::Embedder for EmbedderService {
     }
 
     async fn info(&self, _request: Request<pb::InfoRequest>) -> Result<Response<pb::InfoResponse>, Status> {
-        let info = self.engine.service.info(INFO).await.map_err(|e| to_status(&e))?;
+        let info = self.engine.service.info(INFO).await.map_err(|e| fail(INFO, &e))?;
         Ok(Response::new(info_response(info)))
     }
 
     async fn tokenize(&self, request: Request<pb::TokenizeRequest>) -> Result<Response<pb::TokenizeResponse>, Status> {
         let deadline = grpc_deadline(request.metadata());
         let request = tokenize_request(request.into_inner(), deadline);
-        let tokens = self.engine.service.tokenize(TOKENIZE, request).await.map_err(|e| to_status(&e))?;
+        let tokens = self.engine.service.tokenize(TOKENIZE, request).await.map_err(|e| fail(TOKENIZE, &e))?;
         Ok(Response::new(tokenize_response(tokens)))
     }
 
     async fn rerank(&self, request: Request<pb::RerankRequest>) -> Result<Response<pb::RerankResponse>, Status> {
         let deadline = grpc_deadline(request.metadata());
         let request = rerank_request(request.into_inner(), deadline);
-        let reply = self.engine.service.rerank(RERANK, request).await.map_err(|e| to_status(&e))?;
+        let reply = self.engine.service.rerank(RERANK, request).await.map_err(|e| fail(RERANK, &e))?;
         Ok(Response::new(rerank_response(reply)))
     }
 }

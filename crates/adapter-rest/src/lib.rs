@@ -1,14 +1,19 @@
-//! The REST adapter of aki-embed (binary `aki-rest`), on axum: the native route, OpenAI- and
-//! TEI-compatible routes, health, readiness, Prometheus metrics and the OpenAPI document.
-//! The only crate that knows HTTP and these JSON wire formats; it owns its DTOs and converts
-//! them by hand into domain values.
+//! The REST adapter of aki-embed (binary `aki-rest`), on axum: one module per API family (the
+//! native route, OpenAI's, TEI's and Cohere's, and operations: info, health, readiness, metrics
+//! and the OpenAPI document generated from the wire types). The only crate that knows HTTP and
+//! these JSON wire formats; it owns its DTOs and converts them by hand into domain values.
 
-mod dto;
-mod error;
+mod app;
+mod cohere;
+mod failure;
+mod family;
+mod native;
+mod openai;
 mod openapi;
-mod routes;
+mod ops;
 mod server;
+mod tei;
 
-pub use error::{Shape, status_of};
-pub use routes::{AppState, app};
+pub use app::{AppState, app};
+pub use failure::{failure_level, status_of};
 pub use server::{run, serve};

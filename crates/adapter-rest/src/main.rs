@@ -4,5 +4,5 @@ use aki_wiring::{AppConfig, server_main};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    server_main("aki-rest", AppConfig::default(), aki_rest::run).await
+    server_main("aki-rest", env!("CARGO_PKG_DESCRIPTION"), AppConfig::default(), aki_rest::run).await
 }

@@ -9,7 +9,7 @@ use aki_wiring::{AppConfig, Engine, Lifecycle, shutdown_signal};
 use anyhow::Result;
 use tokio::net::TcpListener;
 
-use crate::routes::app;
+use crate::app::app;
 
 /// Binds `config.host:config.port` and serves until SIGINT or SIGTERM.
 ///

@@ -82,7 +82,7 @@ impl Default for AppConfig {
 
 /// Command-line flags; each overrides the configuration key of the same name.
 #[derive(Debug, Clone, Default, clap::Parser, Serialize)]
-#[command(version, about)]
+#[command(version)]
 pub struct CliArgs {
     /// Configuration file (TOML); default `aki.toml` when it exists.
     #[arg(long, value_name = "FILE")]

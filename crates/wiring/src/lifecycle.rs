@@ -136,16 +136,18 @@ impl Lifecycle {
     }
 }
 
-/// The `main` of a server binary `name`: parse flags, load the configuration over `defaults`
-/// (with `--print-config`, print it and exit), set up logging, run `serve`; exit 2 on a
-/// configuration error, 1 on a failure.
-pub async fn server_main<F, Fut>(name: &'static str, defaults: AppConfig, serve: F) -> ExitCode
+/// The `main` of a server binary `name`, which `--help` introduces with `about` (what the
+/// binary is): parse flags, load the configuration over `defaults` (with `--print-config`,
+/// print it and exit), set up logging, run `serve`; exit 2 on a configuration error, 1 on a
+/// failure.
+pub async fn server_main<F, Fut>(name: &'static str, about: &'static str, defaults: AppConfig, serve: F) -> ExitCode
 where
     F: FnOnce(AppConfig) -> Fut,
     Fut: Future<Output = Result<()>>,
 {
     use clap::{CommandFactory, FromArgMatches};
-    let matches = CliArgs::command().name(name).bin_name(name).get_matches();
+    let command = CliArgs::command().name(name).bin_name(name).about(about).long_about(None::<&str>);
+    let matches = command.get_matches();
     let cli = match CliArgs::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),

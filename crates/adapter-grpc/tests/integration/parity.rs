@@ -234,3 +234,11 @@ async fn an_expired_deadline_is_a_timeout_on_both() {
     let refs: Vec<&str> = many.iter().map(String::as_str).collect();
     compare(hasty, &[Case::texts("past the deadline", &refs)]).await;
 }
+
+#[test]
+fn both_servers_log_each_error_kind_at_the_same_level() {
+    use aki_core::ErrorKind::*;
+    for kind in [Validation, Empty, Unauthorized, Overloaded, Unavailable, Timeout, NotFound, Backend, Internal] {
+        assert_eq!(aki_grpc::failure_level(kind), aki_rest::failure_level(kind), "{kind:?}");
+    }
+}

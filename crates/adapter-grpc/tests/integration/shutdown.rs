@@ -1,5 +1,5 @@
 //! The real `aki-grpc` binary at SIGTERM: health turns NOT_SERVING at once, calls are still
-//! served for `shutdown_delay_secs`, then the process exits 0.
+//! served for `shutdown_delay_secs`, then the process exits 0; and its `--help`.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -60,4 +60,13 @@ async fn at_sigterm_health_is_not_serving_at_once_while_calls_are_served_for_the
     };
     assert!(exit.success(), "exit status {exit}");
     assert!(signalled.elapsed() >= Duration::from_secs(2), "served for the whole delay");
+}
+
+#[test]
+fn help_opens_with_what_the_binary_is() {
+    let output = Command::new(env!("CARGO_BIN_EXE_aki-grpc")).arg("--help").output().expect("run aki-grpc --help");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.starts_with(env!("CARGO_PKG_DESCRIPTION")), "{help}");
+    assert!(help.starts_with("aki-embed's gRPC server"), "{help}");
 }

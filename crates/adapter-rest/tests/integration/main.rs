@@ -3,7 +3,9 @@
 
 mod errors;
 mod families;
+mod logging;
 mod observability;
+mod openapi;
 mod properties;
 mod routes;
 mod shutdown;

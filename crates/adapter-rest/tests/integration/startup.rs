@@ -86,3 +86,12 @@ fn print_config_shows_the_gpu_defaults_for_cuda_even_without_a_gpu() {
         Command::new(env!("CARGO_BIN_EXE_aki-rest")).args(["--print-config", "--device", "cpu"]).output().expect("run");
     assert!(String::from_utf8_lossy(&cpu.stdout).contains("max_batch_size = 32"));
 }
+
+#[test]
+fn help_opens_with_what_the_binary_is() {
+    let output = Command::new(env!("CARGO_BIN_EXE_aki-rest")).arg("--help").output().expect("run aki-rest --help");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.starts_with(env!("CARGO_PKG_DESCRIPTION")), "{help}");
+    assert!(help.starts_with("aki-embed's REST server"), "{help}");
+}

@@ -1,0 +1,146 @@
+//! What every API family shares: a [`Family`] is a family's documented routes with its
+//! [`ErrorShape`], served behind the API key; [`Body`] reads a route's JSON; [`timing`] writes
+//! TEI's timing headers; [`failure_responses`] documents the failure statuses.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aki_core::{EmbedError, Timing};
+use axum::Json;
+use axum::extract::{FromRequest, MatchedPath, Request, State};
+use axum::http::{HeaderName, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use utoipa::openapi::{RefOr, ResponseBuilder};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::app::AppState;
+use crate::failure::Failure;
+
+/// How a family's failures read on the wire: their JSON body, written from the failure.
+#[derive(Clone, Copy)]
+pub struct ErrorShape(pub fn(&Failure) -> Response);
+
+/// An API family: its documented routes, the routes among them that stay open (no API key),
+/// and the shape its failures take.
+pub struct Family {
+    guarded: OpenApiRouter<AppState>,
+    open: OpenApiRouter<AppState>,
+    shape: ErrorShape,
+}
+
+impl Family {
+    /// A family whose routes all need the API key (when one is configured).
+    pub fn new(shape: ErrorShape, guarded: OpenApiRouter<AppState>) -> Self {
+        Self { guarded, open: OpenApiRouter::new(), shape }
+    }
+
+    /// The family with `open` routes too, which need no key and cannot fail.
+    pub fn with_open(self, open: OpenApiRouter<AppState>) -> Self {
+        Self { open, ..self }
+    }
+
+    /// The routes as served: the guarded ones behind the API key, and every failure among them
+    /// (the key's, the body's, the service's) written in the family's shape.
+    pub fn serve(self, engine: &AppState) -> OpenApiRouter<AppState> {
+        self.guarded
+            .route_layer(middleware::from_fn_with_state(Arc::clone(engine), authorize))
+            .route_layer(middleware::map_response_with_state(self.shape, shape))
+            .merge(self.open)
+    }
+
+    /// The routes alone, for the OpenAPI document.
+    pub fn documented(self) -> OpenApiRouter<AppState> {
+        self.guarded.merge(self.open)
+    }
+}
+
+/// The layer that writes a failure's body in the family's shape (keeping its status, headers and
+/// extensions, so the log layer still finds it).
+async fn shape(State(shape): State<ErrorShape>, response: Response) -> Response {
+    let Some(failure) = response.extensions().get::<Failure>() else {
+        return response;
+    };
+    let body = (shape.0)(failure).into_body();
+    let (parts, _) = response.into_parts();
+    Response::from_parts(parts, body)
+}
+
+/// The route a request matched (its path pattern), as the service's metrics name it.
+fn route_of(request: &Request) -> String {
+    request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_string()
+}
+
+/// The layer on guarded routes: `Authorization: Bearer <key>` when a key is configured.
+async fn authorize(State(engine): State<AppState>, request: Request, next: Next) -> Response {
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match engine.service.authorize(&route_of(&request), token) {
+        Ok(()) => next.run(request).await,
+        Err(error) => Failure::from(error).into_response(),
+    }
+}
+
+/// A route's JSON body. One that is not the route's JSON (malformed, wrong types, wrong content
+/// type, too large) is a failure, counted by the service.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
+    type Rejection = Failure;
+
+    async fn from_request(request: Request, engine: &AppState) -> Result<Self, Failure> {
+        let route = route_of(&request);
+        match Json::<T>::from_request(request, engine).await {
+            Ok(Json(body)) => Ok(Body(body)),
+            Err(rejection) => {
+                engine.service.reject(&route, &EmbedError::Validation(rejection.body_text()));
+                Err(Failure::rejected(&rejection))
+            }
+        }
+    }
+}
+
+/// TEI's timing headers, in milliseconds, with the tokens computed.
+pub fn timing(tokens: usize, timing: Timing, total: Duration) -> [(HeaderName, String); 5] {
+    let ms = |d: Duration| d.as_millis().to_string();
+    [
+        (HeaderName::from_static("x-compute-tokens"), tokens.to_string()),
+        (HeaderName::from_static("x-tokenization-time"), ms(timing.tokenize)),
+        (HeaderName::from_static("x-queue-time"), ms(timing.queue)),
+        (HeaderName::from_static("x-inference-time"), ms(timing.inference)),
+        (HeaderName::from_static("x-total-time"), ms(total)),
+    ]
+}
+
+/// The 401's description.
+pub const UNAUTHORIZED: &str = "an API key is configured and the request's is missing or wrong";
+
+/// Every failure status an API route can answer, each with a body of the schema `shape` (for
+/// the families' `utoipa::IntoResponses`).
+pub fn failure_responses(shape: &str) -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+    [
+        ("400", "no input at all; malformed JSON or invalid UTF-8"),
+        ("401", UNAUTHORIZED),
+        ("404", "the request names a model that is not served"),
+        ("413", "body over `limits.body_limit_bytes`"),
+        ("415", "body not sent as `application/json`"),
+        ("422", "wrong types or unknown fields; too many inputs; an input too long; bad options"),
+        ("424", "the model failed while computing"),
+        ("429", "too many requests in flight or the batch queue is full; with `Retry-After: 1`"),
+        ("503", "the model is still loading"),
+        ("504", "the request ran past `limits.request_timeout_ms`"),
+    ]
+    .into_iter()
+    .map(|(status, description)| {
+        let content =
+            utoipa::openapi::ContentBuilder::new().schema(Some(utoipa::openapi::Ref::from_schema_name(shape))).build();
+        let response = ResponseBuilder::new().description(description).content("application/json", content);
+        (status.to_string(), RefOr::T(response.build()))
+    })
+    .collect()
+}
