@@ -227,7 +227,7 @@ fn report(work: &Path, wrk: &str, events: &[String], windows: &[(&str, (f64, f64
     }
     let failed = number("non2xx") + socket;
     if failed > 0 {
-        println!("\n{failed} requests failed; nginx's error log: {}", work.join("logs/error.log").display());
+        bail!("{failed} requests failed; nginx's error log: {}", work.join("logs/error.log").display());
     }
     Ok(())
 }

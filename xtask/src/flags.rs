@@ -45,7 +45,7 @@ pub enum XtaskCmd {
     #[command(verbatim_doc_comment)]
     Image(Image),
     /// Three aki-rest replicas behind nginx under wrk load, with a rolling restart
-    /// and a SIGKILL: requests served, failed and answered per replica
+    /// and a SIGKILL: requests served, failed and answered per replica; fails when any failed
     #[command(verbatim_doc_comment)]
     Cluster,
     /// Mixed, partly hostile traffic against the release aki-rest for N minutes:

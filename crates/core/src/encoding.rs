@@ -63,22 +63,9 @@ pub fn from_token_ids(lists: Vec<Vec<u32>>) -> Vec<Encoding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Pooling;
 
     fn info() -> ModelInfo {
-        ModelInfo {
-            model_id: "m".into(),
-            dimension: 4,
-            max_input_tokens: 4,
-            vocab_size: 100,
-            pooling: Pooling::Mean,
-            normalize_default: true,
-            device: "cpu".into(),
-            dtype: "f32".into(),
-            is_padded: false,
-            engine: "test".into(),
-            ..ModelInfo::default()
-        }
+        ModelInfo { max_input_tokens: 4, ..crate::types::sample_info() }
     }
 
     fn token_encodings(lists: Vec<Vec<u32>>, options: EncodeOptions, info: &ModelInfo) -> Result<Vec<Encoding>> {

@@ -278,3 +278,21 @@ pub struct ModelInfo {
     /// Its named prompts and default prompt.
     pub prompts: Prompts,
 }
+
+/// A small embedder's facts, for the crate's unit tests.
+#[cfg(test)]
+pub(crate) fn sample_info() -> ModelInfo {
+    ModelInfo {
+        model_id: "m".into(),
+        dimension: 4,
+        max_input_tokens: 8,
+        vocab_size: 100,
+        pooling: Pooling::Mean,
+        normalize_default: true,
+        device: "cpu".into(),
+        dtype: "f32".into(),
+        is_padded: true,
+        engine: "test".into(),
+        ..ModelInfo::default()
+    }
+}

@@ -52,22 +52,9 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Pooling;
 
     fn info() -> ModelInfo {
-        ModelInfo {
-            model_id: "m".into(),
-            dimension: 4,
-            max_input_tokens: 8,
-            vocab_size: 100,
-            pooling: Pooling::Mean,
-            normalize_default: true,
-            device: "cpu".into(),
-            dtype: "f32".into(),
-            is_padded: true,
-            engine: "test".into(),
-            ..ModelInfo::default()
-        }
+        crate::types::sample_info()
     }
 
     #[test]

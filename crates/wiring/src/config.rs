@@ -1,7 +1,5 @@
 //! `AppConfig`: every setting of a server, layered with figment.
 
-use std::path::PathBuf;
-
 use aki_backend_candle::CandleConfig;
 use aki_batching::BatchConfig;
 use aki_cache::{ModelStoreConfig, ResultCacheConfig};
@@ -11,6 +9,9 @@ use anyhow::{Context, Result, bail};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+
+use crate::cli::CliArgs;
+use crate::gpu;
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
@@ -80,91 +81,6 @@ impl Default for AppConfig {
     }
 }
 
-/// Command-line flags; each overrides the configuration key of the same name.
-#[derive(Debug, Clone, Default, clap::Parser, Serialize)]
-#[command(version)]
-pub struct CliArgs {
-    /// Configuration file (TOML); default `aki.toml` when it exists.
-    #[arg(long, value_name = "FILE")]
-    #[serde(skip)]
-    pub config: Option<PathBuf>,
-    /// Address to listen on [config: host, env: AKI_HOST].
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
-    /// Port to listen on [config: port, env: AKI_PORT].
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub port: Option<u16>,
-    /// Default model: hub id or local directory [config: model, env: AKI_MODEL].
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    /// Inference device: auto, cpu, cuda, cuda:N, metal [config: backend.device].
-    #[arg(long)]
-    #[serde(skip)]
-    pub device: Option<String>,
-    /// Log format [config: log_format, env: AKI_LOG_FORMAT].
-    #[arg(long, value_enum)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub log_format: Option<LogFormat>,
-    /// Port of the metrics endpoint (gRPC server) [config: metrics_port].
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metrics_port: Option<u16>,
-    /// Print the configuration in force (every key, as TOML, the API key hidden) and exit.
-    #[arg(long)]
-    #[serde(skip)]
-    pub print_config: bool,
-}
-
-/// The settings a CUDA GPU gets where the user set none. Measured on a lent H100
-/// (docs/benchmarks.md, "GPU"): f16 with 128 texts and 16,384 tokens per call and 2 calls in
-/// flight gave the best p95 at 100 and 400 connections, where the CPU-sized defaults left the GPU
-/// 55-65% busy; forward passes of 128; and the padding bound measured on the padded path
-/// (docs/benchmarks.md, "Padding": at 16,384 tokens a call, a 70% fill bound wasted 15.0% and
-/// 17.9% of the computed tokens on padding in two runs, against 27.7% and 20.3% at 50%, and
-/// ran faster in both).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GpuDefaults {
-    /// `backend.dtype`.
-    pub dtype: &'static str,
-    /// `backend.max_forward_batch`.
-    pub max_forward_batch: usize,
-    /// `batching.max_batch_size`.
-    pub max_batch_size: usize,
-    /// `batching.max_batch_tokens`.
-    pub max_batch_tokens: usize,
-    /// `batching.max_concurrent_batches`.
-    pub max_concurrent_batches: usize,
-    /// `batching.min_fill_percent`.
-    pub min_fill_percent: usize,
-}
-
-/// The GPU defaults in force.
-pub const GPU_DEFAULTS: GpuDefaults = GpuDefaults {
-    dtype: "f16",
-    max_forward_batch: 128,
-    max_batch_size: 128,
-    max_batch_tokens: 16_384,
-    max_concurrent_batches: 2,
-    min_fill_percent: 70,
-};
-
-/// Sets `slot` to `value` unless the user set `key`, noting the key when it does.
-fn unless_set<T>(
-    key: &'static str,
-    slot: &mut T,
-    value: T,
-    is_set: &dyn Fn(&str) -> bool,
-    taken: &mut Vec<&'static str>,
-) {
-    if !is_set(key) {
-        *slot = value;
-        taken.push(key);
-    }
-}
-
 /// `AKI_*` variables that are not configuration keys (read elsewhere).
 const NOT_CONFIG: [&str; 4] = ["MODELS_DIR", "LOAD_CORPUS", "LOAD_RATE", "LOAD_CONNECTIONS"];
 
@@ -177,7 +93,7 @@ impl AppConfig {
     /// 4. command-line flags.
     ///
     /// When the device is a CUDA GPU (`cuda`, `cuda:N`, or `auto` on a build that has CUDA),
-    /// the keys of [`GPU_DEFAULTS`] that no file, variable or flag set take their GPU values
+    /// the keys of [`GPU_DEFAULTS`](gpu::GPU_DEFAULTS) that no file, variable or flag set take their GPU values
     /// instead of the CPU-sized compiled defaults; [`AppConfig::gpu_defaults`] lists them.
     ///
     /// # Errors
@@ -197,29 +113,10 @@ impl AppConfig {
         let figment = Figment::from(Serialized::defaults(defaults)).merge(user.clone());
         let mut config: Self = figment.extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         if config.backend.is_cuda() {
-            config.apply_gpu_defaults(|key| user.contains(key));
+            gpu::apply_defaults(&mut config, |key| user.contains(key));
         }
         config.validate().context("invalid configuration")?;
         Ok(config)
-    }
-
-    /// Gives every key of [`GPU_DEFAULTS`] that `is_set` says the user left alone its GPU value.
-    fn apply_gpu_defaults(&mut self, is_set: impl Fn(&str) -> bool) {
-        let (gpu, is_set, taken) = (GPU_DEFAULTS, &is_set as &dyn Fn(&str) -> bool, &mut self.gpu_defaults);
-        unless_set("backend.dtype", &mut self.backend.dtype, Some(gpu.dtype.into()), is_set, taken);
-        unless_set(
-            "backend.max_forward_batch",
-            &mut self.backend.max_forward_batch,
-            gpu.max_forward_batch,
-            is_set,
-            taken,
-        );
-        let batching = &mut self.batching;
-        unless_set("batching.max_batch_size", &mut batching.max_batch_size, gpu.max_batch_size, is_set, taken);
-        unless_set("batching.max_batch_tokens", &mut batching.max_batch_tokens, gpu.max_batch_tokens, is_set, taken);
-        let in_flight = gpu.max_concurrent_batches;
-        unless_set("batching.max_concurrent_batches", &mut batching.max_concurrent_batches, in_flight, is_set, taken);
-        unless_set("batching.min_fill_percent", &mut batching.min_fill_percent, gpu.min_fill_percent, is_set, taken);
     }
 
     /// The configuration as TOML, every key, the API key hidden (`--print-config`).

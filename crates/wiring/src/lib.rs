@@ -2,14 +2,17 @@
 //! store (Candle backend, batching, result cache) under the application service, Prometheus
 //! metrics, logging, and the server process lifecycle.
 
+mod cli;
 mod compose;
 mod config;
+mod gpu;
 mod lifecycle;
 mod metrics;
 mod telemetry;
 
+pub use cli::CliArgs;
 pub use compose::Engine;
-pub use config::{AppConfig, CliArgs, LogFormat};
+pub use config::{AppConfig, LogFormat};
 pub use lifecycle::{Lifecycle, bind, server_main};
 pub use metrics::{Metrics, ModelMetrics};
 pub use telemetry::{init_logging, shutdown_signal};

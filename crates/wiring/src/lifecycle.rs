@@ -12,8 +12,9 @@ use anyhow::{Context, Result};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::cli::CliArgs;
 use crate::compose::Engine;
-use crate::config::{AppConfig, CliArgs};
+use crate::config::AppConfig;
 use crate::telemetry::init_logging;
 
 /// Binds a TCP listener on `host:port`, naming the address in the error.

@@ -1,5 +1,12 @@
 //! The caller's tracing span crosses the queue: what the batch function logs belongs to the
 //! request whose items it runs, or to a `batch` span when it runs several callers' items.
+//!
+//! A test binary of its own: tracing caches whether a span is enabled per call site, for the
+//! whole process, so tests on other threads without this subscriber would race with it.
+
+#[allow(dead_code)]
+#[path = "integration/fake.rs"]
+mod fake;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -8,7 +15,7 @@ use std::time::Duration;
 use aki_batching::BatchConfig;
 use tracing::Instrument;
 
-use crate::fake::{Fake, Item, batcher, submit};
+use fake::{Fake, Item, batcher, submit};
 
 /// Collects what the subscriber writes.
 #[derive(Clone, Default)]
