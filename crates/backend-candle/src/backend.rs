@@ -32,8 +32,8 @@ impl CandleBackend {
     /// Blocking: call it from a blocking context.
     ///
     /// # Errors
-    /// [`EmbedError::Load`] when a file is missing or corrupt, the architecture is not BERT,
-    /// the tokenizer cannot be read, or the device or dtype cannot be used.
+    /// [`EmbedError::Load`] when a file is missing or corrupt, the architecture is not one the
+    /// backend runs, the tokenizer cannot be read, or the device or dtype cannot be used.
     pub fn load(config: &CandleConfig) -> Result<Self> {
         let dir = source::resolve(&config.model, config.revision.as_deref())?;
         let layout = ModelLayout::read(&dir)?;
