@@ -164,7 +164,7 @@ async fn rerank_v1(
     rerank(&engine, RERANK_V1, &headers, request).await
 }
 
-/// Rerank documents against a query (Cohere v2, which drops v1's `return_documents`).
+/// Rerank documents against a query (Cohere v2: the same body and answer as v1).
 #[utoipa::path(
     post,
     path = RERANK_V2,
