@@ -44,13 +44,14 @@ impl InnerModel {
 impl BatchHandler<ModelInput, Vec<f32>> for InnerModel {
     async fn run(&self, items: Vec<ModelInput>) -> Result<Vec<Vec<f32>>> {
         let mut outputs: Vec<Option<Vec<f32>>> = vec![None; items.len()];
-        for task in [ModelTask::Embed, ModelTask::Rerank] {
-            let (positions, batch): (Vec<usize>, Vec<Encoding>) = items
-                .iter()
-                .enumerate()
-                .filter(|(_, item)| item.task == task)
-                .map(|(i, item)| (i, item.encoding.clone()))
-                .unzip();
+        // Each task's inputs, with their positions in the batch.
+        let mut by_task: [(Vec<usize>, Vec<Encoding>); 2] = Default::default();
+        for (i, item) in items.into_iter().enumerate() {
+            let (positions, batch) = &mut by_task[usize::from(item.task == ModelTask::Rerank)];
+            positions.push(i);
+            batch.push(item.encoding);
+        }
+        for (task, (positions, batch)) in [ModelTask::Embed, ModelTask::Rerank].into_iter().zip(by_task) {
             if batch.is_empty() {
                 continue;
             }
@@ -128,6 +129,31 @@ mod tests {
 
     fn enc() -> Encoding {
         Encoding { ids: vec![1, 2], type_ids: vec![0, 0] }
+    }
+
+    /// Embeds an input as `[its length]` and scores it `[minus its length]`.
+    struct Lengths;
+
+    #[async_trait]
+    impl EmbeddingProvider for Lengths {
+        async fn embed(&self, batch: Vec<Encoding>, _: RequestContext) -> Result<Pooled> {
+            Ok(Pooled { vectors: batch.iter().map(|e| vec![e.len() as f32]).collect(), ..Pooled::default() })
+        }
+
+        async fn predict(&self, batch: Vec<Encoding>, _: RequestContext) -> Result<Predictions> {
+            Ok(Predictions {
+                logits: batch.iter().map(|e| vec![-(e.len() as f32)]).collect(),
+                ..Predictions::default()
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_both_tasks_is_split_and_answered_in_order() {
+        let input = |task, n: usize| ModelInput { task, encoding: Encoding { ids: vec![1; n], type_ids: vec![0; n] } };
+        let items = vec![input(ModelTask::Embed, 1), input(ModelTask::Rerank, 2), input(ModelTask::Embed, 3)];
+        let outputs = InnerModel(Arc::new(Lengths)).run(items).await.expect("runs");
+        assert_eq!(outputs, vec![vec![1.0], vec![-2.0], vec![3.0]]);
     }
 
     #[tokio::test]
