@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::failure::Failure;
-use crate::family::{Body, Family, timing};
+use crate::family::{Body, Family, timed, timing};
 use crate::openai::{self, OpenAiError};
 
 const RERANK_V1: &str = "/v1/rerank";
@@ -23,7 +23,7 @@ const RERANK_V2: &str = "/v2/rerank";
 
 /// The family's routes.
 pub fn routes() -> Family {
-    Family::new(openai::SHAPE, OpenApiRouter::new().routes(routes!(rerank_v1)).routes(routes!(rerank_v2)))
+    Family::new(openai::SHAPE, OpenApiRouter::new().routes(timed(routes!(rerank_v1))).routes(timed(routes!(rerank_v2))))
 }
 
 /// A document: a string, or `{"text": ...}` as Jina and Cohere also take.
@@ -146,13 +146,7 @@ impl CohereRerankResponse {
     tag = "cohere",
     request_body = CohereRerankRequest,
     responses(
-        (status = 200, description = "the documents, best first", body = CohereRerankResponse, headers(
-            ("x-compute-tokens" = usize, description = "tokens processed"),
-            ("x-tokenization-time" = u64, description = "milliseconds tokenizing"),
-            ("x-queue-time" = u64, description = "milliseconds queued for a batch"),
-            ("x-inference-time" = u64, description = "milliseconds in the model"),
-            ("x-total-time" = u64, description = "milliseconds from arrival to answer"),
-        )),
+        (status = 200, description = "the documents, best first", body = CohereRerankResponse),
         OpenAiError,
     ),
 )]
@@ -171,13 +165,7 @@ async fn rerank_v1(
     tag = "cohere",
     request_body = CohereRerankRequest,
     responses(
-        (status = 200, description = "the documents, best first", body = CohereRerankResponse, headers(
-            ("x-compute-tokens" = usize, description = "tokens processed"),
-            ("x-tokenization-time" = u64, description = "milliseconds tokenizing"),
-            ("x-queue-time" = u64, description = "milliseconds queued for a batch"),
-            ("x-inference-time" = u64, description = "milliseconds in the model"),
-            ("x-total-time" = u64, description = "milliseconds from arrival to answer"),
-        )),
+        (status = 200, description = "the documents, best first", body = CohereRerankResponse),
         OpenAiError,
     ),
 )]

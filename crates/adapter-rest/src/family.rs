@@ -13,8 +13,10 @@ use axum::http::{HeaderName, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
+use utoipa::PartialSchema;
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::{RefOr, ResponseBuilder};
-use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 
 use crate::app::AppState;
 use crate::failure::Failure;
@@ -105,16 +107,38 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
     }
 }
 
+/// TEI's timing headers as [`timing`] writes them, each with its documentation; the tokens
+/// first, then times in milliseconds.
+const TIMING_HEADERS: [(&str, &str); 5] = [
+    ("x-compute-tokens", "tokens processed"),
+    ("x-tokenization-time", "milliseconds tokenizing"),
+    ("x-queue-time", "milliseconds queued for a batch"),
+    ("x-inference-time", "milliseconds in the model"),
+    ("x-total-time", "milliseconds from arrival to answer"),
+];
+
 /// TEI's timing headers, in milliseconds, with the tokens computed.
 pub fn timing(tokens: usize, timing: Timing, total: Duration) -> [(HeaderName, String); 5] {
     let ms = |d: Duration| d.as_millis().to_string();
-    [
-        (HeaderName::from_static("x-compute-tokens"), tokens.to_string()),
-        (HeaderName::from_static("x-tokenization-time"), ms(timing.tokenize)),
-        (HeaderName::from_static("x-queue-time"), ms(timing.queue)),
-        (HeaderName::from_static("x-inference-time"), ms(timing.inference)),
-        (HeaderName::from_static("x-total-time"), ms(total)),
-    ]
+    let mut values =
+        [tokens.to_string(), ms(timing.tokenize), ms(timing.queue), ms(timing.inference), ms(total)].into_iter();
+    TIMING_HEADERS.map(|(name, _)| (HeaderName::from_static(name), values.next().unwrap_or_default()))
+}
+
+/// `route` with [`timing`]'s headers documented on its 200 answer: for the routes whose handlers
+/// send them, so the document's list is the one written.
+pub fn timed<S>(mut route: UtoipaMethodRouter<S>) -> UtoipaMethodRouter<S> {
+    for item in route.1.paths.values_mut() {
+        for operation in [item.get.as_mut(), item.post.as_mut()].into_iter().flatten() {
+            let Some(RefOr::T(ok)) = operation.responses.responses.get_mut("200") else { continue };
+            for (i, (name, description)) in TIMING_HEADERS.into_iter().enumerate() {
+                let schema = if i == 0 { usize::schema() } else { u64::schema() };
+                let header = HeaderBuilder::new().schema(Some(schema)).description(Some(description)).build();
+                ok.headers.insert(name.to_string(), RefOr::T(header));
+            }
+        }
+    }
+    route
 }
 
 /// The 401's description.

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::failure::{Failure, Problem};
-use crate::family::{Body, ErrorShape, Family, failure_responses, timing};
+use crate::family::{Body, ErrorShape, Family, failure_responses, timed, timing};
 
 /// The route, as the service's metrics name it.
 const EMBED: &str = "/api/v1/embed";
@@ -24,7 +24,7 @@ pub const SHAPE: ErrorShape = ErrorShape(|failure| error_body(failure).into_resp
 
 /// The family's routes.
 pub fn routes() -> Family {
-    Family::new(SHAPE, OpenApiRouter::new().routes(routes!(embed)))
+    Family::new(SHAPE, OpenApiRouter::new().routes(timed(routes!(embed))))
 }
 
 /// `POST /api/v1/embed` request.
@@ -143,13 +143,7 @@ impl IntoResponses for NativeError {
     tag = "native",
     request_body = NativeRequest,
     responses(
-        (status = 200, description = "one vector per text", body = NativeResponse, headers(
-            ("x-compute-tokens" = usize, description = "tokens processed"),
-            ("x-tokenization-time" = u64, description = "milliseconds tokenizing"),
-            ("x-queue-time" = u64, description = "milliseconds queued for a batch"),
-            ("x-inference-time" = u64, description = "milliseconds in the model"),
-            ("x-total-time" = u64, description = "milliseconds from arrival to answer"),
-        )),
+        (status = 200, description = "one vector per text", body = NativeResponse),
         NativeError,
     ),
 )]

@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::failure::{Failure, Problem};
-use crate::family::{Body, ErrorShape, Family, UNAUTHORIZED, failure_responses, timing};
+use crate::family::{Body, ErrorShape, Family, UNAUTHORIZED, failure_responses, timed, timing};
 
 const EMBEDDINGS: &str = "/v1/embeddings";
 const MODELS: &str = "/v1/models";
@@ -26,7 +26,7 @@ pub const SHAPE: ErrorShape = ErrorShape(|failure| error_body(failure).into_resp
 
 /// The family's routes.
 pub fn routes() -> Family {
-    Family::new(SHAPE, OpenApiRouter::new().routes(routes!(embeddings)).routes(routes!(models)))
+    Family::new(SHAPE, OpenApiRouter::new().routes(timed(routes!(embeddings))).routes(routes!(models)))
 }
 
 /// OpenAI's `input`: a string, strings, a token array, or token arrays.
@@ -269,13 +269,7 @@ impl IntoResponses for OpenAiError {
     tag = "openai",
     request_body = OpenAiRequest,
     responses(
-        (status = 200, description = "one vector per input", body = OpenAiResponse, headers(
-            ("x-compute-tokens" = usize, description = "tokens processed"),
-            ("x-tokenization-time" = u64, description = "milliseconds tokenizing"),
-            ("x-queue-time" = u64, description = "milliseconds queued for a batch"),
-            ("x-inference-time" = u64, description = "milliseconds in the model"),
-            ("x-total-time" = u64, description = "milliseconds from arrival to answer"),
-        )),
+        (status = 200, description = "one vector per input", body = OpenAiResponse),
         OpenAiError,
     ),
 )]

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::failure::{Failure, Problem};
-use crate::family::{Body, ErrorShape, Family, failure_responses, timing};
+use crate::family::{Body, ErrorShape, Family, failure_responses, timed, timing};
 
 const EMBED: &str = "/embed";
 const TOKENIZE: &str = "/tokenize";
@@ -24,7 +24,10 @@ const RERANK: &str = "/rerank";
 /// The family's routes.
 pub fn routes() -> Family {
     let shape = ErrorShape(|failure| error_body(failure).into_response());
-    Family::new(shape, OpenApiRouter::new().routes(routes!(embed)).routes(routes!(tokenize)).routes(routes!(rerank)))
+    Family::new(
+        shape,
+        OpenApiRouter::new().routes(timed(routes!(embed))).routes(routes!(tokenize)).routes(timed(routes!(rerank))),
+    )
 }
 
 /// TEI's `inputs`: one string or many.
@@ -276,13 +279,7 @@ impl IntoResponses for TeiError {
     tag = "tei",
     request_body = TeiEmbedRequest,
     responses(
-        (status = 200, description = "one vector per input, always 2-D", body = Vec<Vec<f32>>, headers(
-            ("x-compute-tokens" = usize, description = "tokens processed"),
-            ("x-tokenization-time" = u64, description = "milliseconds tokenizing"),
-            ("x-queue-time" = u64, description = "milliseconds queued for a batch"),
-            ("x-inference-time" = u64, description = "milliseconds in the model"),
-            ("x-total-time" = u64, description = "milliseconds from arrival to answer"),
-        )),
+        (status = 200, description = "one vector per input, always 2-D", body = Vec<Vec<f32>>),
         TeiError,
     ),
 )]
@@ -298,13 +295,7 @@ async fn embed(State(engine): State<AppState>, Body(request): Body<TeiEmbedReque
     tag = "tei",
     request_body = TeiRerankRequest,
     responses(
-        (status = 200, description = "the texts, best first", body = Vec<TeiRank>, headers(
-            ("x-compute-tokens" = usize, description = "tokens processed"),
-            ("x-tokenization-time" = u64, description = "milliseconds tokenizing"),
-            ("x-queue-time" = u64, description = "milliseconds queued for a batch"),
-            ("x-inference-time" = u64, description = "milliseconds in the model"),
-            ("x-total-time" = u64, description = "milliseconds from arrival to answer"),
-        )),
+        (status = 200, description = "the texts, best first", body = Vec<TeiRank>),
         TeiError,
     ),
 )]
