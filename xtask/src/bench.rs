@@ -32,10 +32,12 @@ pub fn run(root: &Path, options: &Bench) -> Result<()> {
         peers.insert("sentence-transformers".to_string(), peer(root, options, &work, Peer::SentenceTransformers)?);
         peers.insert("onnxruntime".to_string(), peer(root, options, &work, Peer::OnnxRuntime)?);
     }
-    let mut load_rounds = Vec::new();
+    let (mut load_rounds, mut mixed_rounds) = (Vec::new(), Vec::new());
     for round in 1..=options.rounds() {
         println!("load round {round} of {}", options.rounds());
-        load_rounds.push(crate::load::run(root, options.quick)?);
+        let measured = crate::load::run(root, options.quick, false, None)?;
+        load_rounds.push(measured.scenarios);
+        mixed_rounds.push(measured.mixed);
     }
 
     let report = Report {
@@ -45,6 +47,7 @@ pub fn run(root: &Path, options: &Bench) -> Result<()> {
         throughput,
         peers,
         load_rounds,
+        mixed_rounds,
         padding,
         criterion,
     };

@@ -82,12 +82,18 @@ pub struct Test {
     pub args: Vec<String>,
 }
 
-/// `cargo xtask load [--quick]`.
+/// `cargo xtask load [--quick] [--mixed] [--server PATH]`.
 #[derive(Debug, Args)]
 pub struct Load {
     /// Seconds per scenario, on the dev build.
     #[arg(long)]
     pub quick: bool,
+    /// Only the mixed scenario (bulk indexing alongside queries).
+    #[arg(long)]
+    pub mixed: bool,
+    /// Run against this aki-rest binary instead of building one (to compare two builds).
+    #[arg(long, value_name = "PATH")]
+    pub server: Option<std::path::PathBuf>,
 }
 
 /// `cargo xtask image [--test]`.

@@ -1,13 +1,13 @@
-//! `cargo xtask load [--quick]`: the founding plan's load scenarios with wrk against a real
-//! `aki-rest` (plus a medium-passage one and one at a fixed offered rate), reporting
-//! requests/s, latency percentiles, errors, the server's peak resident memory and CPU; fails
-//! loudly when the server dies.
+//! `cargo xtask load [--quick] [--mixed] [--server PATH]`: the founding plan's load scenarios
+//! with wrk against a real `aki-rest` (plus a medium-passage one and one at a fixed offered
+//! rate), reporting requests/s, latency percentiles, errors, the server's peak resident memory
+//! and CPU, then the mixed scenario (`mixed.rs`); fails loudly when the server dies.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use aki_bench_report::LoadOutcome;
+use aki_bench_report::{LoadOutcome, MixedOutcome};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
@@ -60,25 +60,37 @@ struct WrkResult {
     max_us: u64,
 }
 
-/// Runs the scenarios (`quick`: seconds each, on the dev build) and prints a table.
-pub fn run(root: &Path, quick: bool) -> Result<Vec<LoadOutcome>> {
+/// What one run of `cargo xtask load` measured.
+pub struct Measured {
+    /// The wrk scenarios, in order.
+    pub scenarios: Vec<LoadOutcome>,
+    /// The mixed scenario.
+    pub mixed: MixedOutcome,
+}
+
+/// Runs the scenarios (`quick`: seconds each, on the dev build; `mixed_only`: the mixed
+/// scenario alone) against `binary` (built first when `None`) and prints a table.
+pub fn run(root: &Path, quick: bool, mixed_only: bool, binary: Option<&Path>) -> Result<Measured> {
     ensure_wrk()?;
     let profile = if quick { "debug" } else { "release" };
-    let mut build = crate::cargo();
-    if quick {
-        // The build `cargo test` makes, so a smoke run after the tests compiles nothing.
-        build.args(["test", "--workspace", "--all-targets", "--no-run"]);
-    } else {
-        build.args(["build", "--release", "-p", "aki-rest"]);
+    let built = root.join("target").join(profile).join("aki-rest");
+    if binary.is_none() {
+        let mut build = crate::cargo();
+        if quick {
+            // The build `cargo test` makes, so a smoke run after the tests compiles nothing.
+            build.args(["test", "--workspace", "--all-targets", "--no-run"]);
+        } else {
+            build.args(["build", "--release", "-p", "aki-rest"]);
+        }
+        crate::run(&mut build)?;
     }
-    crate::run(&mut build)?;
     let model = aki_core::paths::installed_model_dir(aki_core::paths::DEFAULT_MODEL).to_string_lossy().into_owned();
-    let mut server = Server::start(
-        &root.join("target").join(profile).join("aki-rest"),
-        &["--model", &model, "--device", "cpu"],
-        "/ready",
-    )?;
-    let scenarios: &[Scenario] = if quick { &QUICK } else { &FULL };
+    let mut server = Server::start(binary.unwrap_or(&built), &["--model", &model, "--device", "cpu"], "/ready")?;
+    let scenarios: &[Scenario] = match (quick, mixed_only) {
+        (_, true) => &[],
+        (true, false) => &QUICK,
+        (false, false) => &FULL,
+    };
     let mut outcomes = Vec::new();
     for scenario in scenarios {
         let outcome = measure(root, &mut server, scenario)?;
@@ -101,11 +113,12 @@ pub fn run(root: &Path, quick: bool) -> Result<Vec<LoadOutcome>> {
         }
         outcomes.push(outcome);
     }
+    let mixed = crate::mixed::run(&mut server, root, if quick { &crate::mixed::QUICK } else { &crate::mixed::FULL })?;
     let stopped = server.stop()?;
     if !stopped.success() {
         bail!("aki-rest did not exit cleanly after the load: {stopped}");
     }
-    Ok(outcomes)
+    Ok(Measured { scenarios: outcomes, mixed })
 }
 
 /// Installs wrk with apt-get when it is missing.

@@ -8,6 +8,7 @@ mod deploy;
 mod fetch_model;
 mod flags;
 mod load;
+mod mixed;
 mod report;
 mod server;
 mod soak;
@@ -30,7 +31,9 @@ fn main() -> Result<()> {
         XtaskCmd::Serve(flags::Serve { args }) => serve(&args),
         XtaskCmd::Test(flags::Test { args }) => test(&args),
         XtaskCmd::Interop => interop(),
-        XtaskCmd::Load(flags::Load { quick }) => load::run(&root, quick).map(drop),
+        XtaskCmd::Load(flags::Load { quick, mixed, server }) => {
+            load::run(&root, quick, mixed, server.as_deref()).map(drop)
+        }
         XtaskCmd::CheckDeploy => deploy::check_manifests(&root),
         XtaskCmd::Image(flags::Image { test }) => deploy::image(&root, test),
         XtaskCmd::Cluster => cluster::run(&root),

@@ -70,7 +70,7 @@ mod tests {
             (
                 "aki-service",
                 Allowed {
-                    normal: &["aki-core", "serde", "sha2", "subtle", "tokio", "tracing"],
+                    normal: &["aki-core", "governor", "serde", "sha2", "subtle", "tokio", "tracing"],
                     dev: &["async-trait", "mockall", "tokio"],
                 },
             ),

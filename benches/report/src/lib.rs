@@ -117,6 +117,48 @@ pub struct LoadOutcome {
     pub cpu_cores: f64,
 }
 
+/// What the mixed scenario of `cargo xtask load` measured: query clients (one short text per
+/// request) and bulk clients (many medium passages per request), each kind alone and together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixedOutcome {
+    /// Clients sending one short text per request, back to back.
+    pub query_clients: usize,
+    /// Clients sending `passages_per_request` passages per request, back to back.
+    pub bulk_clients: usize,
+    /// Passages in one bulk request.
+    pub passages_per_request: usize,
+    /// Seconds each phase sent new requests.
+    pub seconds: u64,
+    /// Query latency with no bulk client, milliseconds.
+    pub query_p50_alone_ms: f64,
+    /// 99th percentile of the same.
+    pub query_p99_alone_ms: f64,
+    /// Query latency while bulk clients ran, milliseconds.
+    pub query_p50_with_bulk_ms: f64,
+    /// 99th percentile of the same.
+    pub query_p99_with_bulk_ms: f64,
+    /// The slowest query answered while bulk clients ran, milliseconds.
+    pub query_max_with_bulk_ms: f64,
+    /// Queries answered with no bulk client.
+    pub queries_alone: u64,
+    /// Queries answered while bulk clients ran.
+    pub queries_with_bulk: u64,
+    /// Passages answered per second with no query client.
+    pub bulk_passages_per_s_alone: f64,
+    /// Passages answered per second alongside the query clients.
+    pub bulk_passages_per_s_with_queries: f64,
+    /// Bulk requests sent in both phases with bulk clients.
+    pub bulk_requests: u64,
+    /// Queries not answered 200 (429 included).
+    pub failed_queries: u64,
+    /// Bulk requests not answered 200 (429 included).
+    pub failed_bulk: u64,
+    /// Tokens the server computed and then discarded, from its metrics; `None` when it does
+    /// not report them.
+    pub wasted_tokens: Option<u64>,
+}
+
 /// One criterion benchmark's median with its confidence interval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -171,6 +213,9 @@ pub struct Report {
     pub peers: BTreeMap<String, ThroughputRun>,
     /// Each round of load scenarios.
     pub load_rounds: Vec<Vec<LoadOutcome>>,
+    /// Each round's mixed scenario (bulk indexing alongside queries).
+    #[serde(default)]
+    pub mixed_rounds: Vec<MixedOutcome>,
     /// Padding waste on the padded path under each batching setting.
     pub padding: Vec<PaddingRow>,
     /// Criterion results.

@@ -120,6 +120,7 @@ mod tests {
             throughput: BTreeMap::new(),
             peers: BTreeMap::new(),
             load_rounds: vec![vec![outcome("b", 1.0), outcome("a", 2.0)], vec![outcome("a", 4.0)]],
+            mixed_rounds: Vec::new(),
             padding: Vec::new(),
             criterion: Vec::new(),
         };

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use aki_core::{EmbedError, EmbedOptions, EncodeOptions, Token, TruncationDirection};
 use aki_service::{
-    EmbedReply, EmbedRequest, Inputs, PromptChoice, RerankReply, RerankRequest, ServerInfo, TokenizeRequest,
+    Caller, EmbedReply, EmbedRequest, Inputs, PromptChoice, RerankReply, RerankRequest, ServerInfo, TokenizeRequest,
 };
 use tonic::metadata::MetadataMap;
 
@@ -15,11 +15,15 @@ fn small(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// The service request of an `EmbedRequest` message, with the call's deadline.
+/// The service request of an `EmbedRequest` message, with the call's deadline and caller.
 ///
 /// # Errors
 /// [`EmbedError::Validation`] when the message holds both texts and token ids.
-pub fn embed_request(message: pb::EmbedRequest, deadline: Option<Instant>) -> Result<EmbedRequest, EmbedError> {
+pub fn embed_request(
+    message: pb::EmbedRequest,
+    deadline: Option<Instant>,
+    caller: Caller,
+) -> Result<EmbedRequest, EmbedError> {
     let inputs = match (message.texts.is_empty(), message.token_ids.is_empty()) {
         (false, false) => {
             return Err(EmbedError::Validation("send `texts` or `token_ids`, not both".into()));
@@ -37,11 +41,12 @@ pub fn embed_request(message: pb::EmbedRequest, deadline: Option<Instant>) -> Re
         },
         prompt: PromptChoice { name: message.prompt_name, text: message.prompt },
         deadline,
+        caller,
     })
 }
 
 /// The service request of a `RerankRequest` message.
-pub fn rerank_request(message: pb::RerankRequest, deadline: Option<Instant>) -> RerankRequest {
+pub fn rerank_request(message: pb::RerankRequest, deadline: Option<Instant>, caller: Caller) -> RerankRequest {
     RerankRequest {
         model: message.model,
         query: message.query,
@@ -50,7 +55,22 @@ pub fn rerank_request(message: pb::RerankRequest, deadline: Option<Instant>) -> 
         raw_scores: message.raw_scores,
         top_n: message.top_n.map(|n| n as usize),
         deadline,
+        caller,
     }
+}
+
+/// The response metadata of an answered call: the lane it waited in (`x-lane`) and its queue and
+/// inference times in milliseconds (`x-queue-time`, `x-inference-time`), as the REST timing
+/// headers name them.
+pub fn timing_metadata(lane: aki_core::Lane, timing: aki_core::Timing) -> MetadataMap {
+    let mut metadata = MetadataMap::new();
+    metadata.insert("x-lane", tonic::metadata::MetadataValue::from_static(lane.as_str()));
+    for (name, value) in [("x-queue-time", timing.queue), ("x-inference-time", timing.inference)] {
+        if let Ok(value) = value.as_millis().to_string().parse() {
+            metadata.insert(name, value);
+        }
+    }
+    metadata
 }
 
 /// The `RerankResponse` message of a reply.

@@ -30,14 +30,19 @@ pub fn failure_level(kind: ErrorKind) -> Level {
     }
 }
 
-/// A core error as a gRPC status; internal details stay out of it (they are logged).
+/// A core error as a gRPC status; internal details stay out of it (they are logged). A refusal
+/// that can be retried carries `retry-after` (seconds) in its metadata, as REST's header.
 fn to_status(error: &EmbedError) -> Status {
     let code = status_of(error.kind());
-    match error.kind() {
+    let mut status = match error.kind() {
         ErrorKind::Backend => Status::new(code, "the model failed to compute the embeddings"),
         ErrorKind::Internal => Status::new(code, "internal error"),
         _ => Status::new(code, error.to_string()),
+    };
+    if let Some(wait) = error.retry_after() {
+        status.metadata_mut().insert("retry-after", wait.as_secs().max(1).into());
     }
+    status
 }
 
 /// The answer to a call on `route` (its method path) that failed with `error`; the call's
@@ -74,5 +79,13 @@ mod tests {
         assert!(!status.message().contains("CUDA"));
         let status = fail("/aki.embed.v1.Embedder/Embed", &EmbedError::Validation("too long".into()));
         assert_eq!((status.code(), status.message()), (Code::InvalidArgument, "too long"));
+    }
+
+    #[test]
+    fn a_busy_refusal_says_when_to_retry() {
+        let busy = EmbedError::busy("queue ahead", std::time::Duration::from_secs(4));
+        let status = fail("/aki.embed.v1.Embedder/Embed", &busy);
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(status.metadata().get("retry-after").and_then(|v| v.to_str().ok()), Some("4"));
     }
 }

@@ -7,6 +7,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use aki_core::{EmbedError, Priority};
+use aki_service::Caller;
 use aki_wiring::{AppConfig, Engine, Lifecycle, shutdown_signal};
 use anyhow::{Context as _, Result};
 use axum::routing::get;
@@ -33,7 +35,7 @@ pub fn default_config() -> AppConfig {
 /// When an address cannot be bound, or the default model cannot be loaded.
 pub async fn run(config: AppConfig) -> Result<()> {
     let listener = aki_wiring::bind(&config.host, config.port).await?;
-    serve(listener, Engine::new(config), shutdown_signal()).await
+    serve(listener, Engine::new(config)?, shutdown_signal()).await
 }
 
 /// The API-key layer of a service: `authorization: Bearer <key>` metadata, checked by the
@@ -61,22 +63,38 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let token = request
             .headers()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        let route = request.uri().path();
-        match self.engine.service.authorize(route, token) {
-            Ok(()) => Box::pin(self.inner.call(request)),
+        let route = request.uri().path().to_string();
+        let priority = request.headers().get(PRIORITY).map(|v| v.to_str().unwrap_or_default().parse::<Priority>());
+        let caller = self.engine.service.authorize(&route, token).and_then(|tenant| match priority {
+            None => Ok(Caller { tenant, ..Caller::default() }),
+            Some(Ok(priority)) => Ok(Caller { tenant, priority, requester: None }),
+            Some(Err(message)) => {
+                let error = EmbedError::Validation(format!("metadata `{PRIORITY}`: {message}"));
+                self.engine.service.reject(&route, &error);
+                Err(error)
+            }
+        });
+        match caller {
+            Ok(caller) => {
+                request.extensions_mut().insert(caller);
+                Box::pin(self.inner.call(request))
+            }
             Err(error) => {
-                let refused = fail(route, &error).into_http();
+                let refused = fail(&route, &error).into_http();
                 Box::pin(async move { Ok(refused) })
             }
         }
     }
 }
+
+/// The metadata that asks for a lane: `interactive`, `bulk` or `auto`.
+const PRIORITY: &str = "x-priority";
 
 type Embedder = KeyChecked<EmbedderServer<EmbedderService>>;
 

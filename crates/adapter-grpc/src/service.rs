@@ -5,13 +5,14 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use aki_service::{Caller, EmbedReply, Requester};
 use aki_wiring::Engine;
 use futures_util::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert::{
-    embed_request, embed_response, grpc_deadline, info_response, rerank_request, rerank_response, tokenize_request,
-    tokenize_response,
+    embed_request, embed_response, grpc_deadline, info_response, rerank_request, rerank_response, timing_metadata,
+    tokenize_request, tokenize_response,
 };
 use crate::failure::{fail, fail_read};
 use crate::pb;
@@ -43,10 +44,11 @@ impl EmbedderService {
         route: &str,
         message: pb::EmbedRequest,
         deadline: Option<std::time::Instant>,
-    ) -> Result<pb::EmbedResponse, Status> {
+        caller: Caller,
+    ) -> Result<EmbedReply, Status> {
         let service = &self.engine.service;
-        let answer = match embed_request(message, deadline) {
-            Ok(request) => service.embed(route, request).await.map(embed_response),
+        let answer = match embed_request(message, deadline, caller) {
+            Ok(request) => service.embed(route, request).await,
             Err(error) => {
                 service.reject(route, &error);
                 Err(error)
@@ -54,6 +56,19 @@ impl EmbedderService {
         };
         answer.map_err(|e| fail(route, &e))
     }
+}
+
+/// The caller the key check found (see `server.rs`); the default one when the call did not go
+/// through it.
+fn caller_of<T>(request: &Request<T>) -> Caller {
+    request.extensions().get::<Caller>().cloned().unwrap_or_default()
+}
+
+/// `message` answered with the lane and timing in its metadata.
+fn timed<T>(message: T, lane: aki_core::Lane, timing: aki_core::Timing) -> Response<T> {
+    let mut response = Response::new(message);
+    *response.metadata_mut() = timing_metadata(lane, timing);
+    response
 }
 
 type EmbedStream = Pin<Box<dyn Stream<Item = Result<pb::EmbedResponse, Status>> + Send>>;
@@ -67,8 +82,10 @@ fn stream_error(status: &Status) -> pb::EmbedResponse {
 #[tonic::async_trait]
 impl pb::embedder_server::Embedder for EmbedderService {
     async fn embed(&self, request: Request<pb::EmbedRequest>) -> Result<Response<pb::EmbedResponse>, Status> {
-        let deadline = grpc_deadline(request.metadata());
-        self.embed_on(EMBED, request.into_inner(), deadline).await.map(Response::new)
+        let (deadline, caller) = (grpc_deadline(request.metadata()), caller_of(&request));
+        let reply = self.embed_on(EMBED, request.into_inner(), deadline, caller).await?;
+        let (lane, timing) = (reply.lane, reply.timing);
+        Ok(timed(embed_response(reply), lane, timing))
     }
 
     type EmbedStreamStream = EmbedStream;
@@ -79,13 +96,18 @@ impl pb::embedder_server::Embedder for EmbedderService {
     ) -> Result<Response<Self::EmbedStreamStream>, Status> {
         let service = self.clone();
         let deadline = grpc_deadline(request.metadata());
+        // A stream is one requester: its messages' tokens add up for the lane, and they queue
+        // as one request for fairness.
+        let caller = Caller { requester: Some(Requester::new()), ..caller_of(&request) };
         let answers = request
             .into_inner()
             .map(move |message| {
-                let service = service.clone();
+                let (service, caller) = (service.clone(), caller.clone());
                 async move {
                     let answer = match message {
-                        Ok(message) => service.embed_on(EMBED_STREAM, message, deadline).await,
+                        Ok(message) => {
+                            service.embed_on(EMBED_STREAM, message, deadline, caller).await.map(embed_response)
+                        }
                         Err(status) => Err(fail_read(EMBED_STREAM, status)),
                     };
                     // One failed request is answered in its place; the stream goes on.
@@ -109,9 +131,10 @@ impl pb::embedder_server::Embedder for EmbedderService {
     }
 
     async fn rerank(&self, request: Request<pb::RerankRequest>) -> Result<Response<pb::RerankResponse>, Status> {
-        let deadline = grpc_deadline(request.metadata());
-        let request = rerank_request(request.into_inner(), deadline);
+        let (deadline, caller) = (grpc_deadline(request.metadata()), caller_of(&request));
+        let request = rerank_request(request.into_inner(), deadline, caller);
         let reply = self.engine.service.rerank(RERANK, request).await.map_err(|e| fail(RERANK, &e))?;
-        Ok(Response::new(rerank_response(reply)))
+        let (lane, timing) = (reply.lane, reply.timing);
+        Ok(timed(rerank_response(reply), lane, timing))
     }
 }

@@ -3,11 +3,11 @@
 //! SDK (`Client.rerank`, `ClientV2.rerank`) works against them.
 
 use aki_core::EncodeOptions;
-use aki_service::{RerankReply, RerankRequest};
-use axum::Json;
+use aki_service::{Caller, RerankReply, RerankRequest};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -80,6 +80,7 @@ impl CohereRerankRequest {
             raw_scores: false,
             top_n: self.top_n,
             deadline: None,
+            caller: Caller::default(),
         };
         (request, kept)
     }
@@ -152,10 +153,11 @@ impl CohereRerankResponse {
 )]
 async fn rerank_v1(
     State(engine): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Body(request): Body<CohereRerankRequest>,
 ) -> Result<Response, Failure> {
-    rerank(&engine, RERANK_V1, &headers, request).await
+    rerank(&engine, RERANK_V1, caller, &headers, request).await
 }
 
 /// Rerank documents against a query (Cohere v2: the same body and answer as v1).
@@ -171,22 +173,24 @@ async fn rerank_v1(
 )]
 async fn rerank_v2(
     State(engine): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Body(request): Body<CohereRerankRequest>,
 ) -> Result<Response, Failure> {
-    rerank(&engine, RERANK_V2, &headers, request).await
+    rerank(&engine, RERANK_V2, caller, &headers, request).await
 }
 
 /// Either version: the two take the same body and answer the same shape.
 async fn rerank(
     engine: &AppState,
     route: &str,
+    caller: Caller,
     headers: &HeaderMap,
     request: CohereRerankRequest,
 ) -> Result<Response, Failure> {
     let (request, documents) = request.into_request();
-    let reply = engine.service.rerank(route, request).await?;
+    let reply = engine.service.rerank(route, RerankRequest { caller, ..request }).await?;
     let id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    let timing = timing(reply.tokens, reply.timing, reply.total);
+    let timing = timing(reply.tokens, reply.lane, reply.timing, reply.total);
     Ok((timing, Json(CohereRerankResponse::new(id, reply, documents))).into_response())
 }

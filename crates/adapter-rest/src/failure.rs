@@ -26,13 +26,15 @@ pub struct Failure {
     problem: Problem,
     message: String,
     cause: String,
+    /// When a 429 may be retried.
+    retry_after: Option<std::time::Duration>,
 }
 
 impl Failure {
     /// A body that is not the route's JSON: malformed, wrong types, wrong content type, too large.
     pub fn rejected(rejection: &JsonRejection) -> Self {
         let message = rejection.body_text();
-        Self { problem: Problem::BadRequest(rejection.status()), cause: message.clone(), message }
+        Self { problem: Problem::BadRequest(rejection.status()), cause: message.clone(), message, retry_after: None }
     }
 
     /// What went wrong.
@@ -70,7 +72,7 @@ impl From<EmbedError> for Failure {
             ErrorKind::Backend => "the model failed to compute the embeddings".to_string(),
             _ => error.to_string(),
         };
-        Self { problem: Problem::Kind(kind), message, cause: error.to_string() }
+        Self { problem: Problem::Kind(kind), message, cause: error.to_string(), retry_after: error.retry_after() }
     }
 }
 
@@ -101,13 +103,15 @@ pub fn failure_level(kind: ErrorKind) -> Level {
 }
 
 impl IntoResponse for Failure {
-    /// The status (with `Retry-After` on a 429), the body in the native shape until the family's
-    /// shape rewrites it, and the failure itself as an extension.
+    /// The status (with `Retry-After` on a 429: the service's estimate, else 1 s), the body in
+    /// the native shape until the family's shape rewrites it, and the failure itself as an
+    /// extension.
     fn into_response(self) -> Response {
         let status = self.status();
         let mut response = (status, crate::native::error_body(&self)).into_response();
         if status == StatusCode::TOO_MANY_REQUESTS {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            let seconds = self.retry_after.map_or(1, |wait| wait.as_secs().max(1));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response.extensions_mut().insert(self);
         response

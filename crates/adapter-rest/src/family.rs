@@ -1,12 +1,15 @@
 //! What every API family shares: a [`Family`] is a family's documented routes with its
-//! [`ErrorShape`], served behind the API key; [`Body`] reads a route's JSON; [`timing`] writes
-//! TEI's timing headers; [`failure_responses`] documents the failure statuses.
+//! [`ErrorShape`], served behind the API key, which also learns who the caller is (its tenant and
+//! the `x-priority` header, as a [`Caller`] extension); [`Body`] reads a route's JSON;
+//! [`PriorityField`] is the body's `priority`; [`timing`] writes TEI's timing headers and the
+//! lane; [`failure_responses`] documents the failure statuses.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aki_core::{EmbedError, Timing};
+use aki_core::{EmbedError, Lane, Priority, Timing};
+use aki_service::Caller;
 use axum::Json;
 use axum::extract::{FromRequest, MatchedPath, Request, State};
 use axum::http::{HeaderName, header};
@@ -75,17 +78,57 @@ fn route_of(request: &Request) -> String {
     request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_string()
 }
 
-/// The layer on guarded routes: `Authorization: Bearer <key>` when a key is configured.
-async fn authorize(State(engine): State<AppState>, request: Request, next: Next) -> Response {
+/// The header that asks for a lane, for clients that cannot add a body field.
+pub const PRIORITY_HEADER: &str = "x-priority";
+
+/// The layer on guarded routes: `Authorization: Bearer <key>` when keys are configured, whose
+/// tenant, with the `x-priority` header, becomes the request's [`Caller`] extension.
+async fn authorize(State(engine): State<AppState>, mut request: Request, next: Next) -> Response {
     let token = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    match engine.service.authorize(&route_of(&request), token) {
-        Ok(()) => next.run(request).await,
-        Err(error) => Failure::from(error).into_response(),
-    }
+    let route = route_of(&request);
+    let tenant = match engine.service.authorize(&route, token) {
+        Ok(tenant) => tenant,
+        Err(error) => return Failure::from(error).into_response(),
+    };
+    let priority = match request.headers().get(PRIORITY_HEADER).map(|v| v.to_str().unwrap_or_default().parse()) {
+        None => Priority::Auto,
+        Some(Ok(priority)) => priority,
+        Some(Err(message)) => {
+            let error = EmbedError::Validation(format!("header `{PRIORITY_HEADER}`: {message}"));
+            engine.service.reject(&route, &error);
+            return Failure::from(error).into_response();
+        }
+    };
+    request.extensions_mut().insert(Caller { tenant, priority, requester: None });
+    next.run(request).await
+}
+
+/// The `priority` field of a request body: which lane it waits in. Over the `x-priority`
+/// header when both are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PriorityField {
+    /// By size: bulk above `lanes.bulk_above_tokens` tokens (the default).
+    Auto,
+    /// The interactive lane (search queries), whatever the size.
+    Interactive,
+    /// The bulk lane (indexing), whatever the size.
+    Bulk,
+}
+
+/// `caller` asking for the body's `priority`, when the body has one.
+pub fn asking(caller: Caller, priority: Option<PriorityField>) -> Caller {
+    let priority = match priority {
+        None => return caller,
+        Some(PriorityField::Auto) => Priority::Auto,
+        Some(PriorityField::Interactive) => Priority::Interactive,
+        Some(PriorityField::Bulk) => Priority::Bulk,
+    };
+    Caller { priority, ..caller }
 }
 
 /// A route's JSON body. One that is not the route's JSON (malformed, wrong types, wrong content
@@ -108,20 +151,28 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
 }
 
 /// TEI's timing headers as [`timing`] writes them, each with its documentation; the tokens
-/// first, then times in milliseconds.
-const TIMING_HEADERS: [(&str, &str); 5] = [
+/// first, then times in milliseconds, then the lane.
+const TIMING_HEADERS: [(&str, &str); 6] = [
     ("x-compute-tokens", "tokens processed"),
     ("x-tokenization-time", "milliseconds tokenizing"),
     ("x-queue-time", "milliseconds queued for a batch"),
     ("x-inference-time", "milliseconds in the model"),
     ("x-total-time", "milliseconds from arrival to answer"),
+    ("x-lane", "the lane the request waited in: `interactive` or `bulk`"),
 ];
 
-/// TEI's timing headers, in milliseconds, with the tokens computed.
-pub fn timing(tokens: usize, timing: Timing, total: Duration) -> [(HeaderName, String); 5] {
+/// TEI's timing headers, in milliseconds, with the tokens computed and the lane.
+pub fn timing(tokens: usize, lane: Lane, timing: Timing, total: Duration) -> [(HeaderName, String); 6] {
     let ms = |d: Duration| d.as_millis().to_string();
-    let mut values =
-        [tokens.to_string(), ms(timing.tokenize), ms(timing.queue), ms(timing.inference), ms(total)].into_iter();
+    let mut values = [
+        tokens.to_string(),
+        ms(timing.tokenize),
+        ms(timing.queue),
+        ms(timing.inference),
+        ms(total),
+        lane.as_str().to_string(),
+    ]
+    .into_iter();
     TIMING_HEADERS.map(|(name, _)| (HeaderName::from_static(name), values.next().unwrap_or_default()))
 }
 
@@ -132,7 +183,11 @@ pub fn timed<S>(mut route: UtoipaMethodRouter<S>) -> UtoipaMethodRouter<S> {
         for operation in [item.get.as_mut(), item.post.as_mut()].into_iter().flatten() {
             let Some(RefOr::T(ok)) = operation.responses.responses.get_mut("200") else { continue };
             for (i, (name, description)) in TIMING_HEADERS.into_iter().enumerate() {
-                let schema = if i == 0 { usize::schema() } else { u64::schema() };
+                let schema = match i {
+                    0 => usize::schema(),
+                    5 => String::schema(),
+                    _ => u64::schema(),
+                };
                 let header = HeaderBuilder::new().schema(Some(schema)).description(Some(description)).build();
                 ok.headers.insert(name.to_string(), RefOr::T(header));
             }
@@ -155,7 +210,11 @@ pub fn failure_responses(shape: &str) -> BTreeMap<String, RefOr<utoipa::openapi:
         ("415", "body not sent as `application/json`"),
         ("422", "wrong types or unknown fields; too many inputs; an input too long; bad options"),
         ("424", "the model failed while computing"),
-        ("429", "too many requests in flight or the batch queue is full; with `Retry-After: 1`"),
+        (
+            "429",
+            "too many requests in flight, the lane's queue is full or would not finish the request before its \
+             deadline, or the tenant's token rate is spent; with `Retry-After` (seconds)",
+        ),
         ("503", "the model is still loading"),
         ("504", "the request ran past `limits.request_timeout_ms`"),
     ]

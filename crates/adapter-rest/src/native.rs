@@ -2,10 +2,10 @@
 //! `{"error": {"kind", "message"}}`, which `/info` shares and any failure starts in.
 
 use aki_core::{EmbedOptions, EncodeOptions, ErrorKind, TruncationDirection};
-use aki_service::{EmbedReply, EmbedRequest, Inputs, PromptChoice};
-use axum::Json;
+use aki_service::{Caller, EmbedReply, EmbedRequest, Inputs, PromptChoice};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::{RefOr, Response as DocResponse};
 use utoipa::{IntoResponses, ToSchema};
@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::failure::{Failure, Problem};
-use crate::family::{Body, ErrorShape, Family, failure_responses, timed, timing};
+use crate::family::{Body, ErrorShape, Family, PriorityField, asking, failure_responses, timed, timing};
 
 /// The route, as the service's metrics name it.
 const EMBED: &str = "/api/v1/embed";
@@ -49,6 +49,9 @@ pub struct NativeRequest {
     pub prompt_name: Option<String>,
     /// A prompt text of the client's own, put before each text (not together with `prompt_name`).
     pub prompt: Option<String>,
+    /// The lane to wait in: `interactive` (search queries) or `bulk` (indexing); by size when
+    /// unset or `auto`. Over the `x-priority` header.
+    pub priority: Option<PriorityField>,
 }
 
 impl From<NativeRequest> for EmbedRequest {
@@ -63,6 +66,7 @@ impl From<NativeRequest> for EmbedRequest {
             },
             prompt: PromptChoice { name: r.prompt_name, text: r.prompt },
             deadline: None,
+            caller: Caller::default(),
         }
     }
 }
@@ -147,7 +151,13 @@ impl IntoResponses for NativeError {
         NativeError,
     ),
 )]
-async fn embed(State(engine): State<AppState>, Body(request): Body<NativeRequest>) -> Result<Response, Failure> {
-    let reply = engine.service.embed(EMBED, request.into()).await?;
-    Ok((timing(reply.tokens, reply.timing, reply.total), Json(NativeResponse::from(reply))).into_response())
+async fn embed(
+    State(engine): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Body(request): Body<NativeRequest>,
+) -> Result<Response, Failure> {
+    let caller = asking(caller, request.priority);
+    let reply = engine.service.embed(EMBED, EmbedRequest { caller, ..request.into() }).await?;
+    let headers = timing(reply.tokens, reply.lane, reply.timing, reply.total);
+    Ok((headers, Json(NativeResponse::from(reply))).into_response())
 }

@@ -3,10 +3,10 @@
 //! Cohere family shares. The official `openai` Python client works against them.
 
 use aki_core::{EmbedOptions, ErrorKind};
-use aki_service::{EmbedReply, EmbedRequest, Inputs, PromptChoice};
-use axum::Json;
+use aki_service::{Caller, EmbedReply, EmbedRequest, Inputs, PromptChoice};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::{RefOr, Response as DocResponse};
@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::failure::{Failure, Problem};
-use crate::family::{Body, ErrorShape, Family, UNAUTHORIZED, failure_responses, timed, timing};
+use crate::family::{Body, ErrorShape, Family, PriorityField, UNAUTHORIZED, asking, failure_responses, timed, timing};
 
 const EMBEDDINGS: &str = "/v1/embeddings";
 const MODELS: &str = "/v1/models";
@@ -74,6 +74,9 @@ pub struct OpenAiRequest {
     /// OpenAI's end-user id: accepted and ignored.
     #[allow(dead_code)]
     pub user: Option<String>,
+    /// The lane to wait in: `interactive` (search queries) or `bulk` (indexing); by size when
+    /// unset or `auto`. Over the `x-priority` header.
+    pub priority: Option<PriorityField>,
 }
 
 impl OpenAiRequest {
@@ -86,8 +89,9 @@ impl OpenAiRequest {
             OpenAiInput::TokenLists(lists) => Inputs::TokenIds(lists),
         };
         let options = EmbedOptions { dimensions: self.dimensions, ..EmbedOptions::default() };
+        let prompt = PromptChoice::default();
         let request =
-            EmbedRequest { model: self.model, inputs, options, prompt: PromptChoice::default(), deadline: None };
+            EmbedRequest { model: self.model, inputs, options, prompt, deadline: None, caller: Caller::default() };
         (request, self.encoding_format)
     }
 }
@@ -273,10 +277,16 @@ impl IntoResponses for OpenAiError {
         OpenAiError,
     ),
 )]
-async fn embeddings(State(engine): State<AppState>, Body(request): Body<OpenAiRequest>) -> Result<Response, Failure> {
+async fn embeddings(
+    State(engine): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Body(request): Body<OpenAiRequest>,
+) -> Result<Response, Failure> {
+    let caller = asking(caller, request.priority);
     let (request, format) = request.into_request();
-    let reply = engine.service.embed(EMBEDDINGS, request).await?;
-    Ok((timing(reply.tokens, reply.timing, reply.total), Json(OpenAiResponse::new(reply, format))).into_response())
+    let reply = engine.service.embed(EMBEDDINGS, EmbedRequest { caller, ..request }).await?;
+    let headers = timing(reply.tokens, reply.lane, reply.timing, reply.total);
+    Ok((headers, Json(OpenAiResponse::new(reply, format))).into_response())
 }
 
 /// Models this server can serve (OpenAI-compatible).

@@ -17,7 +17,7 @@ use crate::app::app;
 /// When the address cannot be bound, or the default model cannot be loaded.
 pub async fn run(config: AppConfig) -> Result<()> {
     let listener = aki_wiring::bind(&config.host, config.port).await?;
-    serve(listener, Engine::new(config), shutdown_signal()).await
+    serve(listener, Engine::new(config)?, shutdown_signal()).await
 }
 
 /// Serves `engine` on `listener` until `shutdown` completes (tests pass their own signal).

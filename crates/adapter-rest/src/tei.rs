@@ -3,10 +3,10 @@
 //! routes and TEI's error shape `{"error", "error_type"}`.
 
 use aki_core::{EmbedOptions, EncodeOptions, ErrorKind, Token, TruncationDirection};
-use aki_service::{EmbedRequest, Inputs, PromptChoice, RerankReply, RerankRequest, TokenizeRequest};
-use axum::Json;
+use aki_service::{Caller, EmbedRequest, Inputs, PromptChoice, RerankReply, RerankRequest, TokenizeRequest};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::{RefOr, Response as DocResponse};
 use utoipa::{IntoResponses, ToSchema};
@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::failure::{Failure, Problem};
-use crate::family::{Body, ErrorShape, Family, failure_responses, timed, timing};
+use crate::family::{Body, ErrorShape, Family, PriorityField, asking, failure_responses, timed, timing};
 
 const EMBED: &str = "/embed";
 const TOKENIZE: &str = "/tokenize";
@@ -90,6 +90,9 @@ pub struct TeiEmbedRequest {
     /// One of the model's named prompts (`config_sentence_transformers.json`), put before each
     /// text; the model's default prompt applies when unset.
     pub prompt_name: Option<String>,
+    /// The lane to wait in: `interactive` (search queries) or `bulk` (indexing); by size when
+    /// unset or `auto`. Over the `x-priority` header.
+    pub priority: Option<PriorityField>,
 }
 
 impl From<TeiEmbedRequest> for EmbedRequest {
@@ -108,6 +111,7 @@ impl From<TeiEmbedRequest> for EmbedRequest {
             },
             prompt: PromptChoice { name: r.prompt_name, text: None },
             deadline: None,
+            caller: Caller::default(),
         }
     }
 }
@@ -135,6 +139,9 @@ pub struct TeiRerankRequest {
     #[serde(default)]
     #[schema(default = false)]
     pub return_text: bool,
+    /// The lane to wait in: `interactive` (search queries) or `bulk` (indexing); by size when
+    /// unset or `auto`. Over the `x-priority` header.
+    pub priority: Option<PriorityField>,
 }
 
 impl TeiRerankRequest {
@@ -153,6 +160,7 @@ impl TeiRerankRequest {
             raw_scores: self.raw_scores,
             top_n: None,
             deadline: None,
+            caller: Caller::default(),
         };
         (request, texts)
     }
@@ -283,9 +291,14 @@ impl IntoResponses for TeiError {
         TeiError,
     ),
 )]
-async fn embed(State(engine): State<AppState>, Body(request): Body<TeiEmbedRequest>) -> Result<Response, Failure> {
-    let reply = engine.service.embed(EMBED, request.into()).await?;
-    Ok((timing(reply.tokens, reply.timing, reply.total), Json(reply.vectors)).into_response())
+async fn embed(
+    State(engine): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Body(request): Body<TeiEmbedRequest>,
+) -> Result<Response, Failure> {
+    let caller = asking(caller, request.priority);
+    let reply = engine.service.embed(EMBED, EmbedRequest { caller, ..request.into() }).await?;
+    Ok((timing(reply.tokens, reply.lane, reply.timing, reply.total), Json(reply.vectors)).into_response())
 }
 
 /// Rerank texts against a query with a cross-encoder (TEI-compatible).
@@ -299,10 +312,15 @@ async fn embed(State(engine): State<AppState>, Body(request): Body<TeiEmbedReque
         TeiError,
     ),
 )]
-async fn rerank(State(engine): State<AppState>, Body(request): Body<TeiRerankRequest>) -> Result<Response, Failure> {
+async fn rerank(
+    State(engine): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Body(request): Body<TeiRerankRequest>,
+) -> Result<Response, Failure> {
+    let caller = asking(caller, request.priority);
     let (request, texts) = request.into_request();
-    let reply = engine.service.rerank(RERANK, request).await?;
-    let headers = timing(reply.tokens, reply.timing, reply.total);
+    let reply = engine.service.rerank(RERANK, RerankRequest { caller, ..request }).await?;
+    let headers = timing(reply.tokens, reply.lane, reply.timing, reply.total);
     Ok((headers, Json(ranks(reply, texts))).into_response())
 }
 

@@ -336,7 +336,7 @@ mod properties {
             let (_, packed, candle) = both();
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             let ctx = RequestContext::default();
-            let got = runtime.block_on(packed.embed(batch.clone(), ctx)).expect("packed");
+            let got = runtime.block_on(packed.embed(batch.clone(), ctx.clone())).expect("packed");
             let want = runtime.block_on(candle.embed(batch, ctx)).expect("candle");
             for (g, w) in got.vectors.iter().zip(&want.vectors) {
                 let max_diff = g.iter().zip(w).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);

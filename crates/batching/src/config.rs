@@ -23,6 +23,12 @@ pub struct BatchConfig {
     /// Padded backends: least percent of a batch's padded tokens that must be real tokens
     /// (0 turns the rule off). Keeps one long input from padding many short ones.
     pub min_fill_percent: usize,
+    /// Most tokens in one model call of the bulk lane: small enough that a query arriving
+    /// during it waits little, large enough to keep bulk throughput (docs/benchmarks.md).
+    pub bulk_batch_tokens: usize,
+    /// Least share (percent) of model time the bulk lane gets while it has work, however many
+    /// queries arrive; the interactive lane keeps the rest (at most 90).
+    pub bulk_share_percent: usize,
 }
 
 impl Default for BatchConfig {
@@ -34,6 +40,8 @@ impl Default for BatchConfig {
             queue_capacity: 4096,
             max_concurrent_batches: 1,
             min_fill_percent: 50,
+            bulk_batch_tokens: 2048,
+            bulk_share_percent: 20,
         }
     }
 }
@@ -54,6 +62,7 @@ impl BatchConfig {
             ("max_batch_tokens", self.max_batch_tokens),
             ("queue_capacity", self.queue_capacity),
             ("max_concurrent_batches", self.max_concurrent_batches),
+            ("bulk_batch_tokens", self.bulk_batch_tokens),
         ] {
             if value == 0 {
                 return Err(format!("batching.{key} must be at least 1"));
@@ -61,6 +70,9 @@ impl BatchConfig {
         }
         if self.min_fill_percent > 100 {
             return Err("batching.min_fill_percent must be at most 100".into());
+        }
+        if self.bulk_share_percent > 90 {
+            return Err("batching.bulk_share_percent must be at most 90 (queries keep the rest)".into());
         }
         Ok(())
     }

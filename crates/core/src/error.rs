@@ -61,6 +61,15 @@ pub enum EmbedError {
     /// The bounded queue is full.
     #[error("overloaded: {0}")]
     Overloaded(String),
+    /// The work cannot be taken now but can later: the queue ahead of it would not finish
+    /// before its deadline, or its tenant spent its token rate. Nothing of it was computed.
+    #[error("overloaded: {message}; retry in {} s", retry_after.as_secs())]
+    Busy {
+        /// Why, safe to show to the caller.
+        message: String,
+        /// When a retry can succeed (whole seconds, at least 1).
+        retry_after: std::time::Duration,
+    },
     /// The model is not ready or the worker has stopped.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -91,7 +100,7 @@ impl EmbedError {
             Self::Validation(_) => ErrorKind::Validation,
             Self::Empty => ErrorKind::Empty,
             Self::Unauthorized => ErrorKind::Unauthorized,
-            Self::Overloaded(_) => ErrorKind::Overloaded,
+            Self::Overloaded(_) | Self::Busy { .. } => ErrorKind::Overloaded,
             Self::Unavailable(_) => ErrorKind::Unavailable,
             Self::Timeout => ErrorKind::Timeout,
             Self::NotFound(_) => ErrorKind::NotFound,
@@ -99,6 +108,24 @@ impl EmbedError {
             Self::Load(_) => ErrorKind::Unavailable,
             Self::Backend(_) => ErrorKind::Backend,
             Self::Internal(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+impl EmbedError {
+    /// Refused now, retry after `wait` (rounded up to whole seconds, at least 1).
+    pub fn busy(message: impl Into<String>, wait: std::time::Duration) -> Self {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Self::Busy { message: message.into(), retry_after: std::time::Duration::from_secs(seconds.max(1)) }
+    }
+
+    /// When a refused request may be retried: its own estimate, 1 s for a full queue, `None`
+    /// for errors a retry does not cure.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Busy { retry_after, .. } => Some(*retry_after),
+            Self::Overloaded(_) => Some(std::time::Duration::from_secs(1)),
+            _ => None,
         }
     }
 }
@@ -115,5 +142,18 @@ mod tests {
         assert_eq!(EmbedError::Timeout.kind(), ErrorKind::Timeout);
         assert_eq!(EmbedError::Overloaded("q".into()).kind(), ErrorKind::Overloaded);
         assert_eq!(EmbedError::NotFound("m".into()).to_string(), "not found: m");
+    }
+
+    #[test]
+    fn a_busy_refusal_says_when_to_retry_in_whole_seconds() {
+        let busy = EmbedError::busy("queue ahead", std::time::Duration::from_millis(2_100));
+        assert_eq!(busy.kind(), ErrorKind::Overloaded);
+        assert_eq!(busy.retry_after(), Some(std::time::Duration::from_secs(3)));
+        assert_eq!(busy.to_string(), "overloaded: queue ahead; retry in 3 s");
+        assert_eq!(
+            EmbedError::busy("x", std::time::Duration::ZERO).retry_after(),
+            Some(std::time::Duration::from_secs(1))
+        );
+        assert_eq!(EmbedError::Timeout.retry_after(), None);
     }
 }

@@ -6,6 +6,7 @@
 //! that cross those boundaries. It depends on nothing that runs, serves, infers or caches.
 
 mod batcher;
+mod context;
 pub mod encoding;
 mod error;
 pub mod paths;
@@ -17,12 +18,13 @@ mod types;
 pub mod vector;
 
 pub use batcher::{Batched, Batcher};
+pub use context::{Lane, Priority, RequestContext, Tenant};
 pub use error::{EmbedError, ErrorKind, Result};
-pub use pipeline::ModelPipeline;
+pub use pipeline::{ModelPipeline, Prepared};
 pub use provider::EmbeddingProvider;
 pub use store::{LoadedModel, ModelStore, StoreStats};
 pub use tokenization::Tokenization;
 pub use types::{
     EmbedOptions, Embeddings, EncodeOptions, Encoding, ModelInfo, ModelTask, Pooled, Pooling, Predictions, Prompts,
-    RequestContext, Scores, Timing, Token, TruncationDirection,
+    Scores, Timing, Token, TruncationDirection,
 };

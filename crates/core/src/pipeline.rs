@@ -1,6 +1,7 @@
 //! `ModelPipeline`: the one path of a request through a model, read top to bottom: task,
-//! prompt, tokenize, check the inputs once, infer (through whatever wraps the inference side:
-//! result cache, batcher), then finish each vector for the request.
+//! prompt, tokenize and check the inputs once ([`Prepared`]: the request's cost is known here,
+//! before any inference), infer (through whatever wraps the inference side: result cache,
+//! batcher), then finish each vector for the request.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,6 +10,22 @@ use crate::{
     EmbedError, EmbedOptions, EmbeddingProvider, Embeddings, EncodeOptions, Encoding, ModelInfo, ModelTask,
     RequestContext, Result, Scores, Timing, Token, Tokenization, encoding, vector,
 };
+
+/// Inputs tokenized and checked against the model, not yet inferred.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    /// One model input per text (or pair).
+    pub encodings: Vec<Encoding>,
+    /// The time tokenizing took.
+    pub tokenize: Duration,
+}
+
+impl Prepared {
+    /// Tokens of all the inputs together.
+    pub fn tokens(&self) -> usize {
+        self.encodings.iter().map(Encoding::len).sum()
+    }
+}
 
 /// A served model: its facts, its tokenizer and its inference side, joined the way TEI's
 /// `Infer` joins tokenization and the queue. Cheap to share behind an `Arc`; one per model.
@@ -64,22 +81,20 @@ impl ModelPipeline {
         encoding::prepare(encodings, options, &self.info)
     }
 
-    /// Embeds `texts` with `options`: encode, infer, then truncate to `dimensions` and
-    /// normalise. One vector per text, in order, the tokens used and the timing.
+    /// Embeds `texts` with `options`: [`prepare_texts`](Self::prepare_texts), then
+    /// [`embed_prepared`](Self::embed_prepared). One vector per text, in order, the tokens used
+    /// and the timing.
     ///
     /// # Errors
-    /// [`EmbedError::Validation`] when the model is not an embedder or for bad `dimensions`,
-    /// and every error of [`encode`](Self::encode) and [`EmbeddingProvider::embed`].
+    /// As those two.
     pub async fn embed(
         &self,
         texts: Vec<String>,
         options: EmbedOptions,
         context: RequestContext,
     ) -> Result<Embeddings> {
-        self.check_embed(&options)?;
-        let started = Instant::now();
-        let encodings = self.encode(texts, options.encode).await?;
-        self.infer_and_finish(encodings, &options, context, started.elapsed()).await
+        let prepared = self.prepare_texts(texts, &options).await?;
+        self.embed_prepared(prepared, &options, context).await
     }
 
     /// Embeds inputs given as token ids (complete model inputs, special tokens included, as
@@ -94,9 +109,47 @@ impl ModelPipeline {
         options: EmbedOptions,
         context: RequestContext,
     ) -> Result<Embeddings> {
-        self.check_embed(&options)?;
+        let prepared = self.prepare_tokens(lists, &options)?;
+        self.embed_prepared(prepared, &options, context).await
+    }
+
+    /// Texts to embed, tokenized and checked: what the request costs is known from here on
+    /// (its [`tokens`](Prepared::tokens)), before any inference.
+    ///
+    /// # Errors
+    /// [`EmbedError::Validation`] when the model is not an embedder or for bad `dimensions`,
+    /// and every error of [`encode`](Self::encode).
+    pub async fn prepare_texts(&self, texts: Vec<String>, options: &EmbedOptions) -> Result<Prepared> {
+        self.check_embed(options)?;
+        let started = Instant::now();
+        let encodings = self.encode(texts, options.encode).await?;
+        Ok(Prepared { encodings, tokenize: started.elapsed() })
+    }
+
+    /// Token-id lists to embed, checked as [`prepare_texts`](Self::prepare_texts) checks texts.
+    ///
+    /// # Errors
+    /// As [`prepare_texts`](Self::prepare_texts), for a bad list too.
+    pub fn prepare_tokens(&self, lists: Vec<Vec<u32>>, options: &EmbedOptions) -> Result<Prepared> {
+        self.check_embed(options)?;
         let encodings = encoding::prepare(encoding::from_token_ids(lists), options.encode, &self.info)?;
-        self.infer_and_finish(encodings, &options, context, Duration::ZERO).await
+        Ok(Prepared { encodings, tokenize: Duration::ZERO })
+    }
+
+    /// Infers prepared inputs, then truncates each vector to `dimensions` and normalises it.
+    ///
+    /// # Errors
+    /// The errors of [`EmbeddingProvider::embed`].
+    pub async fn embed_prepared(
+        &self,
+        prepared: Prepared,
+        options: &EmbedOptions,
+        context: RequestContext,
+    ) -> Result<Embeddings> {
+        let token_counts = prepared.encodings.iter().map(Encoding::len).collect();
+        let pooled = self.inference.embed(prepared.encodings, context).await?;
+        let vectors = pooled.vectors.into_iter().map(|v| vector::finish(v, options, &self.info)).collect();
+        Ok(Embeddings { vectors, token_counts, timing: Timing { tokenize: prepared.tokenize, ..pooled.timing } })
     }
 
     /// Scores each of `texts` against `query` with a cross-encoder: the classifier's raw logits
@@ -104,8 +157,7 @@ impl ModelPipeline {
     /// embeddings; token counts are per pair.
     ///
     /// # Errors
-    /// [`EmbedError::Validation`] when the model is not a reranker, and the errors of
-    /// [`encode`](Self::encode) and [`EmbeddingProvider::predict`].
+    /// As [`prepare_pairs`](Self::prepare_pairs) and [`score_prepared`](Self::score_prepared).
     pub async fn score_pairs(
         &self,
         query: String,
@@ -113,14 +165,35 @@ impl ModelPipeline {
         options: EncodeOptions,
         context: RequestContext,
     ) -> Result<Scores> {
+        let prepared = self.prepare_pairs(query, texts, options).await?;
+        self.score_prepared(prepared, context).await
+    }
+
+    /// (query, text) pairs for a cross-encoder, tokenized and checked.
+    ///
+    /// # Errors
+    /// [`EmbedError::Validation`] when the model is not a reranker, and the errors of
+    /// [`encode`](Self::encode).
+    pub async fn prepare_pairs(&self, query: String, texts: Vec<String>, options: EncodeOptions) -> Result<Prepared> {
         self.check_task(ModelTask::Rerank)?;
         let started = Instant::now();
         let pairs = self.tokenizer.encode_pairs(query, texts, options).await?;
         let encodings = encoding::prepare(pairs, options, &self.info)?;
-        let tokenize = started.elapsed();
-        let token_counts = encodings.iter().map(Encoding::len).collect();
-        let predicted = self.inference.predict(encodings, context).await?;
-        Ok(Scores { logits: predicted.logits, token_counts, timing: Timing { tokenize, ..predicted.timing } })
+        Ok(Prepared { encodings, tokenize: started.elapsed() })
+    }
+
+    /// The logits of prepared pairs.
+    ///
+    /// # Errors
+    /// The errors of [`EmbeddingProvider::predict`].
+    pub async fn score_prepared(&self, prepared: Prepared, context: RequestContext) -> Result<Scores> {
+        let token_counts = prepared.encodings.iter().map(Encoding::len).collect();
+        let predicted = self.inference.predict(prepared.encodings, context).await?;
+        Ok(Scores {
+            logits: predicted.logits,
+            token_counts,
+            timing: Timing { tokenize: prepared.tokenize, ..predicted.timing },
+        })
     }
 
     /// The tokens of each text, for display.
@@ -166,18 +239,5 @@ impl ModelPipeline {
             self.info.model_id,
             wanted.as_str()
         )))
-    }
-
-    async fn infer_and_finish(
-        &self,
-        encodings: Vec<Encoding>,
-        options: &EmbedOptions,
-        context: RequestContext,
-        tokenize: Duration,
-    ) -> Result<Embeddings> {
-        let token_counts = encodings.iter().map(Encoding::len).collect();
-        let pooled = self.inference.embed(encodings, context).await?;
-        let vectors = pooled.vectors.into_iter().map(|v| vector::finish(v, options, &self.info)).collect();
-        Ok(Embeddings { vectors, token_counts, timing: Timing { tokenize, ..pooled.timing } })
     }
 }

@@ -66,27 +66,6 @@ pub struct EmbedOptions {
     pub dimensions: Option<usize>,
 }
 
-/// What travels with a request through every layer: when its caller stops waiting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RequestContext {
-    /// Work not started by then is dropped, not computed, and the caller gets
-    /// [`EmbedError::Timeout`](crate::EmbedError::Timeout). `None`: the caller waits as long as
-    /// the work takes (the application service always sets one).
-    pub deadline: Option<std::time::Instant>,
-}
-
-impl RequestContext {
-    /// A context whose work must be done by `deadline`.
-    pub fn until(deadline: std::time::Instant) -> Self {
-        Self { deadline: Some(deadline) }
-    }
-
-    /// Whether the deadline has passed.
-    pub fn expired(&self) -> bool {
-        self.deadline.is_some_and(|d| d <= std::time::Instant::now())
-    }
-}
-
 /// One tokenized input, ready for inference.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Encoding {

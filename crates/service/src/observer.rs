@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use aki_core::ErrorKind;
+use aki_core::{ErrorKind, Lane};
 
 /// How a request ended, as metrics count it: the same classes on every transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,15 +23,34 @@ impl Outcome {
     }
 }
 
+/// One finished request, as metrics see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished<'a> {
+    /// The route (path pattern or gRPC method) it came on.
+    pub route: &'a str,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// From arrival to answer.
+    pub elapsed: Duration,
+    /// Tokens processed (0 for a failure).
+    pub tokens: usize,
+    /// The tenant it was for (`default` without named keys, `unknown` when refused before
+    /// its key was known).
+    pub tenant: &'a str,
+    /// The lane it waited in and how long it waited there, when it reached the queue and was
+    /// answered.
+    pub queued: Option<(Lane, Duration)>,
+}
+
 /// Request metrics hook: one call per finished request.
 pub trait RequestObserver: Send + Sync + 'static {
-    /// A request on `route` ended with `outcome` after `elapsed`, having processed `tokens`.
-    fn finished(&self, route: &str, outcome: Outcome, elapsed: Duration, tokens: usize);
+    /// A request ended.
+    fn finished(&self, request: &Finished<'_>);
 }
 
 /// The observer used when none is given.
 #[derive(Debug, Default)]
 pub struct NoRequestObserver;
 impl RequestObserver for NoRequestObserver {
-    fn finished(&self, _: &str, _: Outcome, _: Duration, _: usize) {}
+    fn finished(&self, _: &Finished<'_>) {}
 }

@@ -2,9 +2,21 @@
 
 use std::time::{Duration, Instant};
 
-use aki_core::{EmbedOptions, EncodeOptions, ModelInfo, Result, Timing};
+use aki_core::{EmbedOptions, EncodeOptions, Lane, ModelInfo, Priority, Result, Tenant, Timing};
 
+use crate::lanes::Requester;
 use crate::limits::Limits;
+
+/// Who sent a request and how it asks to be scheduled, as the adapter learnt it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Caller {
+    /// The tenant of the key it presented ([`EmbedService::authorize`](crate::EmbedService::authorize)).
+    pub tenant: Tenant,
+    /// The lane it asks for (`priority` field, `x-priority` header or metadata).
+    pub priority: Priority,
+    /// The stream it came on, when it is one of many on one stream.
+    pub requester: Option<Requester>,
+}
 
 /// What a request embeds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,8 +51,10 @@ pub struct EmbedRequest {
     /// Which prompt goes before each text.
     pub prompt: PromptChoice,
     /// The client's own deadline (gRPC's `grpc-timeout`), if it sent one; the service's
-    /// `request_timeout_ms` caps it.
+    /// timeout of the request's lane caps it.
     pub deadline: Option<Instant>,
+    /// Who sent it.
+    pub caller: Caller,
 }
 
 /// The prompt a request asks for, as sentence-transformers' `encode` takes it: a text, or the
@@ -70,6 +84,8 @@ pub struct RerankRequest {
     pub top_n: Option<usize>,
     /// The client's own deadline, capped like an embedding request's.
     pub deadline: Option<Instant>,
+    /// Who sent it.
+    pub caller: Caller,
 }
 
 /// One ranked text.
@@ -90,6 +106,8 @@ pub struct RerankReply {
     pub ranked: Vec<Ranked>,
     /// Tokens processed over all pairs.
     pub tokens: usize,
+    /// The lane it waited in.
+    pub lane: Lane,
     /// Where the time went inside the pipeline.
     pub timing: Timing,
     /// Time from the service receiving the request to the answer.
@@ -107,6 +125,8 @@ pub struct EmbedReply {
     pub vectors: Vec<Vec<f32>>,
     /// Tokens processed (special tokens included, after truncation).
     pub tokens: usize,
+    /// The lane it waited in.
+    pub lane: Lane,
     /// Where the time went inside the pipeline.
     pub timing: Timing,
     /// Time from the service receiving the request to the answer.

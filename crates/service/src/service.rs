@@ -1,21 +1,27 @@
 //! `EmbedService`: the whole flow of a request, read top to bottom in [`EmbedService::embed`]:
-//! admission, limits, deadline, model, the model's pipeline, usage and timing, metrics.
+//! admission, limits, model, tokenize and check (the request's tokens are known from here),
+//! lane, tenant rate and deadline, inference, usage and timing, metrics.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use aki_core::{EmbedError, LoadedModel, ModelStore, ModelTask, RequestContext, Result, Token};
+use aki_core::{EmbedError, Lane, LoadedModel, ModelStore, ModelTask, RequestContext, Result, Tenant, Token};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::auth::ApiKey;
+use crate::lanes::{LanePolicy, Requester};
 use crate::limits::Limits;
-use crate::observer::{Outcome, RequestObserver};
+use crate::observer::{Finished, Outcome, RequestObserver};
 use crate::requests::{
-    BatchFacts, EmbedReply, EmbedRequest, Inputs, PromptChoice, Ranked, RerankReply, RerankRequest, ServerInfo,
+    BatchFacts, Caller, EmbedReply, EmbedRequest, Inputs, PromptChoice, Ranked, RerankReply, RerankRequest, ServerInfo,
     TokenizeRequest,
 };
+use crate::tenants::Tenants;
+
+/// The tenant label of requests refused before their key was known, or of routes that do not
+/// say whose they are.
+const UNKNOWN_TENANT: &str = "unknown";
 
 const LOADING: u8 = 0;
 const READY: u8 = 1;
@@ -27,8 +33,9 @@ pub struct EmbedService {
     default_model: String,
     models: Vec<String>,
     limits: Limits,
+    lanes: LanePolicy,
     batching: BatchFacts,
-    key: Option<ApiKey>,
+    tenants: Tenants,
     observer: Arc<dyn RequestObserver>,
     state: AtomicU8,
     in_flight: Arc<Semaphore>,
@@ -36,18 +43,20 @@ pub struct EmbedService {
 
 impl EmbedService {
     /// A service answering from `store`: `models` are the ids requests may name, the default
-    /// first. It refuses work as unavailable until [`mark_ready`](Self::mark_ready).
+    /// first; `tenants` are the keys it takes. It refuses work as unavailable until
+    /// [`mark_ready`](Self::mark_ready).
     pub fn new(
         store: Arc<dyn ModelStore>,
         models: Vec<String>,
-        limits: Limits,
+        (limits, lanes): (Limits, LanePolicy),
         batching: BatchFacts,
-        key: Option<ApiKey>,
+        tenants: Tenants,
         observer: Arc<dyn RequestObserver>,
     ) -> Self {
         let default_model = models.first().cloned().unwrap_or_default();
         let in_flight = Arc::new(Semaphore::new(limits.max_concurrent_requests));
-        Self { store, default_model, models, limits, batching, key, observer, state: AtomicU8::new(LOADING), in_flight }
+        let state = AtomicU8::new(LOADING);
+        Self { store, default_model, models, limits, lanes, batching, tenants, observer, state, in_flight }
     }
 
     /// The default model is loaded and warm: serve, and say so to readiness probes (unless the
@@ -77,25 +86,22 @@ impl EmbedService {
         &self.limits
     }
 
-    /// Checks the token a client presented (`None` when it sent none) against the API key,
-    /// when one is configured; a refusal is counted on `route`.
+    /// The tenant whose key a client presented (`None` when it sent none); without
+    /// configured keys, the `default` tenant. A refusal is counted on `route`.
     ///
     /// # Errors
-    /// [`EmbedError::Unauthorized`] when a key is configured and `token` is not it.
-    pub fn authorize(&self, route: &str, token: Option<&str>) -> Result<()> {
-        match &self.key {
-            Some(key) if !key.matches(token) => {
-                self.reject(route, &EmbedError::Unauthorized);
-                Err(EmbedError::Unauthorized)
-            }
-            _ => Ok(()),
-        }
+    /// [`EmbedError::Unauthorized`] when keys are configured and `token` is none of them.
+    pub fn authorize(&self, route: &str, token: Option<&str>) -> Result<Tenant> {
+        self.tenants.identify(token).inspect_err(|error| self.reject(route, error))
     }
 
     /// Counts a request on `route` that an adapter refused before it reached the service (a
     /// body that is not the route's JSON, say).
     pub fn reject(&self, route: &str, error: &EmbedError) {
-        self.observer.finished(route, Outcome::Failed(error.kind()), Duration::ZERO, 0);
+        let outcome = Outcome::Failed(error.kind());
+        let finished =
+            Finished { route, outcome, elapsed: Duration::ZERO, tokens: 0, tenant: UNKNOWN_TENANT, queued: None };
+        self.observer.finished(&finished);
     }
 
     /// Embeds a request's inputs.
@@ -103,42 +109,52 @@ impl EmbedService {
     /// # Errors
     /// [`EmbedError::Empty`] or [`EmbedError::Validation`] for inputs over the limits or bad
     /// options, [`EmbedError::Unavailable`] while the default model loads, the store's errors
-    /// (model not served, load failure), [`EmbedError::Timeout`] past the deadline, and the
-    /// pipeline's errors.
+    /// (model not served, load failure), [`EmbedError::Busy`] when the tenant's token rate is
+    /// spent or the queue ahead would keep it past its deadline, [`EmbedError::Timeout`] past
+    /// the deadline, and the pipeline's errors.
     pub async fn embed(&self, route: &str, request: EmbedRequest) -> Result<EmbedReply> {
         let started = Instant::now();
-        let deadline = self.deadline(request.deadline);
+        let EmbedRequest { model, inputs, options, prompt, deadline, caller } = request;
         let work = async {
             let _admitted = self.admit()?;
-            request.inputs.check(&self.limits)?;
-            let model = self.model(request.model.as_deref()).await?;
-            let context = RequestContext::until(deadline);
-            let out = match request.inputs {
-                Inputs::Texts(texts) => {
-                    let texts = self.prompted(&model, &request.prompt, texts)?;
-                    model.embed(texts, request.options, context).await?
-                }
-                Inputs::TokenIds(lists) => {
-                    if request.prompt != PromptChoice::default() {
-                        return Err(EmbedError::Validation(
-                            "a prompt applies to texts; token-id inputs are complete model inputs".into(),
-                        ));
+            inputs.check(&self.limits)?;
+            let preparing = async {
+                let model = self.model(model.as_deref()).await?;
+                let prepared = match inputs {
+                    Inputs::Texts(texts) => {
+                        let texts = self.prompted(&model, &prompt, texts)?;
+                        model.prepare_texts(texts, &options).await?
                     }
-                    model.embed_tokens(lists, request.options, context).await?
-                }
+                    Inputs::TokenIds(lists) => {
+                        if prompt != PromptChoice::default() {
+                            return Err(EmbedError::Validation(
+                                "a prompt applies to texts; token-id inputs are complete model inputs".into(),
+                            ));
+                        }
+                        model.prepare_tokens(lists, &options)?
+                    }
+                };
+                Ok((model, prepared))
             };
+            let (model, prepared) = within(self.deadline(deadline, Lane::Interactive, started), preparing).await?;
+            let (context, until) = self.schedule(&caller, prepared.tokens(), deadline, started)?;
+            let lane = context.lane;
+            let out = within(until, model.embed_prepared(prepared, &options, context)).await?;
             let info = model.info();
             Ok(EmbedReply {
                 model: info.model_id.clone(),
-                dimension: request.options.dimensions.unwrap_or(info.dimension),
+                dimension: options.dimensions.unwrap_or(info.dimension),
                 tokens: out.tokens(),
+                lane,
                 vectors: out.vectors,
                 timing: out.timing,
                 total: started.elapsed(),
             })
         };
-        let result = within(deadline, work).await;
-        self.finish(route, started, &result, |reply| reply.tokens);
+        let result = work.await;
+        self.finish(route, started, &caller.tenant, &result, |reply| {
+            (reply.tokens, Some((reply.lane, reply.timing.queue)))
+        });
         result
     }
 
@@ -149,47 +165,78 @@ impl EmbedService {
     /// reranker with one output or `top_n` is 0.
     pub async fn rerank(&self, route: &str, request: RerankRequest) -> Result<RerankReply> {
         let started = Instant::now();
-        let deadline = self.deadline(request.deadline);
+        let RerankRequest { model, query, texts, encode, raw_scores, top_n, deadline, caller } = request;
         let work = async {
             let _admitted = self.admit()?;
-            self.limits.check_texts(&request.texts)?;
-            let query_chars = request.query.chars().count();
-            self.limits.check(1, query_chars, query_chars * request.texts.len())?;
-            if request.top_n == Some(0) {
+            self.limits.check_texts(&texts)?;
+            let query_chars = query.chars().count();
+            self.limits.check(1, query_chars, query_chars * texts.len())?;
+            if top_n == Some(0) {
                 return Err(EmbedError::Validation("`top_n` must be at least 1".into()));
             }
-            let model = self.model(request.model.as_deref()).await?;
-            let info = model.info();
-            if info.task == ModelTask::Rerank && info.dimension != 1 {
-                return Err(EmbedError::Validation(format!(
-                    "model `{}` has {} output labels; reranking needs a cross-encoder with one",
-                    info.model_id, info.dimension
-                )));
-            }
-            let context = RequestContext::until(deadline);
-            let out = model.score_pairs(request.query, request.texts, request.encode, context).await?;
+            let preparing = async {
+                let model = self.model(model.as_deref()).await?;
+                let info = model.info();
+                if info.task == ModelTask::Rerank && info.dimension != 1 {
+                    return Err(EmbedError::Validation(format!(
+                        "model `{}` has {} output labels; reranking needs a cross-encoder with one",
+                        info.model_id, info.dimension
+                    )));
+                }
+                let prepared = model.prepare_pairs(query, texts, encode).await?;
+                Ok((model, prepared))
+            };
+            let (model, prepared) = within(self.deadline(deadline, Lane::Interactive, started), preparing).await?;
+            let (context, until) = self.schedule(&caller, prepared.tokens(), deadline, started)?;
+            let lane = context.lane;
+            let out = within(until, model.score_prepared(prepared, context)).await?;
             let mut ranked: Vec<Ranked> = out
                 .logits
                 .iter()
                 .enumerate()
                 .map(|(index, logits)| {
                     let logit = logits[0];
-                    Ranked { index, score: if request.raw_scores { logit } else { 1.0 / (1.0 + (-logit).exp()) } }
+                    Ranked { index, score: if raw_scores { logit } else { 1.0 / (1.0 + (-logit).exp()) } }
                 })
                 .collect();
             ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
-            ranked.truncate(request.top_n.unwrap_or(usize::MAX));
+            ranked.truncate(top_n.unwrap_or(usize::MAX));
             Ok(RerankReply {
-                model: info.model_id.clone(),
+                model: model.info().model_id.clone(),
                 ranked,
                 tokens: out.tokens(),
+                lane,
                 timing: out.timing,
                 total: started.elapsed(),
             })
         };
-        let result = within(deadline, work).await;
-        self.finish(route, started, &result, |reply| reply.tokens);
+        let result = work.await;
+        self.finish(route, started, &caller.tenant, &result, |reply| {
+            (reply.tokens, Some((reply.lane, reply.timing.queue)))
+        });
         result
+    }
+
+    /// Once a request's `tokens` are known: its lane, its tenant's token rate, and its deadline
+    /// (the client's, capped by its lane's timeout from `arrived`), as the context its inference
+    /// runs in.
+    fn schedule(
+        &self,
+        caller: &Caller,
+        tokens: usize,
+        client: Option<Instant>,
+        arrived: Instant,
+    ) -> Result<(RequestContext, Instant)> {
+        let lane = self.lanes.lane(caller.priority, tokens, caller.requester.as_ref());
+        self.tenants.charge(&caller.tenant, tokens)?;
+        let deadline = self.deadline(client, lane, arrived);
+        let context = RequestContext {
+            deadline: Some(deadline),
+            lane,
+            tenant: caller.tenant.clone(),
+            requester: caller.requester.as_ref().map(Requester::id),
+        };
+        Ok((context, deadline))
     }
 
     /// `texts` with the chosen prompt before each, checked against the limits again (a prompt
@@ -212,8 +259,8 @@ impl EmbedService {
             let model = self.model(request.model.as_deref()).await?;
             model.tokenize(request.texts, request.add_special_tokens).await
         };
-        let result = within(self.deadline(request.deadline), work).await;
-        self.finish(route, started, &result, |_| 0);
+        let result = within(self.deadline(request.deadline, Lane::Interactive, started), work).await;
+        self.finish(route, started, &Tenant::new(UNKNOWN_TENANT, 1), &result, |_| (0, None));
         result
     }
 
@@ -223,20 +270,29 @@ impl EmbedService {
     /// [`EmbedError::Unavailable`] while the default model loads.
     pub async fn info(&self, route: &str) -> Result<ServerInfo> {
         let started = Instant::now();
-        let result = within(self.deadline(None), self.model(None)).await.map(|model| ServerInfo {
-            model: model.info().clone(),
-            batching: self.batching,
-            max_client_batch_size: self.limits.max_inputs,
-            models: self.models.clone(),
-            version: env!("CARGO_PKG_VERSION"),
-        });
-        self.finish(route, started, &result, |_| 0);
+        let result =
+            within(self.deadline(None, Lane::Interactive, started), self.model(None)).await.map(|model| ServerInfo {
+                model: model.info().clone(),
+                batching: self.batching,
+                max_client_batch_size: self.limits.max_inputs,
+                models: self.models.clone(),
+                version: env!("CARGO_PKG_VERSION"),
+            });
+        self.finish(route, started, &Tenant::new(UNKNOWN_TENANT, 1), &result, |_| (0, None));
         result
     }
 
     /// Model ids requests may name, the default first.
     pub fn models(&self, route: &str) -> Vec<String> {
-        self.observer.finished(route, Outcome::Ok, Duration::ZERO, 0);
+        let finished = Finished {
+            route,
+            outcome: Outcome::Ok,
+            elapsed: Duration::ZERO,
+            tokens: 0,
+            tenant: UNKNOWN_TENANT,
+            queued: None,
+        };
+        self.observer.finished(&finished);
         self.models.clone()
     }
 
@@ -251,9 +307,14 @@ impl EmbedService {
         })
     }
 
-    /// The request's deadline: the client's, capped by `request_timeout_ms` from now.
-    fn deadline(&self, client: Option<Instant>) -> Instant {
-        let own = Instant::now() + self.limits.request_timeout();
+    /// A request's deadline in `lane`: the client's, capped by the lane's timeout from
+    /// `arrived` (`limits.request_timeout_ms`; bulk: `lanes.bulk_timeout_ms`, not less).
+    fn deadline(&self, client: Option<Instant>, lane: Lane, arrived: Instant) -> Instant {
+        let timeout = match lane {
+            Lane::Interactive => self.limits.request_timeout(),
+            Lane::Bulk => self.lanes.bulk_timeout().max(self.limits.request_timeout()),
+        };
+        let own = arrived + timeout;
         client.map_or(own, |c| c.min(own))
     }
 
@@ -265,12 +326,21 @@ impl EmbedService {
         self.store.get_or_load(requested.unwrap_or(&self.default_model)).await
     }
 
-    fn finish<T>(&self, route: &str, started: Instant, result: &Result<T>, tokens: impl Fn(&T) -> usize) {
-        let (outcome, tokens) = match result {
-            Ok(value) => (Outcome::Ok, tokens(value)),
-            Err(error) => (Outcome::Failed(error.kind()), 0),
+    /// Reports a finished request: `facts` gives a success's tokens and its lane and queue time.
+    fn finish<T>(
+        &self,
+        route: &str,
+        started: Instant,
+        tenant: &Tenant,
+        result: &Result<T>,
+        facts: impl Fn(&T) -> (usize, Option<(Lane, Duration)>),
+    ) {
+        let (outcome, (tokens, queued)) = match result {
+            Ok(value) => (Outcome::Ok, facts(value)),
+            Err(error) => (Outcome::Failed(error.kind()), (0, None)),
         };
-        self.observer.finished(route, outcome, started.elapsed(), tokens);
+        let elapsed = started.elapsed();
+        self.observer.finished(&Finished { route, outcome, elapsed, tokens, tenant: &tenant.name, queued });
     }
 }
 

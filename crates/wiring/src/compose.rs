@@ -71,7 +71,11 @@ pub struct Engine {
 
 impl Engine {
     /// Wires the store and the service; loads nothing yet (see [`Engine::start`]).
-    pub fn new(config: AppConfig) -> Arc<Self> {
+    ///
+    /// # Errors
+    /// A bad tenant list or keys file (see [`AppConfig::tenants`]).
+    pub fn new(config: AppConfig) -> anyhow::Result<Arc<Self>> {
+        let tenants = config.tenants()?;
         let metrics = Arc::new(Metrics::new());
         let batchers = Batchers::default();
         let loader = CandleLoader {
@@ -93,12 +97,12 @@ impl Engine {
         let service = EmbedService::new(
             Arc::clone(&store) as Arc<dyn ModelStore>,
             models,
-            config.limits.clone(),
+            (config.limits.clone(), config.lanes.clone()),
             batching,
-            config.api_key.clone(),
+            tenants,
             Arc::clone(&metrics) as _,
         );
-        Arc::new(Self { config, service, metrics, store, batchers })
+        Ok(Arc::new(Self { config, service, metrics, store, batchers }))
     }
 
     /// Loads the default model (which warms it with one forward pass); the service is ready

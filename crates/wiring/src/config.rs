@@ -4,7 +4,7 @@ use aki_backend_candle::CandleConfig;
 use aki_batching::BatchConfig;
 use aki_cache::{ModelStoreConfig, ResultCacheConfig};
 use aki_core::paths::DEFAULT_MODEL;
-use aki_service::{ApiKey, Limits};
+use aki_service::{ApiKey, LanePolicy, Limits, TenantKey, Tenants};
 use anyhow::{Context, Result, bail};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -34,8 +34,14 @@ pub struct AppConfig {
     pub port: u16,
     /// The default model: a hub id or a local directory.
     pub model: String,
-    /// When set, API routes require `Authorization: Bearer <api_key>`.
+    /// When set, API routes require `Authorization: Bearer <api_key>` (the tenant `default`).
     pub api_key: Option<ApiKey>,
+    /// Named keys, one tenant each, with a weight in the lanes' fair share and an optional
+    /// token rate (`[[api_keys]]`); API routes then require one of them (or `api_key`).
+    pub api_keys: Vec<TenantKey>,
+    /// A TOML file of more `[[api_keys]]` entries, read at start-up (keeps keys out of the
+    /// main configuration).
+    pub api_keys_file: Option<std::path::PathBuf>,
     /// Log format.
     pub log_format: LogFormat,
     /// Origins allowed by CORS; empty (the default) sends no CORS headers.
@@ -47,6 +53,8 @@ pub struct AppConfig {
     pub metrics_host: String,
     /// Request limits.
     pub limits: Limits,
+    /// Which lane a request waits in, and each lane's timeout.
+    pub lanes: LanePolicy,
     /// Inference settings of the Candle backend.
     pub backend: CandleConfig,
     /// Dynamic batching.
@@ -67,11 +75,14 @@ impl Default for AppConfig {
             port: 8080,
             model: DEFAULT_MODEL.into(),
             api_key: None,
+            api_keys: Vec::new(),
+            api_keys_file: None,
             log_format: LogFormat::Human,
             cors_allow_origins: Vec::new(),
             metrics_port: 0,
             metrics_host: "127.0.0.1".into(),
             limits: Limits::default(),
+            lanes: LanePolicy::default(),
             backend: CandleConfig::default(),
             batching: BatchConfig::default(),
             models: ModelStoreConfig::default(),
@@ -128,7 +139,32 @@ impl AppConfig {
         if shown.api_key.is_some() {
             shown.api_key = Some(ApiKey("***".into()));
         }
+        for entry in &mut shown.api_keys {
+            entry.key = ApiKey("***".into());
+        }
         toml::to_string_pretty(&shown).context("writing the configuration as TOML")
+    }
+
+    /// The tenants of `api_key`, `api_keys` and `api_keys_file`.
+    ///
+    /// # Errors
+    /// An unreadable or malformed keys file, or a bad tenant list (see [`Tenants::new`]).
+    pub fn tenants(&self) -> Result<Tenants> {
+        /// The shape of `api_keys_file`.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct KeysFile {
+            api_keys: Vec<TenantKey>,
+        }
+        let mut keys = self.api_keys.clone();
+        if let Some(path) = &self.api_keys_file {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading `api_keys_file` {}", path.display()))?;
+            let file: KeysFile =
+                toml::from_str(&text).with_context(|| format!("reading `api_keys_file` {}", path.display()))?;
+            keys.extend(file.api_keys);
+        }
+        Tenants::new(self.api_key.clone(), &keys).map_err(|e| anyhow::anyhow!("`api_keys`: {e}"))
     }
 
     fn validate(&self) -> Result<()> {
@@ -141,6 +177,7 @@ impl AppConfig {
         if self.api_key.as_ref().is_some_and(ApiKey::is_blank) {
             bail!("`api_key` is empty: set a key, or remove the setting to serve without one");
         }
+        self.tenants()?;
         let backend = [("backend.max_forward_batch", self.backend.max_forward_batch as u64)];
         for (key, value) in self.limits.nonzero_keys().into_iter().chain(backend) {
             if value == 0 {

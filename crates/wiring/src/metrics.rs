@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use aki_batching::{BatchObserver, BatchShape};
 use aki_cache::CacheObserver;
-use aki_core::StoreStats;
-use aki_service::{Outcome, RequestObserver};
+use aki_core::{Lane, StoreStats};
+use aki_service::{Finished, RequestObserver};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -19,12 +19,14 @@ pub struct Metrics {
     requests: IntCounterVec,
     request_duration: HistogramVec,
     queue_depth: IntGaugeVec,
+    queue_time: HistogramVec,
+    wasted_tokens: IntCounterVec,
     batch_size: HistogramVec,
     batch_tokens: HistogramVec,
     inference: HistogramVec,
     real_tokens: IntCounterVec,
     padded_tokens: IntCounterVec,
-    tokens: IntCounter,
+    tokens: IntCounterVec,
     cache_hits: IntCounterVec,
     cache_misses: IntCounterVec,
     models_loaded: IntGauge,
@@ -49,15 +51,33 @@ impl Metrics {
     pub fn new() -> Self {
         let metrics = Self {
             registry: Registry::new(),
-            requests: counters("aki_requests_total", "Requests by route and outcome", &["route", "outcome"]),
+            requests: counters(
+                "aki_requests_total",
+                "Requests by route, outcome and tenant",
+                &["route", "outcome", "tenant"],
+            ),
             request_duration: histograms(
                 "aki_request_duration_seconds",
                 "Request latency by route",
                 SECONDS.to_vec(),
                 "route",
             ),
-            queue_depth: IntGaugeVec::new(Opts::new("aki_queue_depth", "Items waiting in the batch queue"), &["model"])
-                .expect("valid gauge"),
+            queue_depth: IntGaugeVec::new(
+                Opts::new("aki_queue_depth", "Items waiting in the batch queue, by lane"),
+                &["model", "lane"],
+            )
+            .expect("valid gauge"),
+            queue_time: histograms(
+                "aki_queue_time_seconds",
+                "Time answered requests waited in the batch queue (their longest-waiting input), by lane",
+                SECONDS.to_vec(),
+                "lane",
+            ),
+            wasted_tokens: counters(
+                "aki_wasted_tokens_total",
+                "Tokens computed for requests that never received them (failed, timed out or gone)",
+                &["model"],
+            ),
             batch_size: histograms(
                 "aki_batch_size",
                 "Items per model call",
@@ -82,7 +102,7 @@ impl Metrics {
                 "Tokens model calls computed, padding included (equal to the real tokens on unpadded backends)",
                 &["model"],
             ),
-            tokens: IntCounter::new("aki_tokens_total", "Tokens embedded").expect("valid counter"),
+            tokens: counters("aki_tokens_total", "Tokens processed, by tenant", &["tenant"]),
             cache_hits: counters("aki_cache_hits_total", "Inputs answered by the result cache", &["model"]),
             cache_misses: counters("aki_cache_misses_total", "Inputs the result cache missed", &["model"]),
             models_loaded: IntGauge::new("aki_models_loaded", "Models loaded in the store").expect("valid gauge"),
@@ -92,6 +112,8 @@ impl Metrics {
             Box::new(metrics.requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(metrics.request_duration.clone()),
             Box::new(metrics.queue_depth.clone()),
+            Box::new(metrics.queue_time.clone()),
+            Box::new(metrics.wasted_tokens.clone()),
             Box::new(metrics.batch_size.clone()),
             Box::new(metrics.batch_tokens.clone()),
             Box::new(metrics.inference.clone()),
@@ -112,7 +134,8 @@ impl Metrics {
     pub fn for_model(&self, model: &str) -> ModelMetrics {
         let label = [model];
         ModelMetrics {
-            queue_depth: self.queue_depth.with_label_values(&label),
+            queue_depth: Lane::ALL.map(|lane| self.queue_depth.with_label_values(&[model, lane.as_str()])),
+            wasted_tokens: self.wasted_tokens.with_label_values(&label),
             batch_size: self.batch_size.with_label_values(&label),
             batch_tokens: self.batch_tokens.with_label_values(&label),
             inference: self.inference.with_label_values(&label),
@@ -141,16 +164,22 @@ impl Default for Metrics {
 }
 
 impl RequestObserver for Metrics {
-    fn finished(&self, route: &str, outcome: Outcome, elapsed: Duration, tokens: usize) {
-        self.requests.with_label_values(&[route, outcome.as_str()]).inc();
-        self.request_duration.with_label_values(&[route]).observe(elapsed.as_secs_f64());
-        self.tokens.inc_by(tokens as u64);
+    fn finished(&self, request: &Finished<'_>) {
+        self.requests.with_label_values(&[request.route, request.outcome.as_str(), request.tenant]).inc();
+        self.request_duration.with_label_values(&[request.route]).observe(request.elapsed.as_secs_f64());
+        if request.tokens > 0 {
+            self.tokens.with_label_values(&[request.tenant]).inc_by(request.tokens as u64);
+        }
+        if let Some((lane, waited)) = request.queued {
+            self.queue_time.with_label_values(&[lane.as_str()]).observe(waited.as_secs_f64());
+        }
     }
 }
 
 /// The metrics of one model, as its batcher and result cache report them.
 pub struct ModelMetrics {
-    queue_depth: IntGauge,
+    queue_depth: [IntGauge; 2],
+    wasted_tokens: IntCounter,
     batch_size: Histogram,
     batch_tokens: Histogram,
     inference: Histogram,
@@ -161,8 +190,12 @@ pub struct ModelMetrics {
 }
 
 impl BatchObserver for ModelMetrics {
-    fn queue_depth(&self, depth: usize) {
-        self.queue_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
+    fn queue_depth(&self, lane: Lane, depth: usize) {
+        self.queue_depth[lane.index()].set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    fn wasted(&self, tokens: usize) {
+        self.wasted_tokens.inc_by(tokens as u64);
     }
 
     fn dispatched(&self, shape: &BatchShape) {

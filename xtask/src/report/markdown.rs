@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use aki_bench_report::{LoadOutcome, Spread, ThroughputRun, load_spread, spread};
+use aki_bench_report::{LoadOutcome, MixedOutcome, Spread, ThroughputRun, load_spread, spread};
 
 use super::figures::Rendered;
 
@@ -49,6 +49,7 @@ impl Rendered<'_> {
         self.targets(&mut md);
         self.library(&mut md);
         self.load_section(&mut md);
+        self.mixed_section(&mut md);
         self.padding_section(&mut md);
         self.criterion_section(&mut md);
         if let Some(gpu) = &self.gpu {
@@ -234,6 +235,34 @@ impl Rendered<'_> {
             md,
             "\n![Requests/s against connections](bench-throughput.svg)\n![p95 latency against connections](bench-p95.svg)\n"
         );
+    }
+
+    fn mixed_section(&self, md: &mut String) {
+        let Some(first) = self.report.mixed_rounds.first() else { return };
+        let _ = writeln!(
+            md,
+            "## Bulk indexing alongside queries\n\n`cargo xtask load` (mixed scenario, `xtask/src/mixed.rs`): {} query \
+             clients posting one short text per request and {} bulk clients posting {} medium passages per request, \
+             back to back, each kind alone for {} s and then together; every text is unique, so the result cache \
+             answers none. One column per round.\n",
+            first.query_clients, first.bulk_clients, first.passages_per_request, first.seconds
+        );
+        let rounds = &self.report.mixed_rounds;
+        let row = |md: &mut String, name: &str, value: &dyn Fn(&MixedOutcome) -> String| {
+            let cells: Vec<String> = rounds.iter().map(value).collect();
+            let _ = writeln!(md, "| {name} | {} |", cells.join(" | "));
+        };
+        let _ =
+            writeln!(md, "| | {} |\n|---|{}", vec!["round"; rounds.len()].join(" | "), "---:|".repeat(rounds.len()));
+        row(md, "query p50 alone, ms", &|o| format!("{:.1}", o.query_p50_alone_ms));
+        row(md, "query p99 alone, ms", &|o| format!("{:.1}", o.query_p99_alone_ms));
+        row(md, "query p50 with bulk, ms", &|o| format!("{:.1}", o.query_p50_with_bulk_ms));
+        row(md, "query p99 with bulk, ms", &|o| format!("{:.1}", o.query_p99_with_bulk_ms));
+        row(md, "bulk passages/s alone", &|o| format!("{:.1}", o.bulk_passages_per_s_alone));
+        row(md, "bulk passages/s with queries", &|o| format!("{:.1}", o.bulk_passages_per_s_with_queries));
+        row(md, "failed queries / bulk requests", &|o| format!("{} / {}", o.failed_queries, o.failed_bulk));
+        row(md, "wasted tokens", &|o| o.wasted_tokens.map_or_else(|| "-".into(), |w| w.to_string()));
+        md.push('\n');
     }
 
     fn criterion_section(&self, md: &mut String) {

@@ -284,6 +284,7 @@ mod tests {
             throughput: BTreeMap::from([("f32".to_string(), run("aki", 300.0, Some(4.0)))]),
             peers: BTreeMap::from([("sentence-transformers".to_string(), run("st", 100.0, None))]),
             load_rounds: vec![vec![outcome]],
+            mixed_rounds: Vec::new(),
             padding: Vec::new(),
             criterion: Vec::new(),
         };

@@ -4,6 +4,7 @@
 
 mod calls;
 mod families;
+mod lanes;
 mod parity;
 mod shutdown;
 mod support;

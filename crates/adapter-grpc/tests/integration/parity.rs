@@ -178,10 +178,10 @@ fn parity_config() -> AppConfig {
 
 /// Runs `cases` against a REST app and a gRPC server, each on its own engine from `config`.
 async fn compare(config: AppConfig, cases: &[Case]) {
-    let rest_engine = Engine::new(config.clone());
+    let rest_engine = Engine::new(config.clone()).expect("a valid configuration");
     rest_engine.start().await.expect("REST model loads");
     let app = aki_rest::app(Arc::clone(&rest_engine));
-    let grpc_engine = Engine::new(config);
+    let grpc_engine = Engine::new(config).expect("a valid configuration");
     let server = start_engine(Arc::clone(&grpc_engine)).await;
     let mut client = server.client().await;
     for case in cases {

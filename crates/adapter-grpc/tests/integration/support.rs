@@ -37,7 +37,7 @@ pub struct Running {
 
 /// Starts a server and waits until its health check says SERVING.
 pub async fn start(config: AppConfig) -> Running {
-    start_engine(Engine::new(config)).await
+    start_engine(Engine::new(config).expect("a valid configuration")).await
 }
 
 /// Starts a server on `engine` (so the test can read its metrics) and waits until SERVING.

@@ -168,6 +168,7 @@ fn wire_names() -> BTreeMap<String, BTreeSet<String>> {
         read::<TeiRerankRequest>(),
         read::<TeiTokenizeRequest>(),
         read::<TeiDirection>(),
+        read::<crate::family::PriorityField>(),
         written(&[TeiRank { index: 0, text: Some("a".into()), score: 0.5 }]),
         written(&[tei_token]),
         written(&[TeiError { error: "m".into(), error_type: TeiErrorType::Empty }]),
@@ -265,8 +266,10 @@ fn every_reference_resolves_and_every_schema_is_used() {
 
 #[test]
 fn the_timing_headers_documented_are_the_ones_sent() {
-    let sent: BTreeSet<String> =
-        crate::family::timing(0, Timing::default(), Duration::ZERO).iter().map(|(name, _)| name.to_string()).collect();
+    let sent: BTreeSet<String> = crate::family::timing(0, aki_core::Lane::Bulk, Timing::default(), Duration::ZERO)
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .collect();
     let document = document();
     let mut timed = 0;
     for (path, item) in document["paths"].as_object().expect("paths") {

@@ -173,7 +173,7 @@ async fn an_api_key_guards_the_api_but_not_health_ready_or_metrics() {
 
 #[tokio::test]
 async fn before_the_model_is_warm_ready_and_embed_answer_503() {
-    let engine = Engine::new(config());
+    let engine = Engine::new(config()).expect("a valid configuration");
     let app = aki_rest::app(Arc::clone(&engine));
     assert_eq!(get(&app, "/health").await.status, StatusCode::OK);
     assert_eq!(get(&app, "/ready").await.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -206,7 +206,8 @@ async fn past_the_concurrency_bound_a_request_is_429_at_once_while_the_others_ru
     assert!(!busy.is_finished(), "the admitted request is still running");
     assert_eq!(busy.await.expect("task").status, StatusCode::OK);
     let metrics = engine.render_metrics();
-    assert!(metrics.contains("aki_requests_total{outcome=\"overloaded\",route=\"/v1/embeddings\"} 1"), "{metrics}");
+    let refusal = "aki_requests_total{outcome=\"overloaded\",route=\"/v1/embeddings\",tenant=\"default\"} 1";
+    assert!(metrics.contains(refusal), "{metrics}");
 }
 
 #[tokio::test]

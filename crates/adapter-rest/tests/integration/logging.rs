@@ -72,7 +72,7 @@ async fn each_failure_is_logged_once_at_its_kind_s_level() {
     let events = Events::default();
     let _guard = tracing::subscriber::set_default(Capture(Arc::clone(&events)));
     let keyed = AppConfig { api_key: Some(aki_service::ApiKey("s3cret".into())), ..AppConfig::default() };
-    let app = aki_rest::app(Engine::new(keyed));
+    let app = aki_rest::app(Engine::new(keyed).expect("a valid configuration"));
     let key = [("authorization", "Bearer s3cret")];
 
     send(&app, Method::POST, "/embed", &json!({"inputs": "a"}).to_string(), &key).await;

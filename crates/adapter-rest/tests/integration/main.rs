@@ -3,6 +3,7 @@
 
 mod errors;
 mod families;
+mod lanes;
 mod logging;
 mod observability;
 mod openapi;

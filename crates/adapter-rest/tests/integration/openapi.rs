@@ -45,7 +45,7 @@ fn sample(schema: &Value, document: &Value) -> Value {
 #[tokio::test]
 async fn every_documented_route_is_served_with_its_methods_and_takes_its_documented_body() {
     // The model never loads: handlers answer 503 once a body got past the extractor.
-    let app = aki_rest::app(Engine::new(AppConfig::default()));
+    let app = aki_rest::app(Engine::new(AppConfig::default()).expect("a valid configuration"));
     let document = get(&app, "/openapi.json").await.body;
     let paths = document["paths"].as_object().expect("paths");
     assert_eq!(paths.len(), 13, "{:?}", paths.keys());
@@ -81,7 +81,7 @@ async fn every_documented_route_is_served_with_its_methods_and_takes_its_documen
 #[tokio::test]
 async fn the_document_is_served_before_the_model_loads_and_without_the_key() {
     let keyed = AppConfig { api_key: Some(aki_service::ApiKey("s3cret".into())), ..AppConfig::default() };
-    let app = aki_rest::app(Engine::new(keyed));
+    let app = aki_rest::app(Engine::new(keyed).expect("a valid configuration"));
     let reply = get(&app, "/openapi.json").await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.headers["content-type"], "application/json");

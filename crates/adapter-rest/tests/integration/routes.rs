@@ -103,7 +103,7 @@ async fn info_models_health_ready_metrics_and_openapi() {
     post(&app, "/api/v1/embed", json!({"texts": ["one", "two"]})).await;
     let metrics = get(&app, "/metrics").await.text;
     for name in [
-        "aki_requests_total{outcome=\"ok\",route=\"/api/v1/embed\"} 1",
+        "aki_requests_total{outcome=\"ok\",route=\"/api/v1/embed\",tenant=\"default\"} 1",
         "aki_request_duration_seconds_bucket",
         "aki_queue_depth",
         "aki_batch_size_bucket",

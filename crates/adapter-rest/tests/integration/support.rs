@@ -30,7 +30,7 @@ pub fn config() -> AppConfig {
 
 /// An app whose engine has loaded and warmed its model.
 pub async fn ready_app(config: AppConfig) -> (Router, Arc<Engine>) {
-    let engine = Engine::new(config);
+    let engine = Engine::new(config).expect("a valid configuration");
     engine.start().await.expect("model loads");
     (aki_rest::app(Arc::clone(&engine)), engine)
 }

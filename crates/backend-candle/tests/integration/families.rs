@@ -88,18 +88,18 @@ async fn check_embedder(name: &str, packed: bool, architecture: &str, pooling: P
     let context = RequestContext::default();
     let options = EmbedOptions { normalize: Some(false), ..EmbedOptions::default() };
 
-    let batched = backend.embed(reference.inputs.clone(), options, context).await.expect("batched");
+    let batched = backend.embed(reference.inputs.clone(), options, context.clone()).await.expect("batched");
     assert_close(&format!("{name} batched (packed {packed})"), &batched.vectors, &reference.alone, &reference.inputs);
     assert_eq!(batched.token_counts, reference.tokens, "{name}: tokens per input");
     for (i, text) in reference.inputs.iter().enumerate() {
-        let alone = backend.embed(vec![text.clone()], options, context).await.expect("alone");
+        let alone = backend.embed(vec![text.clone()], options, context.clone()).await.expect("alone");
         assert_close(&format!("{name} alone"), &alone.vectors, &reference.alone[i..=i], &reference.inputs[i..=i]);
     }
 
     for (prompt_name, want) in &reference.prompted {
         let prompt = info.prompts.resolve(None, Some(prompt_name)).expect("named prompt").unwrap_or_default();
         let texts = reference.inputs.iter().map(|t| format!("{prompt}{t}")).collect();
-        let got = backend.embed(texts, options, context).await.expect("prompted");
+        let got = backend.embed(texts, options, context.clone()).await.expect("prompted");
         assert_close(&format!("{name} prompt {prompt_name}"), &got.vectors, &want.vectors, &reference.inputs);
         assert_eq!(got.token_counts, want.tokens, "{name}: tokens with prompt {prompt_name}");
     }
@@ -148,7 +148,8 @@ async fn check_reranker(name: &str, architecture: &str, packed: bool) {
     assert!(spread > 1.0, "{name}: the reference scores are too alike to test anything");
     let context = RequestContext::default();
     let options = EncodeOptions::default();
-    let batched = backend.score_pairs(query.clone(), reference.inputs.clone(), options, context).await.expect("scores");
+    let batched =
+        backend.score_pairs(query.clone(), reference.inputs.clone(), options, context.clone()).await.expect("scores");
     for (i, (got, (raw, sigmoid))) in
         batched.logits.iter().zip(reference.raw_scores.iter().zip(&reference.scores)).enumerate()
     {
@@ -157,10 +158,12 @@ async fn check_reranker(name: &str, architecture: &str, packed: bool) {
         assert!((squashed - sigmoid).abs() <= MAX_SCORE_ERROR, "{name} input {i}: {squashed} vs {sigmoid}");
     }
     for (i, text) in reference.inputs.iter().enumerate() {
-        let alone = backend.score_pairs(query.clone(), vec![text.clone()], options, context).await.expect("alone");
+        let alone =
+            backend.score_pairs(query.clone(), vec![text.clone()], options, context.clone()).await.expect("alone");
         assert!((alone.logits[0][0] - reference.raw_scores[i]).abs() <= MAX_SCORE_ERROR, "{name} input {i} alone");
     }
-    let refused = backend.embed(vec!["x".into()], EmbedOptions::default(), context).await.expect_err("not an embedder");
+    let refused =
+        backend.embed(vec!["x".into()], EmbedOptions::default(), context.clone()).await.expect_err("not an embedder");
     assert!(refused.to_string().contains("reranker"), "{refused}");
 }
 

@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use aki_core::{Batched, Batcher, EmbedError, RequestContext, Result, Timing};
+use aki_core::{Batched, Batcher, EmbedError, Lane, RequestContext, Result, Timing};
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
+use super::estimate::{Throughput, admit};
 use super::handler::{BatchHandler, BatchObserver, Costing};
-use super::message::{Message, Pending};
+use super::message::{Arrival, Message, Pending};
 use super::submission::{Answer, Submission};
 use super::worker::Worker;
 use crate::config::BatchConfig;
@@ -18,8 +19,12 @@ use crate::config::BatchConfig;
 /// What the handles and the worker share.
 pub(super) struct Shared<I, O> {
     intake: mpsc::UnboundedSender<Message<I, O>>,
-    /// Items submitted and not yet dispatched or dropped: the bounded queue's length.
-    pub(super) queued: AtomicUsize,
+    /// Per lane, items submitted and not yet dispatched or dropped: each lane's bounded queue.
+    pub(super) queued: [AtomicUsize; 2],
+    /// Per lane, the tokens of those items.
+    pub(super) queued_tokens: [AtomicUsize; 2],
+    /// How fast each lane's calls go, for admission.
+    pub(super) throughput: Throughput,
     closed: AtomicBool,
     pub(super) config: BatchConfig,
     costing: Costing<I>,
@@ -65,13 +70,15 @@ impl<I: Clone + Send + 'static, O: Send + 'static> DynamicBatcher<I, O> {
         let padded = costing.padded;
         let shared = Arc::new(Shared {
             intake,
-            queued: AtomicUsize::new(0),
+            queued: Default::default(),
+            queued_tokens: Default::default(),
+            throughput: Throughput::default(),
             closed: AtomicBool::new(false),
             config,
             costing,
             observer,
         });
-        let worker = Worker::new(Arc::downgrade(&shared), handler);
+        let worker = Worker::new(Arc::downgrade(&shared), handler, &shared.config);
         tokio::spawn(worker.run(inbox, shared.config.clone(), padded));
         Self { shared }
     }
@@ -81,9 +88,9 @@ impl<I: Clone + Send + 'static, O: Send + 'static> DynamicBatcher<I, O> {
         WeakBatcher { shared: Arc::downgrade(&self.shared) }
     }
 
-    /// Items waiting in the queue now.
+    /// Items waiting in the queue now, both lanes.
     pub fn queue_depth(&self) -> usize {
-        self.shared.queued.load(Ordering::Relaxed)
+        self.shared.queued.iter().map(|q| q.load(Ordering::Relaxed)).sum()
     }
 
     /// Stops accepting, finishes everything already queued, then returns.
@@ -95,24 +102,36 @@ impl<I: Clone + Send + 'static, O: Send + 'static> DynamicBatcher<I, O> {
         }
     }
 
-    fn enqueue(&self, items: Vec<I>, deadline: Option<Instant>) -> Result<oneshot::Receiver<Answer<O>>> {
+    /// Queues `items` in the context's lane, or refuses them at once: the lane's queue is full,
+    /// or the work queued ahead (at the lane's measured rate) would not let them finish before
+    /// the deadline. Nothing refused is computed.
+    fn enqueue(&self, items: Vec<I>, context: &RequestContext) -> Result<oneshot::Receiver<Answer<O>>> {
         let shared = &self.shared;
         if shared.closed.load(Ordering::SeqCst) {
             return Err(EmbedError::Unavailable("the batcher is shutting down".into()));
         }
+        let lane = context.lane;
         let n = items.len();
+        let costs: Vec<usize> = items.iter().map(shared.costing.cost).collect();
+        let own: usize = costs.iter().sum();
+        let now = Instant::now();
+        let queued_tokens =
+            [Lane::Interactive, Lane::Bulk].map(|l| shared.queued_tokens[l.index()].load(Ordering::SeqCst));
+        admit(shared.throughput.finish_in(lane, own, queued_tokens), now, context.deadline, lane)?;
         let capacity = shared.config.queue_capacity;
-        let before = shared.queued.fetch_add(n, Ordering::SeqCst);
+        let (queued, tokens) = (&shared.queued[lane.index()], &shared.queued_tokens[lane.index()]);
+        let before = queued.fetch_add(n, Ordering::SeqCst);
         if before + n > capacity {
-            shared.queued.fetch_sub(n, Ordering::SeqCst);
+            queued.fetch_sub(n, Ordering::SeqCst);
             return Err(EmbedError::Overloaded(format!(
-                "the queue holds {before} of {capacity} items and cannot take {n} more"
+                "the {} queue holds {before} of {capacity} items and cannot take {n} more",
+                lane.as_str()
             )));
         }
-        shared.observer.queue_depth(before + n);
+        tokens.fetch_add(own, Ordering::SeqCst);
+        shared.observer.queue_depth(lane, before + n);
         let (reply, answer) = oneshot::channel();
-        let submission = Arc::new(Submission::new(n, deadline, reply));
-        let now = Instant::now();
+        let submission = Arc::new(Submission::new(costs, context.deadline, reply, Arc::clone(&shared.observer)));
         let pending = items
             .into_iter()
             .enumerate()
@@ -124,8 +143,10 @@ impl<I: Clone + Send + 'static, O: Send + 'static> DynamicBatcher<I, O> {
                 submission: Arc::clone(&submission),
             })
             .collect();
-        if shared.intake.send(Message::Items(pending)).is_err() {
-            shared.queued.fetch_sub(n, Ordering::SeqCst);
+        let arrival = Arrival { lane, tenant: context.tenant.clone(), requester: context.requester, items: pending };
+        if shared.intake.send(Message::Items(arrival)).is_err() {
+            queued.fetch_sub(n, Ordering::SeqCst);
+            tokens.fetch_sub(own, Ordering::SeqCst);
             return Err(EmbedError::Unavailable("the batcher's worker has stopped".into()));
         }
         Ok(answer)
@@ -138,7 +159,7 @@ impl<I: Clone + Send + 'static, O: Send + 'static> Batcher<I, O> for DynamicBatc
         if items.is_empty() {
             return Ok(Batched { outputs: Vec::new(), timing: Timing::default() });
         }
-        let answer = self.enqueue(items, context.deadline)?;
+        let answer = self.enqueue(items, &context)?;
         let answered = match context.deadline {
             Some(deadline) => {
                 tokio::time::timeout_at(deadline.into(), answer).await.map_err(|_| EmbedError::Timeout)?

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use aki_core::Result;
+use aki_core::{Lane, Result};
 use async_trait::async_trait;
 
 /// Runs one batch: one output per input, in order.
@@ -26,18 +26,22 @@ pub struct BatchShape {
     pub tokens: usize,
     /// The tokens of its items (no padding); `tokens - real_tokens` is the padding computed.
     pub real_tokens: usize,
+    /// The lane it was formed from.
+    pub lane: Lane,
     /// How long its oldest item waited in the queue.
     pub oldest_wait: Duration,
 }
 
 /// Metrics hooks; every method defaults to doing nothing.
 pub trait BatchObserver: Send + Sync + 'static {
-    /// Items waiting in the queue, after each change.
-    fn queue_depth(&self, _depth: usize) {}
+    /// Items waiting in `_lane`, after each change.
+    fn queue_depth(&self, _lane: Lane, _depth: usize) {}
     /// A batch left the queue.
     fn dispatched(&self, _shape: &BatchShape) {}
     /// A batch finished, successfully or not, after `_inference`.
     fn completed(&self, _inference: Duration, _ok: bool) {}
+    /// Outputs of `_tokens` tokens were computed for callers that never received them.
+    fn wasted(&self, _tokens: usize) {}
 }
 
 /// The observer used when none is given.

@@ -11,14 +11,15 @@ use super::handler::{BatchHandler, BatchObserver};
 use super::message::Route;
 use super::submission::Submission;
 
-/// Runs `items` (routed by `routes`) on `handler`. Items of a batch shared by several callers
-/// are kept, so that a failure caused by one caller's input can be retried without it.
+/// Runs `items` (routed by `routes`) on `handler` and returns how long the model call took.
+/// Items of a batch shared by several callers are kept, so that a failure caused by one
+/// caller's input can be retried without it.
 pub(super) async fn run_and_route<I: Clone + Send + 'static, O: Send + 'static>(
     handler: Arc<dyn BatchHandler<I, O>>,
     items: Vec<I>,
     routes: Vec<Route<O>>,
     observer: Option<Arc<dyn BatchObserver>>,
-) {
+) -> Duration {
     let observer = observer.as_deref();
     let shared = routes.iter().any(|(_, s)| !Arc::ptr_eq(s, &routes[0].1));
     let kept = shared.then(|| items.clone());
@@ -42,6 +43,7 @@ pub(super) async fn run_and_route<I: Clone + Send + 'static, O: Send + 'static>(
         }
         (Err(error), None) => fail(routes, &error),
     }
+    inference
 }
 
 /// Runs one batch, a panic in the handler becoming an internal error, inside the span of the

@@ -1,11 +1,13 @@
 //! `Submission`: one caller's items on their way through the queue, answered once all are back
-//! or at the first failure.
+//! or at the first failure; what was computed for it and never delivered is reported as wasted.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use aki_core::{Batched, EmbedError, Result, Timing};
 use tokio::sync::oneshot;
+
+use super::handler::BatchObserver;
 
 /// What a submission's caller receives.
 pub(super) type Answer<O> = Result<Batched<O>>;
@@ -17,6 +19,9 @@ pub(super) struct Submission<O> {
     pub(super) deadline: Option<Instant>,
     /// The caller's span, so the batch that runs its items logs inside (or linked to) it.
     pub(super) span: tracing::Span,
+    /// Each item's tokens, to count what was computed.
+    costs: Vec<usize>,
+    observer: Arc<dyn BatchObserver>,
 }
 
 struct SubmissionState<O> {
@@ -24,20 +29,34 @@ struct SubmissionState<O> {
     remaining: usize,
     timing: Timing,
     reply: Option<oneshot::Sender<Answer<O>>>,
+    /// Tokens of the items computed so far.
+    computed: usize,
+    /// The caller received its outputs.
+    delivered: bool,
 }
 
 impl<O> Submission<O> {
-    /// A submission of `n` items answered on `reply`.
-    pub(super) fn new(n: usize, deadline: Option<Instant>, reply: oneshot::Sender<Answer<O>>) -> Self {
+    /// A submission of items costing `costs` tokens, answered on `reply`.
+    pub(super) fn new(
+        costs: Vec<usize>,
+        deadline: Option<Instant>,
+        reply: oneshot::Sender<Answer<O>>,
+        observer: Arc<dyn BatchObserver>,
+    ) -> Self {
+        let n = costs.len();
         Self {
             state: Mutex::new(SubmissionState {
                 results: (0..n).map(|_| None).collect(),
                 remaining: n,
                 timing: Timing::default(),
                 reply: Some(reply),
+                computed: 0,
+                delivered: false,
             }),
             deadline,
             span: tracing::Span::current(),
+            costs,
+            observer,
         }
     }
 
@@ -75,13 +94,26 @@ impl<O> Submission<O> {
             return;
         }
         state.results[index] = Some(output);
+        state.computed += self.costs[index];
         state.remaining -= 1;
         if state.remaining == 0 {
             let outputs = std::mem::take(&mut state.results).into_iter().flatten().collect();
             let timing = state.timing;
             if let Some(reply) = state.reply.take() {
-                let _ = reply.send(Ok(Batched { outputs, timing }));
+                state.delivered = reply.send(Ok(Batched { outputs, timing })).is_ok();
             }
+        }
+    }
+}
+
+impl<O> Drop for Submission<O> {
+    /// Outputs computed for a caller that never received them (it failed on another item,
+    /// timed out or went away) were wasted work: the observer counts their tokens.
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if !state.delivered && state.computed > 0 {
+            tracing::debug!(tokens = state.computed, "outputs computed for a request that did not receive them");
+            self.observer.wasted(state.computed);
         }
     }
 }

@@ -1,34 +1,37 @@
-//! The worker: owns the queue, drops dead work, and dispatches a batch whenever a batch slot is
-//! free; lives until every handle is gone (or shutdown) and the queue is drained.
+//! The worker: owns the [`Scheduler`], drops dead work, and dispatches a model call whenever a
+//! batch slot is free; lives until every handle is gone (or shutdown) and the queue is drained.
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use aki_core::EmbedError;
+use aki_core::{EmbedError, Lane};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::handle::Shared;
 use super::handler::{BatchHandler, BatchShape};
-use super::message::{Message, Pending, Route};
+use super::message::{Message, Route};
 use super::run::run_and_route;
+use super::schedule::Scheduler;
 use crate::config::BatchConfig;
-use crate::packing::{Budget, pick};
+use crate::packing::Budget;
+
+/// What a finished model call reports back: its lane, its tokens and how long it took.
+type Ran = (Lane, usize, Duration);
 
 /// Owns the queue and the batches running.
 pub(super) struct Worker<I, O> {
     shared: Weak<Shared<I, O>>,
     handler: Arc<dyn BatchHandler<I, O>>,
-    queue: VecDeque<Pending<I, O>>,
-    running: JoinSet<()>,
+    queue: Scheduler<I, O>,
+    running: JoinSet<Ran>,
 }
 
 impl<I: Clone + Send + 'static, O: Send + 'static> Worker<I, O> {
     /// A worker with an empty queue, running batches on `handler`.
-    pub(super) fn new(shared: Weak<Shared<I, O>>, handler: Arc<dyn BatchHandler<I, O>>) -> Self {
-        Self { shared, handler, queue: VecDeque::new(), running: JoinSet::new() }
+    pub(super) fn new(shared: Weak<Shared<I, O>>, handler: Arc<dyn BatchHandler<I, O>>, config: &BatchConfig) -> Self {
+        Self { shared, handler, queue: Scheduler::new(config.bulk_share_percent), running: JoinSet::new() }
     }
 
     /// The worker's loop: take what arrived, drop dead items, dispatch while a slot is free
@@ -40,9 +43,12 @@ impl<I: Clone + Send + 'static, O: Send + 'static> Worker<I, O> {
         config: BatchConfig,
         padded: bool,
     ) {
-        let budget = Budget {
+        let budget = |lane: Lane| Budget {
             max_items: config.max_batch_size,
-            max_tokens: config.max_batch_tokens,
+            max_tokens: match lane {
+                Lane::Interactive => config.max_batch_tokens,
+                Lane::Bulk => config.bulk_batch_tokens.min(config.max_batch_tokens),
+            },
             padded,
             min_fill_percent: config.min_fill_percent,
         };
@@ -58,14 +64,13 @@ impl<I: Clone + Send + 'static, O: Send + 'static> Worker<I, O> {
             let draining = !intake_open || !shutdown_replies.is_empty();
             let free = self.running.len() < config.max_concurrent_batches;
             let mut hold_until = None;
-            if free && !self.queue.is_empty() {
-                let oldest = self.queue.front().map(|p| p.enqueued);
-                let ready_at = oldest.map(|t| t + max_wait).filter(|_| !max_wait.is_zero());
-                let full = self.queue.len() >= budget.max_items;
+            if let (true, Some(lane)) = (free, self.queue.next_lane()) {
+                let ready_at = self.queue.oldest(lane).map(|t| t + max_wait).filter(|_| !max_wait.is_zero());
+                let full = self.queue.items(lane) >= config.max_batch_size;
                 match ready_at {
                     Some(at) if !full && !draining && Instant::now() < at => hold_until = Some(at),
                     _ => {
-                        self.dispatch(&budget);
+                        self.dispatch(lane, &budget(lane));
                         continue;
                     }
                 }
@@ -78,7 +83,14 @@ impl<I: Clone + Send + 'static, O: Send + 'static> Worker<I, O> {
                     Some(message) => self.accept(message, &mut shutdown_replies),
                     None => intake_open = false,
                 },
-                Some(_) = self.running.join_next(), if !self.running.is_empty() => {}
+                Some(ran) = self.running.join_next(), if !self.running.is_empty() => {
+                    if let Ok((lane, tokens, took)) = ran {
+                        self.queue.ran(lane, took);
+                        if let Some(shared) = self.shared.upgrade() {
+                            shared.throughput.record(lane, tokens, took);
+                        }
+                    }
+                }
                 () = sleep_until(hold_until), if hold_until.is_some() => {}
             }
         }
@@ -89,57 +101,58 @@ impl<I: Clone + Send + 'static, O: Send + 'static> Worker<I, O> {
 
     fn accept(&mut self, message: Message<I, O>, shutdown_replies: &mut Vec<oneshot::Sender<()>>) {
         match message {
-            Message::Items(items) => self.queue.extend(items),
+            Message::Items(arrival) => self.queue.push(arrival),
             Message::Shutdown(done) => shutdown_replies.push(done),
         }
     }
 
-    fn leave_queue(&self, n: usize) {
+    /// `n` items of `tokens` left `lane`'s queue (dispatched or dropped).
+    fn leave_queue(&self, lane: Lane, n: usize, tokens: usize) {
         if let Some(shared) = self.shared.upgrade() {
-            let depth = shared.queued.fetch_sub(n, Ordering::SeqCst) - n;
-            shared.observer.queue_depth(depth);
+            shared.queued_tokens[lane.index()].fetch_sub(tokens, Ordering::SeqCst);
+            let depth = shared.queued[lane.index()].fetch_sub(n, Ordering::SeqCst) - n;
+            shared.observer.queue_depth(lane, depth);
         }
     }
 
-    /// Removes items whose caller is gone, whose submission already failed, or whose
+    /// Removes requests whose caller is gone, whose submission already failed, or whose
     /// deadline has passed (their callers get a timeout): they are never computed.
     fn drop_dead(&mut self) {
         let now = Instant::now();
-        let before = self.queue.len();
-        self.queue.retain(|p| {
-            if p.submission.deadline.is_some_and(|d| d <= now) {
-                p.submission.fail(EmbedError::Timeout);
+        let tokens_before = Lane::ALL.map(|lane| self.queue.tokens(lane));
+        let dropped = self.queue.retain(|submission| {
+            if submission.deadline.is_some_and(|d| d <= now) {
+                submission.fail(EmbedError::Timeout);
                 return false;
             }
-            !p.submission.is_dead()
+            !submission.is_dead()
         });
-        let dropped = before - self.queue.len();
-        if dropped > 0 {
-            tracing::debug!(dropped, "dropped expired or abandoned items before inference");
-            self.leave_queue(dropped);
+        for lane in Lane::ALL {
+            let n = dropped[lane.index()];
+            if n > 0 {
+                tracing::debug!(
+                    dropped = n,
+                    lane = lane.as_str(),
+                    "dropped expired or abandoned items before inference"
+                );
+                self.leave_queue(lane, n, tokens_before[lane.index()] - self.queue.tokens(lane));
+            }
         }
     }
 
-    /// Takes the next batch off the queue (see [`pick`]) and starts it.
-    fn dispatch(&mut self, budget: &Budget) {
-        let costs: Vec<usize> = self.queue.iter().map(|p| p.cost).collect();
-        let chosen = pick(&costs, budget);
-        let mut batch = Vec::with_capacity(chosen.len());
-        // `chosen` is ascending; remove from the back so indices stay valid.
-        for &i in chosen.iter().rev() {
-            if let Some(p) = self.queue.remove(i) {
-                batch.push(p);
-            }
-        }
-        batch.reverse();
-        self.leave_queue(batch.len());
+    /// Takes the next model call off `lane` (see [`Scheduler::take`]) and starts it.
+    fn dispatch(&mut self, lane: Lane, budget: &Budget) {
+        let batch = self.queue.take(lane, budget);
+        let real_tokens: usize = batch.iter().map(|p| p.cost).sum();
+        self.leave_queue(lane, batch.len(), real_tokens);
         for p in &batch {
             p.submission.waited(p.enqueued.elapsed());
         }
         let shape = BatchShape {
             items: batch.len(),
             tokens: budget.cost(batch.iter().map(|p| p.cost)),
-            real_tokens: batch.iter().map(|p| p.cost).sum(),
+            real_tokens,
+            lane,
             oldest_wait: batch.iter().map(|p| p.enqueued.elapsed()).max().unwrap_or_default(),
         };
         let observer = self.shared.upgrade().map(|s| Arc::clone(&s.observer));
@@ -148,7 +161,11 @@ impl<I: Clone + Send + 'static, O: Send + 'static> Worker<I, O> {
         }
         let (items, routes): (Vec<I>, Vec<Route<O>>) =
             batch.into_iter().map(|p| (p.item, (p.index, p.submission))).unzip();
-        self.running.spawn(run_and_route(Arc::clone(&self.handler), items, routes, observer));
+        let handler = Arc::clone(&self.handler);
+        self.running.spawn(async move {
+            let took = run_and_route(handler, items, routes, observer).await;
+            (lane, real_tokens, took)
+        });
     }
 }
 

@@ -72,5 +72,5 @@ pub async fn submit(
     items: Vec<Item>,
     deadline: Option<Instant>,
 ) -> Result<Vec<(usize, usize)>> {
-    b.submit(items, RequestContext { deadline }).await.map(|batched| batched.outputs)
+    b.submit(items, RequestContext { deadline, ..RequestContext::default() }).await.map(|batched| batched.outputs)
 }

@@ -93,7 +93,9 @@ fn batching(model: &Arc<Faulty>, config: BatchConfig) -> Arc<ModelPipeline> {
 }
 
 async fn embed(provider: &Arc<ModelPipeline>, ids: Vec<u32>, deadline: Option<Instant>) -> Result<f32> {
-    let out = provider.embed_tokens(vec![ids], EmbedOptions::default(), RequestContext { deadline }).await?;
+    let out = provider
+        .embed_tokens(vec![ids], EmbedOptions::default(), RequestContext { deadline, ..RequestContext::default() })
+        .await?;
     Ok(out.vectors[0][0])
 }
 

@@ -4,6 +4,7 @@
 
 mod fake;
 mod faults;
+mod lanes;
 mod properties;
 mod real_model;
 mod shapes;

@@ -68,9 +68,9 @@ async fn a_mixed_request_computes_only_the_missing_inputs_and_keeps_order() {
     let (provider, cache, counted) = cached(mock);
 
     let ctx = RequestContext::default();
-    let first = provider.embed(vec![a.clone(), b.clone(), a.clone()], ctx).await.expect("first");
+    let first = provider.embed(vec![a.clone(), b.clone(), a.clone()], ctx.clone()).await.expect("first");
     assert_eq!(first, answer(&[a.clone(), b.clone(), a.clone()]), "identical to the uncached answer");
-    let mixed = provider.embed(vec![b.clone(), c.clone(), a.clone()], ctx).await.expect("mixed");
+    let mixed = provider.embed(vec![b.clone(), c.clone(), a.clone()], ctx.clone()).await.expect("mixed");
     assert_eq!(mixed, answer(&[b, c, a]), "every vector in order");
     // Counted per position: the first request missed three times (its repeated input too,
     // though computed once); the second hit two and missed one.
@@ -111,8 +111,8 @@ async fn text_and_token_id_inputs_that_encode_alike_share_an_entry() {
     let (provider, _, counted) = cached(mock);
     let provider = pipeline(provider, tokenizer);
     let ctx = RequestContext::default();
-    let by_text = provider.embed(vec!["abc".into()], EmbedOptions::default(), ctx).await.expect("text");
-    let by_ids = provider.embed_tokens(vec![vec![1, 3, 2]], EmbedOptions::default(), ctx).await.expect("ids");
+    let by_text = provider.embed(vec!["abc".into()], EmbedOptions::default(), ctx.clone()).await.expect("text");
+    let by_ids = provider.embed_tokens(vec![vec![1, 3, 2]], EmbedOptions::default(), ctx.clone()).await.expect("ids");
     assert_eq!(by_text.vectors, by_ids.vectors);
     assert_eq!(counted.get(), (1, 1));
 }
@@ -125,9 +125,9 @@ async fn failures_are_not_cached() {
     mock.expect_embed().times(1).in_sequence(&mut seq).returning(|batch, _| Ok(answer(&batch)));
     let (provider, cache, _) = cached(mock);
     let ctx = RequestContext::default();
-    let err = provider.embed(vec![enc(&[1])], ctx).await.expect_err("fails");
+    let err = provider.embed(vec![enc(&[1])], ctx.clone()).await.expect_err("fails");
     assert_eq!(err, EmbedError::Backend("boom".into()));
-    provider.embed(vec![enc(&[1])], ctx).await.expect("computed again");
+    provider.embed(vec![enc(&[1])], ctx.clone()).await.expect("computed again");
     assert_eq!(cache.stats().await.entries, 1);
 }
 

@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aki_core::{
-    EmbedError, EmbedOptions, EmbeddingProvider, EncodeOptions, Encoding, ErrorKind, LoadedModel, ModelInfo,
-    ModelPipeline, ModelStore, ModelTask, Pooled, Pooling, Predictions, Prompts, RequestContext, Result, StoreStats,
-    Timing, Token, Tokenization,
+    EmbedError, EmbedOptions, EmbeddingProvider, EncodeOptions, Encoding, ErrorKind, Lane, LoadedModel, ModelInfo,
+    ModelPipeline, ModelStore, ModelTask, Pooled, Pooling, Predictions, Priority, Prompts, RequestContext, Result,
+    StoreStats, Tenant, Timing, Token, Tokenization,
 };
 use aki_service::{
-    ApiKey, BatchFacts, EmbedRequest, EmbedService, Inputs, Limits, Outcome, PromptChoice, Ranked, RequestObserver,
-    RerankRequest, TokenizeRequest,
+    ApiKey, BatchFacts, Caller, EmbedRequest, EmbedService, Finished, Inputs, LanePolicy, Limits, PromptChoice, Ranked,
+    RequestObserver, RerankRequest, TenantKey, Tenants, TokenizeRequest,
 };
 use async_trait::async_trait;
 
@@ -101,15 +101,21 @@ fn provider_of(info: ModelInfo, delay: Duration) -> Fake {
 }
 
 #[derive(Default)]
-struct Seen(Mutex<Vec<(String, &'static str, usize)>>);
+struct Seen(Mutex<Vec<(String, &'static str, usize)>>, Mutex<Vec<(String, Option<Lane>)>>);
 impl RequestObserver for Seen {
-    fn finished(&self, route: &str, outcome: Outcome, _: Duration, tokens: usize) {
-        self.0.lock().expect("lock").push((route.to_string(), outcome.as_str(), tokens));
+    fn finished(&self, request: &Finished<'_>) {
+        self.0.lock().expect("lock").push((request.route.to_string(), request.outcome.as_str(), request.tokens));
+        self.1.lock().expect("lock").push((request.tenant.to_string(), request.queued.map(|(lane, _)| lane)));
     }
 }
 impl Seen {
     fn all(&self) -> Vec<(String, &'static str, usize)> {
         self.0.lock().expect("lock").clone()
+    }
+
+    /// The tenant and lane of each finished request.
+    fn tenants_and_lanes(&self) -> Vec<(String, Option<Lane>)> {
+        self.1.lock().expect("lock").clone()
     }
 }
 
@@ -118,6 +124,11 @@ fn make(limits: Limits, key: Option<&str>, delay: Duration) -> (EmbedService, Ar
 }
 
 fn make_with(provider: Fake, limits: Limits, key: Option<&str>) -> (EmbedService, Arc<Seen>) {
+    let tenants = Tenants::new(key.map(|k| ApiKey(k.into())), &[]).expect("valid keys");
+    make_for(provider, (limits, LanePolicy::default()), tenants)
+}
+
+fn make_for(provider: Fake, policy: (Limits, LanePolicy), tenants: Tenants) -> (EmbedService, Arc<Seen>) {
     let model = provider.model();
     let mut store = MockStore::new();
     store.expect_get_or_load().returning(move |id| match id {
@@ -127,14 +138,7 @@ fn make_with(provider: Fake, limits: Limits, key: Option<&str>) -> (EmbedService
     let seen = Arc::new(Seen::default());
     let facts =
         BatchFacts { max_batch_size: 32, max_batch_tokens: 8192, max_concurrent_batches: 1, max_forward_batch: 32 };
-    let service = EmbedService::new(
-        Arc::new(store),
-        vec!["default".into()],
-        limits,
-        facts,
-        key.map(|k| ApiKey(k.into())),
-        seen.clone(),
-    );
+    let service = EmbedService::new(Arc::new(store), vec!["default".into()], policy, facts, tenants, seen.clone());
     service.mark_ready();
     (service, seen)
 }
@@ -146,6 +150,7 @@ fn texts(items: &[&str]) -> EmbedRequest {
         options: EmbedOptions::default(),
         prompt: PromptChoice::default(),
         deadline: None,
+        caller: Caller::default(),
     }
 }
 
@@ -199,6 +204,7 @@ fn rerank(texts: &[&str], raw_scores: bool, top_n: Option<usize>) -> RerankReque
         raw_scores,
         top_n,
         deadline: None,
+        caller: Caller::default(),
     }
 }
 
@@ -310,9 +316,9 @@ async fn nothing_is_served_before_ready_and_readiness_ends_when_draining() {
     let fresh = EmbedService::new(
         Arc::new(MockStore::new()),
         vec!["default".into()],
-        Limits::default(),
+        (Limits::default(), LanePolicy::default()),
         BatchFacts { max_batch_size: 1, max_batch_tokens: 1, max_concurrent_batches: 1, max_forward_batch: 1 },
-        None,
+        Tenants::open(),
         Arc::new(aki_service::NoRequestObserver),
     );
     assert!(!fresh.is_ready());
@@ -352,9 +358,9 @@ async fn tokenize_and_info_answer_through_the_same_limits_and_model() {
     let service = EmbedService::new(
         Arc::new(store),
         vec!["default".into(), "other".into()],
-        limits,
+        (limits, LanePolicy::default()),
         facts,
-        None,
+        Tenants::open(),
         Arc::new(aki_service::NoRequestObserver),
     );
     service.mark_ready();
@@ -366,4 +372,56 @@ async fn tokenize_and_info_answer_through_the_same_limits_and_model() {
     assert_eq!((info.model.dimension, info.max_client_batch_size, info.batching), (4, 1, facts));
     assert_eq!(info.models, ["default", "other"]);
     assert_eq!(service.models("m"), ["default", "other"]);
+}
+
+#[tokio::test]
+async fn the_lane_follows_size_or_priority_and_each_tenant_keeps_to_its_token_rate() {
+    let key = |name: &str, weight, tokens_per_minute| TenantKey {
+        name: name.into(),
+        key: ApiKey(format!("k-{name}")),
+        weight,
+        tokens_per_minute,
+    };
+    let tenants = Tenants::new(None, &[key("a", 2, Some(12)), key("b", 1, None)]).expect("valid keys");
+    let contexts = Arc::new(Mutex::new(Vec::new()));
+    let mut fake = Fake::new(info());
+    fake.tokenizer.expect_encode().returning(|texts, _| {
+        Ok(texts.iter().map(|t| Encoding { ids: vec![1, t.len() as u32, 2], type_ids: vec![0; 3] }).collect())
+    });
+    let seen_contexts = Arc::clone(&contexts);
+    fake.provider.expect_embed().returning(move |batch, context| {
+        seen_contexts.lock().expect("lock").push(context);
+        Ok(Pooled { vectors: vec![vec![1.0, 0.0, 0.0, 0.0]; batch.len()], timing: Timing::default() })
+    });
+    let policy = LanePolicy { bulk_above_tokens: 5, ..LanePolicy::default() };
+    let (service, seen) = make_for(fake, (Limits::default(), policy), tenants);
+    let (a, b) =
+        (service.authorize("r", Some("k-a")).expect("a's key"), service.authorize("r", Some("k-b")).expect("b"));
+    assert_eq!(a, Tenant::new("a", 2));
+    let by = |tenant: &Tenant, priority, items: &[&str]| EmbedRequest {
+        caller: Caller { tenant: tenant.clone(), priority, requester: None },
+        ..texts(items)
+    };
+    // 3 tokens per text: one text is interactive, two (6 > 5) are bulk unless asked otherwise.
+    assert_eq!(service.embed("r", by(&a, Priority::Auto, &["x"])).await.expect("served").lane, Lane::Interactive);
+    assert_eq!(service.embed("r", by(&a, Priority::Auto, &["x", "y"])).await.expect("served").lane, Lane::Bulk);
+    let asked = service.embed("r", by(&b, Priority::Interactive, &["x", "y"])).await.expect("served");
+    assert_eq!(asked.lane, Lane::Interactive);
+    assert_eq!(service.embed("r", by(&b, Priority::Bulk, &["x"])).await.expect("served").lane, Lane::Bulk);
+    // `a` has used 9 of its 12 tokens a minute: 3 more fit, 3 after that do not.
+    service.embed("r", by(&a, Priority::Auto, &["x"])).await.expect("within the rate");
+    let refused = service.embed("r", by(&a, Priority::Auto, &["x"])).await.expect_err("over the rate");
+    assert!(matches!(refused, EmbedError::Busy { .. }), "{refused:?}");
+    assert!(refused.retry_after().is_some_and(|wait| wait >= Duration::from_secs(1)));
+    service.embed("r", by(&b, Priority::Auto, &["x"])).await.expect("b has no rate");
+    // The inference side saw each request's lane and tenant, and metrics saw them too.
+    let lanes: Vec<(Lane, String)> =
+        contexts.lock().expect("lock").iter().map(|c| (c.lane, c.tenant.name.to_string())).collect();
+    let (i, u) = (Lane::Interactive, Lane::Bulk);
+    let named = |lane, name: &str| (lane, name.to_string());
+    assert_eq!(lanes, [named(i, "a"), named(u, "a"), named(i, "b"), named(u, "b"), named(i, "a"), named(i, "b")]);
+    let observed = seen.tenants_and_lanes();
+    assert_eq!(observed[5], ("a".to_string(), None), "the refusal is counted for a, with no lane");
+    assert_eq!(observed[0], ("a".to_string(), Some(Lane::Interactive)));
+    assert!(contexts.lock().expect("lock").iter().all(|c| c.deadline.is_some()));
 }
