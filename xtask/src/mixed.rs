@@ -47,6 +47,8 @@ pub fn run(server: &mut Server, root: &std::path::Path, mix: &Mix) -> Result<Mix
     let data = root.join("benches/data");
     let short = lines(&data.join("short_1024.txt"))?;
     let medium = lines(&data.join("medium_256.txt"))?;
+    // Requests a previous scenario's clients abandoned may still be finishing.
+    thread::sleep(Duration::from_secs(2));
     let wasted_before = wasted_tokens(server)?;
     let counter = Arc::new(AtomicU64::new(0));
     let (queries_alone, _) = phase(server, mix, &short, &medium, &counter, true, false)?;

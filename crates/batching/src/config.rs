@@ -40,8 +40,8 @@ impl Default for BatchConfig {
             queue_capacity: 4096,
             max_concurrent_batches: 1,
             min_fill_percent: 50,
-            bulk_batch_tokens: 2048,
-            bulk_share_percent: 20,
+            bulk_batch_tokens: 1024,
+            bulk_share_percent: 50,
         }
     }
 }

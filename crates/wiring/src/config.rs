@@ -315,7 +315,7 @@ mod tests {
 
             let cuda = CliArgs { device: Some("cuda".into()), ..CliArgs::default() };
             let gpu = load(&cuda)?;
-            assert_eq!(gpu.gpu_defaults.len(), 6);
+            assert_eq!(gpu.gpu_defaults.len(), 7);
             assert_eq!(gpu.backend.dtype.as_deref(), Some("f16"));
             assert_eq!((gpu.batching.max_batch_size, gpu.batching.max_batch_tokens), (128, 16_384));
             assert_eq!((gpu.backend.max_forward_batch, gpu.batching.max_concurrent_batches), (128, 2));

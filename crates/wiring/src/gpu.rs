@@ -8,7 +8,9 @@ use crate::config::AppConfig;
 /// 55-65% busy; forward passes of 128; and the padding bound measured on the padded path
 /// (docs/benchmarks.md, "Padding": at 16,384 tokens a call, a 70% fill bound wasted 15.0% and
 /// 17.9% of the computed tokens on padding in two runs, against 27.7% and 20.3% at 50%, and
-/// ran faster in both).
+/// ran faster in both). Bulk-lane calls as large as any: the medium row (2,157 texts/s at 8k
+/// tokens a call) puts a 16k-token call of medium passages near 40 ms, already short for a
+/// query waiting behind it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GpuDefaults {
     /// `backend.dtype`.
@@ -23,6 +25,8 @@ pub struct GpuDefaults {
     pub max_concurrent_batches: usize,
     /// `batching.min_fill_percent`.
     pub min_fill_percent: usize,
+    /// `batching.bulk_batch_tokens`.
+    pub bulk_batch_tokens: usize,
 }
 
 /// The GPU defaults in force.
@@ -33,6 +37,7 @@ pub const GPU_DEFAULTS: GpuDefaults = GpuDefaults {
     max_batch_tokens: 16_384,
     max_concurrent_batches: 2,
     min_fill_percent: 70,
+    bulk_batch_tokens: 16_384,
 };
 
 /// Sets `slot` to `value` unless the user set `key`, noting the key when it does.
@@ -67,4 +72,5 @@ pub(crate) fn apply_defaults(config: &mut AppConfig, is_set: impl Fn(&str) -> bo
     let in_flight = gpu.max_concurrent_batches;
     unless_set("batching.max_concurrent_batches", &mut batching.max_concurrent_batches, in_flight, is_set, taken);
     unless_set("batching.min_fill_percent", &mut batching.min_fill_percent, gpu.min_fill_percent, is_set, taken);
+    unless_set("batching.bulk_batch_tokens", &mut batching.bulk_batch_tokens, gpu.bulk_batch_tokens, is_set, taken);
 }

@@ -28,6 +28,13 @@ async fn send(b: &Queue, items: Vec<Item>, lane: Lane, tenant: &Tenant, deadline
     b.submit(items, context).await.map(drop)
 }
 
+/// Starts a submission of a stream's (`requester`) on its own task.
+fn spawn_on_stream(b: &Queue, items: Vec<Item>, requester: u64) -> tokio::task::JoinHandle<Result<()>> {
+    let b = b.clone();
+    let context = RequestContext { lane: Lane::Bulk, requester: Some(requester), ..RequestContext::default() };
+    tokio::spawn(async move { b.submit(items, context).await.map(drop) })
+}
+
 /// Starts a submission on its own task.
 fn spawn(b: &Queue, items: Vec<Item>, lane: Lane, tenant: &Tenant) -> tokio::task::JoinHandle<Result<Instant>> {
     let (b, tenant) = (b.clone(), tenant.clone());
@@ -148,4 +155,25 @@ async fn work_that_cannot_meet_its_deadline_is_refused_before_any_of_it_runs() {
         .await
         .expect("a query is admitted");
     indexing.abort();
+}
+
+#[tokio::test]
+async fn a_streams_requests_queue_as_one_request_of_their_tenant() {
+    let fake = Fake::slow(Duration::from_millis(20));
+    let b = batcher(config(1, 2048), &fake, false);
+    let tenant = Tenant::default();
+    let blocker = spawn(&b, items(BULK, 1, 1), Lane::Bulk, &tenant);
+    calls_started(&fake, 1).await;
+    // Three one-item messages of one stream (15 tokens together), then a two-item request (10).
+    let stream: Vec<_> = (0..3).map(|_| spawn_on_stream(&b, items(BULK + 1, 1, 5), 7)).collect();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let request = spawn(&b, items(BULK + 2, 2, 5), Lane::Bulk, &tenant);
+    blocker.await.expect("joins").expect("served");
+    request.await.expect("joins").expect("served");
+    for message in stream {
+        message.await.expect("joins").expect("served");
+    }
+    // The smaller request goes first: the stream's messages are not three small requests.
+    let (one, other) = (BULK + 1, BULK + 2);
+    assert_eq!(served_after_first(&fake), vec![other, other, one, one, one]);
 }
