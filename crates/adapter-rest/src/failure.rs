@@ -37,6 +37,16 @@ impl Failure {
         Self { problem: Problem::BadRequest(rejection.status()), cause: message.clone(), message, retry_after: None }
     }
 
+    /// A body that did not arrive within `limits.body_timeout_secs`: 408.
+    pub fn slow_body(message: String) -> Self {
+        Self {
+            problem: Problem::BadRequest(StatusCode::REQUEST_TIMEOUT),
+            cause: message.clone(),
+            message,
+            retry_after: None,
+        }
+    }
+
     /// What went wrong.
     pub fn problem(&self) -> Problem {
         self.problem

@@ -142,6 +142,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
         let route = route_of(&request);
         match Json::<T>::from_request(request, engine).await {
             Ok(Json(body)) => Ok(Body(body)),
+            Err(rejection) if crate::connection::is_body_timeout(&rejection) => {
+                let message = format!(
+                    "the request body did not arrive within {} s (limits.body_timeout_secs)",
+                    engine.config.limits.body_timeout_secs
+                );
+                engine.service.reject(&route, &EmbedError::Validation(message.clone()));
+                Err(Failure::slow_body(message))
+            }
             Err(rejection) => {
                 engine.service.reject(&route, &EmbedError::Validation(rejection.body_text()));
                 Err(Failure::rejected(&rejection))

@@ -5,6 +5,7 @@
 
 mod app;
 mod cohere;
+mod connection;
 mod failure;
 mod family;
 mod native;

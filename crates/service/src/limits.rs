@@ -27,6 +27,22 @@ pub struct Limits {
     pub max_streams_per_connection: u32,
     /// Time a request may take, in milliseconds; queued work past it is dropped.
     pub request_timeout_ms: u64,
+    /// Connections a server holds at once (lowered at start-up to fit the open-file limit);
+    /// beyond it the longest-idle connection is closed to make room, and a new connection is
+    /// refused (503) only when every held one has a request in flight.
+    pub max_connections: usize,
+    /// `aki-rest`: a request's headers must arrive within this many seconds of the connection
+    /// opening or of the previous answer (so idle keep-alive connections close after it too).
+    pub header_timeout_secs: u64,
+    /// `aki-rest`: a request's body must arrive within this many seconds of its headers (408
+    /// beyond, and the connection closes).
+    pub body_timeout_secs: u64,
+    /// `aki-grpc`: seconds between HTTP/2 keep-alive pings on a connection; one unanswered for
+    /// as long again closes it.
+    pub keepalive_secs: u64,
+    /// `aki-grpc`: a stream that sends no message for this many seconds is ended
+    /// (DEADLINE_EXCEEDED).
+    pub stream_idle_secs: u64,
     /// On SIGINT/SIGTERM, how long the server keeps accepting work after it started answering
     /// readiness probes with "not ready", in seconds (read by the server lifecycle): the time a
     /// load balancer takes to stop sending work. 0 stops accepting at once.
@@ -46,6 +62,11 @@ impl Default for Limits {
             max_concurrent_requests: 512,
             max_streams_per_connection: 128,
             request_timeout_ms: 30_000,
+            max_connections: 10_000,
+            header_timeout_secs: 15,
+            body_timeout_secs: 60,
+            keepalive_secs: 30,
+            stream_idle_secs: 60,
             shutdown_delay_secs: 0,
             shutdown_timeout_secs: 30,
         }
@@ -97,7 +118,7 @@ impl Limits {
     }
 
     /// The keys that must not be zero, with their values, for the configuration check.
-    pub fn nonzero_keys(&self) -> [(&'static str, u64); 7] {
+    pub fn nonzero_keys(&self) -> [(&'static str, u64); 12] {
         [
             ("limits.body_limit_bytes", self.body_limit_bytes as u64),
             ("limits.max_inputs", self.max_inputs as u64),
@@ -106,6 +127,11 @@ impl Limits {
             ("limits.max_concurrent_requests", self.max_concurrent_requests as u64),
             ("limits.max_streams_per_connection", u64::from(self.max_streams_per_connection)),
             ("limits.request_timeout_ms", self.request_timeout_ms),
+            ("limits.max_connections", self.max_connections as u64),
+            ("limits.header_timeout_secs", self.header_timeout_secs),
+            ("limits.body_timeout_secs", self.body_timeout_secs),
+            ("limits.keepalive_secs", self.keepalive_secs),
+            ("limits.stream_idle_secs", self.stream_idle_secs),
         ]
     }
 }

@@ -5,6 +5,7 @@
 mod cli;
 mod compose;
 mod config;
+mod connections;
 mod gpu;
 mod lifecycle;
 mod metrics;
@@ -13,6 +14,9 @@ mod telemetry;
 pub use cli::CliArgs;
 pub use compose::Engine;
 pub use config::{AppConfig, LogFormat};
+pub use connections::{
+    Busy, Closed, Connection, ConnectionObserver, Connections, connection_limit, raise_open_file_limit,
+};
 pub use lifecycle::{Lifecycle, bind, server_main};
 pub use metrics::{Metrics, ModelMetrics};
 pub use telemetry::{init_logging, shutdown_signal};

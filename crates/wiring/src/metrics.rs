@@ -8,6 +8,8 @@ use aki_batching::{BatchObserver, BatchShape};
 use aki_cache::CacheObserver;
 use aki_core::{Lane, StoreStats};
 use aki_service::{Finished, RequestObserver};
+
+use crate::connections::{Closed, ConnectionObserver};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -31,6 +33,8 @@ pub struct Metrics {
     cache_misses: IntCounterVec,
     models_loaded: IntGauge,
     in_flight: IntGauge,
+    connections_open: IntGauge,
+    connections_closed: IntCounterVec,
 }
 
 const SECONDS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -107,6 +111,12 @@ impl Metrics {
             cache_misses: counters("aki_cache_misses_total", "Inputs the result cache missed", &["model"]),
             models_loaded: IntGauge::new("aki_models_loaded", "Models loaded in the store").expect("valid gauge"),
             in_flight: IntGauge::new("aki_requests_in_flight", "Requests being worked on").expect("valid gauge"),
+            connections_open: IntGauge::new("aki_connections_open", "Client connections held").expect("valid gauge"),
+            connections_closed: counters(
+                "aki_connections_closed_total",
+                "Connections the server refused or closed by its bounds, by reason",
+                &["reason"],
+            ),
         };
         for metric in [
             Box::new(metrics.requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -124,6 +134,8 @@ impl Metrics {
             Box::new(metrics.cache_misses.clone()),
             Box::new(metrics.models_loaded.clone()),
             Box::new(metrics.in_flight.clone()),
+            Box::new(metrics.connections_open.clone()),
+            Box::new(metrics.connections_closed.clone()),
         ] {
             metrics.registry.register(metric).expect("unique metric names");
         }
@@ -173,6 +185,16 @@ impl RequestObserver for Metrics {
         if let Some((lane, waited)) = request.queued {
             self.queue_time.with_label_values(&[lane.as_str()]).observe(waited.as_secs_f64());
         }
+    }
+}
+
+impl ConnectionObserver for Metrics {
+    fn open(&self, count: usize) {
+        self.connections_open.set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    fn closed(&self, why: Closed) {
+        self.connections_closed.with_label_values(&[why.as_str()]).inc();
     }
 }
 
