@@ -4,6 +4,7 @@
 //! crate that knows protobuf; it converts messages by hand to and from the application
 //! service's requests and replies, and logs every failed call in one place (`failure.rs`).
 
+mod connection;
 mod convert;
 mod failure;
 mod server;

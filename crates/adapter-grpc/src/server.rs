@@ -6,19 +6,23 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use aki_core::{EmbedError, Priority};
 use aki_service::Caller;
-use aki_wiring::{AppConfig, Engine, Lifecycle, shutdown_signal};
+use aki_wiring::{
+    AppConfig, ConnectionObserver, Connections, Engine, Lifecycle, connection_limit, raise_open_file_limit,
+    shutdown_signal,
+};
 use anyhow::{Context as _, Result};
 use axum::routing::get;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::body::Body;
 use tonic::codegen::http;
 use tonic::server::NamedService;
 use tonic_health::ServingStatus;
 
+use crate::connection::incoming;
 use crate::failure::fail;
 use crate::pb;
 use crate::pb::embedder_server::EmbedderServer;
@@ -143,15 +147,21 @@ pub async fn serve(
         });
     }
     tracing::info!(address = %local, model = %engine.config.model, "gRPC listening; loading the model");
-    let per_connection = engine.config.limits.max_streams_per_connection;
+    let limits = &engine.config.limits;
+    let per_connection = limits.max_streams_per_connection;
+    let held = connection_limit(limits.max_connections, raise_open_file_limit());
+    let connections = Connections::new(held, Arc::clone(&engine.metrics) as Arc<dyn ConnectionObserver>);
+    let keepalive = Duration::from_secs(limits.keepalive_secs);
     let server = tonic::transport::Server::builder()
         .max_concurrent_streams(Some(per_connection))
         .concurrency_limit_per_connection(per_connection as usize)
+        .http2_keepalive_interval(Some(keepalive))
+        .http2_keepalive_timeout(Some(keepalive))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(embedder(&engine))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), lifecycle.stopping());
+        .serve_with_incoming_shutdown(incoming(listener, connections), lifecycle.stopping());
     let result = lifecycle.run(server).await;
     reporter.set_service_status("", ServingStatus::NotServing).await;
     result

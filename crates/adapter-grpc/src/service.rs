@@ -4,6 +4,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aki_service::{Caller, EmbedReply, Requester};
 use aki_wiring::Engine;
@@ -99,8 +100,23 @@ impl pb::embedder_server::Embedder for EmbedderService {
         // A stream is one requester: its messages' tokens add up for the lane, and they queue
         // as one request for fairness.
         let caller = Caller { requester: Some(Requester::new()), ..caller_of(&request) };
-        let answers = request
-            .into_inner()
+        let idle = Duration::from_secs(self.engine.config.limits.stream_idle_secs);
+        // A stream that sends nothing for `idle` ends with DEADLINE_EXCEEDED in its place.
+        let inbound = Box::pin(tokio_stream::StreamExt::timeout(request.into_inner(), idle));
+        let messages = futures_util::stream::unfold(Some(inbound), move |inbound| async move {
+            let mut inbound = inbound?;
+            match inbound.next().await? {
+                Ok(message) => Some((message, Some(inbound))),
+                Err(_) => {
+                    let status = Status::deadline_exceeded(format!(
+                        "the stream sent no message for {} s (limits.stream_idle_secs)",
+                        idle.as_secs()
+                    ));
+                    Some((Err(fail_read(EMBED_STREAM, status)), None))
+                }
+            }
+        });
+        let answers = messages
             .map(move |message| {
                 let (service, caller) = (service.clone(), caller.clone());
                 async move {

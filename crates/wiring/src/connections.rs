@@ -4,7 +4,7 @@
 //! refused. Also raises the soft `RLIMIT_NOFILE` to the hard limit at start-up.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -82,13 +82,15 @@ pub trait ConnectionObserver: Send + Sync + 'static {
 
 struct Entry {
     busy: Arc<AtomicUsize>,
-    idle_since: Arc<Mutex<Instant>>,
+    /// Milliseconds since the registry started when it was last active.
+    active_at: Arc<AtomicU64>,
     close: Arc<Notify>,
 }
 
 /// The registry of open connections.
 pub struct Connections {
     limit: usize,
+    epoch: Instant,
     open: Mutex<BTreeMap<u64, Entry>>,
     next: AtomicUsize,
     observer: Arc<dyn ConnectionObserver>,
@@ -97,7 +99,8 @@ pub struct Connections {
 impl Connections {
     /// A registry holding at most `limit` connections.
     pub fn new(limit: usize, observer: Arc<dyn ConnectionObserver>) -> Arc<Self> {
-        Arc::new(Self { limit, open: Mutex::new(BTreeMap::new()), next: AtomicUsize::new(0), observer })
+        let open = Mutex::new(BTreeMap::new());
+        Arc::new(Self { limit, epoch: Instant::now(), open, next: AtomicUsize::new(0), observer })
     }
 
     /// The most connections held at once.
@@ -118,7 +121,7 @@ impl Connections {
             let idlest = open
                 .iter()
                 .filter(|(_, e)| e.busy.load(Ordering::SeqCst) == 0)
-                .min_by_key(|(_, e)| *e.idle_since.lock().unwrap_or_else(PoisonError::into_inner))
+                .min_by_key(|(_, e)| e.active_at.load(Ordering::SeqCst))
                 .map(|(id, _)| *id);
             let Some(id) = idlest else {
                 drop(open);
@@ -133,13 +136,13 @@ impl Connections {
         let id = self.next.fetch_add(1, Ordering::Relaxed) as u64;
         let entry = Entry {
             busy: Arc::default(),
-            idle_since: Arc::new(Mutex::new(Instant::now())),
+            active_at: Arc::new(AtomicU64::new(self.now())),
             close: Arc::new(Notify::new()),
         };
         let connection = Connection {
             id,
             busy: Arc::clone(&entry.busy),
-            idle_since: Arc::clone(&entry.idle_since),
+            active_at: Arc::clone(&entry.active_at),
             close: Arc::clone(&entry.close),
             registry: Arc::clone(self),
         };
@@ -149,11 +152,17 @@ impl Connections {
     }
 }
 
+impl Connections {
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
 /// One held connection; dropping it frees its place.
 pub struct Connection {
     id: u64,
     busy: Arc<AtomicUsize>,
-    idle_since: Arc<Mutex<Instant>>,
+    active_at: Arc<AtomicU64>,
     close: Arc<Notify>,
     registry: Arc<Connections>,
 }
@@ -162,12 +171,27 @@ impl Connection {
     /// A request on it has started; it is busy until the token is dropped.
     pub fn busy(&self) -> Busy {
         self.busy.fetch_add(1, Ordering::SeqCst);
-        Busy { busy: Arc::clone(&self.busy), idle_since: Arc::clone(&self.idle_since) }
+        Busy {
+            busy: Arc::clone(&self.busy),
+            active_at: Arc::clone(&self.active_at),
+            registry: Arc::clone(&self.registry),
+        }
+    }
+
+    /// It carried bytes now: the longest-idle connection is the one that carried none longest
+    /// (for protocols whose requests the registry does not see, gRPC's).
+    pub fn touch(&self) {
+        self.active_at.store(self.registry.now(), Ordering::Relaxed);
     }
 
     /// Resolves when the registry wants this connection closed to make room.
     pub async fn evicted(&self) {
         self.close.notified().await;
+    }
+
+    /// The same, owning what it waits on (for poll-based I/O wrappers).
+    pub fn eviction(&self) -> tokio::sync::futures::OwnedNotified {
+        Arc::clone(&self.close).notified_owned()
     }
 }
 
@@ -182,13 +206,14 @@ impl Drop for Connection {
 /// A request in flight on a connection.
 pub struct Busy {
     busy: Arc<AtomicUsize>,
-    idle_since: Arc<Mutex<Instant>>,
+    active_at: Arc<AtomicU64>,
+    registry: Arc<Connections>,
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
         if self.busy.fetch_sub(1, Ordering::SeqCst) == 1 {
-            *self.idle_since.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+            self.active_at.store(self.registry.now(), Ordering::SeqCst);
         }
     }
 }

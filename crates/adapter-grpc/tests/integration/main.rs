@@ -3,6 +3,7 @@
 //! the REST server.
 
 mod calls;
+mod connections;
 mod families;
 mod lanes;
 mod parity;
