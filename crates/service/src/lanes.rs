@@ -2,9 +2,9 @@
 //! tokens, unless it asks for one), and how long work of each lane may take. `Requester`: a
 //! client sending many requests on one stream, counted as one.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use aki_core::{Lane, Priority};
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LanePolicy {
-    /// A request (or a stream, counting all its requests so far) of more tokens than this
+    /// A request (or a stream, counting its requests of the last 10 s) of more tokens than this
     /// goes to the bulk lane unless it asks otherwise (`priority`).
     pub bulk_above_tokens: usize,
     /// How long a bulk-lane request may take, in milliseconds (the interactive lane's is
@@ -47,19 +47,25 @@ impl LanePolicy {
     }
 }
 
-/// One client sending many requests on one stream: its tokens add up for the lane, and the
-/// batcher queues its requests as one for fairness.
+/// How long a stream's tokens count together: a stream sending more than
+/// `bulk_above_tokens` within it is bulk, while one that sends a few queries now and then,
+/// for hours, stays interactive.
+const STREAM_WINDOW: Duration = Duration::from_secs(10);
+
+/// One client sending many requests on one stream: its recent tokens add up for the lane, and
+/// the batcher queues its requests as one for fairness.
 #[derive(Debug, Clone)]
 pub struct Requester {
     id: u64,
-    tokens: Arc<AtomicUsize>,
+    /// The current window's start and the tokens sent in it.
+    window: Arc<Mutex<(Instant, usize)>>,
 }
 
 impl Requester {
     /// A new requester, with an id no other has.
     pub fn new() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        Self { id: NEXT.fetch_add(1, Ordering::Relaxed), tokens: Arc::default() }
+        Self { id: NEXT.fetch_add(1, Ordering::Relaxed), window: Arc::new(Mutex::new((Instant::now(), 0))) }
     }
 
     /// Its id, as the batcher groups its work.
@@ -67,9 +73,14 @@ impl Requester {
         self.id
     }
 
-    /// Counts `tokens` more; returns its tokens so far.
+    /// Counts `tokens` more; returns its tokens in the current window.
     fn add(&self, tokens: usize) -> usize {
-        self.tokens.fetch_add(tokens, Ordering::Relaxed) + tokens
+        let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
+        if window.0.elapsed() > STREAM_WINDOW {
+            *window = (Instant::now(), 0);
+        }
+        window.1 += tokens;
+        window.1
     }
 }
 

@@ -8,9 +8,9 @@ use crate::config::AppConfig;
 /// 55-65% busy; forward passes of 128; and the padding bound measured on the padded path
 /// (docs/benchmarks.md, "Padding": at 16,384 tokens a call, a 70% fill bound wasted 15.0% and
 /// 17.9% of the computed tokens on padding in two runs, against 27.7% and 20.3% at 50%, and
-/// ran faster in both). Bulk-lane calls as large as any: the medium row (2,157 texts/s at 8k
-/// tokens a call) puts a 16k-token call of medium passages near 40 ms, already short for a
-/// query waiting behind it.
+/// ran faster in both). Bulk-lane calls of 8,192 tokens: the medium row (2,157 texts/s in
+/// calls of 8,192 tokens) puts such a call of medium passages near 20 ms, half the ordinary
+/// call, and at that size the GPU still ran 97% busy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GpuDefaults {
     /// `backend.dtype`.
@@ -37,7 +37,7 @@ pub const GPU_DEFAULTS: GpuDefaults = GpuDefaults {
     max_batch_tokens: 16_384,
     max_concurrent_batches: 2,
     min_fill_percent: 70,
-    bulk_batch_tokens: 16_384,
+    bulk_batch_tokens: 8_192,
 };
 
 /// Sets `slot` to `value` unless the user set `key`, noting the key when it does.

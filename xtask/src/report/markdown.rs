@@ -252,8 +252,8 @@ impl Rendered<'_> {
             let cells: Vec<String> = rounds.iter().map(value).collect();
             let _ = writeln!(md, "| {name} | {} |", cells.join(" | "));
         };
-        let _ =
-            writeln!(md, "| | {} |\n|---|{}", vec!["round"; rounds.len()].join(" | "), "---:|".repeat(rounds.len()));
+        let headers: Vec<String> = (1..=rounds.len()).map(|r| format!("round {r}")).collect();
+        let _ = writeln!(md, "| | {} |\n|---|{}", headers.join(" | "), "---:|".repeat(rounds.len()));
         row(md, "query p50 alone, ms", &|o| format!("{:.1}", o.query_p50_alone_ms));
         row(md, "query p99 alone, ms", &|o| format!("{:.1}", o.query_p99_alone_ms));
         row(md, "query p50 with bulk, ms", &|o| format!("{:.1}", o.query_p50_with_bulk_ms));

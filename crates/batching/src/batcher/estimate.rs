@@ -36,12 +36,17 @@ impl Throughput {
 
     /// How long work of `own` tokens entering `lane` would take to finish, with `queued`
     /// tokens per lane ahead of it: the interactive queue is served first, so bulk waits for it
-    /// too. Lanes not measured yet count as instant.
-    pub(super) fn finish_in(&self, lane: Lane, own: usize, queued: [usize; 2]) -> Duration {
-        let at = |lane: Lane, tokens: usize| self.rate(lane).map_or(0.0, |rate| tokens as f64 / rate);
+    /// too, and bulk may get no more than its share (`bulk_share`, 0 to 1) of the model while
+    /// queries keep coming. A lane not measured yet goes at the other's rate; with neither
+    /// measured, work counts as instant.
+    pub(super) fn finish_in(&self, lane: Lane, own: usize, queued: [usize; 2], bulk_share: f64) -> Duration {
+        let other = |lane: Lane| if lane == Lane::Bulk { Lane::Interactive } else { Lane::Bulk };
+        let at = |lane: Lane, tokens: usize| {
+            self.rate(lane).or_else(|| self.rate(other(lane))).map_or(0.0, |rate| tokens as f64 / rate)
+        };
         let seconds = match lane {
             Lane::Interactive => at(Lane::Interactive, queued[0] + own),
-            Lane::Bulk => at(Lane::Interactive, queued[0]) + at(Lane::Bulk, queued[1] + own),
+            Lane::Bulk => at(Lane::Interactive, queued[0]) + at(Lane::Bulk, queued[1] + own) / bulk_share.max(0.1),
         };
         Duration::from_secs_f64(seconds)
     }
@@ -90,8 +95,14 @@ mod tests {
         let throughput = Throughput::default();
         throughput.record(Lane::Interactive, 100, Duration::from_secs(1));
         throughput.record(Lane::Bulk, 1000, Duration::from_secs(1));
-        assert_eq!(throughput.finish_in(Lane::Bulk, 500, [200, 1500]), Duration::from_secs(4));
-        assert_eq!(throughput.finish_in(Lane::Interactive, 100, [200, 1500]), Duration::from_secs(3));
+        // 2 s of queries ahead, then 2 s of bulk work at half the model: 6 s.
+        assert_eq!(throughput.finish_in(Lane::Bulk, 500, [200, 1500], 0.5), Duration::from_secs(6));
+        assert_eq!(throughput.finish_in(Lane::Interactive, 100, [200, 1500], 0.5), Duration::from_secs(3));
+        // An unmeasured lane goes at the other's rate.
+        let fresh = Throughput::default();
+        assert_eq!(fresh.finish_in(Lane::Bulk, 100, [0, 0], 1.0), Duration::ZERO);
+        fresh.record(Lane::Bulk, 100, Duration::from_secs(1));
+        assert_eq!(fresh.finish_in(Lane::Interactive, 100, [100, 0], 1.0), Duration::from_secs(2));
     }
 
     #[test]

@@ -117,7 +117,8 @@ impl<I: Clone + Send + 'static, O: Send + 'static> DynamicBatcher<I, O> {
         let now = Instant::now();
         let queued_tokens =
             [Lane::Interactive, Lane::Bulk].map(|l| shared.queued_tokens[l.index()].load(Ordering::SeqCst));
-        admit(shared.throughput.finish_in(lane, own, queued_tokens), now, context.deadline, lane)?;
+        let bulk_share = shared.config.bulk_share_percent as f64 / 100.0;
+        admit(shared.throughput.finish_in(lane, own, queued_tokens, bulk_share), now, context.deadline, lane)?;
         let capacity = shared.config.queue_capacity;
         let (queued, tokens) = (&shared.queued[lane.index()], &shared.queued_tokens[lane.index()]);
         let before = queued.fetch_add(n, Ordering::SeqCst);
@@ -131,12 +132,13 @@ impl<I: Clone + Send + 'static, O: Send + 'static> DynamicBatcher<I, O> {
         tokens.fetch_add(own, Ordering::SeqCst);
         shared.observer.queue_depth(lane, before + n);
         let (reply, answer) = oneshot::channel();
-        let submission = Arc::new(Submission::new(costs, context.deadline, reply, Arc::clone(&shared.observer)));
+        let submission =
+            Arc::new(Submission::new(costs.clone(), context.deadline, reply, Arc::clone(&shared.observer)));
         let pending = items
             .into_iter()
             .enumerate()
             .map(|(index, item)| Pending {
-                cost: (shared.costing.cost)(&item),
+                cost: costs[index],
                 item,
                 index,
                 enqueued: now,

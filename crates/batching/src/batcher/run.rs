@@ -11,20 +11,22 @@ use super::handler::{BatchHandler, BatchObserver};
 use super::message::Route;
 use super::submission::Submission;
 
-/// Runs `items` (routed by `routes`) on `handler` and returns how long the model call took.
-/// Items of a batch shared by several callers are kept, so that a failure caused by one
-/// caller's input can be retried without it.
+/// Runs `items` (routed by `routes`) on `handler`; returns how long the model was busy with
+/// them (retries included) and whether the first call succeeded. Items of a batch shared by
+/// several callers are kept, so that a failure caused by one caller's input can be retried
+/// without it.
 pub(super) async fn run_and_route<I: Clone + Send + 'static, O: Send + 'static>(
     handler: Arc<dyn BatchHandler<I, O>>,
     items: Vec<I>,
     routes: Vec<Route<O>>,
     observer: Option<Arc<dyn BatchObserver>>,
-) -> Duration {
+) -> (Duration, bool) {
     let observer = observer.as_deref();
     let shared = routes.iter().any(|(_, s)| !Arc::ptr_eq(s, &routes[0].1));
     let kept = shared.then(|| items.clone());
     let (outcome, inference) = run_batch(&handler, items, &routes, observer).await;
     credit_inference(&routes, inference);
+    let (mut busy, ok) = (inference, outcome.is_ok());
     match (outcome, kept) {
         (Ok(outputs), _) => fill(routes, outputs),
         (Err(error), Some(items)) => {
@@ -35,6 +37,7 @@ pub(super) async fn run_and_route<I: Clone + Send + 'static, O: Send + 'static>(
                 }
                 let (outcome, inference) = run_batch(&handler, items, &routes, observer).await;
                 credit_inference(&routes, inference);
+                busy += inference;
                 match outcome {
                     Ok(outputs) => fill(routes, outputs),
                     Err(error) => fail(routes, &error),
@@ -43,7 +46,7 @@ pub(super) async fn run_and_route<I: Clone + Send + 'static, O: Send + 'static>(
         }
         (Err(error), None) => fail(routes, &error),
     }
-    inference
+    (busy, ok)
 }
 
 /// Runs one batch, a panic in the handler becoming an internal error, inside the span of the

@@ -16,6 +16,10 @@ use crate::packing::{Budget, pick};
 /// backend to find items of similar length, few enough to stay cheap with deep queues.
 const CANDIDATES_PER_ITEM: usize = 4;
 
+/// A request queued longer than this goes before its tenant's younger ones, oldest first, so a
+/// large request is not overtaken by small ones for ever.
+const PATIENCE: Duration = Duration::from_secs(10);
+
 /// One submission's items still queued, or a stream's: the items of all its submissions.
 struct Request<I, O> {
     items: std::collections::VecDeque<Pending<I, O>>,
@@ -37,11 +41,14 @@ struct LaneQueue<I, O> {
     tenants: Vec<TenantQueue<I, O>>,
     items: usize,
     tokens: usize,
+    /// The lane's virtual time: the most any tenant had been served when its last item was
+    /// taken; never goes down.
+    clock: f64,
 }
 
 impl<I, O> Default for LaneQueue<I, O> {
     fn default() -> Self {
-        Self { tenants: Vec::new(), items: 0, tokens: 0 }
+        Self { tenants: Vec::new(), items: 0, tokens: 0, clock: 0.0 }
     }
 }
 
@@ -68,15 +75,16 @@ impl<I, O> Scheduler<I, O> {
     }
 
     /// Queues a submission's items at the back of its tenant's requests in its lane. A tenant
-    /// that had nothing queued starts level with the least-served tenant that has, so time idle
-    /// is not banked as a burst.
+    /// that had nothing queued starts no earlier than the lane's virtual time, so time idle is
+    /// not banked as a burst (and a tenant that was idle is not held back for it either).
     pub(super) fn push(&mut self, arrival: Arrival<I, O>) {
         let Arrival { lane, tenant, requester, items } = arrival;
         if items.is_empty() {
             return;
         }
         let queue = &mut self.lanes[lane.index()];
-        let level = queue.tenants.iter().filter(|t| !t.requests.is_empty()).map(|t| t.served).reduce(f64::min);
+        let active = queue.tenants.iter().filter(|t| !t.requests.is_empty()).map(|t| t.served).reduce(f64::min);
+        let level = active.unwrap_or(queue.clock);
         let position = match queue.tenants.iter().position(|t| t.tenant == tenant) {
             Some(position) => position,
             None => {
@@ -86,7 +94,7 @@ impl<I, O> Scheduler<I, O> {
         };
         let entry = &mut queue.tenants[position];
         if entry.requests.is_empty() {
-            entry.served = entry.served.max(level.unwrap_or(entry.served));
+            entry.served = entry.served.max(level);
         }
         let tokens: usize = items.iter().map(|p| p.cost).sum();
         queue.items += items.len();
@@ -189,7 +197,8 @@ impl<I, O> Scheduler<I, O> {
     /// what fits (for padded backends, items of similar length).
     pub(super) fn take(&mut self, lane: Lane, budget: &Budget) -> Vec<Pending<I, O>> {
         let queue = &mut self.lanes[lane.index()];
-        let candidates = fair_order(&queue.tenants, budget.max_items.saturating_mul(CANDIDATES_PER_ITEM).max(1));
+        let limit = budget.max_items.saturating_mul(CANDIDATES_PER_ITEM).max(1);
+        let candidates = fair_order(&queue.tenants, limit, Instant::now());
         let costs: Vec<usize> =
             candidates.iter().map(|&(t, r, k)| queue.tenants[t].requests[r].items[k].cost).collect();
         let mut chosen: Vec<(usize, usize, usize)> = pick(&costs, budget).into_iter().map(|i| candidates[i]).collect();
@@ -203,6 +212,7 @@ impl<I, O> Scheduler<I, O> {
                 request.tokens -= p.cost;
                 queue.items -= 1;
                 queue.tokens -= p.cost;
+                queue.clock = queue.clock.max(tenant.served);
                 tenant.served += p.cost as f64 / f64::from(tenant.tenant.weight);
                 batch.push(p);
             }
@@ -218,14 +228,20 @@ impl<I, O> Scheduler<I, O> {
 
 /// Up to `limit` queued items as (tenant, request, offset), in the order the lane serves them:
 /// each next item from the tenant with the least tokens served over weight (counting the items
-/// already listed), from its request with the least tokens left, oldest first on ties.
-fn fair_order<I, O>(tenants: &[TenantQueue<I, O>], limit: usize) -> Vec<(usize, usize, usize)> {
-    // Each tenant's requests, smallest first, and how far into them the listing has gone.
+/// already listed), from its request with the least tokens left (oldest first on ties), unless
+/// one has waited past [`PATIENCE`].
+fn fair_order<I, O>(tenants: &[TenantQueue<I, O>], limit: usize, now: Instant) -> Vec<(usize, usize, usize)> {
+    // Each tenant's requests, in the order it serves them, and how far the listing has gone.
     let orders: Vec<Vec<usize>> = tenants
         .iter()
         .map(|t| {
             let mut order: Vec<usize> = (0..t.requests.len()).collect();
-            order.sort_by_key(|&r| (t.requests[r].tokens, t.requests[r].seq));
+            order.sort_by_key(|&r| {
+                let request = &t.requests[r];
+                let waited =
+                    request.items.front().map_or(Duration::ZERO, |p| now.saturating_duration_since(p.enqueued));
+                if waited > PATIENCE { (0, 0, request.seq) } else { (1, request.tokens, request.seq) }
+            });
             order
         })
         .collect();

@@ -90,11 +90,11 @@ impl<O> Submission<O> {
     /// Item `index` is done; the last one answers the caller.
     pub(super) fn fill(&self, index: usize, output: O) {
         let mut state = self.lock();
+        state.computed += self.costs[index];
         if state.reply.is_none() {
             return;
         }
         state.results[index] = Some(output);
-        state.computed += self.costs[index];
         state.remaining -= 1;
         if state.remaining == 0 {
             let outputs = std::mem::take(&mut state.results).into_iter().flatten().collect();

@@ -17,8 +17,9 @@ use super::schedule::Scheduler;
 use crate::config::BatchConfig;
 use crate::packing::Budget;
 
-/// What a finished model call reports back: its lane, its tokens and how long it took.
-type Ran = (Lane, usize, Duration);
+/// What a finished model call reports back: its lane, its tokens, how long the model was busy
+/// with it and whether it succeeded.
+type Ran = (Lane, usize, Duration, bool);
 
 /// Owns the queue and the batches running.
 pub(super) struct Worker<I, O> {
@@ -84,9 +85,10 @@ impl<I: Clone + Send + 'static, O: Send + 'static> Worker<I, O> {
                     None => intake_open = false,
                 },
                 Some(ran) = self.running.join_next(), if !self.running.is_empty() => {
-                    if let Ok((lane, tokens, took)) = ran {
+                    if let Ok((lane, tokens, took, ok)) = ran {
                         self.queue.ran(lane, took);
-                        if let Some(shared) = self.shared.upgrade() {
+                        // A failed call says nothing of the model's speed.
+                        if let (true, Some(shared)) = (ok, self.shared.upgrade()) {
                             shared.throughput.record(lane, tokens, took);
                         }
                     }
@@ -163,8 +165,8 @@ impl<I: Clone + Send + 'static, O: Send + 'static> Worker<I, O> {
             batch.into_iter().map(|p| (p.item, (p.index, p.submission))).unzip();
         let handler = Arc::clone(&self.handler);
         self.running.spawn(async move {
-            let took = run_and_route(handler, items, routes, observer).await;
-            (lane, real_tokens, took)
+            let (took, ok) = run_and_route(handler, items, routes, observer).await;
+            (lane, real_tokens, took, ok)
         });
     }
 }

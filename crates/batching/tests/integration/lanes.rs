@@ -177,3 +177,49 @@ async fn a_streams_requests_queue_as_one_request_of_their_tenant() {
     let (one, other) = (BULK + 1, BULK + 2);
     assert_eq!(served_after_first(&fake), vec![other, other, one, one, one]);
 }
+
+#[tokio::test]
+async fn on_a_padded_backend_too_a_query_runs_in_the_call_after_the_bulk_one() {
+    let fake = Fake::slow(Duration::from_millis(40));
+    let b = batcher(config(32, 64), &fake, true);
+    let indexing = spawn(&b, items(BULK, 2_000, 8), Lane::Bulk, &Tenant::default());
+    calls_started(&fake, 1).await;
+    send(&b, items(1, 1, 8), Lane::Interactive, &Tenant::default(), None).await.expect("served");
+    let calls = fake.batches();
+    assert_eq!(calls.iter().position(|c| c.iter().any(|i| i.caller == 1)), Some(1));
+    // Padded cost is longest x items: 8 items of 8 tokens fill the 64-token bulk budget.
+    assert_eq!(calls[0].len(), 8);
+    indexing.abort();
+}
+
+/// Counts the tokens the batcher reports as computed and discarded.
+#[derive(Default)]
+struct Wasted(std::sync::atomic::AtomicUsize);
+
+impl aki_batching::BatchObserver for Wasted {
+    fn wasted(&self, tokens: usize) {
+        self.0.fetch_add(tokens, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn tokens_computed_for_a_caller_that_went_away_are_counted_as_wasted() {
+    let fake = Fake::slow(Duration::from_millis(30));
+    let wasted = std::sync::Arc::new(Wasted::default());
+    let costing = aki_batching::Costing { cost: |i: &Item| i.cost, padded: false };
+    let handler = std::sync::Arc::clone(&fake) as std::sync::Arc<dyn aki_batching::BatchHandler<_, _>>;
+    let b = DynamicBatcher::new(config(32, 64), costing, handler, std::sync::Arc::clone(&wasted) as _);
+    // A served request wastes nothing.
+    send(&b, items(BULK, 8, 8), Lane::Bulk, &Tenant::default(), None).await.expect("served");
+    assert_eq!(wasted.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // A caller that goes away after two of its five calls: what was computed for it is wasted,
+    // and its queued items are never computed.
+    let gone = spawn(&b, items(BULK + 1, 40, 8), Lane::Bulk, &Tenant::default());
+    calls_started(&fake, 3).await;
+    gone.abort();
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let counted = wasted.0.load(std::sync::atomic::Ordering::SeqCst);
+    let computed: usize = fake.items_seen().iter().filter(|i| i.caller == BULK + 1).map(|i| i.cost).sum();
+    assert!(computed < 40 * 8, "the abandoned items were all computed");
+    assert_eq!(counted, computed, "every computed token of the abandoned request is counted");
+}
