@@ -52,6 +52,10 @@ pub enum XtaskCmd {
     /// memory over time, answers by status, p99 per minute
     #[command(verbatim_doc_comment)]
     Soak(Soak),
+    /// 3,000 idle, slow-header and slow-body connections against the release aki-rest
+    /// with a good client alongside, then 1,100 idle ones under a 1,024 file limit
+    #[command(verbatim_doc_comment)]
+    SlowClients,
     /// Criterion suite, library throughput (and peers') and the load scenarios, N
     /// rounds each; writes docs/benchmarks.{md,json} and SVG charts
     #[command(verbatim_doc_comment)]

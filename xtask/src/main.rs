@@ -11,6 +11,7 @@ mod load;
 mod mixed;
 mod report;
 mod server;
+mod slow;
 mod soak;
 mod tidy;
 
@@ -38,6 +39,7 @@ fn main() -> Result<()> {
         XtaskCmd::Image(flags::Image { test }) => deploy::image(&root, test),
         XtaskCmd::Cluster => cluster::run(&root),
         XtaskCmd::Soak(flags::Soak { minutes }) => soak::run(&root, minutes),
+        XtaskCmd::SlowClients => slow::run(&root),
         XtaskCmd::Bench(options) => bench::run(&root, &options),
         XtaskCmd::BuildCuda(flags::BuildCuda { compute_cap }) => cuda::run(&root, &compute_cap),
         XtaskCmd::TinyModels => bench::tiny_models(&root),

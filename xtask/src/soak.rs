@@ -2,8 +2,11 @@
 //! `aki-rest` for N minutes (default 10): good texts, token arrays, OpenAI base64, TEI routes,
 //! bad inputs, huge inputs, over-size bodies, clients that disconnect mid-request, unique texts
 //! that churn the result cache, and a second model. Reports resident memory over time (and its
-//! growth after warm-up), answers by status class, and p99 latency per minute; fails when the
-//! server dies, answers any 5xx, or grows more than 10% after warm-up.
+//! growth after warm-up), answers by status class, p99 latency per minute (per 10 minutes in
+//! runs over 10), and the slow clients alongside (idle connections, headers and bodies a byte
+//! every 2 s: how many the server closed and the longest it held one); fails when the
+//! server dies, answers any 5xx, grows more than 5% after warm-up, or holds a slow client past
+//! its bound.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -16,9 +19,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::server::Server;
+use crate::slow::{Slow, SlowClients};
 
 /// Client threads sending requests.
 const CLIENTS: usize = 12;
+/// Slow connections of each kind held open alongside.
+const SLOW_PER_KIND: usize = 50;
 /// How often resident memory is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
@@ -142,6 +148,19 @@ pub fn run(root: &Path, minutes: u64) -> Result<()> {
             })
         })
         .collect();
+    // Slow clients alongside: idle connections, headers and bodies a byte every 2 s, each
+    // replaced as soon as the server closes it.
+    let slow = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut slow = SlowClients::open(port, SLOW_PER_KIND);
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_secs(2));
+                slow.tick(port, true);
+            }
+            slow
+        })
+    };
     let mut rss: Vec<(f64, f64)> = Vec::new();
     while started.elapsed() < duration {
         std::thread::sleep(SAMPLE_EVERY);
@@ -156,18 +175,52 @@ pub fn run(root: &Path, minutes: u64) -> Result<()> {
     for client in clients {
         let _ = client.join();
     }
+    let slow = slow.join().map_err(|_| anyhow::anyhow!("the slow clients panicked"))?;
+    let held = crate::server::get(port, "/metrics")
+        .ok()
+        .and_then(|m| m.lines().find_map(|l| l.strip_prefix("aki_connections_open ").map(str::to_string)))
+        .unwrap_or_default();
     let alive = server.exited()?.is_none();
     let stopped = server.stop()?;
     let tally = tally.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let report = report(minutes, &rss, &tally, alive && stopped.success());
+    let mut report = report(minutes, &rss, &tally, alive && stopped.success());
+    let outlived = slow_report(&mut report, &slow, &held);
     println!("{report}");
     std::fs::write(work.join("report.md"), &report)?;
     let server_errors: u64 = tally.statuses.iter().filter(|((_, s), _)| *s >= 500).map(|(_, n)| n).sum();
     let growth = growth_after_warm_up(&rss);
-    if !alive || !stopped.success() || server_errors > 0 || growth.is_none_or(|g| g > 10.0) {
-        bail!("the soak failed: alive {alive}, exit {stopped}, 5xx {server_errors}, RSS growth {growth:?}%");
+    if !alive || !stopped.success() || server_errors > 0 || growth.is_none_or(|g| g > 5.0) || outlived {
+        bail!(
+            "the soak failed: alive {alive}, exit {stopped}, 5xx {server_errors}, RSS growth {growth:?}%, a slow client outlived its bound: {outlived}"
+        );
     }
     Ok(())
+}
+
+/// The slow clients' part of the report: connections the server closed, by kind, and the
+/// longest each kind was held; returns whether one was held past its bound (the defaults:
+/// 15 s for headers, idle included, and 60 s for a body, each with 5 s of slack for the
+/// clients' 2-s ticks).
+fn slow_report(md: &mut String, slow: &SlowClients, held: &str) -> bool {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        md,
+        "\nSlow clients ({SLOW_PER_KIND} of each kind at a time, replaced as they are closed); the server held {held} \
+         connections at the end.\n\n| kind | closed by the server | longest held |\n|---|---:|---:|"
+    );
+    let mut outlived = false;
+    for kind in Slow::ALL {
+        let closed = slow.closed_after.iter().filter(|(k, _)| *k == kind).count();
+        let longest = slow.longest_closed(kind);
+        let bound = if kind == Slow::Body { 65.0 } else { 20.0 };
+        outlived |= longest.is_some_and(|d| d.as_secs_f64() > bound) || closed == 0;
+        let _ = writeln!(
+            md,
+            "| {kind:?} | {closed} | {} |",
+            longest.map_or("-".into(), |d| format!("{:.1} s", d.as_secs_f64()))
+        );
+    }
+    outlived
 }
 
 /// Sends one request of `kind`; returns its status code, or 0 for a socket error or a
@@ -293,14 +346,21 @@ fn report(minutes: u64, rss: &[(f64, f64)], tally: &Tally, clean: bool) -> Strin
     for ((kind, status), n) in &tally.statuses {
         let _ = writeln!(md, "| {kind:?} | {status} | {n} |");
     }
-    let _ = writeln!(md, "\n| minute | answered | p50 ms | p99 ms |\n|---:|---:|---:|---:|");
+    let _ = writeln!(md, "\n| minutes | answered | p50 ms | p99 ms |\n|---:|---:|---:|---:|");
+    // Per minute up to 10 minutes, per 10 minutes beyond.
+    let step = if minutes > 10 { 10 } else { 1 };
+    let mut grouped: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
     for (minute, latencies) in &tally.latencies {
+        grouped.entry(minute / step).or_default().extend(latencies);
+    }
+    for (group, latencies) in &grouped {
         let mut sorted = latencies.clone();
         sorted.sort_by(f64::total_cmp);
         let _ = writeln!(
             md,
-            "| {} | {} | {:.1} | {:.1} |",
-            minute + 1,
+            "| {}-{} | {} | {:.1} | {:.1} |",
+            group * step,
+            (group + 1) * step,
             sorted.len(),
             percentile(&sorted, 0.5),
             percentile(&sorted, 0.99)
