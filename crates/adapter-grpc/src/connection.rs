@@ -1,12 +1,15 @@
 //! Connections of the gRPC server held in the registry (`limits.max_connections`): each accepted
 //! TCP stream is admitted (the connection that carried no bytes longest is closed to make room)
-//! or closed at once, and a held one reads as ended once the registry evicts it.
+//! or closed at once; a held one reads as ended once the registry evicts it, or when it sent
+//! nothing at all within `limits.header_timeout_secs` of opening (a client speaks first in
+//! HTTP/2; after that, keep-alive pings find dead peers).
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use aki_wiring::{Connection, Connections};
+use aki_wiring::{Closed, Connection, Connections};
 use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -18,18 +21,27 @@ pub struct Held {
     stream: TcpStream,
     connection: Connection,
     eviction: Pin<Box<tokio::sync::futures::OwnedNotified>>,
-    evicted: bool,
+    /// Until its first bytes: when it is closed for saying nothing.
+    silent_until: Option<Pin<Box<tokio::time::Sleep>>>,
+    registry: Arc<Connections>,
+    ended: bool,
 }
 
 impl Held {
-    fn new(stream: TcpStream, connection: Connection) -> Self {
+    fn new(stream: TcpStream, connection: Connection, registry: Arc<Connections>, first_bytes: Duration) -> Self {
         let eviction = Box::pin(connection.eviction());
-        Self { stream, connection, eviction, evicted: false }
+        let silent_until = Some(Box::pin(tokio::time::sleep(first_bytes)));
+        Self { stream, connection, eviction, silent_until, registry, ended: false }
     }
 }
 
-/// The accepted streams of `listener` the registry admits; the others are closed at once.
-pub fn incoming(listener: TcpListener, connections: Arc<Connections>) -> impl Stream<Item = std::io::Result<Held>> {
+/// The accepted streams of `listener` the registry admits; the others are closed at once. A held
+/// one that sends nothing within `first_bytes` is closed.
+pub fn incoming(
+    listener: TcpListener,
+    connections: Arc<Connections>,
+    first_bytes: Duration,
+) -> impl Stream<Item = std::io::Result<Held>> {
     TcpListenerStream::new(listener).filter_map(move |accepted| {
         let connections = Arc::clone(&connections);
         async move {
@@ -37,7 +49,8 @@ pub fn incoming(listener: TcpListener, connections: Arc<Connections>) -> impl St
                 Ok(stream) => {
                     let _ = stream.set_nodelay(true);
                     // Not admitted: dropped here, which closes it.
-                    connections.admit().map(|connection| Ok(Held::new(stream, connection)))
+                    let held = connections.admit();
+                    held.map(|connection| Ok(Held::new(stream, connection, Arc::clone(&connections), first_bytes)))
                 }
                 Err(error) => {
                     // Out of file descriptors, or the peer gave up: wait instead of spinning.
@@ -52,15 +65,23 @@ pub fn incoming(listener: TcpListener, connections: Arc<Connections>) -> impl St
 
 impl AsyncRead for Held {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        if self.evicted || self.eviction.as_mut().poll(cx).is_ready() {
-            // Evicted: the connection reads as closed, and the server ends it.
-            self.evicted = true;
+        if self.ended || self.eviction.as_mut().poll(cx).is_ready() {
+            // Evicted (or closed for silence): the connection reads as closed, and the server ends it.
+            self.ended = true;
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
         let read = Pin::new(&mut self.stream).poll_read(cx, buf);
         if buf.filled().len() > before {
             self.connection.touch();
+            self.silent_until = None;
+        } else if read.is_pending()
+            && let Some(silent) = self.silent_until.as_mut()
+            && silent.as_mut().poll(cx).is_ready()
+        {
+            self.ended = true;
+            self.registry.closed(Closed::Idle);
+            return Poll::Ready(Ok(()));
         }
         read
     }

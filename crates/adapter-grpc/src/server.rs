@@ -152,6 +152,7 @@ pub async fn serve(
     let held = connection_limit(limits.max_connections, raise_open_file_limit());
     let connections = Connections::new(held, Arc::clone(&engine.metrics) as Arc<dyn ConnectionObserver>);
     let keepalive = Duration::from_secs(limits.keepalive_secs);
+    let first_bytes = Duration::from_secs(limits.header_timeout_secs);
     let server = tonic::transport::Server::builder()
         .max_concurrent_streams(Some(per_connection))
         .concurrency_limit_per_connection(per_connection as usize)
@@ -161,7 +162,7 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(embedder(&engine))
-        .serve_with_incoming_shutdown(incoming(listener, connections), lifecycle.stopping());
+        .serve_with_incoming_shutdown(incoming(listener, connections, first_bytes), lifecycle.stopping());
     let result = lifecycle.run(server).await;
     reporter.set_service_status("", ServingStatus::NotServing).await;
     result

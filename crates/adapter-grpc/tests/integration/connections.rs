@@ -65,3 +65,28 @@ async fn a_stream_that_sends_nothing_is_ended_after_its_bound() {
     drop(sender);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_says_nothing_is_closed_after_the_header_bound() {
+    use std::io::Read;
+    let mut config = config();
+    config.limits.header_timeout_secs = 1;
+    let server = start(config).await;
+    let address = server.address;
+    let closed_after = tokio::task::spawn_blocking(move || {
+        let mut silent = TcpStream::connect(address).expect("connect");
+        silent.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let started = Instant::now();
+        let mut buffer = [0u8; 64];
+        // The server may send its HTTP/2 settings first; the connection then ends.
+        while silent.read(&mut buffer).is_ok_and(|n| n > 0) {}
+        started.elapsed()
+    })
+    .await
+    .expect("reads");
+    assert!(closed_after < Duration::from_secs(3), "a silent connection was held {closed_after:?}");
+    // A client that speaks is served as usual.
+    let mut client = server.client().await;
+    client.embed(pb::EmbedRequest { texts: vec!["still served".into()], ..Default::default() }).await.expect("embed");
+    server.stop().await;
+}
