@@ -333,6 +333,35 @@ mod tests {
     }
 
     #[test]
+    fn named_keys_come_from_the_file_and_the_keys_file_and_print_hidden() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "keys.toml",
+                "[[api_keys]]\nname = \"index\"\nkey = \"k-index\"\nweight = 2\ntokens_per_minute = 100000\n",
+            )?;
+            jail.create_file(
+                "aki.toml",
+                "api_keys_file = \"keys.toml\"\n\n[[api_keys]]\nname = \"search\"\nkey = \"k-search\"\n",
+            )?;
+            let config = load(&CliArgs::default())?;
+            let tenants = config.tenants().map_err(|e| e.to_string())?;
+            assert_eq!(
+                tenants.identify(Some("k-index")).map(|t| (t.name.to_string(), t.weight)),
+                Ok(("index".into(), 2))
+            );
+            assert_eq!(tenants.identify(Some("k-search")).map(|t| t.name.to_string()), Ok("search".into()));
+            assert!(tenants.identify(None).is_err(), "keys configured: a key is needed");
+            let toml = config.to_toml().map_err(|e| e.to_string())?;
+            assert!(!toml.contains("k-search") && toml.contains("key = \"***\""), "{toml}");
+            // A name given twice (file and configuration) stops start-up.
+            jail.create_file("keys.toml", "[[api_keys]]\nname = \"search\"\nkey = \"other\"\n")?;
+            let err = load(&CliArgs::default()).expect_err("twice");
+            assert!(err.contains("named twice"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn the_configuration_prints_as_toml_with_the_key_hidden() {
         Jail::expect_with(|jail| {
             jail.create_file("aki.toml", "api_key = \"hunter2\"\n")?;
