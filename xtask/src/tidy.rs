@@ -175,6 +175,7 @@ mod tests {
                         "anyhow",
                         "clap",
                         "hf-hub",
+                        "rlimit",
                         "serde",
                         "serde_json",
                         "sha2",

@@ -1,8 +1,9 @@
 //! Connections of the gRPC server held in the registry (`limits.max_connections`): each accepted
 //! TCP stream is admitted (the connection that carried no bytes longest is closed to make room)
-//! or closed at once; a held one reads as ended once the registry evicts it, or when it sent
-//! nothing at all within `limits.header_timeout_secs` of opening (a client speaks first in
-//! HTTP/2; after that, keep-alive pings find dead peers).
+//! or closed at once; a held one reads as ended once the registry evicts it (its calls in
+//! flight then fail), or when it has not sent the HTTP/2 preface within
+//! `limits.header_timeout_secs` of opening (a client speaks first in HTTP/2; after that,
+//! keep-alive pings find dead peers).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,13 +17,18 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
+/// The length of the HTTP/2 client preface: a client has spoken once it has sent this much.
+const PREFACE: usize = 24;
+
 /// A TCP stream holding its place in the registry until dropped.
 pub struct Held {
     stream: TcpStream,
     connection: Connection,
     eviction: Pin<Box<tokio::sync::futures::OwnedNotified>>,
-    /// Until its first bytes: when it is closed for saying nothing.
+    /// Until it has sent the HTTP/2 preface: when it is closed for saying nothing.
     silent_until: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Bytes it has sent, counted up to the preface's length.
+    said: usize,
     registry: Arc<Connections>,
     ended: bool,
 }
@@ -31,7 +37,7 @@ impl Held {
     fn new(stream: TcpStream, connection: Connection, registry: Arc<Connections>, first_bytes: Duration) -> Self {
         let eviction = Box::pin(connection.eviction());
         let silent_until = Some(Box::pin(tokio::time::sleep(first_bytes)));
-        Self { stream, connection, eviction, silent_until, registry, ended: false }
+        Self { stream, connection, eviction, silent_until, said: 0, registry, ended: false }
     }
 }
 
@@ -72,9 +78,13 @@ impl AsyncRead for Held {
         }
         let before = buf.filled().len();
         let read = Pin::new(&mut self.stream).poll_read(cx, buf);
-        if buf.filled().len() > before {
+        let read_now = buf.filled().len() - before;
+        if read_now > 0 {
             self.connection.touch();
-            self.silent_until = None;
+            self.said = (self.said + read_now).min(PREFACE);
+            if self.said == PREFACE {
+                self.silent_until = None;
+            }
         } else if read.is_pending()
             && let Some(silent) = self.silent_until.as_mut()
             && silent.as_mut().poll(cx).is_ready()

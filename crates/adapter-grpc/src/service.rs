@@ -4,6 +4,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aki_service::{Caller, EmbedReply, Requester};
@@ -101,24 +102,36 @@ impl pb::embedder_server::Embedder for EmbedderService {
         // as one request for fairness.
         let caller = Caller { requester: Some(Requester::new()), ..caller_of(&request) };
         let idle = Duration::from_secs(self.engine.config.limits.stream_idle_secs);
-        // A stream that sends nothing for `idle` ends with DEADLINE_EXCEEDED in its place.
-        let inbound = Box::pin(tokio_stream::StreamExt::timeout(request.into_inner(), idle));
-        let messages = futures_util::stream::unfold(Some(inbound), move |inbound| async move {
+        // Messages whose answers are not written yet: while there are any, the client is
+        // waiting on the server, not idle.
+        let pending = Arc::new(AtomicUsize::new(0));
+        // A stream that sends nothing for `idle` while nothing is pending ends with
+        // DEADLINE_EXCEEDED in its place (logged once, below, like any failed message).
+        let state = (Some(request.into_inner()), Arc::clone(&pending));
+        let messages = futures_util::stream::unfold(state, move |(inbound, pending)| async move {
             let mut inbound = inbound?;
-            match inbound.next().await? {
-                Ok(message) => Some((message, Some(inbound))),
-                Err(_) => {
-                    let status = Status::deadline_exceeded(format!(
-                        "the stream sent no message for {} s (limits.stream_idle_secs)",
-                        idle.as_secs()
-                    ));
-                    Some((Err(fail_read(EMBED_STREAM, status)), None))
+            loop {
+                match tokio::time::timeout(idle, inbound.next()).await {
+                    Ok(Some(message)) => {
+                        pending.fetch_add(1, Ordering::SeqCst);
+                        return Some((message, (Some(inbound), pending)));
+                    }
+                    Ok(None) => return None,
+                    Err(_) if pending.load(Ordering::SeqCst) > 0 => {}
+                    Err(_) => {
+                        let status = Status::deadline_exceeded(format!(
+                            "the stream sent no message for {} s (limits.stream_idle_secs)",
+                            idle.as_secs()
+                        ));
+                        pending.fetch_add(1, Ordering::SeqCst);
+                        return Some((Err(status), (None, pending)));
+                    }
                 }
             }
         });
         let answers = messages
             .map(move |message| {
-                let (service, caller) = (service.clone(), caller.clone());
+                let (service, caller, pending) = (service.clone(), caller.clone(), Arc::clone(&pending));
                 async move {
                     let answer = match message {
                         Ok(message) => {
@@ -126,6 +139,7 @@ impl pb::embedder_server::Embedder for EmbedderService {
                         }
                         Err(status) => Err(fail_read(EMBED_STREAM, status)),
                     };
+                    pending.fetch_sub(1, Ordering::SeqCst);
                     // One failed request is answered in its place; the stream goes on.
                     Ok(answer.unwrap_or_else(|status| stream_error(&status)))
                 }

@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use aki_wiring::{Closed, Connection, Connections};
+use aki_wiring::{Busy, Closed, Connection, Connections};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -92,17 +92,22 @@ async fn serve_one(
     let on_request = Arc::clone(&connection);
     let counted = Arc::clone(&registry);
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-        let busy = on_request.busy();
-        let (app, registry) = (app.clone(), Arc::clone(&counted));
+        // Busy from the end of the request's body (a client still trickling one can be closed
+        // to make room) until its response has been written.
+        let busy = BusySlot::default();
+        if hyper::body::Body::is_end_stream(request.body()) {
+            busy.fill(&on_request);
+        }
+        let (app, registry, on_body_end) = (app.clone(), Arc::clone(&counted), Arc::clone(&on_request));
         async move {
-            let request = request.map(|body| Body::new(TimedBody::new(body, bounds.body)));
+            let slot = busy.clone();
+            let request = request.map(|body| Body::new(TimedBody::new(body, bounds.body, on_body_end, slot)));
             let mut response = app.oneshot(request).await.unwrap_or_else(|never: Infallible| match never {});
             if response.status() == StatusCode::REQUEST_TIMEOUT {
                 registry.closed(Closed::BodyTimeout);
                 response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
-            drop(busy);
-            Ok::<Response<Body>, Infallible>(response)
+            Ok::<Response<Body>, Infallible>(response.map(|body| Body::new(Holding { inner: body, _busy: busy })))
         }
     });
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -110,27 +115,74 @@ async fn serve_one(
     let served = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
     tokio::pin!(served);
     let outcome = tokio::select! {
-        outcome = served.as_mut() => outcome,
+        outcome = served.as_mut() => Some(outcome),
         () = connection.evicted() => {
+            // The request in flight, if any, is answered first; a client that does not read
+            // its answer holds the place no longer than the header bound.
             served.as_mut().graceful_shutdown();
-            served.await
+            tokio::time::timeout(bounds.header, served).await.ok()
         }
         _ = async { stopping.wait_for(|stop| *stop).await.map(drop) } => {
             served.as_mut().graceful_shutdown();
-            served.await
+            Some(served.await)
         }
     };
-    if let Err(error) = outcome
+    if let Some(Err(error)) = outcome
         && error.is_timeout()
     {
         registry.closed(Closed::HeaderTimeout);
     }
 }
 
-/// Answers a connection that cannot be held with a 503 and closes it.
+/// Where a request's busy mark lives: filled when its body has arrived, held by its response
+/// body until that has been written.
+#[derive(Clone, Default)]
+struct BusySlot(Arc<std::sync::Mutex<Option<Busy>>>);
+
+impl BusySlot {
+    fn fill(&self, connection: &Connection) {
+        let mut slot = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(connection.busy());
+        }
+    }
+}
+
+/// A response body that keeps its request's busy mark until it is dropped (written or
+/// abandoned).
+struct Holding {
+    inner: Body,
+    _busy: BusySlot,
+}
+
+impl hyper::body::Body for Holding {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Answers a connection that cannot be held with a 503 and closes it, reading (and dropping)
+/// what the client sent for up to a second first, so the close does not reset the answer away.
 async fn refuse(mut stream: TcpStream) {
-    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(REFUSED)).await;
-    let _ = stream.shutdown().await;
+    let linger = async {
+        stream.write_all(REFUSED).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<(), std::io::Error>(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), linger).await;
 }
 
 /// The error a request body gives once its deadline passed; the body extractor answers 408.
@@ -145,16 +197,19 @@ impl std::fmt::Display for BodyTimedOut {
 
 impl std::error::Error for BodyTimedOut {}
 
-/// A request body that fails with [`BodyTimedOut`] once `bound` has passed since its headers.
+/// A request body that fails with [`BodyTimedOut`] once `bound` has passed since its headers,
+/// and marks its connection busy once it has all arrived.
 pub struct TimedBody {
     inner: Incoming,
     deadline: Pin<Box<tokio::time::Sleep>>,
     bound: Duration,
+    connection: Arc<Connection>,
+    busy: BusySlot,
 }
 
 impl TimedBody {
-    fn new(inner: Incoming, bound: Duration) -> Self {
-        Self { inner, deadline: Box::pin(tokio::time::sleep(bound)), bound }
+    fn new(inner: Incoming, bound: Duration, connection: Arc<Connection>, busy: BusySlot) -> Self {
+        Self { inner, deadline: Box::pin(tokio::time::sleep(bound)), bound, connection, busy }
     }
 }
 
@@ -164,6 +219,9 @@ impl hyper::body::Body for TimedBody {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            if frame.is_none() || self.inner.is_end_stream() {
+                self.busy.fill(&self.connection);
+            }
             return Poll::Ready(frame.map(|f| f.map_err(axum::Error::new)));
         }
         match self.deadline.as_mut().poll(cx) {

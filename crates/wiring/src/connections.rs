@@ -1,7 +1,8 @@
 //! Open connections, held under `limits.max_connections` and the process's open-file limit: a
-//! new connection beyond the limit closes the longest-idle one first, so the server can always
-//! take a new client; only when every connection has a request in flight is the newcomer
-//! refused. Also raises the soft `RLIMIT_NOFILE` to the hard limit at start-up.
+//! new connection beyond the limit has the longest-idle one told to close first (it is counted
+//! until it has), so the server can always take a new client; only when every connection has a
+//! request in flight is the newcomer refused. Also raises the soft `RLIMIT_NOFILE` to the hard
+//! limit at start-up.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -55,7 +56,7 @@ pub enum Closed {
     HeaderTimeout,
     /// Its client did not send a request's body in time.
     BodyTimeout,
-    /// Its client sent nothing on a stream, or did not answer keep-alive pings, in time.
+    /// Its client never spoke its protocol (a gRPC connection without the HTTP/2 preface).
     Idle,
 }
 
@@ -81,6 +82,8 @@ pub trait ConnectionObserver: Send + Sync + 'static {
 }
 
 struct Entry {
+    /// Told to close; counted until it has.
+    evicting: bool,
     busy: Arc<AtomicUsize>,
     /// Milliseconds since the registry started when it was last active.
     active_at: Arc<AtomicU64>,
@@ -117,24 +120,25 @@ impl Connections {
     /// room; `None` when every one has a request in flight (the caller refuses the newcomer).
     pub fn admit(self: &Arc<Self>) -> Option<Connection> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if open.len() >= self.limit {
+        let closing = open.values().filter(|e| e.evicting).count();
+        if open.len() - closing >= self.limit {
             let idlest = open
-                .iter()
-                .filter(|(_, e)| e.busy.load(Ordering::SeqCst) == 0)
+                .iter_mut()
+                .filter(|(_, e)| !e.evicting && e.busy.load(Ordering::SeqCst) == 0)
                 .min_by_key(|(_, e)| e.active_at.load(Ordering::SeqCst))
-                .map(|(id, _)| *id);
-            let Some(id) = idlest else {
+                .map(|(_, e)| e);
+            let Some(entry) = idlest else {
                 drop(open);
                 self.observer.closed(Closed::Refused);
                 return None;
             };
-            if let Some(entry) = open.remove(&id) {
-                entry.close.notify_one();
-                self.observer.closed(Closed::Evicted);
-            }
+            entry.evicting = true;
+            entry.close.notify_one();
+            self.observer.closed(Closed::Evicted);
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed) as u64;
         let entry = Entry {
+            evicting: false,
             busy: Arc::default(),
             active_at: Arc::new(AtomicU64::new(self.now())),
             close: Arc::new(Notify::new()),
