@@ -87,6 +87,7 @@ mod tests {
                         "async-trait",
                         "clap",
                         "figment",
+                        "libc",
                         "prometheus",
                         "rlimit",
                         "serde",

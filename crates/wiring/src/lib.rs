@@ -8,6 +8,7 @@ mod config;
 mod connections;
 mod gpu;
 mod lifecycle;
+mod memory;
 mod metrics;
 mod telemetry;
 
