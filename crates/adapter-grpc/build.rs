@@ -1,5 +1,6 @@
-//! Generates the gRPC server and client from `proto/` with the vendored `protoc` (no system
-//! protoc needed) and writes the descriptor set served by reflection.
+//! Generates the gRPC servers and clients from `proto/` (`aki.embed.v1`, and TEI's `tei.v1`)
+//! with the vendored `protoc` (no system protoc needed) and writes the descriptor set served by
+//! reflection.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
@@ -11,7 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("aki_embed_descriptor.bin"))
-        .compile_protos(&["proto/aki/embed/v1/embed.proto"], &["proto"])?;
+        .compile_protos(&["proto/aki/embed/v1/embed.proto", "proto/tei/v1/tei.proto"], &["proto"])?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

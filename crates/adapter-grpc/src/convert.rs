@@ -100,6 +100,7 @@ pub fn tokenize_request(message: pb::TokenizeRequest, deadline: Option<Instant>)
         model: None,
         texts: message.texts,
         add_special_tokens: message.add_special_tokens.unwrap_or(true),
+        prompt: PromptChoice::default(),
         deadline,
     }
 }

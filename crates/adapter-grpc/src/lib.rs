@@ -9,14 +9,22 @@ mod convert;
 mod failure;
 mod server;
 mod service;
+mod streams;
+mod tei;
 
 /// Code generated from `proto/aki/embed/v1/embed.proto`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod pb {
     tonic::include_proto!("aki.embed.v1");
 
-    /// The encoded descriptor set, served by reflection.
+    /// The encoded descriptor set of both packages, served by reflection.
     pub const DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("aki_embed_descriptor");
+}
+
+/// Code generated from `proto/tei/v1/tei.proto`, TEI's API.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod tei_pb {
+    tonic::include_proto!("tei.v1");
 }
 
 pub use convert::grpc_deadline;

@@ -1,5 +1,5 @@
 //! Running the gRPC server: health (NOT_SERVING until the model is warm), reflection (v1 and
-//! v1alpha), the Embedder service behind the API-key layer, metrics on their own HTTP port, and
+//! v1alpha), the Embedder service and TEI's `tei.v1` services behind the API-key layer, metrics on their own HTTP port, and
 //! a graceful shutdown on SIGINT/SIGTERM.
 
 use std::future::Future;
@@ -27,6 +27,8 @@ use crate::failure::fail;
 use crate::pb;
 use crate::pb::embedder_server::EmbedderServer;
 use crate::service::EmbedderService;
+use crate::tei::TeiService;
+use crate::tei_pb;
 
 /// `aki-grpc`'s compiled defaults: port 50051, metrics on 9464.
 pub fn default_config() -> AppConfig {
@@ -108,6 +110,27 @@ fn embedder(engine: &Arc<Engine>) -> Embedder {
     KeyChecked { inner: server, engine: Arc::clone(engine) }
 }
 
+/// A `tei.v1` service behind the API-key layer, with the same message size limit.
+macro_rules! tei_service {
+    ($engine:expr, $($server:ident)::+) => {
+        KeyChecked {
+            inner: tei_pb::$($server)::+::new(TeiService::new(Arc::clone($engine)))
+                .max_decoding_message_size($engine.config.limits.body_limit_bytes),
+            engine: Arc::clone($engine),
+        }
+    };
+}
+
+/// The names of the served services, whose health follows the model's readiness.
+const SERVED: [&str; 6] = [
+    <Embedder as NamedService>::NAME,
+    "tei.v1.Info",
+    "tei.v1.Embed",
+    "tei.v1.Predict",
+    "tei.v1.Rerank",
+    "tei.v1.Tokenize",
+];
+
 /// Serves `engine` on `listener` until `shutdown` completes (tests pass their own signal).
 ///
 /// # Errors
@@ -119,7 +142,9 @@ pub async fn serve(
 ) -> Result<()> {
     let local = listener.local_addr()?;
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_not_serving::<Embedder>().await;
+    for name in SERVED {
+        reporter.set_service_status(name, ServingStatus::NotServing).await;
+    }
     reporter.set_service_status("", ServingStatus::NotServing).await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -131,7 +156,9 @@ pub async fn serve(
     let serving = |status: ServingStatus| {
         let reporter = reporter.clone();
         move || async move {
-            reporter.set_service_status(<Embedder as NamedService>::NAME, status).await;
+            for name in SERVED {
+                reporter.set_service_status(name, status).await;
+            }
             reporter.set_service_status("", status).await;
         }
     };
@@ -162,6 +189,11 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(embedder(&engine))
+        .add_service(tei_service!(&engine, info_server::InfoServer))
+        .add_service(tei_service!(&engine, embed_server::EmbedServer))
+        .add_service(tei_service!(&engine, predict_server::PredictServer))
+        .add_service(tei_service!(&engine, rerank_server::RerankServer))
+        .add_service(tei_service!(&engine, tokenize_server::TokenizeServer))
         .serve_with_incoming_shutdown(incoming(listener, connections, first_bytes), lifecycle.stopping());
     let result = lifecycle.run(server).await;
     reporter.set_service_status("", ServingStatus::NotServing).await;

@@ -18,10 +18,7 @@ use crate::convert::{
 };
 use crate::failure::{fail, fail_read};
 use crate::pb;
-
-/// Requests of one stream in flight at once; they join the shared batches and are answered in
-/// order.
-const STREAM_CONCURRENCY: usize = 64;
+use crate::streams::{STREAM_CONCURRENCY, messages};
 
 const EMBED: &str = "/aki.embed.v1.Embedder/Embed";
 const EMBED_STREAM: &str = "/aki.embed.v1.Embedder/EmbedStream";
@@ -62,7 +59,7 @@ impl EmbedderService {
 
 /// The caller the key check found (see `server.rs`); the default one when the call did not go
 /// through it.
-fn caller_of<T>(request: &Request<T>) -> Caller {
+pub(crate) fn caller_of<T>(request: &Request<T>) -> Caller {
     request.extensions().get::<Caller>().cloned().unwrap_or_default()
 }
 
@@ -102,33 +99,8 @@ impl pb::embedder_server::Embedder for EmbedderService {
         // as one request for fairness.
         let caller = Caller { requester: Some(Requester::new()), ..caller_of(&request) };
         let idle = Duration::from_secs(self.engine.config.limits.stream_idle_secs);
-        // Messages whose answers are not written yet: while there are any, the client is
-        // waiting on the server, not idle.
         let pending = Arc::new(AtomicUsize::new(0));
-        // A stream that sends nothing for `idle` while nothing is pending ends with
-        // DEADLINE_EXCEEDED in its place (logged once, below, like any failed message).
-        let state = (Some(request.into_inner()), Arc::clone(&pending));
-        let messages = futures_util::stream::unfold(state, move |(inbound, pending)| async move {
-            let mut inbound = inbound?;
-            loop {
-                match tokio::time::timeout(idle, inbound.next()).await {
-                    Ok(Some(message)) => {
-                        pending.fetch_add(1, Ordering::SeqCst);
-                        return Some((message, (Some(inbound), pending)));
-                    }
-                    Ok(None) => return None,
-                    Err(_) if pending.load(Ordering::SeqCst) > 0 => {}
-                    Err(_) => {
-                        let status = Status::deadline_exceeded(format!(
-                            "the stream sent no message for {} s (limits.stream_idle_secs)",
-                            idle.as_secs()
-                        ));
-                        pending.fetch_add(1, Ordering::SeqCst);
-                        return Some((Err(status), (None, pending)));
-                    }
-                }
-            }
-        });
+        let messages = messages(request.into_inner(), idle, Arc::clone(&pending));
         let answers = messages
             .map(move |message| {
                 let (service, caller, pending) = (service.clone(), caller.clone(), Arc::clone(&pending));

@@ -1,4 +1,5 @@
-//! The OpenAI family, `POST /v1/embeddings` and `GET /v1/models`: their wire types, handlers,
+//! The OpenAI family, `POST /v1/embeddings` (also at `/embeddings`, where TEI serves it) and
+//! `GET /v1/models`: their wire types, handlers,
 //! routes and OpenAI's error shape `{"error": {"message", "type", "param", "code"}}`, which the
 //! Cohere family shares. The official `openai` Python client works against them.
 
@@ -19,6 +20,8 @@ use crate::failure::{Failure, Problem};
 use crate::family::{Body, ErrorShape, Family, PriorityField, UNAUTHORIZED, asking, failure_responses, timed, timing};
 
 const EMBEDDINGS: &str = "/v1/embeddings";
+/// Where TEI serves OpenAI's embeddings too.
+const TEI_EMBEDDINGS: &str = "/embeddings";
 const MODELS: &str = "/v1/models";
 
 /// OpenAI's error shape, which the Cohere family uses too.
@@ -26,7 +29,8 @@ pub const SHAPE: ErrorShape = ErrorShape(|failure| error_body(failure).into_resp
 
 /// The family's routes.
 pub fn routes() -> Family {
-    Family::new(SHAPE, OpenApiRouter::new().routes(timed(routes!(embeddings))).routes(routes!(models)))
+    let routes = OpenApiRouter::new().routes(timed(routes!(embeddings))).routes(timed(routes!(tei_embeddings)));
+    Family::new(SHAPE, routes.routes(routes!(models)))
 }
 
 /// OpenAI's `input`: a string, strings, a token array, or token arrays.
@@ -282,9 +286,32 @@ async fn embeddings(
     Extension(caller): Extension<Caller>,
     Body(request): Body<OpenAiRequest>,
 ) -> Result<Response, Failure> {
+    answer(&engine, EMBEDDINGS, caller, request).await
+}
+
+/// Create embeddings (OpenAI-compatible), at the path TEI serves them on too.
+#[utoipa::path(
+    post,
+    path = TEI_EMBEDDINGS,
+    tag = "openai",
+    request_body = OpenAiRequest,
+    responses(
+        (status = 200, description = "one vector per input", body = OpenAiResponse),
+        OpenAiError,
+    ),
+)]
+async fn tei_embeddings(
+    State(engine): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Body(request): Body<OpenAiRequest>,
+) -> Result<Response, Failure> {
+    answer(&engine, TEI_EMBEDDINGS, caller, request).await
+}
+
+async fn answer(engine: &AppState, route: &str, caller: Caller, request: OpenAiRequest) -> Result<Response, Failure> {
     let caller = asking(caller, request.priority);
     let (request, format) = request.into_request();
-    let reply = engine.service.embed(EMBEDDINGS, EmbedRequest { caller, ..request }).await?;
+    let reply = engine.service.embed(route, EmbedRequest { caller, ..request }).await?;
     let headers = timing(reply.tokens, reply.lane, reply.timing, reply.total);
     Ok((headers, Json(OpenAiResponse::new(reply, format))).into_response())
 }

@@ -75,12 +75,107 @@ pub struct InfoResponse {
     pub models: Vec<String>,
     /// The server's version.
     pub version: &'static str,
+    /// TEI's name of the default model, which TEI's tooling reads: `model_id`.
+    pub served_model_name: String,
+    /// The revision of the model's files (TEI); null: not known.
+    #[schema(required = true)]
+    pub model_sha: Option<String>,
+    /// The weights' type as TEI names it (`float32`, `float16`, `bfloat16`).
+    pub model_dtype: String,
+    /// What the model is, as TEI says it: `{"embedding": {"pooling"}}`, `{"classifier":
+    /// {"id2label", "label2id"}}` or `{"reranker": {...}}`.
+    pub model_type: TeiModelType,
+    /// Requests served at once (TEI; `limits.max_concurrent_requests`).
+    pub max_concurrent_requests: usize,
+    /// The most tokens of one input (TEI's name of `max_input_tokens`).
+    pub max_input_length: usize,
+    /// The most inputs per model call (TEI's name of `max_batch_size`).
+    pub max_batch_requests: usize,
+    /// Whether over-long inputs are cut when a request does not say (TEI): never.
+    pub auto_truncate: bool,
+    /// Threads that tokenize a request's texts in parallel (TEI).
+    pub tokenization_workers: usize,
+    /// The server build's revision (TEI); null.
+    #[schema(required = true)]
+    pub sha: Option<String>,
+    /// The container image label (TEI); null.
+    #[schema(required = true)]
+    pub docker_label: Option<String>,
+}
+
+/// TEI's `model_type`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TeiModelType {
+    /// An embedder, with its pooling (`mean`, `cls`, `max`, `last_token`).
+    Embedding {
+        /// How token vectors become one.
+        pooling: String,
+    },
+    /// A sequence classifier with several labels (`/predict`).
+    Classifier(TeiLabels),
+    /// A cross-encoder with one label (`/rerank`).
+    Reranker(TeiLabels),
+}
+
+/// A classifier's labels, both ways.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeiLabels {
+    /// Label names by output index (as a string, as in `config.json`).
+    pub id2label: BTreeMap<String, String>,
+    /// Output indices by label name.
+    pub label2id: BTreeMap<String, usize>,
+}
+
+impl TeiModelType {
+    fn of(model: &aki_core::ModelInfo) -> Self {
+        let labels = || TeiLabels {
+            id2label: model.labels.iter().enumerate().map(|(i, l)| (i.to_string(), l.clone())).collect(),
+            label2id: model.labels.iter().enumerate().map(|(i, l)| (l.clone(), i)).collect(),
+        };
+        match model.task {
+            ModelTask::Embed => {
+                let pooling = match model.pooling {
+                    Pooling::Mean => "mean",
+                    Pooling::Cls => "cls",
+                    Pooling::Max => "max",
+                    Pooling::LastToken => "last_token",
+                };
+                Self::Embedding { pooling: pooling.to_string() }
+            }
+            ModelTask::Rerank if model.labels.len() <= 1 => Self::Reranker(labels()),
+            ModelTask::Rerank => Self::Classifier(labels()),
+        }
+    }
+}
+
+/// A dtype as TEI (and torch) names it.
+fn tei_dtype(dtype: &str) -> String {
+    match dtype {
+        "f32" => "float32",
+        "f16" => "float16",
+        "bf16" => "bfloat16",
+        other => other,
+    }
+    .to_string()
 }
 
 impl From<ServerInfo> for InfoResponse {
     fn from(info: ServerInfo) -> Self {
         let model = info.model;
+        let (model_type, task) = (TeiModelType::of(&model), TaskName::of(&model));
         Self {
+            served_model_name: model.model_id.clone(),
+            model_sha: None,
+            model_dtype: tei_dtype(&model.dtype),
+            model_type,
+            max_concurrent_requests: info.max_concurrent_requests,
+            max_input_length: model.max_input_tokens,
+            max_batch_requests: info.batching.max_batch_size,
+            auto_truncate: false,
+            tokenization_workers: info.tokenization_workers,
+            sha: None,
+            docker_label: None,
             model_id: model.model_id,
             dimension: model.dimension,
             max_input_tokens: model.max_input_tokens,
@@ -89,7 +184,7 @@ impl From<ServerInfo> for InfoResponse {
             dtype: model.dtype,
             device: model.device,
             architecture: model.architecture,
-            task: model.task.into(),
+            task,
             engine: model.engine,
             prompts: model.prompts.named,
             default_prompt_name: model.prompts.default_name,
@@ -135,15 +230,18 @@ impl From<Pooling> for PoolingName {
 pub enum TaskName {
     /// An embedder: the embedding routes serve it.
     Embed,
-    /// A cross-encoder: the rerank routes serve it.
+    /// A cross-encoder (one label): the rerank routes serve it, and `/predict`.
     Rerank,
+    /// A sequence classifier (several labels): `/predict` serves it.
+    Classify,
 }
 
-impl From<ModelTask> for TaskName {
-    fn from(task: ModelTask) -> Self {
-        match task {
+impl TaskName {
+    fn of(model: &aki_core::ModelInfo) -> Self {
+        match model.task {
             ModelTask::Embed => Self::Embed,
-            ModelTask::Rerank => Self::Rerank,
+            ModelTask::Rerank if model.labels.len() <= 1 => Self::Rerank,
+            ModelTask::Rerank => Self::Classify,
         }
     }
 }

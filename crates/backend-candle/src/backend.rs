@@ -69,6 +69,8 @@ impl CandleBackend {
             },
             architecture: layout.architecture.as_str().to_string(),
             task: layout.task,
+            labels: if layout.task == ModelTask::Rerank { layout.label_names.clone() } else { Vec::new() },
+            multi_label: layout.multi_label,
             prompts: layout.prompts.clone(),
         };
         let jobs = thread::spawn(model, config.max_forward_batch.max(1), &info.model_id)?;

@@ -72,8 +72,12 @@ pub struct ModelLayout {
     pub config: serde_json::Value,
     /// Embedder, or reranker (a `*ForSequenceClassification` architecture).
     pub task: ModelTask,
-    /// Classifier outputs of a reranker (`id2label`'s size; 1 for relevance scores).
+    /// Classifier outputs (`id2label`'s size; 1 for a reranker's relevance scores).
     pub labels: usize,
+    /// Their names, by output (`id2label`, `LABEL_i` where it names none).
+    pub label_names: Vec<String>,
+    /// Whether the labels are independent (`problem_type: multi_label_classification`).
+    pub multi_label: bool,
     /// Width of the token vectors.
     pub hidden_size: usize,
     /// Tokens in the vocabulary.
@@ -99,6 +103,7 @@ struct ArchitectureProbe {
     max_position_embeddings: Option<usize>,
     pad_token_id: Option<usize>,
     id2label: Option<BTreeMap<String, String>>,
+    problem_type: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -201,12 +206,21 @@ impl ModelLayout {
                 dir.join("config_sentence_transformers.json").display()
             )));
         }
+        let labels = probe.id2label.as_ref().map_or(1, |labels| labels.len().max(1));
+        let label_names = (0..labels)
+            .map(|i| {
+                let named = probe.id2label.as_ref().and_then(|names| names.get(&i.to_string()));
+                named.cloned().unwrap_or_else(|| format!("LABEL_{i}"))
+            })
+            .collect();
         Ok(Self {
             dir: dir.to_path_buf(),
             architecture,
             config,
             task,
-            labels: probe.id2label.map_or(1, |labels| labels.len().max(1)),
+            labels,
+            label_names,
+            multi_label: probe.problem_type.as_deref() == Some("multi_label_classification"),
             hidden_size: probe.hidden_size,
             vocab_size: probe.vocab_size,
             pooling,

@@ -69,11 +69,16 @@ impl Tokenizers {
         Ok(Self::encodings(encoded))
     }
 
-    /// `(query, text)` pairs as one input each, cut longest part first when truncating.
-    fn encode_pairs(&self, query: &str, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>> {
+    /// The texts of token-id lists.
+    fn decode(&self, ids: Vec<Vec<u32>>, skip_special_tokens: bool) -> Result<Vec<String>> {
+        let ids: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+        self.whole.decode_batch(&ids, skip_special_tokens).map_err(|e| EmbedError::Tokenizer(e.to_string()))
+    }
+
+    /// Pairs of texts as one input each, cut longest part first when truncating.
+    fn encode_pairs(&self, pairs: Vec<(String, String)>, options: EncodeOptions) -> Result<Vec<Encoding>> {
         let tokenizer = self.pick(options);
-        let pairs: Vec<tokenizers::EncodeInput> =
-            texts.into_iter().map(|text| (query.to_string(), text).into()).collect();
+        let pairs: Vec<tokenizers::EncodeInput> = pairs.into_iter().map(Into::into).collect();
         let encoded = tokenizer.encode_batch(pairs, true).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
         Ok(Self::encodings(encoded))
     }
@@ -128,11 +133,15 @@ impl Tokenization for HfTokenizer {
         self.blocking(move |t| t.encode(texts, options)).await
     }
 
-    async fn encode_pairs(&self, query: String, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>> {
-        self.blocking(move |t| t.encode_pairs(&query, texts, options)).await
+    async fn encode_pairs(&self, pairs: Vec<(String, String)>, options: EncodeOptions) -> Result<Vec<Encoding>> {
+        self.blocking(move |t| t.encode_pairs(pairs, options)).await
     }
 
     async fn tokenize(&self, texts: Vec<String>, add_special_tokens: bool) -> Result<Vec<Vec<Token>>> {
         self.blocking(move |t| t.tokenize(texts, add_special_tokens)).await
+    }
+
+    async fn decode(&self, ids: Vec<Vec<u32>>, skip_special_tokens: bool) -> Result<Vec<String>> {
+        self.blocking(move |t| t.decode(ids, skip_special_tokens)).await
     }
 }

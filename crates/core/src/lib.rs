@@ -25,6 +25,6 @@ pub use provider::EmbeddingProvider;
 pub use store::{LoadedModel, ModelStore, StoreStats};
 pub use tokenization::Tokenization;
 pub use types::{
-    EmbedOptions, Embeddings, EncodeOptions, Encoding, ModelInfo, ModelTask, Pooled, Pooling, Predictions, Prompts,
+    ClassifierInput, EmbedOptions, Embeddings, EncodeOptions, Encoding, ModelInfo, ModelTask, Pooled, Pooling, Predictions, Prompts,
     Scores, Timing, Token, TruncationDirection,
 };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::{
-    EmbedError, EmbedOptions, EmbeddingProvider, Embeddings, EncodeOptions, Encoding, ModelInfo, ModelTask,
+    ClassifierInput, EmbedError, EmbedOptions, EmbeddingProvider, Embeddings, EncodeOptions, Encoding, ModelInfo, ModelTask,
     RequestContext, Result, Scores, Timing, Token, Tokenization, encoding, vector,
 };
 
@@ -177,8 +177,46 @@ impl ModelPipeline {
     pub async fn prepare_pairs(&self, query: String, texts: Vec<String>, options: EncodeOptions) -> Result<Prepared> {
         self.check_task(ModelTask::Rerank)?;
         let started = Instant::now();
-        let pairs = self.tokenizer.encode_pairs(query, texts, options).await?;
+        let pairs = texts.into_iter().map(|text| (query.clone(), text)).collect();
+        let pairs = self.tokenizer.encode_pairs(pairs, options).await?;
         let encodings = encoding::prepare(pairs, options, &self.info)?;
+        Ok(Prepared { encodings, tokenize: started.elapsed() })
+    }
+
+    /// Inputs of a sequence classifier, texts and pairs in any mix, tokenized and checked in
+    /// input order.
+    ///
+    /// # Errors
+    /// As [`prepare_pairs`](Self::prepare_pairs).
+    pub async fn prepare_classifier_inputs(
+        &self,
+        inputs: Vec<ClassifierInput>,
+        options: EncodeOptions,
+    ) -> Result<Prepared> {
+        self.check_task(ModelTask::Rerank)?;
+        let started = Instant::now();
+        let (mut singles, mut pairs) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+        for (position, input) in inputs.into_iter().enumerate() {
+            match input {
+                ClassifierInput::Single(text) => {
+                    singles.0.push(position);
+                    singles.1.push(text);
+                }
+                ClassifierInput::Pair(first, second) => {
+                    pairs.0.push(position);
+                    pairs.1.push((first, second));
+                }
+            }
+        }
+        let mut placed: Vec<(usize, Encoding)> = Vec::with_capacity(singles.0.len() + pairs.0.len());
+        if !singles.1.is_empty() {
+            placed.extend(singles.0.into_iter().zip(self.tokenizer.encode(singles.1, options).await?));
+        }
+        if !pairs.1.is_empty() {
+            placed.extend(pairs.0.into_iter().zip(self.tokenizer.encode_pairs(pairs.1, options).await?));
+        }
+        placed.sort_by_key(|(position, _)| *position);
+        let encodings = encoding::prepare(placed.into_iter().map(|(_, e)| e).collect(), options, &self.info)?;
         Ok(Prepared { encodings, tokenize: started.elapsed() })
     }
 
@@ -202,6 +240,18 @@ impl ModelPipeline {
     /// The tokenizer's errors.
     pub async fn tokenize(&self, texts: Vec<String>, add_special_tokens: bool) -> Result<Vec<Vec<Token>>> {
         self.tokenizer.tokenize(texts, add_special_tokens).await
+    }
+
+    /// The text of each list of token ids.
+    ///
+    /// # Errors
+    /// [`EmbedError::Validation`] for an id outside the vocabulary, and the tokenizer's errors.
+    pub async fn decode(&self, ids: Vec<Vec<u32>>, skip_special_tokens: bool) -> Result<Vec<String>> {
+        let vocab = self.info.vocab_size;
+        if let Some(id) = ids.iter().flatten().find(|id| **id as usize >= vocab) {
+            return Err(EmbedError::Validation(format!("token id {id} is outside the vocabulary of {vocab}")));
+        }
+        self.tokenizer.decode(ids, skip_special_tokens).await
     }
 
     /// One forward pass of an empty input through the inference side: proves the model runs
@@ -232,12 +282,12 @@ impl ModelPipeline {
         }
         let (is, use_instead) = match self.info.task {
             ModelTask::Embed => ("an embedding model", "the embedding routes"),
-            ModelTask::Rerank => ("a reranker (cross-encoder)", "`/rerank`"),
+            ModelTask::Rerank => ("a sequence classifier (reranker or classifier)", "`/rerank` or `/predict`"),
         };
-        Err(EmbedError::Validation(format!(
-            "model `{}` is {is} and cannot {}; use {use_instead}",
-            self.info.model_id,
-            wanted.as_str()
-        )))
+        let cannot = match wanted {
+            ModelTask::Embed => "embed",
+            ModelTask::Rerank => "rerank or classify",
+        };
+        Err(EmbedError::Validation(format!("model `{}` is {is} and cannot {cannot}; use {use_instead}", self.info.model_id)))
     }
 }

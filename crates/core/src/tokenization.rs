@@ -18,12 +18,13 @@ pub trait Tokenization: Send + Sync + 'static {
     /// fails.
     async fn encode(&self, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>>;
 
-    /// Tokenizes `(query, text)` pairs for a cross-encoder: both parts in one input with the
-    /// model's separator and segment ids, the longer part cut first when `options.truncate`.
+    /// Tokenizes pairs of texts for a sequence classifier (a cross-encoder's query and text,
+    /// NLI's premise and hypothesis): both parts in one input with the model's separator and
+    /// segment ids, the longer part cut first when `options.truncate`.
     ///
     /// # Errors
     /// As [`encode`](Self::encode).
-    async fn encode_pairs(&self, query: String, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>>;
+    async fn encode_pairs(&self, pairs: Vec<(String, String)>, options: EncodeOptions) -> Result<Vec<Encoding>>;
 
     /// Tokenizes `texts` for display: ids, token texts, special flags and byte offsets, with or
     /// without the special tokens. Not truncated.
@@ -31,4 +32,11 @@ pub trait Tokenization: Send + Sync + 'static {
     /// # Errors
     /// As [`encode`](Self::encode).
     async fn tokenize(&self, texts: Vec<String>, add_special_tokens: bool) -> Result<Vec<Vec<Token>>>;
+
+    /// The text of each list of token ids, without the special tokens when
+    /// `skip_special_tokens`.
+    ///
+    /// # Errors
+    /// As [`encode`](Self::encode).
+    async fn decode(&self, ids: Vec<Vec<u32>>, skip_special_tokens: bool) -> Result<Vec<String>>;
 }

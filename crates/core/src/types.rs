@@ -175,8 +175,9 @@ pub enum ModelTask {
     /// One pooled vector per text (a sentence embedder).
     #[default]
     Embed,
-    /// One relevance score per (query, text) pair (a cross-encoder): the classifier's logits,
-    /// one per label ([`Scores`]).
+    /// A sequence classifier: the logits of each text or pair, one per label ([`Scores`]). With
+    /// one label it is a reranker (a cross-encoder's relevance of (query, text) pairs); with
+    /// several, a classifier (sentiment, NLI, moderation).
     Rerank,
 }
 
@@ -186,6 +187,26 @@ impl ModelTask {
         match self {
             Self::Embed => "embed",
             Self::Rerank => "rerank",
+        }
+    }
+}
+
+/// One input of a sequence classifier: a text, or a pair of texts in one input (NLI's premise
+/// and hypothesis, a cross-encoder's query and passage).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClassifierInput {
+    /// One text.
+    Single(String),
+    /// Two texts, joined by the model's separator and segment ids.
+    Pair(String, String),
+}
+
+impl ClassifierInput {
+    /// The characters of its text or texts.
+    pub fn chars(&self) -> usize {
+        match self {
+            Self::Single(text) => text.chars().count(),
+            Self::Pair(a, b) => a.chars().count() + b.chars().count(),
         }
     }
 }
@@ -252,8 +273,14 @@ pub struct ModelInfo {
     pub engine: String,
     /// The model family (`bert`, `xlm-roberta`, `modernbert`, `qwen3`).
     pub architecture: String,
-    /// Embedder or reranker.
+    /// Embedder, or sequence classifier (reranker or classifier).
     pub task: ModelTask,
+    /// A sequence classifier's label names, by output (`id2label` of `config.json`); empty for
+    /// embedders.
+    pub labels: Vec<String>,
+    /// Whether a classifier's labels are independent (`problem_type` is
+    /// `multi_label_classification`): each scored by a sigmoid instead of a softmax over all.
+    pub multi_label: bool,
     /// Its named prompts and default prompt.
     pub prompts: Prompts,
 }

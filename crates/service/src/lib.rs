@@ -7,6 +7,7 @@
 //! [`requests`](EmbedRequest) and back, and core errors to their statuses; nothing else.
 
 mod auth;
+mod classify;
 mod lanes;
 mod limits;
 mod observer;
@@ -19,8 +20,8 @@ pub use lanes::{LanePolicy, Requester};
 pub use limits::Limits;
 pub use observer::{Finished, NoRequestObserver, Outcome, RequestObserver};
 pub use requests::{
-    BatchFacts, Caller, EmbedReply, EmbedRequest, Inputs, PromptChoice, Ranked, RerankReply, RerankRequest, ServerInfo,
-    TokenizeRequest,
+    BatchFacts, Caller, DecodeRequest, EmbedReply, EmbedRequest, Inputs, PredictReply, PredictRequest, Prediction,
+    PromptChoice, Ranked, RerankReply, RerankRequest, ServerInfo, SimilarityReply, SimilarityRequest, TokenizeRequest,
 };
 pub use service::EmbedService;
 pub use tenants::{TenantKey, Tenants};

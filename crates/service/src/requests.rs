@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use aki_core::{EmbedOptions, EncodeOptions, Lane, ModelInfo, Priority, Result, Tenant, Timing};
+use aki_core::{ClassifierInput, EmbedOptions, EncodeOptions, Lane, ModelInfo, Priority, Result, Tenant, Timing};
 
 use crate::lanes::Requester;
 use crate::limits::Limits;
@@ -133,6 +133,93 @@ pub struct EmbedReply {
     pub total: Duration,
 }
 
+/// A request to classify texts or pairs with a sequence classifier (or to score them with a
+/// reranker), TEI's `predict`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictRequest {
+    /// The model asked for; `None` is the default model.
+    pub model: Option<String>,
+    /// The texts and pairs, answered in order.
+    pub inputs: Vec<ClassifierInput>,
+    /// Cut over-long inputs (a pair's longer part first) instead of refusing them.
+    pub encode: EncodeOptions,
+    /// The model's logits instead of probabilities.
+    pub raw_scores: bool,
+    /// The client's own deadline, capped like an embedding request's.
+    pub deadline: Option<Instant>,
+    /// Who sent it.
+    pub caller: Caller,
+}
+
+/// One label's score for one input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// The label's name (`id2label`).
+    pub label: String,
+    /// Its probability (softmax over the labels, or sigmoid for one label or independent
+    /// labels), or its logit with `raw_scores`.
+    pub score: f32,
+}
+
+/// The answer to a [`PredictRequest`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictReply {
+    /// The id of the model that answered.
+    pub model: String,
+    /// Each input's labels, best first, in input order.
+    pub predictions: Vec<Vec<Prediction>>,
+    /// Tokens processed over all inputs.
+    pub tokens: usize,
+    /// The lane it waited in.
+    pub lane: Lane,
+    /// Where the time went inside the pipeline.
+    pub timing: Timing,
+    /// Time from the service receiving the request to the answer.
+    pub total: Duration,
+}
+
+/// A request for the cosine similarity of sentences to a source sentence (TEI's
+/// `similarity`, the Hugging Face `sentence-similarity` task).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimilarityRequest {
+    /// The model asked for; `None` is the default model.
+    pub model: Option<String>,
+    /// What the sentences are compared with.
+    pub source: String,
+    /// The sentences, answered in order.
+    pub sentences: Vec<String>,
+    /// Truncation.
+    pub encode: EncodeOptions,
+    /// Which prompt goes before each text.
+    pub prompt: PromptChoice,
+    /// The client's own deadline, capped like an embedding request's.
+    pub deadline: Option<Instant>,
+    /// Who sent it.
+    pub caller: Caller,
+}
+
+/// The answer to a [`SimilarityRequest`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimilarityReply {
+    /// The cosine similarity of each sentence to the source, in order.
+    pub scores: Vec<f32>,
+    /// The embedding of all the texts it took.
+    pub embedded: EmbedReply,
+}
+
+/// A request for the texts of token ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeRequest {
+    /// The model whose tokenizer to use; `None` is the default model.
+    pub model: Option<String>,
+    /// One list of token ids per text.
+    pub ids: Vec<Vec<u32>>,
+    /// Leave out [CLS], [SEP] and friends.
+    pub skip_special_tokens: bool,
+    /// The client's own deadline, capped like an embedding request's.
+    pub deadline: Option<Instant>,
+}
+
 /// A request for the tokens of texts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenizeRequest {
@@ -142,6 +229,9 @@ pub struct TokenizeRequest {
     pub texts: Vec<String>,
     /// Include [CLS], [SEP] and friends.
     pub add_special_tokens: bool,
+    /// Which prompt goes before each text (none: the model's default prompt, as embedding
+    /// applies it).
+    pub prompt: PromptChoice,
     /// The client's own deadline, capped like an embedding request's.
     pub deadline: Option<Instant>,
 }
@@ -168,6 +258,10 @@ pub struct ServerInfo {
     pub batching: BatchFacts,
     /// Most inputs a client may send in one request.
     pub max_client_batch_size: usize,
+    /// Requests served at once (`limits.max_concurrent_requests`).
+    pub max_concurrent_requests: usize,
+    /// Threads that tokenize a request's texts in parallel.
+    pub tokenization_workers: usize,
     /// Model ids requests may name, the default first.
     pub models: Vec<String>,
     /// The server's version.

@@ -7,15 +7,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use aki_core::{EmbedError, Lane, LoadedModel, ModelStore, ModelTask, RequestContext, Result, Tenant, Token};
+use aki_core::{
+    EmbedError, EmbedOptions, Lane, LoadedModel, ModelStore, ModelTask, RequestContext, Result, Tenant, Token,
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::lanes::{LanePolicy, Requester};
 use crate::limits::Limits;
 use crate::observer::{Finished, Outcome, RequestObserver};
 use crate::requests::{
-    BatchFacts, Caller, EmbedReply, EmbedRequest, Inputs, PromptChoice, Ranked, RerankReply, RerankRequest, ServerInfo,
-    TokenizeRequest,
+    BatchFacts, Caller, DecodeRequest, EmbedReply, EmbedRequest, Inputs, PromptChoice, Ranked, RerankReply,
+    RerankRequest, ServerInfo, SimilarityReply, SimilarityRequest, TokenizeRequest,
 };
 use crate::tenants::Tenants;
 
@@ -220,7 +222,7 @@ impl EmbedService {
     /// Once a request's `tokens` are known: its lane, its tenant's token rate, and its deadline
     /// (the client's, capped by its lane's timeout from `arrived`), as the context its inference
     /// runs in.
-    fn schedule(
+    pub(crate) fn schedule(
         &self,
         caller: &Caller,
         tokens: usize,
@@ -241,7 +243,7 @@ impl EmbedService {
 
     /// `texts` with the chosen prompt before each, checked against the limits again (a prompt
     /// makes every text longer).
-    fn prompted(&self, model: &LoadedModel, choice: &PromptChoice, texts: Vec<String>) -> Result<Vec<String>> {
+    pub(crate) fn prompted(&self, model: &LoadedModel, choice: &PromptChoice, texts: Vec<String>) -> Result<Vec<String>> {
         let texts = model.prompted(choice.text.as_deref(), choice.name.as_deref(), texts)?;
         self.limits.check_texts(&texts)?;
         Ok(texts)
@@ -257,11 +259,60 @@ impl EmbedService {
             let _admitted = self.admit()?;
             self.limits.check_texts(&request.texts)?;
             let model = self.model(request.model.as_deref()).await?;
-            model.tokenize(request.texts, request.add_special_tokens).await
+            let texts = self.prompted(&model, &request.prompt, request.texts)?;
+            model.tokenize(texts, request.add_special_tokens).await
         };
         let result = within(self.deadline(request.deadline, Lane::Interactive, started), work).await;
         self.finish(route, started, &Tenant::new(UNKNOWN_TENANT, 1), &result, |_| (0, None));
         result
+    }
+
+    /// The text of each list of token ids.
+    ///
+    /// # Errors
+    /// As [`tokenize`](Self::tokenize), and [`EmbedError::Validation`] for an id outside the
+    /// vocabulary.
+    pub async fn decode(&self, route: &str, request: DecodeRequest) -> Result<Vec<String>> {
+        let started = Instant::now();
+        let work = async {
+            let _admitted = self.admit()?;
+            self.limits.check(request.ids.len(), 0, 0)?;
+            let model = self.model(request.model.as_deref()).await?;
+            model.decode(request.ids, request.skip_special_tokens).await
+        };
+        let result = within(self.deadline(request.deadline, Lane::Interactive, started), work).await;
+        self.finish(route, started, &Tenant::new(UNKNOWN_TENANT, 1), &result, |_| (0, None));
+        result
+    }
+
+    /// The cosine similarity of each sentence to the source sentence: all of them embedded in
+    /// one request (unit vectors, full dimension), then compared.
+    ///
+    /// # Errors
+    /// As [`embed`](Self::embed), and [`EmbedError::Empty`] for no sentences.
+    pub async fn similarity(&self, route: &str, request: SimilarityRequest) -> Result<SimilarityReply> {
+        let SimilarityRequest { model, source, sentences, encode, prompt, deadline, caller } = request;
+        if sentences.is_empty() {
+            let error = EmbedError::Empty;
+            self.reject(route, &error);
+            return Err(error);
+        }
+        let texts = std::iter::once(source).chain(sentences).collect();
+        let options = EmbedOptions { normalize: Some(true), encode, dimensions: None };
+        let request = EmbedRequest { model, inputs: Inputs::Texts(texts), options, prompt, deadline, caller };
+        let embedded = self.embed(route, request).await?;
+        let (first, rest) = embedded.vectors.split_first().ok_or(EmbedError::Empty)?;
+        let scores = rest.iter().map(|v| v.iter().zip(first).map(|(a, b)| a * b).sum()).collect();
+        Ok(SimilarityReply { scores, embedded })
+    }
+
+    /// The default model's facts, once it is ready; not a request of its own (for the routes
+    /// that pick what to do by the model's task).
+    ///
+    /// # Errors
+    /// [`EmbedError::Unavailable`] while the default model loads.
+    pub async fn served(&self) -> Result<aki_core::ModelInfo> {
+        self.model(None).await.map(|model| model.info().clone())
     }
 
     /// Facts about the default model and the limits in force.
@@ -275,6 +326,8 @@ impl EmbedService {
                 model: model.info().clone(),
                 batching: self.batching,
                 max_client_batch_size: self.limits.max_inputs,
+                max_concurrent_requests: self.limits.max_concurrent_requests,
+                tokenization_workers: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
                 models: self.models.clone(),
                 version: env!("CARGO_PKG_VERSION"),
             });
@@ -298,7 +351,7 @@ impl EmbedService {
 
     /// A place among the requests in flight, held until the request ends; none free means
     /// overloaded, at once.
-    fn admit(&self) -> Result<OwnedSemaphorePermit> {
+    pub(crate) fn admit(&self) -> Result<OwnedSemaphorePermit> {
         Arc::clone(&self.in_flight).try_acquire_owned().map_err(|_| {
             EmbedError::Overloaded(format!(
                 "{} requests are in flight, the most this server takes at once; retry shortly",
@@ -309,7 +362,7 @@ impl EmbedService {
 
     /// A request's deadline in `lane`: the client's, capped by the lane's timeout from
     /// `arrived` (`limits.request_timeout_ms`; bulk: `lanes.bulk_timeout_ms`, not less).
-    fn deadline(&self, client: Option<Instant>, lane: Lane, arrived: Instant) -> Instant {
+    pub(crate) fn deadline(&self, client: Option<Instant>, lane: Lane, arrived: Instant) -> Instant {
         let timeout = match lane {
             Lane::Interactive => self.limits.request_timeout(),
             Lane::Bulk => self.lanes.bulk_timeout().max(self.limits.request_timeout()),
@@ -319,7 +372,7 @@ impl EmbedService {
     }
 
     /// The model `requested` (or the default), once the default one is ready.
-    async fn model(&self, requested: Option<&str>) -> Result<LoadedModel> {
+    pub(crate) async fn model(&self, requested: Option<&str>) -> Result<LoadedModel> {
         if self.state.load(Ordering::SeqCst) == LOADING {
             return Err(EmbedError::Unavailable("the model is still loading".into()));
         }
@@ -327,7 +380,7 @@ impl EmbedService {
     }
 
     /// Reports a finished request: `facts` gives a success's tokens and its lane and queue time.
-    fn finish<T>(
+    pub(crate) fn finish<T>(
         &self,
         route: &str,
         started: Instant,
@@ -345,6 +398,6 @@ impl EmbedService {
 }
 
 /// `work`, or [`EmbedError::Timeout`] once `deadline` passes.
-async fn within<T>(deadline: Instant, work: impl Future<Output = Result<T>>) -> Result<T> {
+pub(crate) async fn within<T>(deadline: Instant, work: impl Future<Output = Result<T>>) -> Result<T> {
     tokio::time::timeout_at(deadline.into(), work).await.unwrap_or(Err(EmbedError::Timeout))
 }

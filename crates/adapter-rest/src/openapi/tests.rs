@@ -141,7 +141,19 @@ fn wire_names() -> BTreeMap<String, BTreeSet<String>> {
         max_client_batch_size: 1,
         models: vec![],
         version: "v",
+        served_model_name: "m".into(),
+        model_sha: Some("s".into()),
+        model_dtype: "float32".into(),
+        model_type: TeiModelType::Embedding { pooling: "mean".into() },
+        max_concurrent_requests: 1,
+        max_input_length: 1,
+        max_batch_requests: 1,
+        auto_truncate: false,
+        tokenization_workers: 1,
+        sha: Some("s".into()),
+        docker_label: Some("d".into()),
     };
+    let labels = || TeiLabels { id2label: BTreeMap::new(), label2id: BTreeMap::new() };
     BTreeMap::from([
         read::<NativeRequest>(),
         written(&[native]),
@@ -167,6 +179,13 @@ fn wire_names() -> BTreeMap<String, BTreeSet<String>> {
         read::<TeiEmbedRequest>(),
         read::<TeiRerankRequest>(),
         read::<TeiTokenizeRequest>(),
+        read::<TeiSimilarityRequest>(),
+        read::<TeiSimilarityInputs>(),
+        read::<TeiSimilarityParameters>(),
+        read::<TeiPredictRequest>(),
+        written(&[TeiPrediction { score: 0.5, label: "a".into() }]),
+        read::<TeiDecodeRequest>(),
+        written(&[labels()]),
         read::<TeiDirection>(),
         read::<crate::family::PriorityField>(),
         written(&[TeiRank { index: 0, text: Some("a".into()), score: 0.5 }]),
@@ -190,7 +209,7 @@ fn wire_names() -> BTreeMap<String, BTreeSet<String>> {
         written(&[CohereUsage { total_tokens: 1 }]),
         written(&[info]),
         written(&[PoolingName::Mean, PoolingName::Cls, PoolingName::Max, PoolingName::LastToken]),
-        written(&[TaskName::Embed, TaskName::Rerank]),
+        written(&[TaskName::Embed, TaskName::Rerank, TaskName::Classify]),
         written(&[Health { status: Alive::Ok }]),
         written(&[Alive::Ok]),
         written(&[Ready { status: Readiness::Ready }]),
@@ -199,7 +218,16 @@ fn wire_names() -> BTreeMap<String, BTreeSet<String>> {
 }
 
 /// Schemas that are a choice of shapes (serde's untagged enums), not an object or a string enum.
-const CHOICES: [&str; 4] = ["OpenAiInput", "OpenAiVector", "TeiInputs", "RerankDocument"];
+const CHOICES: [&str; 8] = [
+    "OpenAiInput",
+    "OpenAiVector",
+    "TeiInputs",
+    "RerankDocument",
+    "TeiPredictInputs",
+    "TeiPredictResponse",
+    "TeiIds",
+    "TeiModelType",
+];
 
 fn document() -> Value {
     serde_json::to_value(super::document()).expect("the document serializes")
@@ -281,7 +309,7 @@ fn the_timing_headers_documented_are_the_ones_sent() {
             }
         }
     }
-    assert_eq!(timed, 6, "the embedding and rerank routes document their timing headers");
+    assert_eq!(timed, 11, "the embedding, similarity, predict and rerank routes document their timing headers");
 }
 
 #[test]

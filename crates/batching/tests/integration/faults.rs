@@ -55,11 +55,15 @@ impl Tokenization for NoTokenizer {
         Err(EmbedError::Internal("the fault tests send token ids".into()))
     }
 
-    async fn encode_pairs(&self, _: String, _: Vec<String>, _: EncodeOptions) -> Result<Vec<Encoding>> {
+    async fn encode_pairs(&self, _: Vec<(String, String)>, _: EncodeOptions) -> Result<Vec<Encoding>> {
         Err(EmbedError::Internal("the fault tests send token ids".into()))
     }
 
     async fn tokenize(&self, _: Vec<String>, _: bool) -> Result<Vec<Vec<Token>>> {
+        Ok(Vec::new())
+    }
+
+    async fn decode(&self, _: Vec<Vec<u32>>, _: bool) -> Result<Vec<String>> {
         Ok(Vec::new())
     }
 }

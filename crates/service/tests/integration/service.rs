@@ -30,7 +30,8 @@ mockall::mock! {
     #[async_trait]
     impl Tokenization for Tokenizer {
         async fn encode(&self, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>>;
-        async fn encode_pairs(&self, query: String, texts: Vec<String>, options: EncodeOptions) -> Result<Vec<Encoding>>;
+        async fn encode_pairs(&self, pairs: Vec<(String, String)>, options: EncodeOptions) -> Result<Vec<Encoding>>;
+        async fn decode(&self, ids: Vec<Vec<u32>>, skip_special_tokens: bool) -> Result<Vec<String>>;
         async fn tokenize(&self, texts: Vec<String>, add_special_tokens: bool) -> Result<Vec<Vec<Token>>>;
     }
 }
@@ -185,8 +186,8 @@ async fn prompts_go_before_each_text_and_count_in_the_usage() {
 fn reranker() -> Fake {
     let mut mock = Fake::new(ModelInfo { dimension: 1, task: ModelTask::Rerank, ..info() });
     // A pair scores its text's length minus 3: logits -3 + len.
-    mock.tokenizer.expect_encode_pairs().returning(|_, texts, _| {
-        Ok(texts.iter().map(|t| Encoding { ids: vec![0, t.len() as u32, 0], type_ids: vec![0; 3] }).collect())
+    mock.tokenizer.expect_encode_pairs().returning(|pairs, _| {
+        Ok(pairs.iter().map(|(_, t)| Encoding { ids: vec![0, t.len() as u32, 0], type_ids: vec![0; 3] }).collect())
     });
     mock.provider.expect_predict().returning(|batch, _| {
         let logits = batch.iter().map(|e| vec![e.ids[1] as f32 - 3.0]).collect();
@@ -364,7 +365,13 @@ async fn tokenize_and_info_answer_through_the_same_limits_and_model() {
         Arc::new(aki_service::NoRequestObserver),
     );
     service.mark_ready();
-    let request = TokenizeRequest { model: None, texts: vec!["hi".into()], add_special_tokens: true, deadline: None };
+    let request = TokenizeRequest {
+        model: None,
+        texts: vec!["hi".into()],
+        add_special_tokens: true,
+        prompt: PromptChoice::default(),
+        deadline: None,
+    };
     assert_eq!(service.tokenize("t", request.clone()).await.expect("tokens")[0][0].text, "hi");
     let two = TokenizeRequest { texts: vec!["a".into(), "b".into()], ..request };
     assert_eq!(service.tokenize("t", two).await.expect_err("too many").kind(), ErrorKind::Validation);
