@@ -25,11 +25,12 @@ def main():
     target, proto_root, fixtures = sys.argv[1], sys.argv[2], sys.argv[3]
     out = tempfile.mkdtemp()
     code = protoc.main(["protoc", f"-I{proto_root}", f"--python_out={out}", f"--grpc_python_out={out}",
-                        "aki/embed/v1/embed.proto"])
+                        "aki/embed/v1/embed.proto", "tei/v1/tei.proto"])
     if code != 0:
         sys.exit(f"protoc failed with {code}")
     sys.path.insert(0, out)
     from aki.embed.v1 import embed_pb2, embed_pb2_grpc  # noqa: E402  (generated above)
+    from tei.v1 import tei_pb2, tei_pb2_grpc  # noqa: E402  (generated above)
 
     with open(fixtures, encoding="utf-8") as f:
         items = json.load(f)["items"]
@@ -68,7 +69,45 @@ def main():
     check("reflection v1alpha describes the Embedder", {"Embed", "EmbedStream", "Info", "Tokenize"} <= methods,
           str(sorted(methods)))
 
+    tei(channel, tei_pb2, tei_pb2_grpc, items, check)
     checks.finish()
+
+
+def tei(channel, pb, rpc, items, check):
+    """TEI's own clients: stubs generated from tei.proto, one input per message."""
+    embed = rpc.EmbedStub(channel)
+    reply = embed.Embed(pb.EmbedRequest(inputs=items[0]["text"]), timeout=60)
+    check("tei.v1 Embed", cosine(reply.embeddings, items[0]["embedding"]) >= MIN_COSINE
+          and reply.metadata.compute_tokens == items[0]["tokens"], str(reply.metadata))
+    answers = list(embed.EmbedStream((pb.EmbedRequest(inputs=item["text"]) for item in items[:8]), timeout=60))
+    worst = min(cosine(a.embeddings, item["embedding"]) for a, item in zip(answers, items))
+    check("tei.v1 EmbedStream answers each message in order", len(answers) == 8 and worst >= MIN_COSINE,
+          f"{len(answers)} answers, worst cosine {worst}")
+    try:
+        embed.EmbedSparse(pb.EmbedSparseRequest(inputs="a"), timeout=10)
+        check("tei.v1 EmbedSparse on a dense model is refused", False, "call succeeded")
+    except grpc.RpcError as error:
+        check("tei.v1 EmbedSparse on a dense model is refused", error.code() == grpc.StatusCode.UNIMPLEMENTED,
+              str(error.code()))
+    try:
+        rpc.PredictStub(channel).Predict(pb.PredictRequest(inputs="a"), timeout=10)
+        check("tei.v1 Predict on an embedder is INVALID_ARGUMENT", False, "call succeeded")
+    except grpc.RpcError as error:
+        check("tei.v1 Predict on an embedder is INVALID_ARGUMENT", error.code() == grpc.StatusCode.INVALID_ARGUMENT,
+              str(error.code()))
+    tokenize = rpc.TokenizeStub(channel)
+    tokens = tokenize.Tokenize(pb.EncodeRequest(inputs="Hello world", add_special_tokens=True), timeout=10).tokens
+    check("tei.v1 Tokenize", [t.id for t in tokens] == [101, 7592, 2088, 102] and not tokens[0].HasField("start")
+          and (tokens[1].start, tokens[1].stop) == (0, 5), str(tokens))
+    text = tokenize.Decode(pb.DecodeRequest(ids=[t.id for t in tokens], skip_special_tokens=True), timeout=10).text
+    check("tei.v1 Decode", text == "hello world", text)
+    info = rpc.InfoStub(channel).Info(pb.InfoRequest(), timeout=10)
+    check("tei.v1 Info", info.model_type == pb.MODEL_TYPE_EMBEDDING and info.max_input_length == 256
+          and info.model_dtype in ("float32", "bfloat16"), str(info))
+    reflection = ProtoReflectionDescriptorDatabase(channel)
+    services = set(reflection.get_services())
+    wanted = {"tei.v1.Info", "tei.v1.Embed", "tei.v1.Predict", "tei.v1.Rerank", "tei.v1.Tokenize"}
+    check("reflection lists the tei.v1 services", wanted <= services, str(sorted(services)))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Interoperability check of aki-rest's rerank routes with Cohere's official Python SDK (the
 client LangChain's and LlamaIndex's Cohere rerankers call): `Client.rerank` (`/v1/rerank`) and
 `ClientV2.rerank` (`/v2/rerank`) against a server running a cross-encoder; order and scores must
-match the sentence-transformers reference (within 1e-4).
+match the sentence-transformers reference (within 1e-4). Then Hugging Face's
+`InferenceClient.text_classification`, which posts to `/` (TEI's predict for a classifier): the
+label and the probability of one text.
 
 Usage: python interop_rerank.py BASE_URL MODEL_DIR  (run by `cargo xtask interop`).
 """
@@ -10,6 +12,7 @@ import json
 import sys
 
 import cohere
+from huggingface_hub import InferenceClient
 
 from interop_common import Checks
 
@@ -37,6 +40,13 @@ def main():
               f"order {indices} (want {best}), largest score error {error:.2e}")
     with_text = answers["cohere Client.rerank (v1)"].results
     check("v1 return_documents", all(r.document.text == documents[r.index] for r in with_text), "documents returned")
+    hub = InferenceClient(model=base_url)
+    predicted = hub.text_classification(documents[1])
+    # TEI answers one text with its labels, best first; the client hands back the first.
+    check("huggingface_hub text_classification (POST /)",
+          getattr(predicted, "label", None) == "LABEL_0" and 0.0 < getattr(predicted, "score", -1.0) < 1.0,
+          repr(predicted))
+
     checks.finish()
 
 

@@ -1,6 +1,8 @@
 """Interoperability check of aki-rest with real clients: the official `openai` Python package
-(float and base64) and `curl`, against a running server; vectors must match the reference
-fixtures (cosine >= 0.9999).
+(float and base64), Hugging Face's `huggingface_hub.InferenceClient` pointed at the server's URL
+(as TEI's documentation calls a deployment: `feature_extraction` and `sentence_similarity`
+post to `/`) and `curl`, against a running server; vectors must match the reference fixtures
+(cosine >= 0.9999).
 
 Usage: python interop_rest.py BASE_URL FIXTURES_JSON  (run by `cargo xtask interop`).
 """
@@ -12,6 +14,7 @@ import subprocess
 import sys
 
 import openai
+from huggingface_hub import InferenceClient
 
 from interop_common import MIN_COSINE, Checks, cosine
 
@@ -44,6 +47,19 @@ def main():
         )
     single = client.embeddings.create(model=model, input=texts[0])
     check("openai single string", cosine(single.data[0].embedding, items[0]["embedding"]) >= MIN_COSINE)
+
+    hub = InferenceClient(model=base_url)
+    vectors = hub.feature_extraction(texts[4])
+    check("huggingface_hub feature_extraction (POST /)",
+          vectors.shape == (1, 384) and cosine(vectors[0].tolist(), items[4]["embedding"]) >= MIN_COSINE,
+          f"shape {vectors.shape}")
+    scores = hub.sentence_similarity(texts[0], other_sentences=texts[1:4])
+    # Against the server's own vectors: its default precision (bf16 on some CPUs) moves the
+    # similarities by more than the fixtures' tolerance allows.
+    own = [hub.feature_extraction(text)[0].tolist() for text in texts[:4]]
+    want = [cosine(own[0], vector) for vector in own[1:]]
+    check("huggingface_hub sentence_similarity (POST /)",
+          len(scores) == 3 and all(abs(s - w) < 1e-4 for s, w in zip(scores, want)), f"{scores} vs {want}")
 
     body = json.dumps({"texts": texts[:3]})
     out = subprocess.run(

@@ -97,9 +97,10 @@ fn serve(extra: &[String]) -> Result<()> {
 
 /// `cargo xtask interop`: starts `aki-rest` and `aki-grpc` (debug builds) on free ports with
 /// the installed model and runs real clients against them, in a virtual environment created
-/// under `target/`: `scripts/interop_rest.py` (the `openai` package and curl) and
-/// `scripts/interop_grpc.py` (`grpcio` stubs generated from the repository's .proto); then
-/// `aki-rest` with a cross-encoder and `scripts/interop_rerank.py` (Cohere's SDK).
+/// under `target/`: `scripts/interop_rest.py` (the `openai` package, `huggingface_hub`'s
+/// `InferenceClient` and curl) and `scripts/interop_grpc.py` (`grpcio` stubs generated from the
+/// repository's .proto files, `aki.embed.v1` and TEI's `tei.v1`); then `aki-rest` with a
+/// cross-encoder and `scripts/interop_rerank.py` (Cohere's SDK and `InferenceClient`).
 fn interop() -> Result<()> {
     let root = workspace_root();
     // The same build `cargo test` makes (same features), so nothing is compiled twice.
@@ -107,7 +108,7 @@ fn interop() -> Result<()> {
     let python = python_venv(
         &root.join("target").join("interop-venv"),
         &CLIENTS,
-        "import openai, grpc, grpc_tools, grpc_health, grpc_reflection, cohere",
+        "import openai, huggingface_hub, numpy, grpc, grpc_tools, grpc_health, grpc_reflection, cohere",
     )?;
     let model = aki_core::paths::installed_model_dir(aki_core::paths::DEFAULT_MODEL).to_string_lossy().into_owned();
     let fixtures = root.join("crates/backend-candle/tests/fixtures/reference.json");
@@ -152,8 +153,10 @@ fn interop() -> Result<()> {
 }
 
 /// The interoperability clients, pinned.
-const CLIENTS: [&str; 6] = [
+const CLIENTS: [&str; 8] = [
     "openai==3.57.0",
+    "huggingface_hub==2.4.0",
+    "numpy==2.4.6",
     "cohere==7.3.1",
     "grpcio==1.85.1",
     "grpcio-tools==1.85.1",

@@ -25,6 +25,6 @@ pub use provider::EmbeddingProvider;
 pub use store::{LoadedModel, ModelStore, StoreStats};
 pub use tokenization::Tokenization;
 pub use types::{
-    ClassifierInput, EmbedOptions, Embeddings, EncodeOptions, Encoding, ModelInfo, ModelTask, Pooled, Pooling, Predictions, Prompts,
-    Scores, Timing, Token, TruncationDirection,
+    ClassifierInput, EmbedOptions, Embeddings, EncodeOptions, Encoding, ModelInfo, ModelTask, Pooled, Pooling,
+    Predictions, Prompts, Scores, Timing, Token, TruncationDirection,
 };

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::{
-    ClassifierInput, EmbedError, EmbedOptions, EmbeddingProvider, Embeddings, EncodeOptions, Encoding, ModelInfo, ModelTask,
-    RequestContext, Result, Scores, Timing, Token, Tokenization, encoding, vector,
+    ClassifierInput, EmbedError, EmbedOptions, EmbeddingProvider, Embeddings, EncodeOptions, Encoding, ModelInfo,
+    ModelTask, RequestContext, Result, Scores, Timing, Token, Tokenization, encoding, vector,
 };
 
 /// Inputs tokenized and checked against the model, not yet inferred.
@@ -288,6 +288,9 @@ impl ModelPipeline {
             ModelTask::Embed => "embed",
             ModelTask::Rerank => "rerank or classify",
         };
-        Err(EmbedError::Validation(format!("model `{}` is {is} and cannot {cannot}; use {use_instead}", self.info.model_id)))
+        Err(EmbedError::Validation(format!(
+            "model `{}` is {is} and cannot {cannot}; use {use_instead}",
+            self.info.model_id
+        )))
     }
 }

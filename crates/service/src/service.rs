@@ -243,7 +243,12 @@ impl EmbedService {
 
     /// `texts` with the chosen prompt before each, checked against the limits again (a prompt
     /// makes every text longer).
-    pub(crate) fn prompted(&self, model: &LoadedModel, choice: &PromptChoice, texts: Vec<String>) -> Result<Vec<String>> {
+    pub(crate) fn prompted(
+        &self,
+        model: &LoadedModel,
+        choice: &PromptChoice,
+        texts: Vec<String>,
+    ) -> Result<Vec<String>> {
         let texts = model.prompted(choice.text.as_deref(), choice.name.as_deref(), texts)?;
         self.limits.check_texts(&texts)?;
         Ok(texts)

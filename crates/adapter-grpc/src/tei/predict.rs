@@ -43,9 +43,7 @@ impl TryFrom<tei_pb::PredictPairRequest> for Asked {
                 ClassifierInput::Pair(m.inputs.remove(0), second)
             }
             n => {
-                return Err(EmbedError::Validation(format!(
-                    "`inputs` holds a text or a pair of texts, not {n} texts"
-                )));
+                return Err(EmbedError::Validation(format!("`inputs` holds a text or a pair of texts, not {n} texts")));
             }
         };
         Ok(Self { input, encode: encode(m.truncate, m.truncation_direction), raw_scores: m.raw_scores })
@@ -84,7 +82,12 @@ impl TeiService {
     }
 
     /// Each message of a stream answered in order, as one requester.
-    fn predict_each<T, F>(&self, route: &'static str, request: Request<Streaming<T>>, asked: F) -> Answers<tei_pb::PredictResponse>
+    fn predict_each<T, F>(
+        &self,
+        route: &'static str,
+        request: Request<Streaming<T>>,
+        asked: F,
+    ) -> Answers<tei_pb::PredictResponse>
     where
         T: Send + 'static,
         F: Fn(T) -> Result<Asked, EmbedError> + Send + Sync + Copy + 'static,

@@ -21,7 +21,10 @@ const RERANK_STREAM: &str = "/tei.v1.Rerank/RerankStream";
 
 #[tonic::async_trait]
 impl tei_pb::rerank_server::Rerank for TeiService {
-    async fn rerank(&self, request: Request<tei_pb::RerankRequest>) -> Result<Response<tei_pb::RerankResponse>, Status> {
+    async fn rerank(
+        &self,
+        request: Request<tei_pb::RerankRequest>,
+    ) -> Result<Response<tei_pb::RerankResponse>, Status> {
         let (deadline, caller) = (grpc_deadline(request.metadata()), crate::service::caller_of(&request));
         let m = request.into_inner();
         let chars = m.query.chars().count() * m.texts.len() + m.texts.iter().map(|t| t.chars().count()).sum::<usize>();

@@ -45,7 +45,8 @@ impl TeiService {
         m: tei_pb::DecodeRequest,
         deadline: Option<std::time::Instant>,
     ) -> Result<tei_pb::DecodeResponse, Status> {
-        let request = DecodeRequest { model: None, ids: vec![m.ids], skip_special_tokens: m.skip_special_tokens, deadline };
+        let request =
+            DecodeRequest { model: None, ids: vec![m.ids], skip_special_tokens: m.skip_special_tokens, deadline };
         let texts = self.engine.service.decode(route, request).await.map_err(Self::failed(route))?;
         Ok(tei_pb::DecodeResponse { text: texts.into_iter().next().unwrap_or_default() })
     }
@@ -53,7 +54,10 @@ impl TeiService {
 
 #[tonic::async_trait]
 impl tei_pb::tokenize_server::Tokenize for TeiService {
-    async fn tokenize(&self, request: Request<tei_pb::EncodeRequest>) -> Result<Response<tei_pb::EncodeResponse>, Status> {
+    async fn tokenize(
+        &self,
+        request: Request<tei_pb::EncodeRequest>,
+    ) -> Result<Response<tei_pb::EncodeResponse>, Status> {
         let deadline = grpc_deadline(request.metadata());
         Ok(Response::new(self.tokenize_one(TOKENIZE, request.into_inner(), deadline).await?))
     }
@@ -71,7 +75,10 @@ impl tei_pb::tokenize_server::Tokenize for TeiService {
         })))
     }
 
-    async fn decode(&self, request: Request<tei_pb::DecodeRequest>) -> Result<Response<tei_pb::DecodeResponse>, Status> {
+    async fn decode(
+        &self,
+        request: Request<tei_pb::DecodeRequest>,
+    ) -> Result<Response<tei_pb::DecodeResponse>, Status> {
         let deadline = grpc_deadline(request.metadata());
         Ok(Response::new(self.decode_one(DECODE, request.into_inner(), deadline).await?))
     }

@@ -152,4 +152,3 @@ impl IntoResponses for TeiError {
         failure_responses("TeiError")
     }
 }
-

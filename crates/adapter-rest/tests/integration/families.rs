@@ -117,6 +117,26 @@ async fn the_cross_encoder_answers_tei_rerank_and_cohere_rerank() {
     assert_eq!(v2.body["results"][0]["index"], ranks[0]["index"]);
     assert!(v2.body["results"][0].get("document").is_none());
 
+    // TEI's predict on a reranker: a pair's sigmoid score (its one label), the logit raw.
+    let single = post(&app, "/predict", json!({"inputs": [query, texts[1]], "truncate": true})).await;
+    assert_eq!(single.status, 200, "{}", single.text);
+    assert_eq!(single.body[0]["label"], "LABEL_0", "{}", single.text);
+    assert!((single.body[0]["score"].as_f64().expect("score") as f32 - scores[1]).abs() < 1e-4);
+    let pairs: Vec<Value> = texts.iter().map(|t| json!([query, t])).collect();
+    let batch = post(&app, "/predict", json!({"inputs": pairs, "raw_scores": true, "truncate": true})).await;
+    assert_eq!(batch.status, 200, "{}", batch.text);
+    for (i, labels) in batch.body.as_array().expect("one list per input").iter().enumerate() {
+        assert!((labels[0]["score"].as_f64().expect("score") as f32 - raw_scores[i]).abs() < 1e-4, "pair {i}");
+    }
+    // `POST /` on a reranker: rerank for a query, predict otherwise.
+    let root = post(&app, "/", json!({"query": query, "texts": texts, "truncate": true})).await;
+    assert_eq!(root.status, 200, "{}", root.text);
+    assert_eq!(root.body[0]["index"], ranks[0]["index"]);
+    let root = post(&app, "/", json!({"inputs": [query, texts[1]], "truncate": true})).await;
+    assert_eq!(root.body, single.body);
+    let info = get(&app, "/info").await.body;
+    assert_eq!(info["model_type"], json!({"reranker": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}}));
+
     let embed = post(&app, "/api/v1/embed", json!({"texts": ["a"]})).await;
     assert_eq!(embed.status, 422, "{}", embed.text);
     assert!(embed.text.contains("reranker"), "{}", embed.text);

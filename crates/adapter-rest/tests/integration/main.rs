@@ -13,3 +13,4 @@ mod routes;
 mod shutdown;
 mod startup;
 mod support;
+mod tei;
