@@ -35,7 +35,7 @@ pub fn failure_level(kind: ErrorKind) -> Level {
 fn to_status(error: &EmbedError) -> Status {
     let code = status_of(error.kind());
     let mut status = match error.kind() {
-        ErrorKind::Backend => Status::new(code, "the model failed to compute the embeddings"),
+        ErrorKind::Backend => Status::new(code, "the model failed while computing"),
         ErrorKind::Internal => Status::new(code, "internal error"),
         _ => Status::new(code, error.to_string()),
     };

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use aki_core::{EmbedError, Priority};
+use aki_core::{EmbedError, ModelInfo, ModelTask, Priority};
 use aki_service::Caller;
 use aki_wiring::{
     AppConfig, ConnectionObserver, Connections, Engine, Lifecycle, connection_limit, raise_open_file_limit,
@@ -121,15 +121,19 @@ macro_rules! tei_service {
     };
 }
 
-/// The names of the served services, whose health follows the model's readiness.
-const SERVED: [&str; 6] = [
-    <Embedder as NamedService>::NAME,
-    "tei.v1.Info",
-    "tei.v1.Embed",
-    "tei.v1.Predict",
-    "tei.v1.Rerank",
-    "tei.v1.Tokenize",
-];
+/// The served services, each with whether it serves `model` (as TEI's health says: `Embed`
+/// for embedders, `Predict` for classifiers and rerankers, `Rerank` for rerankers).
+fn served(model: &ModelInfo) -> [(&'static str, bool); 6] {
+    let (embeds, reranks) = (model.task == ModelTask::Embed, model.task == ModelTask::Rerank);
+    [
+        (<Embedder as NamedService>::NAME, true),
+        (<tei_pb::info_server::InfoServer<TeiService> as NamedService>::NAME, true),
+        (<tei_pb::tokenize_server::TokenizeServer<TeiService> as NamedService>::NAME, true),
+        (<tei_pb::embed_server::EmbedServer<TeiService> as NamedService>::NAME, embeds),
+        (<tei_pb::predict_server::PredictServer<TeiService> as NamedService>::NAME, reranks),
+        (<tei_pb::rerank_server::RerankServer<TeiService> as NamedService>::NAME, reranks && model.labels.len() == 1),
+    ]
+}
 
 /// Serves `engine` on `listener` until `shutdown` completes (tests pass their own signal).
 ///
@@ -142,7 +146,7 @@ pub async fn serve(
 ) -> Result<()> {
     let local = listener.local_addr()?;
     let (reporter, health) = tonic_health::server::health_reporter();
-    for name in SERVED {
+    for (name, _) in served(&ModelInfo::default()) {
         reporter.set_service_status(name, ServingStatus::NotServing).await;
     }
     reporter.set_service_status("", ServingStatus::NotServing).await;
@@ -154,9 +158,11 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1().context("building the reflection service")?;
     let reflection_v1alpha = reflection().build_v1alpha().context("building the reflection service")?;
     let serving = |status: ServingStatus| {
-        let reporter = reporter.clone();
+        let (reporter, engine) = (reporter.clone(), Arc::clone(&engine));
         move || async move {
-            for name in SERVED {
+            let model = engine.service.served().await.unwrap_or_default();
+            for (name, serves) in served(&model) {
+                let status = if serves { status } else { ServingStatus::NotServing };
                 reporter.set_service_status(name, status).await;
             }
             reporter.set_service_status("", status).await;

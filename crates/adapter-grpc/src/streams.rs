@@ -10,6 +10,8 @@ use std::time::Duration;
 use futures_util::{Stream, StreamExt};
 use tonic::{Status, Streaming};
 
+use crate::failure::fail_read;
+
 /// Messages of one stream in flight at once; they join the shared batches and are answered in
 /// order.
 pub const STREAM_CONCURRENCY: usize = 64;
@@ -50,9 +52,9 @@ pub fn messages<T: Send + 'static>(
 }
 
 /// Each message of `inbound` answered by `answer`, in order, up to [`STREAM_CONCURRENCY`] at
-/// once; a failed message (or the idle bound) ends the stream with its status, as TEI's
-/// streams end.
-pub fn answer_each<T, R, F, Fut>(inbound: Streaming<T>, idle: Duration, answer: F) -> Answers<R>
+/// once; a failed message (or the idle bound, or a message that cannot be read, logged under
+/// `route`) ends the stream with its status, as TEI's streams end.
+pub fn answer_each<T, R, F, Fut>(route: &'static str, inbound: Streaming<T>, idle: Duration, answer: F) -> Answers<R>
 where
     T: Send + 'static,
     R: Send + 'static,
@@ -67,7 +69,7 @@ where
             async move {
                 let answered = match message {
                     Ok(message) => answer(message).await,
-                    Err(status) => Err(status),
+                    Err(status) => Err(fail_read(route, status)),
                 };
                 pending.fetch_sub(1, Ordering::SeqCst);
                 answered

@@ -79,7 +79,7 @@ impl From<EmbedError> for Failure {
         let kind = error.kind();
         let message = match kind {
             ErrorKind::Internal => "internal error".to_string(),
-            ErrorKind::Backend => "the model failed to compute the embeddings".to_string(),
+            ErrorKind::Backend => "the model failed while computing".to_string(),
             _ => error.to_string(),
         };
         Self { problem: Problem::Kind(kind), message, cause: error.to_string(), retry_after: error.retry_after() }

@@ -26,6 +26,7 @@ const INFO: &str = "/info";
 pub fn routes() -> Family {
     let open = OpenApiRouter::new()
         .routes(routes!(health))
+        .routes(routes!(ping))
         .routes(routes!(ready))
         .routes(routes!(metrics))
         .routes(routes!(openapi));
@@ -149,17 +150,6 @@ impl TeiModelType {
     }
 }
 
-/// A dtype as TEI (and torch) names it.
-fn tei_dtype(dtype: &str) -> String {
-    match dtype {
-        "f32" => "float32",
-        "f16" => "float16",
-        "bf16" => "bfloat16",
-        other => other,
-    }
-    .to_string()
-}
-
 impl From<ServerInfo> for InfoResponse {
     fn from(info: ServerInfo) -> Self {
         let model = info.model;
@@ -167,7 +157,7 @@ impl From<ServerInfo> for InfoResponse {
         Self {
             served_model_name: model.model_id.clone(),
             model_sha: None,
-            model_dtype: tei_dtype(&model.dtype),
+            model_dtype: model.torch_dtype().to_string(),
             model_type,
             max_concurrent_requests: info.max_concurrent_requests,
             max_input_length: model.max_input_tokens,
@@ -297,6 +287,12 @@ async fn info(State(engine): State<AppState>) -> Result<Json<InfoResponse>, Fail
 #[utoipa::path(get, path = "/health", tag = "ops", security(()), responses((status = 200, body = Health)))]
 async fn health() -> Json<Health> {
     Json(Health { status: Alive::Ok })
+}
+
+/// Liveness at SageMaker's path (`GET /ping`, as TEI serves it beside `POST /invocations`).
+#[utoipa::path(get, path = "/ping", tag = "ops", security(()), responses((status = 200, body = Health)))]
+async fn ping() -> Json<Health> {
+    health().await
 }
 
 /// Readiness: 200 once the default model is loaded and warmed.

@@ -285,6 +285,18 @@ pub struct ModelInfo {
     pub prompts: Prompts,
 }
 
+impl ModelInfo {
+    /// Its numeric type as PyTorch and TEI name it (`float32`, `float16`, `bfloat16`).
+    pub fn torch_dtype(&self) -> &str {
+        match self.dtype.as_str() {
+            "f32" => "float32",
+            "f16" => "float16",
+            "bf16" => "bfloat16",
+            other => other,
+        }
+    }
+}
+
 /// A small embedder's facts, for the crate's unit tests.
 #[cfg(test)]
 pub(crate) fn sample_info() -> ModelInfo {

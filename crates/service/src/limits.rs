@@ -43,10 +43,6 @@ pub struct Limits {
     /// `aki-grpc`: a stream that sends no message for this many seconds is ended
     /// (DEADLINE_EXCEEDED).
     pub stream_idle_secs: u64,
-    /// Seconds between returns of freed heap pages to the system (glibc's `malloc_trim`), so
-    /// resident memory follows the memory in use instead of the highest mark traffic reached;
-    /// 0 never returns them.
-    pub memory_trim_secs: u64,
     /// On SIGINT/SIGTERM, how long the server keeps accepting work after it started answering
     /// readiness probes with "not ready", in seconds (read by the server lifecycle): the time a
     /// load balancer takes to stop sending work. 0 stops accepting at once.
@@ -71,7 +67,6 @@ impl Default for Limits {
             body_timeout_secs: 60,
             keepalive_secs: 30,
             stream_idle_secs: 60,
-            memory_trim_secs: 10,
             shutdown_delay_secs: 0,
             shutdown_timeout_secs: 30,
         }

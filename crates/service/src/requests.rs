@@ -229,8 +229,8 @@ pub struct TokenizeRequest {
     pub texts: Vec<String>,
     /// Include [CLS], [SEP] and friends.
     pub add_special_tokens: bool,
-    /// Which prompt goes before each text (none: the model's default prompt, as embedding
-    /// applies it).
+    /// Which prompt goes before each text; none unless one is asked for (the model's default
+    /// prompt is not added).
     pub prompt: PromptChoice,
     /// The client's own deadline, capped like an embedding request's.
     pub deadline: Option<Instant>,

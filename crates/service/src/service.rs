@@ -264,7 +264,12 @@ impl EmbedService {
             let _admitted = self.admit()?;
             self.limits.check_texts(&request.texts)?;
             let model = self.model(request.model.as_deref()).await?;
-            let texts = self.prompted(&model, &request.prompt, request.texts)?;
+            // A prompt only when one is asked for: the tokens of the texts as given otherwise.
+            let texts = if request.prompt == PromptChoice::default() {
+                request.texts
+            } else {
+                self.prompted(&model, &request.prompt, request.texts)?
+            };
             model.tokenize(texts, request.add_special_tokens).await
         };
         let result = within(self.deadline(request.deadline, Lane::Interactive, started), work).await;
@@ -282,6 +287,13 @@ impl EmbedService {
         let work = async {
             let _admitted = self.admit()?;
             self.limits.check(request.ids.len(), 0, 0)?;
+            let total: usize = request.ids.iter().map(Vec::len).sum();
+            if total > self.limits.max_request_chars {
+                return Err(EmbedError::Validation(format!(
+                    "{total} token ids, more than the limit of {} per request (limits.max_request_chars)",
+                    self.limits.max_request_chars
+                )));
+            }
             let model = self.model(request.model.as_deref()).await?;
             model.decode(request.ids, request.skip_special_tokens).await
         };

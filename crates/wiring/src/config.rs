@@ -51,6 +51,10 @@ pub struct AppConfig {
     pub metrics_port: u16,
     /// Address of that endpoint: loopback unless set, so metrics are not exposed with the API.
     pub metrics_host: String,
+    /// Seconds between returns of freed heap pages to the system (glibc's `malloc_trim`), so
+    /// resident memory follows the memory in use instead of the highest mark traffic reached;
+    /// 0 never returns them.
+    pub memory_trim_secs: u64,
     /// Request limits.
     pub limits: Limits,
     /// Which lane a request waits in, and each lane's timeout.
@@ -81,6 +85,7 @@ impl Default for AppConfig {
             cors_allow_origins: Vec::new(),
             metrics_port: 0,
             metrics_host: "127.0.0.1".into(),
+            memory_trim_secs: 10,
             limits: Limits::default(),
             lanes: LanePolicy::default(),
             backend: CandleConfig::default(),

@@ -177,7 +177,7 @@ where
     if !config.gpu_defaults.is_empty() {
         tracing::info!(keys = ?config.gpu_defaults, "GPU device: these keys take their GPU defaults (set them to override)");
     }
-    crate::memory::trim_memory_every(std::time::Duration::from_secs(config.limits.memory_trim_secs));
+    crate::memory::trim_memory_every(std::time::Duration::from_secs(config.memory_trim_secs));
     match serve(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -76,7 +76,7 @@ impl tei_pb::embed_server::Embed for TeiService {
         // A stream is one requester: its messages' tokens add up for the lane.
         let caller = Caller { requester: Some(Requester::new()), ..crate::service::caller_of(&request) };
         let service = self.clone();
-        let answers = answer_each(request.into_inner(), self.idle(), move |message| {
+        let answers = answer_each(EMBED_STREAM, request.into_inner(), self.idle(), move |message| {
             let (service, caller) = (service.clone(), caller.clone());
             async move { service.embed_one(EMBED_STREAM, message, deadline, caller).await.map(|(a, _, _)| a) }
         });

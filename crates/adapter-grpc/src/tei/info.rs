@@ -18,19 +18,13 @@ impl tei_pb::info_server::Info for TeiService {
             ModelTask::Rerank if model.labels.len() <= 1 => tei_pb::ModelType::Reranker,
             ModelTask::Rerank => tei_pb::ModelType::Classifier,
         };
-        let dtype = match model.dtype.as_str() {
-            "f32" => "float32",
-            "f16" => "float16",
-            "bf16" => "bfloat16",
-            other => other,
-        };
         Ok(Response::new(tei_pb::InfoResponse {
             version: info.version.to_string(),
             sha: None,
             docker_label: None,
             model_id: model.model_id.clone(),
             model_sha: None,
-            model_dtype: dtype.to_string(),
+            model_dtype: model.torch_dtype().to_string(),
             model_type: model_type.into(),
             max_concurrent_requests: small(info.max_concurrent_requests),
             max_input_length: small(model.max_input_tokens),

@@ -95,7 +95,7 @@ impl TeiService {
         let deadline = grpc_deadline(request.metadata());
         let caller = Caller { requester: Some(Requester::new()), ..crate::service::caller_of(&request) };
         let service = self.clone();
-        answer_each(request.into_inner(), self.idle(), move |message| {
+        answer_each(route, request.into_inner(), self.idle(), move |message| {
             let (service, caller) = (service.clone(), caller.clone());
             async move { service.predict_one(route, asked(message), deadline, caller).await.map(|(a, _, _)| a) }
         })

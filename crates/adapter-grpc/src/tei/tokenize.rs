@@ -69,7 +69,7 @@ impl tei_pb::tokenize_server::Tokenize for TeiService {
         request: Request<Streaming<tei_pb::EncodeRequest>>,
     ) -> Result<Response<Self::TokenizeStreamStream>, Status> {
         let (deadline, service) = (grpc_deadline(request.metadata()), self.clone());
-        Ok(Response::new(answer_each(request.into_inner(), self.idle(), move |m| {
+        Ok(Response::new(answer_each(TOKENIZE_STREAM, request.into_inner(), self.idle(), move |m| {
             let service = service.clone();
             async move { service.tokenize_one(TOKENIZE_STREAM, m, deadline).await }
         })))
@@ -90,7 +90,7 @@ impl tei_pb::tokenize_server::Tokenize for TeiService {
         request: Request<Streaming<tei_pb::DecodeRequest>>,
     ) -> Result<Response<Self::DecodeStreamStream>, Status> {
         let (deadline, service) = (grpc_deadline(request.metadata()), self.clone());
-        Ok(Response::new(answer_each(request.into_inner(), self.idle(), move |m| {
+        Ok(Response::new(answer_each(DECODE_STREAM, request.into_inner(), self.idle(), move |m| {
             let service = service.clone();
             async move { service.decode_one(DECODE_STREAM, m, deadline).await }
         })))

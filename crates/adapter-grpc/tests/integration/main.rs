@@ -9,3 +9,4 @@ mod lanes;
 mod parity;
 mod shutdown;
 mod support;
+mod tei;

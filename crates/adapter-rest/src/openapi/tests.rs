@@ -318,7 +318,7 @@ fn the_document_says_who_needs_the_key() {
     assert_eq!(document["openapi"], "3.1.0");
     assert_eq!(document["security"], json!([{"bearer": []}]));
     assert_eq!(document["components"]["securitySchemes"]["bearer"], json!({"type": "http", "scheme": "bearer"}));
-    for open in ["/health", "/ready", "/metrics", "/openapi.json"] {
+    for open in ["/health", "/ping", "/ready", "/metrics", "/openapi.json"] {
         assert_eq!(document["paths"][open]["get"]["security"], json!([{}]), "{open} needs no key");
     }
     assert!(document["paths"]["/info"]["get"].get("security").is_none(), "/info needs the key");

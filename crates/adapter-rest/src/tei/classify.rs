@@ -145,8 +145,12 @@ pub(super) async fn answer_predict(
     let wire = |labels: Vec<Prediction>| -> Vec<TeiPrediction> {
         labels.into_iter().map(|p| TeiPrediction { score: p.score, label: p.label }).collect()
     };
-    let mut each: Vec<Vec<TeiPrediction>> = reply.predictions.into_iter().map(wire).collect();
-    let body = if batch { TeiPredictResponse::Batch(each) } else { TeiPredictResponse::One(each.remove(0)) };
+    let mut each = reply.predictions.into_iter().map(wire);
+    let body = if batch {
+        TeiPredictResponse::Batch(each.collect())
+    } else {
+        TeiPredictResponse::One(each.next().unwrap_or_default())
+    };
     Ok((headers, Json(body)).into_response())
 }
 

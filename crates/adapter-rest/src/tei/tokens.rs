@@ -31,8 +31,8 @@ pub struct TeiTokenizeRequest {
     /// Include `[CLS]`, `[SEP]` and the like.
     #[schema(default = true)]
     pub add_special_tokens: Option<bool>,
-    /// One of the model's named prompts, put before each text as embedding puts it; the
-    /// model's default prompt applies when unset.
+    /// One of the model's named prompts, put before each text as embedding puts it; none when
+    /// unset.
     pub prompt_name: Option<String>,
 }
 

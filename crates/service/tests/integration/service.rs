@@ -6,13 +6,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aki_core::{
-    EmbedError, EmbedOptions, EmbeddingProvider, EncodeOptions, Encoding, ErrorKind, Lane, LoadedModel, ModelInfo,
-    ModelPipeline, ModelStore, ModelTask, Pooled, Pooling, Predictions, Priority, Prompts, RequestContext, Result,
-    StoreStats, Tenant, Timing, Token, Tokenization,
+    ClassifierInput, EmbedError, EmbedOptions, EmbeddingProvider, EncodeOptions, Encoding, ErrorKind, Lane,
+    LoadedModel, ModelInfo, ModelPipeline, ModelStore, ModelTask, Pooled, Pooling, Predictions, Priority, Prompts,
+    RequestContext, Result, StoreStats, Tenant, Timing, Token, Tokenization,
 };
 use aki_service::{
-    ApiKey, BatchFacts, Caller, EmbedRequest, EmbedService, Finished, Inputs, LanePolicy, Limits, PromptChoice, Ranked,
-    RequestObserver, RerankRequest, TenantKey, Tenants, TokenizeRequest,
+    ApiKey, BatchFacts, Caller, DecodeRequest, EmbedRequest, EmbedService, Finished, Inputs, LanePolicy, Limits,
+    PredictRequest, PromptChoice, Ranked, RequestObserver, RerankRequest, SimilarityRequest, TenantKey, Tenants,
+    TokenizeRequest,
 };
 use async_trait::async_trait;
 
@@ -431,4 +432,110 @@ async fn the_lane_follows_size_or_priority_and_each_tenant_keeps_to_its_token_ra
     assert_eq!(observed[5], ("a".to_string(), None), "the refusal is counted for a, with no lane");
     assert_eq!(observed[0], ("a".to_string(), Some(Lane::Interactive)));
     assert!(contexts.lock().expect("lock").iter().all(|c| c.deadline.is_some()));
+}
+
+/// A three-label classifier: a text encodes as `[1, len, 2]`, a pair as `[1, len a, len b, 2]`;
+/// the logits are `[ids, 0, -ids]` where `ids` is the sum of the ids.
+fn classifier() -> Fake {
+    let labels = vec!["positive".to_string(), "neutral".to_string(), "negative".to_string()];
+    let mut mock = Fake::new(ModelInfo { dimension: 3, task: ModelTask::Rerank, labels, ..info() });
+    mock.tokenizer.expect_encode().returning(|texts, _| {
+        Ok(texts.iter().map(|t| Encoding { ids: vec![1, t.len() as u32, 2], type_ids: vec![0; 3] }).collect())
+    });
+    mock.tokenizer.expect_encode_pairs().returning(|pairs, _| {
+        let pair = |(a, b): &(String, String)| Encoding {
+            ids: vec![1, a.len() as u32, b.len() as u32, 2],
+            type_ids: vec![0, 0, 1, 1],
+        };
+        Ok(pairs.iter().map(pair).collect())
+    });
+    mock.provider.expect_predict().returning(|batch, _| {
+        let logits = batch.iter().map(|e| {
+            let ids = e.ids.iter().sum::<u32>() as f32 / 10.0;
+            vec![ids, 0.0, -ids]
+        });
+        Ok(Predictions { logits: logits.collect(), timing: Timing::default() })
+    });
+    mock
+}
+
+#[tokio::test]
+async fn predict_answers_texts_and_pairs_in_order_with_every_label() {
+    let (service, seen) = make_with(classifier(), Limits::default(), None);
+    let inputs = vec![
+        ClassifierInput::Pair("ab".into(), "cde".into()),
+        ClassifierInput::Single("x".into()),
+        ClassifierInput::Pair("ab".into(), "".into()),
+        ClassifierInput::Single("wxyz".into()),
+    ];
+    let request = PredictRequest {
+        model: None,
+        inputs,
+        encode: EncodeOptions::default(),
+        raw_scores: true,
+        deadline: None,
+        caller: Caller::default(),
+    };
+    let reply = service.predict("/predict", request.clone()).await.expect("predict");
+    // Raw logits, best first: each input's first logit is the sum of its ids over 10.
+    let firsts: Vec<f32> = reply.predictions.iter().map(|labels| labels[0].score).collect();
+    assert_eq!(firsts, [0.8, 0.4, 0.5, 0.7], "every input its own answer, in order");
+    assert!(reply.predictions.iter().all(|labels| labels[0].label == "positive" && labels[2].label == "negative"));
+    assert_eq!(reply.tokens, 4 + 3 + 4 + 3);
+    let probabilities =
+        service.predict("/predict", PredictRequest { raw_scores: false, ..request }).await.expect("predict");
+    for labels in &probabilities.predictions {
+        let total: f32 = labels.iter().map(|p| p.score).sum();
+        assert!((total - 1.0).abs() < 1e-5, "a softmax over the labels: {labels:?}");
+    }
+    assert_eq!(seen.all()[0], ("/predict".to_string(), "ok", 14));
+
+    // An embedder cannot classify.
+    let (embedder, _) = make(Limits::default(), None, Duration::ZERO);
+    let one = PredictRequest {
+        model: None,
+        inputs: vec![ClassifierInput::Single("a".into())],
+        encode: EncodeOptions::default(),
+        raw_scores: false,
+        deadline: None,
+        caller: Caller::default(),
+    };
+    let refused = embedder.predict("/predict", one).await.expect_err("an embedder");
+    assert_eq!(refused.kind(), ErrorKind::Validation);
+}
+
+#[tokio::test]
+async fn similarity_compares_each_sentence_to_the_source_and_decode_is_limited() {
+    let (service, seen) = make(Limits::default(), None, Duration::ZERO);
+    let request = SimilarityRequest {
+        model: None,
+        source: "ab".into(),
+        sentences: vec!["abc".into(), "ab".into()],
+        encode: EncodeOptions::default(),
+        prompt: PromptChoice::default(),
+        deadline: None,
+        caller: Caller::default(),
+    };
+    // Every vector is [sum of ids, 0, 0, 0]: unit vectors along one axis, cosine 1.
+    let reply = service.similarity("/similarity", request.clone()).await.expect("similarity");
+    assert_eq!(reply.scores, [1.0, 1.0]);
+    assert_eq!(reply.embedded.tokens, 9, "the source and both sentences");
+    let none = service.similarity("/similarity", SimilarityRequest { sentences: vec![], ..request }).await;
+    assert_eq!(none.expect_err("no sentences").kind(), ErrorKind::Empty);
+    assert_eq!(seen.all().iter().map(|(_, outcome, _)| *outcome).collect::<Vec<_>>(), ["ok", "empty"]);
+
+    let mut decoding = provider(Duration::ZERO);
+    decoding
+        .tokenizer
+        .expect_decode()
+        .returning(|ids, skip| Ok(ids.iter().map(|list| format!("{} ids, skip {skip}", list.len())).collect()));
+    let limits = Limits { max_request_chars: 4, ..Limits::default() };
+    let (service, _) = make_with(decoding, limits, None);
+    let decode = |ids: Vec<Vec<u32>>| DecodeRequest { model: None, ids, skip_special_tokens: true, deadline: None };
+    let texts = service.decode("/decode", decode(vec![vec![1, 2], vec![3]])).await.expect("decode");
+    assert_eq!(texts, ["2 ids, skip true", "1 ids, skip true"]);
+    let outside = service.decode("/decode", decode(vec![vec![50]])).await.expect_err("outside the vocabulary");
+    assert_eq!(outside.kind(), ErrorKind::Validation);
+    let many = service.decode("/decode", decode(vec![vec![1, 2, 3], vec![4, 5]])).await.expect_err("too many ids");
+    assert!(many.to_string().contains("5 token ids"), "{many}");
 }
