@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -30,6 +31,9 @@ pub struct Lifecycle {
     /// When the server stopped accepting work; `None` until then.
     stop: watch::Receiver<Option<Instant>>,
     starting: JoinHandle<aki_core::Result<()>>,
+    /// Set by the start-up task just before it stops the server because the model failed to
+    /// load: its result must then be awaited, not aborted, however busy the runtime is.
+    start_failed: Arc<AtomicBool>,
     engine: Arc<Engine>,
 }
 
@@ -52,13 +56,15 @@ impl Lifecycle {
         D: Future<Output = ()> + Send,
     {
         let (stop_tx, stop) = watch::channel(None);
+        let start_failed = Arc::new(AtomicBool::new(false));
         let starting = tokio::spawn({
-            let (engine, stop_tx) = (Arc::clone(engine), stop_tx.clone());
+            let (engine, stop_tx, failed) = (Arc::clone(engine), stop_tx.clone(), Arc::clone(&start_failed));
             async move {
                 let result = engine.start().await;
                 match result {
                     Ok(()) => on_ready().await,
                     Err(_) => {
+                        failed.store(true, Ordering::SeqCst);
                         let _ = stop_tx.send(Some(Instant::now()));
                     }
                 }
@@ -81,7 +87,7 @@ impl Lifecycle {
                 let _ = stop_tx.send(Some(Instant::now()));
             }
         });
-        Self { stop, starting, engine: Arc::clone(engine) }
+        Self { stop, starting, start_failed, engine: Arc::clone(engine) }
     }
 
     /// Completes when the server must stop accepting work.
@@ -127,7 +133,7 @@ impl Lifecycle {
                 "in-flight and queued work did not finish in time; stopping anyway"
             );
         }
-        if self.starting.is_finished() {
+        if self.starting.is_finished() || self.start_failed.load(Ordering::SeqCst) {
             self.starting.await.context("start-up task")?.context("loading the default model")?;
         } else {
             self.starting.abort();
