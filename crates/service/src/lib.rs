@@ -14,6 +14,7 @@ mod observer;
 mod requests;
 mod service;
 mod tenants;
+mod tokens;
 
 pub use auth::ApiKey;
 pub use lanes::{LanePolicy, Requester};

@@ -7,23 +7,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use aki_core::{
-    EmbedError, EmbedOptions, Lane, LoadedModel, ModelStore, ModelTask, RequestContext, Result, Tenant, Token,
-};
+use aki_core::{EmbedError, Lane, LoadedModel, ModelStore, ModelTask, RequestContext, Result, Tenant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::lanes::{LanePolicy, Requester};
 use crate::limits::Limits;
 use crate::observer::{Finished, Outcome, RequestObserver};
 use crate::requests::{
-    BatchFacts, Caller, DecodeRequest, EmbedReply, EmbedRequest, Inputs, PromptChoice, Ranked, RerankReply,
-    RerankRequest, ServerInfo, SimilarityReply, SimilarityRequest, TokenizeRequest,
+    BatchFacts, Caller, EmbedReply, EmbedRequest, Inputs, PromptChoice, Ranked, RerankReply, RerankRequest, ServerInfo,
 };
 use crate::tenants::Tenants;
 
 /// The tenant label of requests refused before their key was known, or of routes that do not
 /// say whose they are.
-const UNKNOWN_TENANT: &str = "unknown";
+pub(crate) const UNKNOWN_TENANT: &str = "unknown";
 
 const LOADING: u8 = 0;
 const READY: u8 = 1;
@@ -252,75 +249,6 @@ impl EmbedService {
         let texts = model.prompted(choice.text.as_deref(), choice.name.as_deref(), texts)?;
         self.limits.check_texts(&texts)?;
         Ok(texts)
-    }
-
-    /// The tokens of each text, for display.
-    ///
-    /// # Errors
-    /// As [`embed`](Self::embed), for the texts' limits, the model and the deadline.
-    pub async fn tokenize(&self, route: &str, request: TokenizeRequest) -> Result<Vec<Vec<Token>>> {
-        let started = Instant::now();
-        let work = async {
-            let _admitted = self.admit()?;
-            self.limits.check_texts(&request.texts)?;
-            let model = self.model(request.model.as_deref()).await?;
-            // A prompt only when one is asked for: the tokens of the texts as given otherwise.
-            let texts = if request.prompt == PromptChoice::default() {
-                request.texts
-            } else {
-                self.prompted(&model, &request.prompt, request.texts)?
-            };
-            model.tokenize(texts, request.add_special_tokens).await
-        };
-        let result = within(self.deadline(request.deadline, Lane::Interactive, started), work).await;
-        self.finish(route, started, &Tenant::new(UNKNOWN_TENANT, 1), &result, |_| (0, None));
-        result
-    }
-
-    /// The text of each list of token ids.
-    ///
-    /// # Errors
-    /// As [`tokenize`](Self::tokenize), and [`EmbedError::Validation`] for an id outside the
-    /// vocabulary.
-    pub async fn decode(&self, route: &str, request: DecodeRequest) -> Result<Vec<String>> {
-        let started = Instant::now();
-        let work = async {
-            let _admitted = self.admit()?;
-            self.limits.check(request.ids.len(), 0, 0)?;
-            let total: usize = request.ids.iter().map(Vec::len).sum();
-            if total > self.limits.max_request_chars {
-                return Err(EmbedError::Validation(format!(
-                    "{total} token ids, more than the limit of {} per request (limits.max_request_chars)",
-                    self.limits.max_request_chars
-                )));
-            }
-            let model = self.model(request.model.as_deref()).await?;
-            model.decode(request.ids, request.skip_special_tokens).await
-        };
-        let result = within(self.deadline(request.deadline, Lane::Interactive, started), work).await;
-        self.finish(route, started, &Tenant::new(UNKNOWN_TENANT, 1), &result, |_| (0, None));
-        result
-    }
-
-    /// The cosine similarity of each sentence to the source sentence: all of them embedded in
-    /// one request (unit vectors, full dimension), then compared.
-    ///
-    /// # Errors
-    /// As [`embed`](Self::embed), and [`EmbedError::Empty`] for no sentences.
-    pub async fn similarity(&self, route: &str, request: SimilarityRequest) -> Result<SimilarityReply> {
-        let SimilarityRequest { model, source, sentences, encode, prompt, deadline, caller } = request;
-        if sentences.is_empty() {
-            let error = EmbedError::Empty;
-            self.reject(route, &error);
-            return Err(error);
-        }
-        let texts = std::iter::once(source).chain(sentences).collect();
-        let options = EmbedOptions { normalize: Some(true), encode, dimensions: None };
-        let request = EmbedRequest { model, inputs: Inputs::Texts(texts), options, prompt, deadline, caller };
-        let embedded = self.embed(route, request).await?;
-        let (first, rest) = embedded.vectors.split_first().ok_or(EmbedError::Empty)?;
-        let scores = rest.iter().map(|v| v.iter().zip(first).map(|(a, b)| a * b).sum()).collect();
-        Ok(SimilarityReply { scores, embedded })
     }
 
     /// The default model's facts, once it is ready; not a request of its own (for the routes

@@ -51,9 +51,7 @@ pub struct AppConfig {
     pub metrics_port: u16,
     /// Address of that endpoint: loopback unless set, so metrics are not exposed with the API.
     pub metrics_host: String,
-    /// Seconds between returns of freed heap pages to the system (glibc's `malloc_trim`), so
-    /// resident memory follows the memory in use instead of the highest mark traffic reached;
-    /// 0 never returns them.
+    /// Seconds between returns of freed heap pages to the system (`memory.rs`); 0: never.
     pub memory_trim_secs: u64,
     /// Request limits.
     pub limits: Limits,
