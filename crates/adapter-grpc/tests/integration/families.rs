@@ -9,7 +9,7 @@ use tonic::Code;
 
 use crate::support::start;
 
-fn tiny(name: &str) -> (AppConfig, Value) {
+pub fn tiny(name: &str) -> (AppConfig, Value) {
     let dir = format!("{}/../backend-candle/tests/tiny/{name}", env!("CARGO_MANIFEST_DIR"));
     let reference = std::fs::read_to_string(format!("{dir}/reference.json")).expect("reference");
     let mut config = AppConfig { model: dir, metrics_port: 0, ..aki_grpc::default_config() };
@@ -18,7 +18,7 @@ fn tiny(name: &str) -> (AppConfig, Value) {
     (config, serde_json::from_str(&reference).expect("json"))
 }
 
-fn floats(value: &Value) -> Vec<f32> {
+pub fn floats(value: &Value) -> Vec<f32> {
     value.as_array().expect("array").iter().map(|x| x.as_f64().expect("number") as f32).collect()
 }
 

@@ -6,8 +6,6 @@
 use aki_core::vector::cosine;
 use aki_grpc::{pb, tei_pb};
 use aki_service::ApiKey;
-use aki_wiring::AppConfig;
-use serde_json::Value;
 use tei_pb::embed_client::EmbedClient;
 use tei_pb::info_client::InfoClient;
 use tei_pb::predict_client::PredictClient;
@@ -16,6 +14,7 @@ use tei_pb::tokenize_client::TokenizeClient;
 use tonic::Code;
 use tonic::transport::Channel;
 
+use crate::families::{floats, tiny};
 use crate::support::{config, reference, start};
 
 async fn channel(address: std::net::SocketAddr) -> Channel {
@@ -109,22 +108,9 @@ async fn tei_services_need_the_key_when_one_is_set() {
     server.stop().await;
 }
 
-fn tiny_reranker() -> (AppConfig, Value) {
-    let dir = format!("{}/../backend-candle/tests/tiny/bert-reranker", env!("CARGO_MANIFEST_DIR"));
-    let reference = std::fs::read_to_string(format!("{dir}/reference.json")).expect("reference");
-    let mut config = AppConfig { model: dir, metrics_port: 0, ..aki_grpc::default_config() };
-    config.backend.device = "cpu".into();
-    config.backend.dtype = Some("f32".into());
-    (config, serde_json::from_str(&reference).expect("json"))
-}
-
-fn floats(value: &Value) -> Vec<f32> {
-    value.as_array().expect("array").iter().map(|x| x.as_f64().expect("number") as f32).collect()
-}
-
 #[tokio::test]
 async fn rerank_and_predict_on_the_cross_encoder() {
-    let (config, reference) = tiny_reranker();
+    let (config, reference) = tiny("bert-reranker");
     let server = start(config).await;
     let channel = channel(server.address).await;
     let query = reference["query"].as_str().expect("query").to_string();
