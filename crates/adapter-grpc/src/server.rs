@@ -131,7 +131,7 @@ fn served(model: &ModelInfo) -> [(&'static str, bool); 6] {
         (<tei_pb::tokenize_server::TokenizeServer<TeiService> as NamedService>::NAME, true),
         (<tei_pb::embed_server::EmbedServer<TeiService> as NamedService>::NAME, embeds),
         (<tei_pb::predict_server::PredictServer<TeiService> as NamedService>::NAME, reranks),
-        (<tei_pb::rerank_server::RerankServer<TeiService> as NamedService>::NAME, reranks && model.labels.len() == 1),
+        (<tei_pb::rerank_server::RerankServer<TeiService> as NamedService>::NAME, model.is_reranker()),
     ]
 }
 

@@ -144,7 +144,7 @@ impl TeiModelType {
                 };
                 Self::Embedding { pooling: pooling.to_string() }
             }
-            ModelTask::Rerank if model.labels.len() <= 1 => Self::Reranker(labels()),
+            ModelTask::Rerank if model.is_reranker() => Self::Reranker(labels()),
             ModelTask::Rerank => Self::Classifier(labels()),
         }
     }
@@ -230,7 +230,7 @@ impl TaskName {
     fn of(model: &aki_core::ModelInfo) -> Self {
         match model.task {
             ModelTask::Embed => Self::Embed,
-            ModelTask::Rerank if model.labels.len() <= 1 => Self::Rerank,
+            ModelTask::Rerank if model.is_reranker() => Self::Rerank,
             ModelTask::Rerank => Self::Classify,
         }
     }

@@ -55,7 +55,7 @@ impl CandleBackend {
         };
         let info = ModelInfo {
             model_id: config.model.clone(),
-            dimension: if layout.task == ModelTask::Rerank { layout.labels } else { layout.hidden_size },
+            dimension: if layout.task == ModelTask::Rerank { layout.labels.len() } else { layout.hidden_size },
             max_input_tokens: layout.max_seq_length,
             vocab_size: layout.vocab_size,
             pooling: layout.pooling,
@@ -69,7 +69,7 @@ impl CandleBackend {
             },
             architecture: layout.architecture.as_str().to_string(),
             task: layout.task,
-            labels: if layout.task == ModelTask::Rerank { layout.label_names.clone() } else { Vec::new() },
+            labels: if layout.task == ModelTask::Rerank { layout.labels.clone() } else { Vec::new() },
             multi_label: layout.multi_label,
             prompts: layout.prompts.clone(),
         };

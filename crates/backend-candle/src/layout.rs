@@ -72,10 +72,9 @@ pub struct ModelLayout {
     pub config: serde_json::Value,
     /// Embedder, or reranker (a `*ForSequenceClassification` architecture).
     pub task: ModelTask,
-    /// Classifier outputs (`id2label`'s size; 1 for a reranker's relevance scores).
-    pub labels: usize,
-    /// Their names, by output (`id2label`, `LABEL_i` where it names none).
-    pub label_names: Vec<String>,
+    /// Classifier outputs, by name (`id2label`, `LABEL_i` where it names none; one output,
+    /// a reranker's relevance, when it has none).
+    pub labels: Vec<String>,
     /// Whether the labels are independent (`problem_type: multi_label_classification`).
     pub multi_label: bool,
     /// Width of the token vectors.
@@ -206,8 +205,8 @@ impl ModelLayout {
                 dir.join("config_sentence_transformers.json").display()
             )));
         }
-        let labels = probe.id2label.as_ref().map_or(1, |labels| labels.len().max(1));
-        let label_names = (0..labels)
+        let outputs = probe.id2label.as_ref().map_or(1, |labels| labels.len().max(1));
+        let labels = (0..outputs)
             .map(|i| {
                 let named = probe.id2label.as_ref().and_then(|names| names.get(&i.to_string()));
                 named.cloned().unwrap_or_else(|| format!("LABEL_{i}"))
@@ -219,7 +218,6 @@ impl ModelLayout {
             config,
             task,
             labels,
-            label_names,
             multi_label: probe.problem_type.as_deref() == Some("multi_label_classification"),
             hidden_size: probe.hidden_size,
             vocab_size: probe.vocab_size,

@@ -97,7 +97,8 @@ pub(crate) fn load_weights(
             }
             let vb = mmap(DType::F32)?;
             let model = PackedBert::load(vb.clone(), &bert, family, layout.pooling, config.threads, precision, isa);
-            let model = if rerank { model.and_then(|m| m.with_classifier(&vb, family, layout.labels)) } else { model };
+            let model =
+                if rerank { model.and_then(|m| m.with_classifier(&vb, family, layout.labels.len())) } else { model };
             model.map(Model::Packed).map_err(err)
         }
         reason => {
@@ -106,7 +107,7 @@ pub(crate) fn load_weights(
             }
             let vb = mmap(dtype)?;
             let model = if rerank {
-                BertEmbedder::load_classifier(vb, &bert, family, layout.labels)
+                BertEmbedder::load_classifier(vb, &bert, family, layout.labels.len())
             } else {
                 BertEmbedder::load(vb, &bert, family, layout.pooling)
             };

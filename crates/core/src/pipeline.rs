@@ -175,12 +175,8 @@ impl ModelPipeline {
     /// [`EmbedError::Validation`] when the model is not a reranker, and the errors of
     /// [`encode`](Self::encode).
     pub async fn prepare_pairs(&self, query: String, texts: Vec<String>, options: EncodeOptions) -> Result<Prepared> {
-        self.check_task(ModelTask::Rerank)?;
-        let started = Instant::now();
-        let pairs = texts.into_iter().map(|text| (query.clone(), text)).collect();
-        let pairs = self.tokenizer.encode_pairs(pairs, options).await?;
-        let encodings = encoding::prepare(pairs, options, &self.info)?;
-        Ok(Prepared { encodings, tokenize: started.elapsed() })
+        let pairs = texts.into_iter().map(|text| ClassifierInput::Pair(query.clone(), text)).collect();
+        self.prepare_classifier_inputs(pairs, options).await
     }
 
     /// Inputs of a sequence classifier, texts and pairs in any mix, tokenized and checked in

@@ -286,6 +286,12 @@ pub struct ModelInfo {
 }
 
 impl ModelInfo {
+    /// Whether it is a reranker: a sequence classifier with one label (a cross-encoder's
+    /// relevance), as opposed to an embedder or a classifier of several labels.
+    pub fn is_reranker(&self) -> bool {
+        self.task == ModelTask::Rerank && self.dimension == 1
+    }
+
     /// Its numeric type as PyTorch and TEI name it (`float32`, `float16`, `bfloat16`).
     pub fn torch_dtype(&self) -> &str {
         match self.dtype.as_str() {

@@ -176,7 +176,7 @@ impl EmbedService {
             let preparing = async {
                 let model = self.model(model.as_deref()).await?;
                 let info = model.info();
-                if info.task == ModelTask::Rerank && info.dimension != 1 {
+                if info.task == ModelTask::Rerank && !info.is_reranker() {
                     return Err(EmbedError::Validation(format!(
                         "model `{}` has {} output labels; reranking needs a cross-encoder with one",
                         info.model_id, info.dimension

@@ -15,7 +15,7 @@ impl tei_pb::info_server::Info for TeiService {
         let model = &info.model;
         let model_type = match model.task {
             ModelTask::Embed => tei_pb::ModelType::Embedding,
-            ModelTask::Rerank if model.labels.len() <= 1 => tei_pb::ModelType::Reranker,
+            ModelTask::Rerank if model.is_reranker() => tei_pb::ModelType::Reranker,
             ModelTask::Rerank => tei_pb::ModelType::Classifier,
         };
         Ok(Response::new(tei_pb::InfoResponse {

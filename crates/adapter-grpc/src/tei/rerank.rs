@@ -64,7 +64,7 @@ impl tei_pb::rerank_server::Rerank for TeiService {
         };
         // A reranker has one label: anything else is refused before any pair is read.
         let model = self.engine.service.served().await.map_err(refuse)?;
-        if model.labels.len() != 1 {
+        if !model.is_reranker() {
             return Err(refuse(EmbedError::Validation(format!(
                 "model `{}` has {} output labels; reranking needs a cross-encoder with one",
                 model.model_id,

@@ -82,7 +82,7 @@ async fn by_task(engine: &AppState, route: &str, caller: Caller, body: Value) ->
             let request: TeiEmbedRequest = from_json(body).map_err(parsed)?;
             answer_embed(engine, route, caller, request).await
         }
-        ModelTask::Rerank if info.labels.len() == 1 && body.get("query").is_some() => {
+        ModelTask::Rerank if info.is_reranker() && body.get("query").is_some() => {
             let request: TeiRerankRequest = from_json(body).map_err(parsed)?;
             answer_rerank(engine, route, caller, request).await
         }
