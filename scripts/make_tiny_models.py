@@ -1,11 +1,12 @@
 """Writes the tiny random models of the model-family tests and their reference outputs.
 
 One small sentence-transformers directory per architecture the backend serves besides the real
-all-MiniLM-L6-v2 (XLM-RoBERTa, ModernBERT, a Qwen3 decoder with last-token pooling, and BERT and
-XLM-RoBERTa cross-encoders), each with a tokenizer trained here on the benchmark
-corpus, random weights from a fixed seed, and `reference.json`: what sentence-transformers
-(`SentenceTransformer`, `CrossEncoder`) answers for 24 inputs, each encoded alone and all in one
-batch. Weights are drawn wider than the libraries' 0.02 default so that the vectors of different
+all-MiniLM-L6-v2 (XLM-RoBERTa, ModernBERT, a Qwen3 decoder with last-token pooling, BERT and
+XLM-RoBERTa cross-encoders, sequence classifiers of 2 and 3 labels, and a BERT SPLADE model),
+each with a tokenizer trained here on the benchmark corpus, random weights from a fixed seed, and
+`reference.json`: what sentence-transformers (`SentenceTransformer`, `CrossEncoder`,
+`SparseEncoder`) or transformers (`AutoModelForSequenceClassification`) answers for 24 inputs,
+each encoded alone and all in one batch, and the token vectors of the embedders' first inputs. Weights are drawn wider than the libraries' 0.02 default so that the vectors of different
 inputs are far apart and a wrong forward pass cannot pass the comparison by accident.
 
 `cargo xtask tiny-models` runs it in the peer venv (pinned transformers and
@@ -25,7 +26,9 @@ import sentence_transformers
 import tokenizers
 import torch
 import transformers
-from sentence_transformers import CrossEncoder, SentenceTransformer
+from sentence_transformers import CrossEncoder, SentenceTransformer, SparseEncoder
+from sentence_transformers.base.modules import Transformer as BaseTransformer
+from sentence_transformers.sparse_encoder.modules import SpladePooling
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
@@ -62,6 +65,9 @@ INPUTS = [
 ]
 
 QUERY = "how do embedding servers batch requests?"
+
+# Inputs whose token vectors (`embed_all`) the embedders' references keep.
+TOKEN_INPUTS = 4
 
 
 def corpus(data: Path) -> list[str]:
@@ -185,7 +191,62 @@ def embedder(name: str, out: Path, model, tokenizer, pooling: str, prompts: dict
         tokens = [len(st.tokenize([prompts[prompt_name] + t])["input_ids"][0]) for t in INPUTS]
         record["prompted"][prompt_name] = {"vectors": vectors.tolist(), "tokens": tokens}
     record["tokens"] = [len(st.tokenize([t])["input_ids"][0]) for t in INPUTS]
+    per_token = st.encode(INPUTS[:TOKEN_INPUTS], batch_size=TOKEN_INPUTS, prompt="", output_value="token_embeddings")
+    record["token_vectors"] = [t.numpy().tolist() for t in per_token]
     return record
+
+
+def classifier(name: str, out: Path, model, tokenizer, labels: list[str]) -> dict:
+    """A sequence classifier of several labels: transformers' raw logits for each input alone
+    and for each (QUERY, input) pair, all in one batch and each alone."""
+    widen(model, 0.3)
+    model.config.id2label = dict(enumerate(labels))
+    model.config.label2id = {label: i for i, label in enumerate(labels)}
+    target = out / name
+    shutil.rmtree(target, ignore_errors=True)
+    save_hf(model, tokenizer, target)
+    ce = CrossEncoder(str(target), max_length=MAX_SEQ_LENGTH, device="cpu")
+    ce.save(str(target))
+    hf = transformers.AutoModelForSequenceClassification.from_pretrained(str(target)).eval()
+    tok = transformers.AutoTokenizer.from_pretrained(str(target))
+
+    def logits(*texts) -> np.ndarray:
+        batch = tok(*texts, padding=True, truncation=True, max_length=MAX_SEQ_LENGTH, return_tensors="pt")
+        with torch.no_grad():
+            return hf(**batch).logits.numpy()
+
+    singles, pairs = logits(INPUTS), logits([QUERY] * len(INPUTS), INPUTS)
+    alone = np.concatenate([logits([t]) for t in INPUTS])
+    assert np.abs(singles - alone).max() < 1e-5, name
+    assert singles.std(0).min() > 0.5, f"{name}: the logits are too alike to test anything"
+    print(f"{name}: {len(labels)} labels, logits from {singles.min():.3f} to {singles.max():.3f}")
+    return {"kind": "classifier", "max_seq_length": MAX_SEQ_LENGTH, "query": QUERY, "inputs": INPUTS,
+            "labels": labels, "logits": singles.tolist(), "pair_logits": pairs.tolist()}
+
+
+def splade(name: str, out: Path, model, tokenizer) -> dict:
+    """A SPLADE model (masked-LM head, max of log(1 + ReLU) over the tokens) and what
+    `SparseEncoder` answers: each input's non-zero (index, value) pairs, alone and batched."""
+    widen(model, 0.3)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_hf(model, tokenizer, Path(tmp))
+        transformer = BaseTransformer(tmp, transformer_task="fill-mask", max_seq_length=MAX_SEQ_LENGTH)
+        encoder = SparseEncoder(modules=[transformer, SpladePooling("max")], device="cpu")
+        target = out / name
+        shutil.rmtree(target, ignore_errors=True)
+        encoder.save(str(target))
+    encoder = SparseEncoder(str(target), device="cpu")
+    batched = encoder.encode(INPUTS, batch_size=len(INPUTS), convert_to_tensor=True, convert_to_sparse_tensor=False)
+    alone = torch.stack([encoder.encode([t], batch_size=1, convert_to_tensor=True,
+                                        convert_to_sparse_tensor=False)[0] for t in INPUTS])
+    error = ((batched - alone).abs().max() / alone.abs().max()).item()
+    assert error < 1e-5, f"{name}: alone and batched differ by {error:.2e} of the largest value"
+    active = (alone > 0).sum(1).float()
+    print(f"{name}: {active.min():.0f} to {active.max():.0f} of {alone.shape[1]} dimensions active")
+    assert active.max() < alone.shape[1], f"{name}: nothing is sparse"
+    sparse = [[[int(i), float(v[i])] for i in torch.nonzero(v).flatten()] for v in alone]
+    return {"kind": "splade", "max_seq_length": MAX_SEQ_LENGTH, "inputs": INPUTS, "vocab_size": alone.shape[1],
+            "sparse": sparse, "tokens": [len(encoder.tokenize([t])["input_ids"][0]) for t in INPUTS]}
 
 
 def reranker(name: str, out: Path, model, tokenizer) -> dict:
@@ -272,6 +333,19 @@ def main() -> None:
                                            bos_token_id=0, eos_token_id=2, type_vocab_size=1, num_labels=1)
     model = transformers.XLMRobertaForSequenceClassification(config).eval()
     references["xlm-roberta-reranker"] = reranker("xlm-roberta-reranker", out, model, unigram(data))
+
+    config = transformers.BertConfig(**common, max_position_embeddings=64, num_labels=2)
+    model = transformers.BertForSequenceClassification(config).eval()
+    references["bert-classifier"] = classifier("bert-classifier", out, model, wordpiece(data),
+                                               ["NEGATIVE", "POSITIVE"])
+    config = transformers.XLMRobertaConfig(**common, max_position_embeddings=MAX_SEQ_LENGTH + 2, pad_token_id=1,
+                                           bos_token_id=0, eos_token_id=2, type_vocab_size=1, num_labels=3)
+    model = transformers.XLMRobertaForSequenceClassification(config).eval()
+    references["xlm-roberta-classifier"] = classifier("xlm-roberta-classifier", out, model, unigram(data),
+                                                      ["entailment", "neutral", "contradiction"])
+    config = transformers.BertConfig(**common, max_position_embeddings=64)
+    model = transformers.BertForMaskedLM(config).eval()
+    references["bert-splade"] = splade("bert-splade", out, model, wordpiece(data))
 
     versions = {"sentence_transformers": sentence_transformers.__version__,
                 "transformers": transformers.__version__, "tokenizers": tokenizers.__version__,
