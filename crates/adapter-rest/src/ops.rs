@@ -141,6 +141,7 @@ impl TeiModelType {
                     Pooling::Cls => "cls",
                     Pooling::Max => "max",
                     Pooling::LastToken => "last_token",
+                    Pooling::Splade => "splade",
                 };
                 Self::Embedding { pooling: pooling.to_string() }
             }
@@ -201,6 +202,8 @@ pub enum PoolingName {
     Max,
     /// The last kept token (decoder embedders).
     LastToken,
+    /// SPLADE: per vocabulary entry, the maximum of `log(1 + ReLU(logit))` over the tokens.
+    Splade,
 }
 
 impl From<Pooling> for PoolingName {
@@ -210,6 +213,7 @@ impl From<Pooling> for PoolingName {
             Pooling::Cls => Self::Cls,
             Pooling::Max => Self::Max,
             Pooling::LastToken => Self::LastToken,
+            Pooling::Splade => Self::Splade,
         }
     }
 }

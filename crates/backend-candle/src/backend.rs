@@ -4,12 +4,13 @@
 use std::sync::{Arc, mpsc};
 
 use aki_core::{
-    EmbedError, EmbeddingProvider, Encoding, ModelInfo, ModelPipeline, ModelTask, Pooled, Predictions, RequestContext,
-    Result, Timing,
+    EmbedError, EmbeddingProvider, Encoding, ModelInfo, ModelPipeline, ModelTask, Pooled, Pooling, Predictions,
+    RequestContext, Result, Timing, TokenVectors,
 };
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
+use crate::batch::Output;
 use crate::config::{CandleConfig, device_name};
 use crate::layout::ModelLayout;
 use crate::model::{Model, load_weights, packable};
@@ -38,8 +39,9 @@ impl CandleBackend {
         let dir = source::resolve(&config.model, config.revision.as_deref())?;
         let layout = ModelLayout::read(&dir)?;
         let device = config.open_device()?;
-        // bf16 by default only where its quality gate was measured: the packed embedders.
-        let (dtype, chosen) = config.dtype_on(&device, packable(&layout) && layout.task == ModelTask::Embed)?;
+        // bf16 by default only where its quality gate was measured: the packed dense embedders.
+        let dense = layout.task == ModelTask::Embed && layout.pooling != Pooling::Splade;
+        let (dtype, chosen) = config.dtype_on(&device, packable(&layout) && dense)?;
         if chosen {
             tracing::info!(
                 "no dtype configured: bf16 weights on this CPU (AVX-512 BF16); set backend.dtype = \"f32\" for f32"
@@ -55,7 +57,11 @@ impl CandleBackend {
         };
         let info = ModelInfo {
             model_id: config.model.clone(),
-            dimension: if layout.task == ModelTask::Rerank { layout.labels.len() } else { layout.hidden_size },
+            dimension: match (layout.task, layout.pooling) {
+                (ModelTask::Rerank, _) => layout.labels.len(),
+                (ModelTask::Embed, Pooling::Splade) => layout.vocab_size,
+                (ModelTask::Embed, _) => layout.hidden_size,
+            },
             max_input_tokens: layout.max_seq_length,
             vocab_size: layout.vocab_size,
             pooling: layout.pooling,
@@ -101,8 +107,8 @@ impl CandleBackend {
         ModelPipeline::new(self.info.clone(), Arc::new(self.tokenizer.clone()), Arc::new(self))
     }
 
-    /// Runs `batch` on the inference thread, if the model computes `task`.
-    async fn run(&self, task: ModelTask, batch: Vec<Encoding>) -> Result<(Vec<Vec<f32>>, Timing)> {
+    /// Runs `batch` on the inference thread for `output`, if the model computes `task`.
+    async fn run(&self, task: ModelTask, output: Output, batch: Vec<Encoding>) -> Result<(Vec<Vec<f32>>, Timing)> {
         if task != self.info.task {
             return Err(EmbedError::Internal(format!(
                 "model `{}` does not {}: the pipeline routes by task",
@@ -115,7 +121,7 @@ impl CandleBackend {
         }
         let started = std::time::Instant::now();
         let (reply, answer) = oneshot::channel();
-        let job = Job { batch, reply, span: tracing::Span::current() };
+        let job = Job { batch, output, reply, span: tracing::Span::current() };
         self.jobs.send(job).map_err(|_| EmbedError::Unavailable("the inference thread has stopped".into()))?;
         let outputs = answer.await.map_err(|_| EmbedError::Internal("the inference thread dropped a job".into()))??;
         Ok((outputs, Timing { inference: started.elapsed(), ..Timing::default() }))
@@ -125,12 +131,17 @@ impl CandleBackend {
 #[async_trait]
 impl EmbeddingProvider for CandleBackend {
     async fn embed(&self, batch: Vec<Encoding>, _: RequestContext) -> Result<Pooled> {
-        let (vectors, timing) = self.run(ModelTask::Embed, batch).await?;
+        let (vectors, timing) = self.run(ModelTask::Embed, Output::Head, batch).await?;
         Ok(Pooled { vectors, timing })
     }
 
     async fn predict(&self, batch: Vec<Encoding>, _: RequestContext) -> Result<Predictions> {
-        let (logits, timing) = self.run(ModelTask::Rerank, batch).await?;
+        let (logits, timing) = self.run(ModelTask::Rerank, Output::Head, batch).await?;
         Ok(Predictions { logits, timing })
+    }
+
+    async fn token_vectors(&self, batch: Vec<Encoding>, _: RequestContext) -> Result<TokenVectors> {
+        let (vectors, timing) = self.run(ModelTask::Embed, Output::Tokens, batch).await?;
+        Ok(TokenVectors { vectors, timing })
     }
 }

@@ -1,9 +1,19 @@
 //! What every candle model does around its layers: find its weights, pad a batch into tensors,
-//! and pool the token vectors of the kept positions into one vector per input.
+//! and pool the token vectors of the kept positions into one vector per input, or return each
+//! input's token vectors.
 
 use aki_core::{Encoding, Pooling};
 use candle_core::{D, DType, Device, IndexOp, Result, Tensor};
 use candle_nn::VarBuilder;
+
+/// What a forward pass returns for each input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// The model's own output: the pooled vector, a classifier's logits, a SPLADE vector.
+    Head,
+    /// The last hidden state of each of its tokens, row after row (TEI's `embed_all`).
+    Tokens,
+}
 
 /// A batch padded on the right to its longest input.
 pub struct Padded {
@@ -42,6 +52,22 @@ impl Padded {
     }
 }
 
+/// Each input's own rows of `(batch, len, hidden)` token vectors, in f32: `len x hidden` values.
+pub fn token_rows(hidden: &Tensor, padded: &Padded) -> Result<Vec<Vec<f32>>> {
+    let hidden = hidden.to_dtype(DType::F32)?;
+    let rows = padded.lengths.iter().enumerate().map(|(i, &len)| hidden.i(i)?.narrow(0, 0, len)?.flatten_all());
+    rows.map(|row| row?.to_vec1()).collect()
+}
+
+/// What leaves a pooling model for `output`: `pooling` over the kept tokens, or every token's
+/// vector.
+pub fn finish(hidden: &Tensor, padded: &Padded, pooling: Pooling, output: Output) -> Result<Vec<Vec<f32>>> {
+    match output {
+        Output::Head => pool(hidden, padded, pooling)?.to_vec2(),
+        Output::Tokens => token_rows(hidden, padded),
+    }
+}
+
 /// Pools `(batch, len, hidden)` token vectors over the kept tokens of `padded`, in f32.
 pub fn pool(hidden: &Tensor, padded: &Padded, pooling: Pooling) -> Result<Tensor> {
     // Accumulate in f32 so long sequences do not lose precision in half types.
@@ -57,6 +83,12 @@ pub fn pool(hidden: &Tensor, padded: &Padded, pooling: Pooling) -> Result<Tensor
             let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
             let counts = mask.sum(1)?.clamp(1f32, f32::MAX)?;
             summed.broadcast_div(&counts)
+        }
+        Pooling::Splade => {
+            // `hidden` holds the masked-LM logits: log(1 + ReLU) is never negative, so padding
+            // zeroed by the mask never wins the max.
+            let mask = padded.mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+            (hidden.relu()? + 1.0)?.log()?.broadcast_mul(&mask)?.max(D::Minus2)
         }
         Pooling::Max => {
             let mask = padded.mask.to_dtype(DType::F32)?.unsqueeze(2)?;

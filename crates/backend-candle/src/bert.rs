@@ -1,13 +1,14 @@
 //! BERT and XLM-RoBERTa encoders on candle: embeddings and an attention mask that are safe in
 //! half precision, candle-transformers' encoder layers (the two families share them), then
-//! masked pooling or a cross-encoder's classifier.
+//! masked pooling, a cross-encoder's classifier or a SPLADE model's masked-LM head.
 
 use aki_core::{Encoding, Pooling};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder, embedding, layer_norm, linear};
-use candle_transformers::models::bert::{BertEncoder, Config};
+use candle_transformers::models::bert::{BertEncoder, Config, HiddenAct};
 
-use crate::batch::{Padded, additive_mask, pool};
+use crate::batch::{Output, Padded, additive_mask, finish, token_rows};
+use crate::mlm::MlmHead;
 
 /// Word, position and token-type embeddings followed by LayerNorm.
 struct Embeddings {
@@ -46,6 +47,8 @@ enum Head {
     /// A cross-encoder's classifier: dense + tanh on the first token, then a linear layer to the
     /// labels (BERT's pooler + classifier, RoBERTa's classifier.dense + out_proj).
     Classifier { dense: Linear, out: Linear },
+    /// A SPLADE model's masked-LM head (logits per vocabulary entry), then SPLADE pooling.
+    Splade { dense: Linear, activation: HiddenAct, norm: LayerNorm, decoder: Linear },
 }
 
 /// The BERT-layer families this module runs.
@@ -111,6 +114,19 @@ impl BertEmbedder {
         Self::build(vb, config, family, head)
     }
 
+    /// Builds a SPLADE model (`*ForMaskedLM` weights): the encoder and its masked-LM head.
+    pub fn load_splade(vb: VarBuilder, config: &Config, family: Family) -> Result<Self> {
+        let head = MlmHead::load(&vb, config, family)?;
+        let (gain, bias, eps) = head.norm;
+        let head = Head::Splade {
+            dense: Linear::new(head.dense.0, Some(head.dense.1)),
+            activation: head.activation,
+            norm: LayerNorm::new(gain, bias, eps),
+            decoder: Linear::new(head.decoder.0, Some(head.decoder.1)),
+        };
+        Self::build(vb, config, family, head)
+    }
+
     fn build(vb: VarBuilder, config: &Config, family: Family, head: Head) -> Result<Self> {
         let body = family.encoder(vb);
         let first_position = family.first_position(config.pad_token_id) as u32;
@@ -125,20 +141,30 @@ impl BertEmbedder {
     }
 
     /// Runs one padded batch and returns one f32 output per input: the pooled (not
-    /// normalised) vector, or a cross-encoder's logits.
-    pub fn forward(&self, batch: &[&Encoding]) -> Result<Vec<Vec<f32>>> {
+    /// normalised) vector, a cross-encoder's logits or a SPLADE vector; or its token vectors.
+    pub fn forward(&self, batch: &[&Encoding], output: Output) -> Result<Vec<Vec<f32>>> {
         let Some(padded) = Padded::new(batch, self.pad_id, &self.device)? else {
             return Ok(Vec::new());
         };
         let hidden = self.embeddings.forward(&padded.ids, &padded.type_ids)?;
         let hidden = self.encoder.forward(&hidden, &additive_mask(&padded.mask, self.dtype)?)?;
-        let out = match &self.head {
-            Head::Pool(pooling) => pool(&hidden, &padded, *pooling)?,
-            Head::Classifier { dense, out } => {
+        match (&self.head, output) {
+            (_, Output::Tokens) => token_rows(&hidden, &padded),
+            (Head::Pool(pooling), Output::Head) => finish(&hidden, &padded, *pooling, output),
+            (Head::Classifier { dense, out }, Output::Head) => {
                 let first = hidden.narrow(1, 0, 1)?.squeeze(1)?;
-                out.forward(&dense.forward(&first)?.tanh()?)?
+                out.forward(&dense.forward(&first)?.tanh()?)?.to_dtype(DType::F32)?.to_vec2()
             }
-        };
-        out.to_dtype(DType::F32)?.to_vec2()
+            (Head::Splade { dense, activation, norm, decoder }, Output::Head) => {
+                let x = dense.forward(&hidden)?;
+                let x = match activation {
+                    HiddenAct::Gelu => x.gelu_erf()?,
+                    HiddenAct::GeluApproximate => x.gelu()?,
+                    HiddenAct::Relu => x.relu()?,
+                };
+                let logits = decoder.forward(&norm.forward(&x)?)?;
+                finish(&logits, &padded, Pooling::Splade, output)
+            }
+        }
     }
 }

@@ -81,7 +81,8 @@ pub struct ModelLayout {
     pub hidden_size: usize,
     /// Tokens in the vocabulary.
     pub vocab_size: usize,
-    /// Pooling from `1_Pooling/config.json` (mean when the file is absent, CLS for rerankers).
+    /// Pooling from `1_Pooling/config.json` (mean when the file is absent, CLS for rerankers,
+    /// SPLADE for `*ForMaskedLM` models).
     pub pooling: Pooling,
     /// Whether `modules.json` lists a `Normalize` module.
     pub normalize: bool,
@@ -132,6 +133,23 @@ fn yes() -> bool {
     true
 }
 
+/// `1_SpladePooling/config.json` of a sentence-transformers `SparseEncoder`.
+#[derive(Deserialize)]
+struct SpladeConfig {
+    #[serde(default = "max")]
+    pooling_strategy: String,
+    #[serde(default = "relu")]
+    activation_function: String,
+}
+
+fn max() -> String {
+    "max".into()
+}
+
+fn relu() -> String {
+    "relu".into()
+}
+
 #[derive(Deserialize)]
 struct SentenceBertConfig {
     max_seq_length: Option<usize>,
@@ -180,10 +198,24 @@ impl ModelLayout {
             )));
         }
 
+        let masked_lm = probe.architectures.iter().any(|a| a.ends_with("ForMaskedLM"));
+        if masked_lm && !matches!(architecture, Architecture::Bert | Architecture::XlmRoberta) {
+            return Err(EmbedError::Load(format!(
+                "{}: {} SPLADE models are not supported; SPLADE runs on bert and xlm-roberta",
+                config_path.display(),
+                architecture.as_str()
+            )));
+        }
         let normalize = !reranker
             && read_json::<Vec<Module>>(&dir.join("modules.json"))?
                 .is_some_and(|modules| modules.iter().any(|m| m.kind.ends_with("Normalize")));
-        let pooling = if reranker { Pooling::Cls } else { read_pooling(dir, architecture)? };
+        let pooling = if reranker {
+            Pooling::Cls
+        } else if masked_lm {
+            read_splade(dir)?
+        } else {
+            read_pooling(dir, architecture)?
+        };
 
         // Positions an input may use: XLM-RoBERTa counts them from the padding index + 1.
         let positions = probe.max_position_embeddings.map(|max| match architecture {
@@ -236,6 +268,23 @@ impl ModelLayout {
         T::deserialize(&self.config)
             .map_err(|e| EmbedError::Load(format!("{}: {e}", self.dir.join("config.json").display())))
     }
+}
+
+/// A `*ForMaskedLM` model is a SPLADE model: max pooling of `log(1 + ReLU(logits))`, the only
+/// kind TEI serves; sentence-transformers' `sum` and `log1p_relu` variants are refused.
+fn read_splade(dir: &Path) -> Result<Pooling> {
+    let path = dir.join("1_SpladePooling").join("config.json");
+    if let Some(splade) = read_json::<SpladeConfig>(&path)? {
+        if (splade.pooling_strategy.as_str(), splade.activation_function.as_str()) != ("max", "relu") {
+            return Err(EmbedError::Load(format!(
+                "{}: SPLADE with {} pooling of {} is not supported; only max pooling of relu is",
+                path.display(),
+                splade.pooling_strategy,
+                splade.activation_function
+            )));
+        }
+    }
+    Ok(Pooling::Splade)
 }
 
 fn read_pooling(dir: &Path, architecture: Architecture) -> Result<Pooling> {

@@ -13,6 +13,7 @@ mod batch;
 mod bert;
 mod config;
 mod layout;
+mod mlm;
 mod model;
 mod modernbert;
 mod packed;

@@ -3,11 +3,12 @@
 
 use std::path::Path;
 
-use aki_core::{EmbedError, Encoding, ModelTask, Result};
+use aki_core::{EmbedError, Encoding, ModelTask, Pooling, Result};
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::Config as BertConfig;
 
+use crate::batch::Output;
 use crate::bert::{BertEmbedder, Family};
 use crate::config::CandleConfig;
 use crate::layout::{Architecture, ModelLayout};
@@ -26,12 +27,12 @@ pub(crate) enum Model {
 }
 
 impl Model {
-    pub(crate) fn forward(&self, batch: &[&Encoding]) -> Result<Vec<Vec<f32>>> {
+    pub(crate) fn forward(&self, batch: &[&Encoding], output: Output) -> Result<Vec<Vec<f32>>> {
         let out = match self {
-            Self::Packed(model) => return Ok(model.forward(batch)),
-            Self::Bert(model) => model.forward(batch),
-            Self::ModernBert(model) => model.forward(batch),
-            Self::Qwen3(model) => model.forward(batch),
+            Self::Packed(model) => return Ok(model.forward(batch, output)),
+            Self::Bert(model) => model.forward(batch, output),
+            Self::ModernBert(model) => model.forward(batch, output),
+            Self::Qwen3(model) => model.forward(batch, output),
         };
         out.map_err(|e| EmbedError::Backend(e.to_string()))
     }
@@ -85,6 +86,7 @@ pub(crate) fn load_weights(
     };
     let bert: BertConfig = layout.family_config()?;
     let rerank = layout.task == ModelTask::Rerank;
+    let splade = layout.pooling == Pooling::Splade;
     let packed = packed::unsupported(&bert, device, dtype);
     match packed {
         None if config.packed => {
@@ -97,8 +99,13 @@ pub(crate) fn load_weights(
             }
             let vb = mmap(DType::F32)?;
             let model = PackedBert::load(vb.clone(), &bert, family, layout.pooling, config.threads, precision, isa);
-            let model =
-                if rerank { model.and_then(|m| m.with_classifier(&vb, family, layout.labels.len())) } else { model };
+            let model = if rerank {
+                model.and_then(|m| m.with_classifier(&vb, family, layout.labels.len()))
+            } else if splade {
+                model.and_then(|m| m.with_splade(&vb, &bert, family))
+            } else {
+                model
+            };
             model.map(Model::Packed).map_err(err)
         }
         reason => {
@@ -108,6 +115,8 @@ pub(crate) fn load_weights(
             let vb = mmap(dtype)?;
             let model = if rerank {
                 BertEmbedder::load_classifier(vb, &bert, family, layout.labels.len())
+            } else if splade {
+                BertEmbedder::load_splade(vb, &bert, family)
             } else {
                 BertEmbedder::load(vb, &bert, family, layout.pooling)
             };

@@ -3,12 +3,12 @@
 //! by and weights with or without the `model.` prefix.
 
 use aki_core::{Encoding, Pooling};
-use candle_core::{DType, Device, Result};
+use candle_core::{Device, Result};
 use candle_nn::VarBuilder;
 use candle_transformers::models::modernbert::{Config, ModernBert};
 use serde::Deserialize;
 
-use crate::batch::{Padded, pool, with_model_prefix};
+use crate::batch::{Output, Padded, finish, with_model_prefix};
 
 /// `config.json` as transformers 4 (`global_rope_theta`) or 5 (`rope_parameters`) writes it.
 #[derive(Deserialize)]
@@ -99,12 +99,13 @@ impl ModernBertEmbedder {
         })
     }
 
-    /// Runs one padded batch and returns one pooled (not normalised) f32 vector per input.
-    pub fn forward(&self, batch: &[&Encoding]) -> Result<Vec<Vec<f32>>> {
+    /// Runs one padded batch and returns one pooled (not normalised) f32 vector per input, or
+    /// its token vectors.
+    pub fn forward(&self, batch: &[&Encoding], output: Output) -> Result<Vec<Vec<f32>>> {
         let Some(padded) = Padded::new(batch, self.pad_id, &self.device)? else {
             return Ok(Vec::new());
         };
         let hidden = self.model.forward(&padded.ids, &padded.mask)?;
-        pool(&hidden, &padded, self.pooling)?.to_dtype(DType::F32)?.to_vec2()
+        finish(&hidden, &padded, self.pooling, output)
     }
 }

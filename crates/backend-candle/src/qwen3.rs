@@ -6,12 +6,12 @@
 //! gets what sentence-transformers' left-padded batch gives it (the reference tests check both).
 
 use aki_core::{Encoding, Pooling};
-use candle_core::{DType, Device, Result};
+use candle_core::{Device, Result};
 use candle_nn::{Activation, VarBuilder};
 use candle_transformers::models::qwen3::{Config, Model};
 use serde::Deserialize;
 
-use crate::batch::{Padded, pool, with_model_prefix};
+use crate::batch::{Output, Padded, finish, with_model_prefix};
 
 /// `config.json` as transformers 4 (`rope_theta`) or 5 (`rope_parameters`) writes it.
 #[derive(Deserialize)]
@@ -83,12 +83,13 @@ impl Qwen3Embedder {
         })
     }
 
-    /// Runs one right-padded batch and returns one pooled (not normalised) f32 vector per input.
-    pub fn forward(&self, batch: &[&Encoding]) -> Result<Vec<Vec<f32>>> {
+    /// Runs one right-padded batch and returns one pooled (not normalised) f32 vector per input,
+    /// or its token vectors.
+    pub fn forward(&self, batch: &[&Encoding], output: Output) -> Result<Vec<Vec<f32>>> {
         let Some(padded) = Padded::new(batch, self.pad_id, &self.device)? else {
             return Ok(Vec::new());
         };
         let hidden = self.model.clone().forward(&padded.ids, 0)?;
-        pool(&hidden, &padded, self.pooling)?.to_dtype(DType::F32)?.to_vec2()
+        finish(&hidden, &padded, self.pooling, output)
     }
 }

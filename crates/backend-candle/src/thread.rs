@@ -7,12 +7,15 @@ use std::sync::mpsc;
 use aki_core::{EmbedError, Encoding, Result};
 use tokio::sync::oneshot;
 
+use crate::batch::Output;
 use crate::model::Model;
 
 /// One inference request for the model thread.
 pub(crate) struct Job {
     /// The checked inputs.
     pub(crate) batch: Vec<Encoding>,
+    /// What to return for each input.
+    pub(crate) output: Output,
     /// Where the outputs go, in input order.
     pub(crate) reply: oneshot::Sender<Result<Vec<Vec<f32>>>>,
     /// The caller's span (a request's, or a batch's linked to its requests).
@@ -27,7 +30,7 @@ pub(crate) fn spawn(model: Model, max_batch: usize, name: &str) -> Result<mpsc::
         .spawn(move || {
             for job in rx {
                 let _entered = job.span.enter();
-                let result = catch_unwind(AssertUnwindSafe(|| run_sorted(&model, &job.batch, max_batch)))
+                let result = catch_unwind(AssertUnwindSafe(|| run_sorted(&model, &job.batch, job.output, max_batch)))
                     .unwrap_or_else(|panic| {
                         Err(EmbedError::Internal(format!("inference panicked: {}", panic_text(&panic))))
                     });
@@ -41,13 +44,13 @@ pub(crate) fn spawn(model: Model, max_batch: usize, name: &str) -> Result<mpsc::
 
 /// Runs `batch` in chunks of at most `max_batch` sequences of similar length (less padding),
 /// returning vectors in the original order.
-fn run_sorted(model: &Model, batch: &[Encoding], max_batch: usize) -> Result<Vec<Vec<f32>>> {
+fn run_sorted(model: &Model, batch: &[Encoding], output: Output, max_batch: usize) -> Result<Vec<Vec<f32>>> {
     let mut order: Vec<usize> = (0..batch.len()).collect();
     order.sort_by_key(|&i| batch[i].len());
     let mut out = vec![Vec::new(); batch.len()];
     for chunk in order.chunks(max_batch) {
         let inputs: Vec<&Encoding> = chunk.iter().map(|&i| &batch[i]).collect();
-        let vectors = model.forward(&inputs)?;
+        let vectors = model.forward(&inputs, output)?;
         for (&i, v) in chunk.iter().zip(vectors) {
             out[i] = v;
         }

@@ -21,4 +21,4 @@ mod provider;
 pub use batcher::{BatchHandler, BatchObserver, BatchShape, Costing, DynamicBatcher, NoObserver, WeakBatcher};
 pub use config::BatchConfig;
 pub use packing::{Budget, pick};
-pub use provider::{BatchingProvider, ModelInput};
+pub use provider::{BatchingProvider, Compute, ModelInput};

@@ -3,19 +3,36 @@
 
 use std::sync::Arc;
 
-use aki_core::{Batched, Batcher, EmbeddingProvider, Encoding, ModelTask, Pooled, Predictions, RequestContext, Result};
+use aki_core::{
+    Batched, Batcher, EmbeddingProvider, Encoding, Pooled, Predictions, RequestContext, Result, TokenVectors,
+};
 use async_trait::async_trait;
 
 use crate::batcher::{BatchHandler, BatchObserver, Costing, DynamicBatcher};
 use crate::config::BatchConfig;
 
-/// One queued input and what the model computes from it: a pooled vector or a classifier's
-/// logits. A model does one of the two, so a batch holds one kind in practice; the handler
-/// still splits a mixed one.
+/// What the model computes from a queued input: one of the inference port's calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compute {
+    /// A pooled vector ([`EmbeddingProvider::embed`]).
+    Pooled = 0,
+    /// A classifier's logits ([`EmbeddingProvider::predict`]).
+    Logits = 1,
+    /// The vector of every token ([`EmbeddingProvider::token_vectors`]), row after row.
+    TokenVectors = 2,
+}
+
+impl Compute {
+    /// Every kind, in the order of their discriminants.
+    const ALL: [Self; 3] = [Self::Pooled, Self::Logits, Self::TokenVectors];
+}
+
+/// One queued input and what the model computes from it. A batch of mixed kinds is split by
+/// the handler into one call per kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelInput {
     /// What to compute.
-    pub task: ModelTask,
+    pub compute: Compute,
     /// The checked model input.
     pub encoding: Encoding,
 }
@@ -31,11 +48,12 @@ impl ModelInput {
 struct InnerModel(Arc<dyn EmbeddingProvider>);
 
 impl InnerModel {
-    async fn run_task(&self, task: ModelTask, batch: Vec<Encoding>) -> Result<Vec<Vec<f32>>> {
+    async fn compute(&self, compute: Compute, batch: Vec<Encoding>) -> Result<Vec<Vec<f32>>> {
         let context = RequestContext::default();
-        Ok(match task {
-            ModelTask::Embed => self.0.embed(batch, context).await?.vectors,
-            ModelTask::Rerank => self.0.predict(batch, context).await?.logits,
+        Ok(match compute {
+            Compute::Pooled => self.0.embed(batch, context).await?.vectors,
+            Compute::Logits => self.0.predict(batch, context).await?.logits,
+            Compute::TokenVectors => self.0.token_vectors(batch, context).await?.vectors,
         })
     }
 }
@@ -44,18 +62,18 @@ impl InnerModel {
 impl BatchHandler<ModelInput, Vec<f32>> for InnerModel {
     async fn run(&self, items: Vec<ModelInput>) -> Result<Vec<Vec<f32>>> {
         let mut outputs: Vec<Option<Vec<f32>>> = vec![None; items.len()];
-        // Each task's inputs, with their positions in the batch.
-        let mut by_task: [(Vec<usize>, Vec<Encoding>); 2] = Default::default();
+        // Each kind's inputs, with their positions in the batch.
+        let mut by_kind: [(Vec<usize>, Vec<Encoding>); 3] = Default::default();
         for (i, item) in items.into_iter().enumerate() {
-            let (positions, batch) = &mut by_task[usize::from(item.task == ModelTask::Rerank)];
+            let (positions, batch) = &mut by_kind[item.compute as usize];
             positions.push(i);
             batch.push(item.encoding);
         }
-        for (task, (positions, batch)) in [ModelTask::Embed, ModelTask::Rerank].into_iter().zip(by_task) {
+        for (compute, (positions, batch)) in Compute::ALL.into_iter().zip(by_kind) {
             if batch.is_empty() {
                 continue;
             }
-            for (i, output) in positions.into_iter().zip(self.run_task(task, batch).await?) {
+            for (i, output) in positions.into_iter().zip(self.compute(compute, batch).await?) {
                 outputs[i] = Some(output);
             }
         }
@@ -89,11 +107,11 @@ impl BatchingProvider {
 
     async fn submit(
         &self,
-        task: ModelTask,
+        compute: Compute,
         batch: Vec<Encoding>,
         context: RequestContext,
     ) -> Result<Batched<Vec<f32>>> {
-        let items = batch.into_iter().map(|encoding| ModelInput { task, encoding }).collect();
+        let items = batch.into_iter().map(|encoding| ModelInput { compute, encoding }).collect();
         self.batcher.submit(items, context).await
     }
 }
@@ -101,13 +119,18 @@ impl BatchingProvider {
 #[async_trait]
 impl EmbeddingProvider for BatchingProvider {
     async fn embed(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Pooled> {
-        let batched = self.submit(ModelTask::Embed, batch, context).await?;
+        let batched = self.submit(Compute::Pooled, batch, context).await?;
         Ok(Pooled { vectors: batched.outputs, timing: batched.timing })
     }
 
     async fn predict(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Predictions> {
-        let batched = self.submit(ModelTask::Rerank, batch, context).await?;
+        let batched = self.submit(Compute::Logits, batch, context).await?;
         Ok(Predictions { logits: batched.outputs, timing: batched.timing })
+    }
+
+    async fn token_vectors(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<TokenVectors> {
+        let batched = self.submit(Compute::TokenVectors, batch, context).await?;
+        Ok(TokenVectors { vectors: batched.outputs, timing: batched.timing })
     }
 }
 
@@ -131,7 +154,8 @@ mod tests {
         Encoding { ids: vec![1, 2], type_ids: vec![0, 0] }
     }
 
-    /// Embeds an input as `[its length]` and scores it `[minus its length]`.
+    /// Embeds an input as `[its length]`, scores it `[minus its length]` and gives each of its
+    /// tokens the vector `[its id]`.
     struct Lengths;
 
     #[async_trait]
@@ -146,14 +170,29 @@ mod tests {
                 ..Predictions::default()
             })
         }
+
+        async fn token_vectors(&self, batch: Vec<Encoding>, _: RequestContext) -> Result<TokenVectors> {
+            Ok(TokenVectors {
+                vectors: batch.iter().map(|e| e.ids.iter().map(|&id| id as f32).collect()).collect(),
+                ..TokenVectors::default()
+            })
+        }
     }
 
     #[tokio::test]
-    async fn a_batch_of_both_tasks_is_split_and_answered_in_order() {
-        let input = |task, n: usize| ModelInput { task, encoding: Encoding { ids: vec![1; n], type_ids: vec![0; n] } };
-        let items = vec![input(ModelTask::Embed, 1), input(ModelTask::Rerank, 2), input(ModelTask::Embed, 3)];
+    async fn a_batch_of_every_kind_is_split_and_answered_in_order() {
+        let input = |compute, n: usize| ModelInput {
+            compute,
+            encoding: Encoding { ids: (1..=n as u32).collect(), type_ids: vec![0; n] },
+        };
+        let items = vec![
+            input(Compute::Pooled, 1),
+            input(Compute::Logits, 2),
+            input(Compute::TokenVectors, 3),
+            input(Compute::Pooled, 3),
+        ];
         let outputs = InnerModel(Arc::new(Lengths)).run(items).await.expect("runs");
-        assert_eq!(outputs, vec![vec![1.0], vec![-2.0], vec![3.0]]);
+        assert_eq!(outputs, vec![vec![1.0], vec![-2.0], vec![1.0, 2.0, 3.0], vec![3.0]]);
     }
 
     #[tokio::test]
@@ -165,13 +204,13 @@ mod tests {
         queue
             .expect_submit()
             .withf(move |items, context| {
-                items.len() == 1 && items[0].task == ModelTask::Embed && context.deadline == Some(given)
+                items.len() == 1 && items[0].compute == Compute::Pooled && context.deadline == Some(given)
             })
             .times(1)
             .returning(move |_, _| Ok(Batched { outputs: vec![vec![3.0, 4.0]], timing }));
         queue
             .expect_submit()
-            .withf(|items, context| items[0].task == ModelTask::Rerank && context.deadline.is_none())
+            .withf(|items, context| items[0].compute == Compute::Logits && context.deadline.is_none())
             .times(1)
             .returning(move |_, _| Ok(Batched { outputs: vec![vec![1.5]], timing }));
         let provider = BatchingProvider::new(Arc::new(queue));

@@ -1,11 +1,11 @@
 //! `CachedProvider`: remembers inference outputs (pooled vectors, classifier logits) so
-//! repeated inputs skip inference.
+//! repeated inputs skip inference; token vectors pass through.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use aki_core::{EmbeddingProvider, Encoding, Pooled, Predictions, RequestContext, Result, Timing};
+use aki_core::{EmbeddingProvider, Encoding, Pooled, Predictions, RequestContext, Result, Timing, TokenVectors};
 use async_trait::async_trait;
 use moka::future::Cache;
 
@@ -172,6 +172,12 @@ impl EmbeddingProvider for CachedProvider {
         };
         let (logits, timing) = self.cached(batch, compute).await?;
         Ok(Predictions { logits, timing })
+    }
+
+    /// Not cached: an input's token vectors are its length times a pooled vector's size, and
+    /// keyed like its pooled vector they would take its place.
+    async fn token_vectors(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<TokenVectors> {
+        self.inner.token_vectors(batch, context).await
     }
 }
 

@@ -26,5 +26,5 @@ pub use store::{LoadedModel, ModelStore, StoreStats};
 pub use tokenization::Tokenization;
 pub use types::{
     ClassifierInput, EmbedOptions, Embeddings, EncodeOptions, Encoding, ModelInfo, ModelTask, Pooled, Pooling,
-    Predictions, Prompts, Scores, Timing, Token, TruncationDirection,
+    Predictions, Prompts, Scores, Timing, Token, TokenEmbeddings, TokenVectors, TruncationDirection,
 };

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::{
     ClassifierInput, EmbedError, EmbedOptions, EmbeddingProvider, Embeddings, EncodeOptions, Encoding, ModelInfo,
-    ModelTask, RequestContext, Result, Scores, Timing, Token, Tokenization, encoding, vector,
+    ModelTask, RequestContext, Result, Scores, Timing, Token, TokenEmbeddings, Tokenization, encoding, vector,
 };
 
 /// Inputs tokenized and checked against the model, not yet inferred.
@@ -150,6 +150,33 @@ impl ModelPipeline {
         let pooled = self.inference.embed(prepared.encodings, context).await?;
         let vectors = pooled.vectors.into_iter().map(|v| vector::finish(v, options, &self.info)).collect();
         Ok(Embeddings { vectors, token_counts, timing: Timing { tokenize: prepared.tokenize, ..pooled.timing } })
+    }
+
+    /// The vector of every token of prepared inputs (TEI's `embed_all`): the last hidden state,
+    /// before pooling, not normalised, special tokens included.
+    ///
+    /// # Errors
+    /// [`EmbedError::Validation`] for a SPLADE model (its output is per vocabulary entry, not
+    /// per token), and the errors of [`EmbeddingProvider::token_vectors`].
+    pub async fn token_vectors_prepared(&self, prepared: Prepared, context: RequestContext) -> Result<TokenEmbeddings> {
+        if self.info.is_splade() {
+            return Err(EmbedError::Validation(format!(
+                "model `{}` is a SPLADE model: token vectors are not available; use `/embed_sparse`",
+                self.info.model_id
+            )));
+        }
+        let token_counts: Vec<usize> = prepared.encodings.iter().map(Encoding::len).collect();
+        let out = self.inference.token_vectors(prepared.encodings, context).await?;
+        let vectors = out
+            .vectors
+            .into_iter()
+            .zip(&token_counts)
+            .map(|(flat, &len)| {
+                let width = flat.len() / len.max(1);
+                flat.chunks_exact(width.max(1)).map(<[f32]>::to_vec).collect()
+            })
+            .collect();
+        Ok(TokenEmbeddings { vectors, token_counts, timing: Timing { tokenize: prepared.tokenize, ..out.timing } })
     }
 
     /// Scores each of `texts` against `query` with a cross-encoder: the classifier's raw logits

@@ -1,9 +1,10 @@
-//! The `EmbeddingProvider` port: inference only. An encoded batch goes in; pooled vectors (an
-//! embedder) or classifier scores (a cross-encoder) come out, with where the time went.
+//! The `EmbeddingProvider` port: inference only. An encoded batch goes in; pooled vectors or
+//! token vectors (an embedder) or classifier scores (a cross-encoder) come out, with where the
+//! time went.
 
 use async_trait::async_trait;
 
-use crate::{Encoding, Pooled, Predictions, RequestContext, Result};
+use crate::{Encoding, Pooled, Predictions, RequestContext, Result, TokenVectors};
 
 /// Runs a model on inputs that are already tokenized and checked: a backend, or a decorator
 /// (batcher, result cache) wrapping another provider, shaped like tower's `Timeout<S>`.
@@ -42,4 +43,11 @@ pub trait EmbeddingProvider: Send + Sync + 'static {
     /// As [`embed`](Self::embed), with [`EmbedError::Internal`](crate::EmbedError::Internal)
     /// when the model is not a classifier.
     async fn predict(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Predictions>;
+
+    /// The last hidden state of every token of an embedder (before pooling, not normalised),
+    /// per encoding, in order: `len x width` values each.
+    ///
+    /// # Errors
+    /// As [`embed`](Self::embed).
+    async fn token_vectors(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<TokenVectors>;
 }

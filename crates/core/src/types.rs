@@ -25,6 +25,9 @@ pub enum Pooling {
     /// The last kept token (decoder embedders such as Qwen3-Embedding, whose tokenizer ends
     /// every input with an end-of-text token).
     LastToken,
+    /// SPLADE (a `*ForMaskedLM` model's head): for each vocabulary entry, the maximum over the
+    /// tokens of `log(1 + ReLU(logit))`; one value per vocabulary entry, mostly zero.
+    Splade,
 }
 
 impl Pooling {
@@ -35,6 +38,7 @@ impl Pooling {
             Self::Cls => "cls",
             Self::Max => "max",
             Self::LastToken => "lasttoken",
+            Self::Splade => "splade",
         }
     }
 }
@@ -122,6 +126,18 @@ pub struct Predictions {
     pub timing: Timing,
 }
 
+/// Token vectors of one call to
+/// [`EmbeddingProvider::token_vectors`](crate::EmbeddingProvider::token_vectors), with where
+/// its time went.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TokenVectors {
+    /// Per encoding, in order: the last hidden state of each of its tokens, one after another
+    /// (`tokens x width` values, row by row).
+    pub vectors: Vec<Vec<f32>>,
+    /// Queue and inference time (tokenization is not part of this call).
+    pub timing: Timing,
+}
+
 /// Where a request's time went; zero where a provider does not measure a stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Timing {
@@ -145,6 +161,25 @@ pub struct Embeddings {
 }
 
 impl Embeddings {
+    /// Tokens processed for the whole request.
+    pub fn tokens(&self) -> usize {
+        self.token_counts.iter().sum()
+    }
+}
+
+/// Token vectors for a request (TEI's `embed_all`): per input, one vector per token, special
+/// tokens included, in input order, with token usage.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TokenEmbeddings {
+    /// Per input, the vector of each of its tokens.
+    pub vectors: Vec<Vec<Vec<f32>>>,
+    /// Tokens of each input (after truncation, special tokens included), in input order.
+    pub token_counts: Vec<usize>,
+    /// Where the time went.
+    pub timing: Timing,
+}
+
+impl TokenEmbeddings {
     /// Tokens processed for the whole request.
     pub fn tokens(&self) -> usize {
         self.token_counts.iter().sum()
@@ -290,6 +325,12 @@ impl ModelInfo {
     /// relevance), as opposed to an embedder or a classifier of several labels.
     pub fn is_reranker(&self) -> bool {
         self.task == ModelTask::Rerank && self.dimension == 1
+    }
+
+    /// Whether it is a SPLADE model: an embedder whose vectors have one value per vocabulary
+    /// entry ([`Pooling::Splade`]), served sparse.
+    pub fn is_splade(&self) -> bool {
+        self.task == ModelTask::Embed && self.pooling == Pooling::Splade
     }
 
     /// Its numeric type as PyTorch and TEI name it (`float32`, `float16`, `bfloat16`).

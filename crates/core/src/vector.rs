@@ -38,6 +38,12 @@ pub fn finish(mut v: Vec<f32>, options: &EmbedOptions, info: &ModelInfo) -> Vec<
     v
 }
 
+/// The non-zero values of a vector with their positions (a SPLADE vector as TEI's
+/// `embed_sparse` returns it: vocabulary index and weight).
+pub fn sparse(v: &[f32]) -> Vec<(usize, f32)> {
+    v.iter().enumerate().filter(|(_, x)| **x != 0.0).map(|(i, x)| (i, *x)).collect()
+}
+
 /// Cosine similarity of two vectors of the same length (0 when either is zero).
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let (mut dot, mut na, mut nb) = (0.0f64, 0.0f64, 0.0f64);
@@ -63,6 +69,11 @@ mod tests {
         let v = finish(vec![3.0, 4.0, 100.0, 100.0], &opts, &info());
         assert_eq!(v.len(), 2);
         assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6);
+    }
+
+    #[test]
+    fn sparse_keeps_the_non_zero_values_with_their_positions() {
+        assert_eq!(sparse(&[0.0, 1.5, 0.0, -0.0, 0.25]), vec![(1, 1.5), (4, 0.25)]);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Building a [`PackedBert`] from a checkpoint: which models the packed path takes
 //! ([`unsupported`]), the encoder's weights copied into its layout, the compute pool started, and
-//! a cross-encoder's classifier added.
+//! a cross-encoder's classifier or a SPLADE model's masked-LM head added.
 
 use aki_core::Pooling;
 use candle_core::{DType, Device, Tensor};
@@ -10,8 +10,10 @@ use candle_transformers::models::bert::{Config, HiddenAct, PositionEmbeddingType
 use super::isa::Isa;
 use super::kernels::Activation;
 use super::linear::Panels;
-use super::{Classifier, Layer, Linear, Norm, PackedBert, Precision};
+use super::splade::Splade;
+use super::{Classifier, Head, Layer, Linear, Norm, PackedBert, Precision};
 use crate::bert::Family;
+use crate::mlm::MlmHead;
 
 /// Why a model cannot take the packed path (it then runs on candle-transformers).
 pub fn unsupported(config: &Config, device: &Device, dtype: DType) -> Option<String> {
@@ -55,13 +57,7 @@ impl PackedBert {
             let weights =
                 vbs.iter().map(|vb| vb.get((outputs, inputs), "weight")).collect::<candle_core::Result<Vec<_>>>()?;
             let biases = vbs.iter().map(|vb| vb.get(outputs, "bias")).collect::<candle_core::Result<Vec<_>>>()?;
-            let weight_t = flat(Tensor::cat(&weights, 0)?.t()?.contiguous()?)?;
-            let outputs = outputs * vbs.len();
-            let weights = match precision {
-                Precision::F32 => Panels::f32(&weight_t, inputs, outputs),
-                Precision::Bf16 => Panels::bf16(&weight_t, inputs, outputs),
-            };
-            Ok(Linear { weights, bias: flat(Tensor::cat(&biases, 0)?)?, outputs })
+            linear(&weights, &biases, precision)
         };
         let layers = (0..config.num_hidden_layers)
             .map(|i| {
@@ -94,13 +90,9 @@ impl PackedBert {
             hidden,
             heads: config.num_attention_heads,
             eps: config.layer_norm_eps as f32,
-            activation: match config.hidden_act {
-                HiddenAct::Gelu => Activation::Gelu,
-                HiddenAct::GeluApproximate => Activation::GeluTanh,
-                HiddenAct::Relu => Activation::Relu,
-            },
+            activation: activation(config.hidden_act),
             pooling,
-            classifier: None,
+            head: Head::Pool,
             precision,
             isa,
             pool,
@@ -113,7 +105,7 @@ impl PackedBert {
         let h = self.hidden;
         let flat = |t: Tensor| t.flatten_all()?.to_vec1::<f32>();
         let (dense, out) = family.classifier(vb);
-        self.classifier = Some(Classifier {
+        self.head = Head::Classifier(Classifier {
             dense: flat(dense.get((h, h), "weight")?)?,
             dense_bias: flat(dense.get(h, "bias")?)?,
             out: flat(out.get((labels, h), "weight")?)?,
@@ -121,5 +113,44 @@ impl PackedBert {
         });
         self.pooling = Pooling::Cls;
         Ok(self)
+    }
+
+    /// The model as a SPLADE model: outputs become the SPLADE vectors of the masked-LM head
+    /// that `family` keeps in `vb` (the file's root, f32), its products in the model's
+    /// precision.
+    pub fn with_splade(mut self, vb: &VarBuilder, config: &Config, family: Family) -> candle_core::Result<Self> {
+        let head = MlmHead::load(vb, config, family)?;
+        let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+        let (gain, bias, _) = &head.norm;
+        self.head = Head::Splade(Splade {
+            dense: linear(&[head.dense.0.clone()], &[head.dense.1.clone()], self.precision)?,
+            activation: activation(head.activation),
+            norm: Norm { gain: flat(gain)?, bias: flat(bias)? },
+            decoder: linear(&[head.decoder.0.clone()], &[head.decoder.1.clone()], self.precision)?,
+        });
+        self.pooling = Pooling::Splade;
+        Ok(self)
+    }
+}
+
+/// A linear layer from the weights `(outputs, inputs)` of one or more layers side by side and
+/// their biases, transposed and cut into panels of `precision`.
+fn linear(weights: &[Tensor], biases: &[Tensor], precision: Precision) -> candle_core::Result<Linear> {
+    let flat = |t: Tensor| t.flatten_all()?.to_vec1::<f32>();
+    let weight = Tensor::cat(weights, 0)?;
+    let (outputs, inputs) = weight.dims2()?;
+    let weight_t = flat(weight.t()?.contiguous()?)?;
+    let weights = match precision {
+        Precision::F32 => Panels::f32(&weight_t, inputs, outputs),
+        Precision::Bf16 => Panels::bf16(&weight_t, inputs, outputs),
+    };
+    Ok(Linear { weights, bias: flat(Tensor::cat(biases, 0)?)?, outputs })
+}
+
+fn activation(act: HiddenAct) -> Activation {
+    match act {
+        HiddenAct::Gelu => Activation::Gelu,
+        HiddenAct::GeluApproximate => Activation::GeluTanh,
+        HiddenAct::Relu => Activation::Relu,
     }
 }

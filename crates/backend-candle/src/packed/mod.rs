@@ -18,6 +18,7 @@ pub mod isa;
 mod kernels;
 mod linear;
 mod load;
+mod splade;
 
 use aki_core::{Encoding, Pooling};
 use rayon::prelude::*;
@@ -27,6 +28,8 @@ use self::isa::{Isa, Level};
 use self::kernels::{Activation, add_rows, fill_rows, layer_norm, softmax_rows};
 use self::linear::Panels;
 pub use self::load::unsupported;
+use self::splade::Splade;
+use crate::batch::Output;
 
 /// A linear layer: one copy of its weights, transposed to `(in, out)` and cut into panels (f32
 /// or bf16, see `linear/panels.rs`), and its bias.
@@ -86,8 +89,18 @@ impl Classifier {
     }
 }
 
-/// A BERT-family encoder with its pooling, or a cross-encoder's classifier, on the packed CPU
-/// path.
+/// What turns the last hidden states into the model's output.
+enum Head {
+    /// A sentence embedder's pooling.
+    Pool,
+    /// A cross-encoder's classifier on the first token.
+    Classifier(Classifier),
+    /// A SPLADE model's masked-LM head and SPLADE pooling.
+    Splade(Splade),
+}
+
+/// A BERT-family encoder with its pooling, a cross-encoder's classifier or a SPLADE model's
+/// head, on the packed CPU path.
 pub struct PackedBert {
     words: Vec<f32>,
     positions: Vec<f32>,
@@ -99,7 +112,7 @@ pub struct PackedBert {
     eps: f32,
     activation: Activation,
     pooling: Pooling,
-    classifier: Option<Classifier>,
+    head: Head,
     precision: Precision,
     isa: Isa,
     pool: rayon::ThreadPool,
@@ -133,24 +146,25 @@ impl PackedBert {
             .sum();
         let embeddings =
             (self.words.len() + self.positions.len() + self.token_types.len()) * 4 + norm(&self.embedding_norm);
-        let classifier = self
-            .classifier
-            .as_ref()
-            .map_or(0, |c| (c.dense.len() + c.dense_bias.len() + c.out.len() + c.out_bias.len()) * 4);
-        (layers + embeddings + classifier) as u64
+        let head = match &self.head {
+            Head::Pool => 0,
+            Head::Classifier(c) => (c.dense.len() + c.dense_bias.len() + c.out.len() + c.out_bias.len()) * 4,
+            Head::Splade(splade) => splade.bytes(),
+        };
+        (layers + embeddings + head) as u64
     }
 
-    /// Runs one batch and returns one pooled (not normalised) vector per input, or a
-    /// cross-encoder's logits. Inputs must be non-empty and within the position table (the
-    /// backend checks both first).
-    pub fn forward(&self, batch: &[&Encoding]) -> Vec<Vec<f32>> {
+    /// Runs one batch and returns per input its pooled (not normalised) vector, a
+    /// cross-encoder's logits or a SPLADE vector; or, for [`Output::Tokens`], its token vectors.
+    /// Inputs must be non-empty and within the position table (the backend checks both first).
+    pub fn forward(&self, batch: &[&Encoding], output: Output) -> Vec<Vec<f32>> {
         if batch.is_empty() {
             return Vec::new();
         }
-        self.pool.install(|| self.forward_in_pool(batch))
+        self.pool.install(|| self.forward_in_pool(batch, output))
     }
 
-    fn forward_in_pool(&self, batch: &[&Encoding]) -> Vec<Vec<f32>> {
+    fn forward_in_pool(&self, batch: &[&Encoding], output: Output) -> Vec<Vec<f32>> {
         let threads = rayon::current_num_threads();
         let h = self.hidden;
         let offsets: Vec<usize> = std::iter::once(0)
@@ -193,10 +207,13 @@ impl PackedBert {
                 ),
             }
         }
-        let pooled = self.pool_sequences(&x, &offsets);
-        match &self.classifier {
-            Some(classifier) => pooled.iter().map(|first| classifier.logits(first)).collect(),
-            None => pooled,
+        match (&self.head, output) {
+            (_, Output::Tokens) => offsets.windows(2).map(|w| x[w[0] * h..w[1] * h].to_vec()).collect(),
+            (Head::Pool, Output::Head) => self.pool_sequences(&x, &offsets),
+            (Head::Classifier(classifier), Output::Head) => {
+                self.pool_sequences(&x, &offsets).iter().map(|first| classifier.logits(first)).collect()
+            }
+            (Head::Splade(splade), Output::Head) => splade.vectors(self.isa, &x, &offsets, self.eps, threads),
         }
     }
 
@@ -303,6 +320,11 @@ impl PackedBert {
                         sum.iter_mut().for_each(|s| *s /= n);
                         sum
                     }
+                    // Rows read as logits; a SPLADE model's head pools its own (`splade.rs`).
+                    Pooling::Splade => rows.fold(vec![0.0f32; h], |mut m, row| {
+                        m.iter_mut().zip(row).for_each(|(m, v)| *m = m.max(v.max(0.0).ln_1p()));
+                        m
+                    }),
                     Pooling::Max => rows.fold(vec![f32::NEG_INFINITY; h], |mut m, row| {
                         m.iter_mut().zip(row).for_each(|(m, v)| *m = m.max(*v));
                         m

@@ -13,16 +13,19 @@ const MIN_COSINE: f32 = 0.9999;
 const MAX_SCORE_ERROR: f32 = 1e-4;
 
 #[derive(Deserialize)]
-struct Reference {
-    inputs: Vec<String>,
+pub(crate) struct Reference {
+    pub(crate) inputs: Vec<String>,
     max_seq_length: usize,
     #[serde(default)]
     alone: Vec<Vec<f32>>,
     #[serde(default)]
-    tokens: Vec<usize>,
+    pub(crate) tokens: Vec<usize>,
     #[serde(default)]
     prompted: BTreeMap<String, Prompted>,
-    query: Option<String>,
+    /// The token vectors of the first inputs, per token.
+    #[serde(default)]
+    token_vectors: Vec<Vec<Vec<f32>>>,
+    pub(crate) query: Option<String>,
     #[serde(default)]
     raw_scores: Vec<f32>,
     #[serde(default)]
@@ -35,17 +38,17 @@ struct Prompted {
     tokens: Vec<usize>,
 }
 
-fn dir(name: &str) -> PathBuf {
+pub(crate) fn dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/tiny").join(name)
 }
 
-fn reference(name: &str) -> Reference {
+pub(crate) fn reference(name: &str) -> Reference {
     let path = dir(name).join("reference.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn load(name: &str, packed: bool) -> ModelPipeline {
+pub(crate) fn load(name: &str, packed: bool) -> ModelPipeline {
     let dir = dir(name);
     let config = CandleConfig {
         device: "cpu".into(),
@@ -102,6 +105,17 @@ async fn check_embedder(name: &str, packed: bool, architecture: &str, pooling: P
         let got = backend.embed(texts, options, context.clone()).await.expect("prompted");
         assert_close(&format!("{name} prompt {prompt_name}"), &got.vectors, &want.vectors, &reference.inputs);
         assert_eq!(got.token_counts, want.tokens, "{name}: tokens with prompt {prompt_name}");
+    }
+
+    let first = reference.inputs[..reference.token_vectors.len()].to_vec();
+    assert!(first.len() >= 3, "{name}: token vectors of at least 3 inputs");
+    let prepared = backend.prepare_texts(first.clone(), &options).await.expect("prepared");
+    let tokens = backend.token_vectors_prepared(prepared, context.clone()).await.expect("token vectors");
+    assert_eq!(tokens.token_counts, reference.tokens[..first.len()], "{name}: tokens per input");
+    for ((got, want), text) in tokens.vectors.iter().zip(&reference.token_vectors).zip(&first) {
+        assert_eq!(got.len(), want.len(), "{name}: one vector per token of {text:?}");
+        let what = format!("{name} token vectors of {text:?} (packed {packed})");
+        assert_close(&what, got, want, &vec![text.clone(); want.len()]);
     }
 }
 

@@ -2,5 +2,6 @@
 //! with the sentence-transformers reference embeddings in `tests/fixtures/`.
 
 mod families;
+mod heads;
 mod precision;
 mod reference;

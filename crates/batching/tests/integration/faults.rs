@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use aki_batching::{BatchConfig, BatchingProvider, NoObserver};
 use aki_core::{
     EmbedError, EmbedOptions, EmbeddingProvider, EncodeOptions, Encoding, ErrorKind, ModelInfo, ModelPipeline, Pooled,
-    Pooling, Predictions, RequestContext, Result, Token, Tokenization,
+    Pooling, Predictions, RequestContext, Result, Token, TokenVectors, Tokenization,
 };
 use async_trait::async_trait;
 
@@ -72,6 +72,10 @@ impl Tokenization for NoTokenizer {
 impl EmbeddingProvider for Faulty {
     async fn predict(&self, _: Vec<Encoding>, _: RequestContext) -> Result<Predictions> {
         Err(EmbedError::Internal("an embedder".into()))
+    }
+
+    async fn token_vectors(&self, _: Vec<Encoding>, _: RequestContext) -> Result<TokenVectors> {
+        Err(EmbedError::Internal("the tests embed pooled vectors only".into()))
     }
 
     async fn embed(&self, batch: Vec<Encoding>, _: RequestContext) -> Result<Pooled> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use aki_cache::ModelLoader;
 use aki_core::{
     EmbedError, EmbeddingProvider, EncodeOptions, Encoding, LoadedModel, ModelInfo, ModelPipeline, Pooled, Pooling,
-    Predictions, RequestContext, Result, Token, Tokenization,
+    Predictions, RequestContext, Result, Token, TokenVectors, Tokenization,
 };
 use async_trait::async_trait;
 
@@ -34,6 +34,7 @@ mockall::mock! {
     impl EmbeddingProvider for Provider {
         async fn embed(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Pooled>;
         async fn predict(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Predictions>;
+        async fn token_vectors(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<TokenVectors>;
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use aki_core::{
     ClassifierInput, EmbedError, EmbedOptions, EmbeddingProvider, EncodeOptions, Encoding, ErrorKind, Lane,
     LoadedModel, ModelInfo, ModelPipeline, ModelStore, ModelTask, Pooled, Pooling, Predictions, Priority, Prompts,
-    RequestContext, Result, StoreStats, Tenant, Timing, Token, Tokenization,
+    RequestContext, Result, StoreStats, Tenant, Timing, Token, TokenVectors, Tokenization,
 };
 use aki_service::{
     ApiKey, BatchFacts, Caller, DecodeRequest, EmbedRequest, EmbedService, Finished, Inputs, LanePolicy, Limits,
@@ -23,6 +23,7 @@ mockall::mock! {
     impl EmbeddingProvider for Provider {
         async fn embed(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Pooled>;
         async fn predict(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<Predictions>;
+        async fn token_vectors(&self, batch: Vec<Encoding>, context: RequestContext) -> Result<TokenVectors>;
     }
 }
 
