@@ -159,12 +159,7 @@ impl ModelPipeline {
     /// [`EmbedError::Validation`] for a SPLADE model (its output is per vocabulary entry, not
     /// per token), and the errors of [`EmbeddingProvider::token_vectors`].
     pub async fn token_vectors_prepared(&self, prepared: Prepared, context: RequestContext) -> Result<TokenEmbeddings> {
-        if self.info.is_splade() {
-            return Err(EmbedError::Validation(format!(
-                "model `{}` is a SPLADE model: token vectors are not available; use `/embed_sparse`",
-                self.info.model_id
-            )));
-        }
+        self.check_token_vectors()?;
         let token_counts: Vec<usize> = prepared.encodings.iter().map(Encoding::len).collect();
         let out = self.inference.token_vectors(prepared.encodings, context).await?;
         let vectors = out
@@ -290,6 +285,20 @@ impl ModelPipeline {
                 self.score_pairs(String::new(), vec![String::new()], EncodeOptions::default(), context).await.map(drop)
             }
         }
+    }
+
+    /// Refuses token vectors of a SPLADE model, whose output is per vocabulary entry.
+    ///
+    /// # Errors
+    /// [`EmbedError::Validation`] for a SPLADE model.
+    pub fn check_token_vectors(&self) -> Result<()> {
+        if self.info.is_splade() {
+            return Err(EmbedError::Validation(format!(
+                "model `{}` is a SPLADE model: token vectors are not available; use `/embed_sparse`",
+                self.info.model_id
+            )));
+        }
+        Ok(())
     }
 
     fn check_embed(&self, options: &EmbedOptions) -> Result<()> {

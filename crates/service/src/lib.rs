@@ -8,6 +8,7 @@
 
 mod auth;
 mod classify;
+mod embeddings;
 mod lanes;
 mod limits;
 mod observer;

@@ -114,15 +114,19 @@ pub struct RerankReply {
     pub total: Duration,
 }
 
-/// The answer to an [`EmbedRequest`].
+/// The answer to an [`EmbedRequest`]: one `V` per input, a dense vector by default
+/// ([`EmbedService::embed`](crate::EmbedService::embed)); the non-zero `(index, value)` pairs of a
+/// SPLADE vector ([`embed_sparse`](crate::EmbedService::embed_sparse)); or the vector of each
+/// token ([`embed_all`](crate::EmbedService::embed_all)).
 #[derive(Debug, Clone, PartialEq)]
-pub struct EmbedReply {
+pub struct EmbedReply<V = Vec<f32>> {
     /// The id of the model that answered.
     pub model: String,
-    /// Length of the returned vectors (the model's dimension, or the requested `dimensions`).
+    /// Length of the returned vectors (the model's dimension, or the requested `dimensions`;
+    /// the vocabulary for a SPLADE model; the hidden size for token vectors).
     pub dimension: usize,
-    /// One vector per input, in order.
-    pub vectors: Vec<Vec<f32>>,
+    /// One answer per input, in order.
+    pub vectors: Vec<V>,
     /// Tokens processed (special tokens included, after truncation).
     pub tokens: usize,
     /// The lane it waited in.
@@ -131,6 +135,13 @@ pub struct EmbedReply {
     pub timing: Timing,
     /// Time from the service receiving the request to the answer.
     pub total: Duration,
+}
+
+impl<V> EmbedReply<V> {
+    /// What the request metrics record of it: its tokens, and its lane and queue time.
+    pub(crate) fn facts(&self) -> (usize, Option<(Lane, Duration)>) {
+        (self.tokens, Some((self.lane, self.timing.queue)))
+    }
 }
 
 /// A request to classify texts or pairs with a sequence classifier (or to score them with a

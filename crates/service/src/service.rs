@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use aki_core::{EmbedError, Lane, LoadedModel, ModelStore, ModelTask, RequestContext, Result, Tenant};
+use aki_core::{
+    EmbedError, EmbedOptions, Lane, LoadedModel, ModelPipeline, ModelStore, ModelTask, Prepared, RequestContext,
+    Result, Tenant,
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::lanes::{LanePolicy, Requester};
@@ -113,30 +116,10 @@ impl EmbedService {
     /// the deadline, and the pipeline's errors.
     pub async fn embed(&self, route: &str, request: EmbedRequest) -> Result<EmbedReply> {
         let started = Instant::now();
-        let EmbedRequest { model, inputs, options, prompt, deadline, caller } = request;
+        let tenant = request.caller.tenant.clone();
         let work = async {
-            let _admitted = self.admit()?;
-            inputs.check(&self.limits)?;
-            let preparing = async {
-                let model = self.model(model.as_deref()).await?;
-                let prepared = match inputs {
-                    Inputs::Texts(texts) => {
-                        let texts = self.prompted(&model, &prompt, texts)?;
-                        model.prepare_texts(texts, &options).await?
-                    }
-                    Inputs::TokenIds(lists) => {
-                        if prompt != PromptChoice::default() {
-                            return Err(EmbedError::Validation(
-                                "a prompt applies to texts; token-id inputs are complete model inputs".into(),
-                            ));
-                        }
-                        model.prepare_tokens(lists, &options)?
-                    }
-                };
-                Ok((model, prepared))
-            };
-            let (model, prepared) = within(self.deadline(deadline, Lane::Interactive, started), preparing).await?;
-            let (context, until) = self.schedule(&caller, prepared.tokens(), deadline, started)?;
+            let Admitted { model, prepared, options, context, until, permit: _permit } =
+                self.admit_embedding(request, started, |_| Ok(())).await?;
             let lane = context.lane;
             let out = within(until, model.embed_prepared(prepared, &options, context)).await?;
             let info = model.info();
@@ -151,10 +134,47 @@ impl EmbedService {
             })
         };
         let result = work.await;
-        self.finish(route, started, &caller.tenant, &result, |reply| {
-            (reply.tokens, Some((reply.lane, reply.timing.queue)))
-        });
+        self.finish(route, started, &tenant, &result, EmbedReply::facts);
         result
+    }
+
+    /// Every step of an embedding request before inference: admission, limits, the model
+    /// (which `check` may refuse), prompt, tokenize and check within the deadline, then the
+    /// lane, the tenant's token rate and the deadline of inference.
+    ///
+    /// # Errors
+    /// As [`embed`](Self::embed), and `check`'s.
+    pub(crate) async fn admit_embedding(
+        &self,
+        request: EmbedRequest,
+        started: Instant,
+        check: impl FnOnce(&ModelPipeline) -> Result<()>,
+    ) -> Result<Admitted> {
+        let EmbedRequest { model, inputs, options, prompt, deadline, caller } = request;
+        let permit = self.admit()?;
+        inputs.check(&self.limits)?;
+        let preparing = async {
+            let model = self.model(model.as_deref()).await?;
+            check(&model)?;
+            let prepared = match inputs {
+                Inputs::Texts(texts) => {
+                    let texts = self.prompted(&model, &prompt, texts)?;
+                    model.prepare_texts(texts, &options).await?
+                }
+                Inputs::TokenIds(lists) => {
+                    if prompt != PromptChoice::default() {
+                        return Err(EmbedError::Validation(
+                            "a prompt applies to texts; token-id inputs are complete model inputs".into(),
+                        ));
+                    }
+                    model.prepare_tokens(lists, &options)?
+                }
+            };
+            Ok((model, prepared))
+        };
+        let (model, prepared) = within(self.deadline(deadline, Lane::Interactive, started), preparing).await?;
+        let (context, until) = self.schedule(&caller, prepared.tokens(), deadline, started)?;
+        Ok(Admitted { model, prepared, options, context, until, permit })
     }
 
     /// Ranks `texts` by relevance to `query` with the (cross-encoder) model.
@@ -340,6 +360,18 @@ impl EmbedService {
         let elapsed = started.elapsed();
         self.observer.finished(&Finished { route, outcome, elapsed, tokens, tenant: &tenant.name, queued });
     }
+}
+
+/// An embedding request past every step before inference ([`EmbedService::admit_embedding`]).
+pub(crate) struct Admitted {
+    pub(crate) model: LoadedModel,
+    pub(crate) prepared: Prepared,
+    pub(crate) options: EmbedOptions,
+    pub(crate) context: RequestContext,
+    /// When inference must be done.
+    pub(crate) until: Instant,
+    /// Its place among the requests in flight, held until it ends.
+    pub(crate) permit: OwnedSemaphorePermit,
 }
 
 /// `work`, or [`EmbedError::Timeout`] once `deadline` passes.

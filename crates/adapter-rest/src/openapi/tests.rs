@@ -178,6 +178,8 @@ fn wire_names() -> BTreeMap<String, BTreeSet<String>> {
         written(&[OpenAiErrorDetail { message: "m".into(), kind: "server_error", param: None, code: None }]),
         read::<TeiEmbedRequest>(),
         read::<TeiRerankRequest>(),
+        read::<TeiEmbedPlainRequest>(),
+        written(&[TeiSparseValue { index: 1, value: 0.5 }]),
         read::<TeiTokenizeRequest>(),
         read::<TeiSimilarityRequest>(),
         read::<TeiSimilarityInputs>(),
@@ -208,7 +210,7 @@ fn wire_names() -> BTreeMap<String, BTreeSet<String>> {
         written(&[CohereDocument { text: "a".into() }]),
         written(&[CohereUsage { total_tokens: 1 }]),
         written(&[info]),
-        written(&[PoolingName::Mean, PoolingName::Cls, PoolingName::Max, PoolingName::LastToken]),
+        written(&[PoolingName::Mean, PoolingName::Cls, PoolingName::Max, PoolingName::LastToken, PoolingName::Splade]),
         written(&[TaskName::Embed, TaskName::Rerank, TaskName::Classify]),
         written(&[Health { status: Alive::Ok }]),
         written(&[Alive::Ok]),
@@ -309,7 +311,7 @@ fn the_timing_headers_documented_are_the_ones_sent() {
             }
         }
     }
-    assert_eq!(timed, 11, "the embedding, similarity, predict and rerank routes document their timing headers");
+    assert_eq!(timed, 13, "the embedding, similarity, predict and rerank routes document their timing headers");
 }
 
 #[test]

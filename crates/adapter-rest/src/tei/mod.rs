@@ -1,13 +1,14 @@
 //! The Hugging Face text-embeddings-inference (TEI) family: every TEI model route with TEI's
 //! wire types and defaults (`truncate: false` among them), and TEI's error shape
-//! `{"error", "error_type"}`. Embeddings and similarity in [`embed`], predict and rerank in
-//! [`classify`], tokenize and decode in [`tokens`], and `POST /` by the model's task in [`root`];
-//! what they share here.
+//! `{"error", "error_type"}`. Embeddings and similarity in [`embed`], sparse and token vectors
+//! in [`vectors`], predict and rerank in [`classify`], tokenize and decode in [`tokens`], and
+//! `POST /` by the model's task in [`root`]; what they share here.
 
 mod classify;
 mod embed;
 mod root;
 mod tokens;
+mod vectors;
 
 // The wire types, for the document's tests.
 #[cfg(test)]
@@ -16,6 +17,8 @@ pub use classify::{TeiPredictRequest, TeiPrediction, TeiRank, TeiRerankRequest};
 pub use embed::{TeiEmbedRequest, TeiSimilarityInputs, TeiSimilarityParameters, TeiSimilarityRequest};
 #[cfg(test)]
 pub use tokens::{TeiDecodeRequest, TeiToken, TeiTokenizeRequest};
+#[cfg(test)]
+pub use vectors::{TeiEmbedPlainRequest, TeiSparseValue};
 
 use aki_core::{EncodeOptions, ErrorKind, TruncationDirection};
 use axum::Json;
@@ -34,7 +37,7 @@ const SHAPE: ErrorShape = ErrorShape(|failure| error_body(failure).into_response
 
 /// The family's routes.
 pub fn routes() -> Family {
-    let routes = [embed::routes(), classify::routes(), tokens::routes(), root::routes()];
+    let routes = [embed::routes(), vectors::routes(), classify::routes(), tokens::routes(), root::routes()];
     Family::new(SHAPE, routes.into_iter().fold(OpenApiRouter::new(), OpenApiRouter::merge))
 }
 

@@ -1,7 +1,8 @@
 //! TEI's `POST /` and `POST /invocations` (SageMaker's route): the served model's own task, so
 //! a client that knows only the server's URL (`huggingface_hub.InferenceClient(model=URL)`)
 //! works. An embedder answers `/embed`, or `/similarity` when `inputs` holds a
-//! `source_sentence` (TEI needs its `TASK` variable for that); a classifier answers
+//! `source_sentence` (TEI needs its `TASK` variable for that); a SPLADE model answers
+//! `/embed_sparse`; a classifier answers
 //! `/predict`; a reranker `/rerank` when the body has a `query`, else `/predict`.
 
 use aki_core::{EmbedError, ModelTask};
@@ -15,6 +16,7 @@ use utoipa_axum::routes;
 
 use super::classify::{TeiPredictRequest, TeiRerankRequest, answer_predict, answer_rerank};
 use super::embed::{TeiEmbedRequest, TeiSimilarityRequest, answer_embed, answer_similarity};
+use super::vectors::{TeiEmbedPlainRequest, answer_sparse};
 use super::{TeiError, from_json};
 use crate::app::AppState;
 use crate::failure::Failure;
@@ -28,7 +30,8 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(timed(routes!(root))).routes(timed(routes!(invocations)))
 }
 
-/// The served model's task: `/embed` or `/similarity` for embedders, `/predict` for
+/// The served model's task: `/embed` or `/similarity` for embedders, `/embed_sparse` for
+/// SPLADE models, `/predict` for
 /// classifiers, `/rerank` (or `/predict`) for rerankers, by the body (TEI-compatible).
 #[utoipa::path(
     post,
@@ -77,6 +80,10 @@ async fn by_task(engine: &AppState, route: &str, caller: Caller, body: Value) ->
         ModelTask::Embed if body.get("inputs").is_some_and(Value::is_object) => {
             let request: TeiSimilarityRequest = from_json(body).map_err(parsed)?;
             answer_similarity(engine, route, caller, request).await
+        }
+        ModelTask::Embed if info.is_splade() => {
+            let request: TeiEmbedPlainRequest = from_json(body).map_err(parsed)?;
+            answer_sparse(engine, route, caller, request).await
         }
         ModelTask::Embed => {
             let request: TeiEmbedRequest = from_json(body).map_err(parsed)?;

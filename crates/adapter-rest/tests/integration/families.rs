@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::support::{floats, get, post, ready_app};
 
-fn tiny(name: &str) -> (AppConfig, Value) {
+pub(crate) fn tiny(name: &str) -> (AppConfig, Value) {
     let dir = format!("{}/../backend-candle/tests/tiny/{name}", env!("CARGO_MANIFEST_DIR"));
     let reference = std::fs::read_to_string(format!("{dir}/reference.json")).expect("reference");
     let mut config = AppConfig { model: dir, ..AppConfig::default() };

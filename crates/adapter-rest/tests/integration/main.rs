@@ -14,3 +14,4 @@ mod shutdown;
 mod startup;
 mod support;
 mod tei;
+mod tei_models;
