@@ -1,20 +1,25 @@
 //! `tei.v1.Embed`: `Embed` and `EmbedStream` (one vector per message; TEI's defaults: normalised,
-//! not truncated). `EmbedSparse` and `EmbedAll` need a SPLADE model and token vectors, which no
-//! model this server runs gives yet: they are refused as unimplemented, saying so.
+//! not truncated), `EmbedSparse` (a SPLADE model's non-zero entries) and `EmbedAll` (the vector
+//! of every token) and their streams; the last two's message steps are in `vectors.rs`.
 
 use std::time::Instant;
 
-use aki_core::{EmbedOptions, Lane, Timing};
-use aki_service::{Caller, EmbedRequest, Inputs, PromptChoice, Requester};
+use aki_core::EmbedOptions;
+use aki_service::{Caller, EmbedRequest, Inputs, PromptChoice};
 use tonic::{Request, Response, Status, Streaming};
 
+use super::vectors::Answered;
 use super::{TeiService, encode, metadata, timed};
 use crate::convert::grpc_deadline;
-use crate::streams::{Answers, answer_each};
+use crate::streams::Answers;
 use crate::tei_pb;
 
 const EMBED: &str = "/tei.v1.Embed/Embed";
 const EMBED_STREAM: &str = "/tei.v1.Embed/EmbedStream";
+const EMBED_SPARSE: &str = "/tei.v1.Embed/EmbedSparse";
+const EMBED_SPARSE_STREAM: &str = "/tei.v1.Embed/EmbedSparseStream";
+const EMBED_ALL: &str = "/tei.v1.Embed/EmbedAll";
+const EMBED_ALL_STREAM: &str = "/tei.v1.Embed/EmbedAllStream";
 
 impl TeiService {
     /// One message's vector, with its lane and timing.
@@ -24,7 +29,7 @@ impl TeiService {
         message: tei_pb::EmbedRequest,
         deadline: Option<Instant>,
         caller: Caller,
-    ) -> Result<(tei_pb::EmbedResponse, Lane, Timing), Status> {
+    ) -> Answered<tei_pb::EmbedResponse> {
         let chars = message.inputs.chars().count();
         let request = EmbedRequest {
             model: None,
@@ -47,17 +52,6 @@ impl TeiService {
     }
 }
 
-fn no_sparse() -> Status {
-    Status::unimplemented(
-        "sparse embeddings need a SPLADE model (a masked-LM head with splade pooling); this server does not run \
-         one yet",
-    )
-}
-
-fn no_token_vectors() -> Status {
-    Status::unimplemented("token embeddings (EmbedAll) are not served yet; use Embed for pooled vectors")
-}
-
 #[tonic::async_trait]
 impl tei_pb::embed_server::Embed for TeiService {
     async fn embed(&self, request: Request<tei_pb::EmbedRequest>) -> Result<Response<tei_pb::EmbedResponse>, Status> {
@@ -72,46 +66,51 @@ impl tei_pb::embed_server::Embed for TeiService {
         &self,
         request: Request<Streaming<tei_pb::EmbedRequest>>,
     ) -> Result<Response<Self::EmbedStreamStream>, Status> {
-        let deadline = grpc_deadline(request.metadata());
-        // A stream is one requester: its messages' tokens add up for the lane.
-        let caller = Caller { requester: Some(Requester::new()), ..crate::service::caller_of(&request) };
-        let service = self.clone();
-        let answers = answer_each(EMBED_STREAM, request.into_inner(), self.idle(), move |message| {
-            let (service, caller) = (service.clone(), caller.clone());
-            async move { service.embed_one(EMBED_STREAM, message, deadline, caller).await.map(|(a, _, _)| a) }
+        let answers = self.each(EMBED_STREAM, request, |service, message, deadline, caller| async move {
+            service.embed_one(EMBED_STREAM, message, deadline, caller).await
         });
         Ok(Response::new(answers))
     }
 
     async fn embed_sparse(
         &self,
-        _request: Request<tei_pb::EmbedSparseRequest>,
+        request: Request<tei_pb::EmbedSparseRequest>,
     ) -> Result<Response<tei_pb::EmbedSparseResponse>, Status> {
-        Err(no_sparse())
+        let (deadline, caller) = (grpc_deadline(request.metadata()), crate::service::caller_of(&request));
+        let (answer, lane, timing) = self.sparse_one(EMBED_SPARSE, request.into_inner(), deadline, caller).await?;
+        Ok(timed(answer, lane, timing))
     }
 
     type EmbedSparseStreamStream = Answers<tei_pb::EmbedSparseResponse>;
 
     async fn embed_sparse_stream(
         &self,
-        _request: Request<Streaming<tei_pb::EmbedSparseRequest>>,
+        request: Request<Streaming<tei_pb::EmbedSparseRequest>>,
     ) -> Result<Response<Self::EmbedSparseStreamStream>, Status> {
-        Err(no_sparse())
+        let answers = self.each(EMBED_SPARSE_STREAM, request, |service, message, deadline, caller| async move {
+            service.sparse_one(EMBED_SPARSE_STREAM, message, deadline, caller).await
+        });
+        Ok(Response::new(answers))
     }
 
     async fn embed_all(
         &self,
-        _request: Request<tei_pb::EmbedAllRequest>,
+        request: Request<tei_pb::EmbedAllRequest>,
     ) -> Result<Response<tei_pb::EmbedAllResponse>, Status> {
-        Err(no_token_vectors())
+        let (deadline, caller) = (grpc_deadline(request.metadata()), crate::service::caller_of(&request));
+        let (answer, lane, timing) = self.all_one(EMBED_ALL, request.into_inner(), deadline, caller).await?;
+        Ok(timed(answer, lane, timing))
     }
 
     type EmbedAllStreamStream = Answers<tei_pb::EmbedAllResponse>;
 
     async fn embed_all_stream(
         &self,
-        _request: Request<Streaming<tei_pb::EmbedAllRequest>>,
+        request: Request<Streaming<tei_pb::EmbedAllRequest>>,
     ) -> Result<Response<Self::EmbedAllStreamStream>, Status> {
-        Err(no_token_vectors())
+        let answers = self.each(EMBED_ALL_STREAM, request, |service, message, deadline, caller| async move {
+            service.all_one(EMBED_ALL_STREAM, message, deadline, caller).await
+        });
+        Ok(Response::new(answers))
     }
 }

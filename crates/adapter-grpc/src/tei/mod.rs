@@ -9,6 +9,7 @@ mod info;
 mod predict;
 mod rerank;
 mod tokenize;
+mod vectors;
 
 use std::sync::Arc;
 use std::time::Duration;

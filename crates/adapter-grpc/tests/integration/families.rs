@@ -22,7 +22,7 @@ pub fn floats(value: &Value) -> Vec<f32> {
     value.as_array().expect("array").iter().map(|x| x.as_f64().expect("number") as f32).collect()
 }
 
-fn texts(reference: &Value, n: usize) -> Vec<String> {
+pub fn texts(reference: &Value, n: usize) -> Vec<String> {
     reference["inputs"].as_array().expect("inputs").iter().take(n).map(|t| t.as_str().expect("text").into()).collect()
 }
 

@@ -10,3 +10,4 @@ mod parity;
 mod shutdown;
 mod support;
 mod tei;
+mod tei_models;

@@ -61,7 +61,7 @@ async fn embed_tokenize_decode_and_info_as_tei_clients_call_them() {
     let cut = embed.embed(tei_pb::EmbedRequest { inputs: long, truncate: true, ..Default::default() }).await;
     assert_eq!(cut.expect("truncated").into_inner().metadata.expect("metadata").compute_tokens, 256);
     let sparse = embed.embed_sparse(tei_pb::EmbedSparseRequest { inputs: "a".into(), ..Default::default() }).await;
-    assert_eq!(sparse.expect_err("no SPLADE model").code(), Code::Unimplemented);
+    assert_eq!(sparse.expect_err("not a SPLADE model").code(), Code::InvalidArgument);
 
     let mut tokenize = TokenizeClient::new(channel.clone());
     let encoded = tokenize
