@@ -7,6 +7,7 @@ mod connections;
 mod families;
 mod lanes;
 mod parity;
+mod parity_tei;
 mod shutdown;
 mod support;
 mod tei;

@@ -81,7 +81,7 @@ struct Answer {
     tokens: u64,
 }
 
-fn rest_class(status: StatusCode) -> &'static str {
+pub(crate) fn rest_class(status: StatusCode) -> &'static str {
     match status.as_u16() {
         200 => "ok",
         400 | 422 => "invalid",
@@ -93,7 +93,7 @@ fn rest_class(status: StatusCode) -> &'static str {
     }
 }
 
-fn grpc_class(code: tonic::Code) -> &'static str {
+pub(crate) fn grpc_class(code: tonic::Code) -> &'static str {
     match code {
         tonic::Code::InvalidArgument => "invalid",
         tonic::Code::Unauthenticated => "unauthorized",
@@ -145,7 +145,7 @@ async fn ask_grpc(client: &mut pb::embedder_client::EmbedderClient<tonic::transp
 }
 
 /// Request counts by outcome (over every route) and tokens, from a Prometheus text.
-fn counters(text: &str) -> BTreeMap<String, f64> {
+pub(crate) fn counters(text: &str) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let Some((series, value)) = line.rsplit_once(' ') else { continue };
@@ -160,7 +160,7 @@ fn counters(text: &str) -> BTreeMap<String, f64> {
     out
 }
 
-fn delta(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+pub(crate) fn delta(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
     after
         .iter()
         .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
