@@ -1,7 +1,11 @@
-"""Helpers shared by the interoperability scripts: cosine similarity and a pass/fail tally."""
+"""Helpers shared by the interoperability scripts: cosine similarity, a pass/fail tally, and
+Python stubs generated from the repository's .proto files."""
 
 import math
 import sys
+import tempfile
+
+from grpc_tools import protoc
 
 MIN_COSINE = 0.9999
 
@@ -28,3 +32,13 @@ class Checks:
     def finish(self):
         print(f"{self.name}: {self.passed} passed, {self.failed} failed")
         sys.exit(1 if self.failed else 0)
+
+
+def stubs(proto_root):
+    """Generates the `aki.embed.v1` and `tei.v1` stubs into a temporary directory on the path."""
+    out = tempfile.mkdtemp()
+    code = protoc.main(["protoc", f"-I{proto_root}", f"--python_out={out}", f"--grpc_python_out={out}",
+                        "aki/embed/v1/embed.proto", "tei/v1/tei.proto"])
+    if code != 0:
+        sys.exit(f"protoc failed with {code}")
+    sys.path.insert(0, out)

@@ -1,6 +1,6 @@
 """Interoperability check of aki-grpc with a client not written in Rust: Python `grpcio` stubs
-generated from the repository's .proto, calling Embed, EmbedStream and the standard health
-check against a running server; vectors must match the reference fixtures (cosine >= 0.9999).
+generated from the repository's .proto, calling Embed, EmbedStream, TEI's tei.v1 methods and the
+standard health check against a running server; vectors must match the reference fixtures (cosine >= 0.9999).
 Also `grpcio-reflection`'s client (which speaks `grpc.reflection.v1alpha` only) lists the
 services and finds the Embedder's methods without the .proto.
 
@@ -9,26 +9,18 @@ Usage: python interop_grpc.py HOST:PORT PROTO_ROOT FIXTURES_JSON  (run by `cargo
 
 import json
 import sys
-import tempfile
 
 import grpc
 from google.protobuf.descriptor_pool import DescriptorPool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
-from grpc_tools import protoc
 
-
-from interop_common import MIN_COSINE, Checks, cosine
+from interop_common import MIN_COSINE, Checks, cosine, stubs
 
 
 def main():
     target, proto_root, fixtures = sys.argv[1], sys.argv[2], sys.argv[3]
-    out = tempfile.mkdtemp()
-    code = protoc.main(["protoc", f"-I{proto_root}", f"--python_out={out}", f"--grpc_python_out={out}",
-                        "aki/embed/v1/embed.proto", "tei/v1/tei.proto"])
-    if code != 0:
-        sys.exit(f"protoc failed with {code}")
-    sys.path.insert(0, out)
+    stubs(proto_root)
     from aki.embed.v1 import embed_pb2, embed_pb2_grpc  # noqa: E402  (generated above)
     from tei.v1 import tei_pb2, tei_pb2_grpc  # noqa: E402  (generated above)
 
@@ -83,12 +75,19 @@ def tei(channel, pb, rpc, items, check):
     worst = min(cosine(a.embeddings, item["embedding"]) for a, item in zip(answers, items))
     check("tei.v1 EmbedStream answers each message in order", len(answers) == 8 and worst >= MIN_COSINE,
           f"{len(answers)} answers, worst cosine {worst}")
+    # The mean of a sentence's token vectors, normalised, is its all-MiniLM-L6-v2 embedding.
+    tokens = embed.EmbedAll(pb.EmbedAllRequest(inputs=items[0]["text"]), timeout=60).token_embeddings
+    width = len(tokens[0].embeddings)
+    mean = [sum(t.embeddings[i] for t in tokens) / len(tokens) for i in range(width)]
+    check("tei.v1 EmbedAll: one vector per token, their mean the sentence's",
+          len(tokens) == items[0]["tokens"] and width == 384 and cosine(mean, items[0]["embedding"]) >= MIN_COSINE,
+          f"{len(tokens)} tokens of {width}")
     try:
         embed.EmbedSparse(pb.EmbedSparseRequest(inputs="a"), timeout=10)
-        check("tei.v1 EmbedSparse on a dense model is refused", False, "call succeeded")
+        check("tei.v1 EmbedSparse on a dense model is INVALID_ARGUMENT", False, "call succeeded")
     except grpc.RpcError as error:
-        check("tei.v1 EmbedSparse on a dense model is refused", error.code() == grpc.StatusCode.UNIMPLEMENTED,
-              str(error.code()))
+        check("tei.v1 EmbedSparse on a dense model is INVALID_ARGUMENT",
+              error.code() == grpc.StatusCode.INVALID_ARGUMENT, str(error.code()))
     try:
         rpc.PredictStub(channel).Predict(pb.PredictRequest(inputs="a"), timeout=10)
         check("tei.v1 Predict on an embedder is INVALID_ARGUMENT", False, "call succeeded")

@@ -7,6 +7,7 @@ mod cuda;
 mod deploy;
 mod fetch_model;
 mod flags;
+mod interop;
 mod load;
 mod mixed;
 mod report;
@@ -31,7 +32,7 @@ fn main() -> Result<()> {
         XtaskCmd::FetchModel => fetch_model::run(),
         XtaskCmd::Serve(flags::Serve { args }) => serve(&args),
         XtaskCmd::Test(flags::Test { args }) => test(&args),
-        XtaskCmd::Interop => interop(),
+        XtaskCmd::Interop => interop::run(&root),
         XtaskCmd::Load(flags::Load { quick, mixed, server }) => {
             load::run(&root, quick, mixed, server.as_deref()).map(drop)
         }
@@ -69,7 +70,7 @@ fn test(extra: &[String]) -> Result<()> {
     fetch_model::run()?;
     run(cargo().args(["test", "--workspace", "--all-targets"]).args(extra))?;
     deploy::check_manifests(&workspace_root())?;
-    interop()?;
+    interop::run(&workspace_root())?;
     // Smoke runs of the benchmark and load harnesses and of the GPU check, so they cannot rot.
     bench::run(&workspace_root(), &flags::Bench { quick: true, peers: false, repeat: Some(1) })?;
     gpu_check_dry_run()
@@ -94,75 +95,6 @@ fn serve(extra: &[String]) -> Result<()> {
     fetch_model::run()?;
     run(cargo().args(["run", "--release", "-p", "aki-rest", "--"]).args(extra))
 }
-
-/// `cargo xtask interop`: starts `aki-rest` and `aki-grpc` (debug builds) on free ports with
-/// the installed model and runs real clients against them, in a virtual environment created
-/// under `target/`: `scripts/interop_rest.py` (the `openai` package, `huggingface_hub`'s
-/// `InferenceClient` and curl) and `scripts/interop_grpc.py` (`grpcio` stubs generated from the
-/// repository's .proto files, `aki.embed.v1` and TEI's `tei.v1`); then `aki-rest` with a
-/// cross-encoder and `scripts/interop_rerank.py` (Cohere's SDK and `InferenceClient`).
-fn interop() -> Result<()> {
-    let root = workspace_root();
-    // The same build `cargo test` makes (same features), so nothing is compiled twice.
-    run(cargo().args(["test", "--workspace", "--all-targets", "--no-run"]))?;
-    let python = python_venv(
-        &root.join("target").join("interop-venv"),
-        &CLIENTS,
-        "import openai, huggingface_hub, numpy, grpc, grpc_tools, grpc_health, grpc_reflection, cohere",
-    )?;
-    let model = aki_core::paths::installed_model_dir(aki_core::paths::DEFAULT_MODEL).to_string_lossy().into_owned();
-    let fixtures = root.join("crates/backend-candle/tests/fixtures/reference.json");
-    let args = ["--model", model.as_str(), "--device", "cpu"];
-
-    let rest = server::Server::start(&root.join("target/debug/aki-rest"), &args, "/ready")?;
-    let checked = run(Command::new(&python).arg(root.join("scripts/interop_rest.py")).arg(rest.url()).arg(&fixtures));
-    let stopped = rest.stop()?;
-    checked?;
-    if !stopped.success() {
-        bail!("aki-rest did not exit cleanly after SIGTERM: {stopped}");
-    }
-
-    let metrics_port = server::free_port()?.to_string();
-    let grpc_args = [&args[..], &["--metrics-port", metrics_port.as_str()]].concat();
-    let grpc = server::Server::start_probing(&root.join("target/debug/aki-grpc"), &grpc_args, metrics_port.parse()?)?;
-    let checked = run(Command::new(&python)
-        .arg(root.join("scripts/interop_grpc.py"))
-        .arg(format!("127.0.0.1:{}", grpc.port))
-        .arg(root.join("crates/adapter-grpc/proto"))
-        .arg(&fixtures));
-    let stopped = grpc.stop()?;
-    checked?;
-    if !stopped.success() {
-        bail!("aki-grpc did not exit cleanly after SIGTERM: {stopped}");
-    }
-    // A cross-encoder (the tiny one of the family tests) for the rerank clients.
-    let reranker = root.join("crates/backend-candle/tests/tiny/bert-reranker").to_string_lossy().into_owned();
-    let rest = server::Server::start(
-        &root.join("target/debug/aki-rest"),
-        &["--model", reranker.as_str(), "--device", "cpu"],
-        "/ready",
-    )?;
-    let checked = run(Command::new(&python).arg(root.join("scripts/interop_rerank.py")).arg(rest.url()).arg(&reranker));
-    let stopped = rest.stop()?;
-    checked?;
-    if !stopped.success() {
-        bail!("aki-rest (reranker) did not exit cleanly after SIGTERM: {stopped}");
-    }
-    println!("interop: every server stopped cleanly on SIGTERM");
-    Ok(())
-}
-
-/// The interoperability clients, pinned.
-const CLIENTS: [&str; 8] = [
-    "openai==3.57.0",
-    "huggingface_hub==2.4.0",
-    "numpy==2.4.6",
-    "cohere==7.3.1",
-    "grpcio==1.85.1",
-    "grpcio-tools==1.85.1",
-    "grpcio-health-checking==1.85.1",
-    "grpcio-reflection==1.85.1",
-];
 
 /// A virtual environment with `packages`, created once (`probe` is Python code that succeeds
 /// once they are installed).
