@@ -274,15 +274,15 @@ impl ModelLayout {
 /// kind TEI serves; sentence-transformers' `sum` and `log1p_relu` variants are refused.
 fn read_splade(dir: &Path) -> Result<Pooling> {
     let path = dir.join("1_SpladePooling").join("config.json");
-    if let Some(splade) = read_json::<SpladeConfig>(&path)? {
-        if (splade.pooling_strategy.as_str(), splade.activation_function.as_str()) != ("max", "relu") {
-            return Err(EmbedError::Load(format!(
-                "{}: SPLADE with {} pooling of {} is not supported; only max pooling of relu is",
-                path.display(),
-                splade.pooling_strategy,
-                splade.activation_function
-            )));
-        }
+    if let Some(splade) = read_json::<SpladeConfig>(&path)?
+        && (splade.pooling_strategy.as_str(), splade.activation_function.as_str()) != ("max", "relu")
+    {
+        return Err(EmbedError::Load(format!(
+            "{}: SPLADE with {} pooling of {} is not supported; only max pooling of relu is",
+            path.display(),
+            splade.pooling_strategy,
+            splade.activation_function
+        )));
     }
     Ok(Pooling::Splade)
 }

@@ -123,10 +123,14 @@ impl PackedBert {
         let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
         let (gain, bias, _) = &head.norm;
         self.head = Head::Splade(Splade {
-            dense: linear(&[head.dense.0.clone()], &[head.dense.1.clone()], self.precision)?,
+            dense: linear(std::slice::from_ref(&head.dense.0), std::slice::from_ref(&head.dense.1), self.precision)?,
             activation: activation(head.activation),
             norm: Norm { gain: flat(gain)?, bias: flat(bias)? },
-            decoder: linear(&[head.decoder.0.clone()], &[head.decoder.1.clone()], self.precision)?,
+            decoder: linear(
+                std::slice::from_ref(&head.decoder.0),
+                std::slice::from_ref(&head.decoder.1),
+                self.precision,
+            )?,
         });
         self.pooling = Pooling::Splade;
         Ok(self)

@@ -113,3 +113,18 @@ async fn splade_matches_sparse_encoder_on_both_engines() {
         assert!(refused.to_string().contains("SPLADE"), "{refused}");
     }
 }
+
+#[test]
+fn splade_variants_the_backend_does_not_run_are_refused_naming_them() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let source = crate::families::dir("bert-splade");
+    for file in ["config.json", "tokenizer.json", "model.safetensors", "modules.json"] {
+        std::fs::copy(source.join(file), tmp.path().join(file)).expect("copy");
+    }
+    std::fs::create_dir(tmp.path().join("1_SpladePooling")).expect("mkdir");
+    let pooling = r#"{"pooling_strategy": "sum", "activation_function": "relu"}"#;
+    std::fs::write(tmp.path().join("1_SpladePooling/config.json"), pooling).expect("write");
+    let config = aki_backend_candle::CandleConfig::for_model(tmp.path().to_str().expect("utf-8"));
+    let err = aki_backend_candle::CandleBackend::load(&config).err().expect("sum pooling is refused");
+    assert!(err.to_string().contains("sum pooling of relu is not supported"), "{err}");
+}
