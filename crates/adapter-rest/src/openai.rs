@@ -188,7 +188,8 @@ impl OpenAiResponse {
     }
 }
 
-fn base64_f32(v: &[f32]) -> String {
+/// `v` as base64 of its little-endian f32 bytes (OpenAI's and Cohere's `base64`).
+pub(crate) fn base64_f32(v: &[f32]) -> String {
     let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }

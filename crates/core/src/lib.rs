@@ -6,12 +6,14 @@
 //! that cross those boundaries. It depends on nothing that runs, serves, infers or caches.
 
 mod batcher;
+mod calibrate;
 mod context;
 pub mod encoding;
 mod error;
 pub mod paths;
 mod pipeline;
 mod provider;
+pub mod quantize;
 mod store;
 mod tokenization;
 mod types;

@@ -34,19 +34,23 @@ pub struct ModelPipeline {
     info: ModelInfo,
     tokenizer: Arc<dyn Tokenization>,
     inference: Arc<dyn EmbeddingProvider>,
+    /// The pooled vectors of the calibration texts, once a request needed them
+    /// (`calibrate.rs`).
+    pub(crate) calibration: Arc<std::sync::OnceLock<Vec<Vec<f32>>>>,
 }
 
 impl ModelPipeline {
     /// The pipeline of the model `info` describes, tokenizing with `tokenizer` and inferring
     /// with `inference` (a backend, or a backend wrapped in a batcher and a cache).
     pub fn new(info: ModelInfo, tokenizer: Arc<dyn Tokenization>, inference: Arc<dyn EmbeddingProvider>) -> Self {
-        Self { info, tokenizer, inference }
+        Self { info, tokenizer, inference, calibration: Arc::default() }
     }
 
     /// The same model with another inference side (the backend wrapped in decorators).
     #[must_use]
     pub fn with_inference(&self, inference: Arc<dyn EmbeddingProvider>) -> Self {
-        Self { info: self.info.clone(), tokenizer: Arc::clone(&self.tokenizer), inference }
+        let calibration = Arc::default();
+        Self { info: self.info.clone(), tokenizer: Arc::clone(&self.tokenizer), inference, calibration }
     }
 
     /// Facts about the model.
@@ -301,7 +305,7 @@ impl ModelPipeline {
         Ok(())
     }
 
-    fn check_embed(&self, options: &EmbedOptions) -> Result<()> {
+    pub(crate) fn check_embed(&self, options: &EmbedOptions) -> Result<()> {
         self.check_task(ModelTask::Embed)?;
         vector::check_dimensions(options, &self.info)
     }

@@ -1,10 +1,12 @@
-//! `EmbedService::embed_sparse` and `embed_all`: a SPLADE model's sparse vectors and the vector
-//! of every token (TEI's routes of those names), through the embedding flow of
+//! `EmbedService::embed_sparse` and `embed_all` (a SPLADE model's sparse vectors and the vector
+//! of every token, TEI's routes of those names) and `embed_quantized` (vectors in the types a
+//! client asks for, Cohere's `embedding_types`), through the embedding flow of
 //! [`embed`](crate::EmbedService::embed): the same admission, limits, lanes, deadline and
 //! metrics.
 
 use std::time::Instant;
 
+use aki_core::quantize::{OutputType, Quantized};
 use aki_core::{EmbedError, ModelInfo, ModelPipeline, Result, vector};
 
 use crate::requests::{EmbedReply, EmbedRequest};
@@ -82,4 +84,36 @@ fn splade_only(info: &ModelInfo) -> Result<()> {
         "model `{}` is not a SPLADE model: sparse vectors come from `*ForMaskedLM` models with SPLADE pooling; use `/embed`",
         info.model_id
     )))
+}
+
+impl EmbedService {
+    /// Embeds a request's inputs and gives each vector in every one of `types` (Cohere's
+    /// `embedding_types`); `int8` and `uint8` are cut by the model's calibrated ranges under the
+    /// request's normalisation and `dimensions` (the calibration texts are embedded once, by
+    /// the first request that asks).
+    ///
+    /// # Errors
+    /// As [`embed`](Self::embed), and [`EmbedError::Validation`] for no type or a model that
+    /// is not a dense embedder.
+    pub async fn embed_quantized(
+        &self,
+        route: &str,
+        request: EmbedRequest,
+        types: &[OutputType],
+    ) -> Result<EmbedReply<Quantized>> {
+        if types.is_empty() {
+            let error = EmbedError::Validation("ask for at least one embedding type".into());
+            self.reject(route, &error);
+            return Err(error);
+        }
+        let (model, options) = (request.model.clone(), request.options);
+        let reply = self.embed(route, request).await?;
+        let ranges = match types.iter().any(|t| t.is_calibrated()) {
+            true => Some(self.model(model.as_deref()).await?.ranges(&options).await?),
+            false => None,
+        };
+        let EmbedReply { model, dimension, vectors, tokens, lane, timing, total } = reply;
+        let vectors = vectors.into_iter().map(|v| Quantized::of(v, types, ranges.as_ref())).collect();
+        Ok(EmbedReply { model, dimension, vectors, tokens, lane, timing, total })
+    }
 }

@@ -277,7 +277,16 @@ impl EmbedService {
     /// # Errors
     /// [`EmbedError::Unavailable`] while the default model loads.
     pub async fn served(&self) -> Result<aki_core::ModelInfo> {
-        self.model(None).await.map(|model| model.info().clone())
+        self.model_info(None).await
+    }
+
+    /// The facts of the model `requested` (the default when `None`), loading it if needed; not
+    /// a request of its own (for routes whose wire options depend on the model's prompts).
+    ///
+    /// # Errors
+    /// [`EmbedError::Unavailable`] while the default model loads, and the store's errors.
+    pub async fn model_info(&self, requested: Option<&str>) -> Result<aki_core::ModelInfo> {
+        self.model(requested).await.map(|model| model.info().clone())
     }
 
     /// Facts about the default model and the limits in force.

@@ -106,6 +106,17 @@ fn wire_names() -> BTreeMap<String, BTreeSet<String>> {
         }],
         usage: CohereUsage { total_tokens: 1 },
     };
+    let cohere_meta = || CohereMeta {
+        api_version: CohereApiVersion { version: "2".into() },
+        billed_units: CohereBilledUnits { input_tokens: 1 },
+    };
+    let cohere_embed = CohereEmbedResponse {
+        id: "id".into(),
+        response_type: "embeddings_by_type",
+        embeddings: CohereVectors::Floats(vec![]),
+        texts: vec![],
+        meta: cohere_meta(),
+    };
     let native_error = NativeError { error: NativeErrorDetail { kind: "validation", message: "m".into() } };
     let openai_error =
         OpenAiError { error: OpenAiErrorDetail { message: "m".into(), kind: "server_error", param: None, code: None } };
@@ -201,6 +212,22 @@ fn wire_names() -> BTreeMap<String, BTreeSet<String>> {
             TeiErrorType::Backend,
         ]),
         read::<CohereRerankRequest>(),
+        read::<CohereEmbedRequest>(),
+        read::<CohereInputType>(),
+        read::<CohereEmbeddingType>(),
+        read::<CohereTruncate>(),
+        written(&[CohereEmbeddings {
+            float: Some(vec![]),
+            int8: Some(vec![]),
+            uint8: Some(vec![]),
+            binary: Some(vec![]),
+            ubinary: Some(vec![]),
+            base64: Some(vec![]),
+        }]),
+        written(&[cohere_embed]),
+        written(&[CohereApiVersion { version: "2".into() }]),
+        written(&[CohereBilledUnits { input_tokens: 1 }]),
+        written(&[cohere_meta()]),
         written(&[cohere]),
         written(&[CohereResult {
             index: 0,
@@ -220,7 +247,8 @@ fn wire_names() -> BTreeMap<String, BTreeSet<String>> {
 }
 
 /// Schemas that are a choice of shapes (serde's untagged enums), not an object or a string enum.
-const CHOICES: [&str; 8] = [
+const CHOICES: [&str; 9] = [
+    "CohereVectors",
     "OpenAiInput",
     "OpenAiVector",
     "TeiInputs",
@@ -311,7 +339,7 @@ fn the_timing_headers_documented_are_the_ones_sent() {
             }
         }
     }
-    assert_eq!(timed, 13, "the embedding, similarity, predict and rerank routes document their timing headers");
+    assert_eq!(timed, 15, "the embedding, similarity, predict and rerank routes document their timing headers");
 }
 
 #[test]

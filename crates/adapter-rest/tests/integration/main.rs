@@ -1,6 +1,7 @@
 //! Integration tests of `aki-rest`: every route in process (`tower::ServiceExt::oneshot`), the
 //! error shapes, and start-up faults and graceful shutdown of the real binary.
 
+mod cohere;
 mod connections;
 mod errors;
 mod families;

@@ -48,7 +48,7 @@ async fn every_documented_route_is_served_with_its_methods_and_takes_its_documen
     let app = aki_rest::app(Engine::new(AppConfig::default()).expect("a valid configuration"));
     let document = get(&app, "/openapi.json").await.body;
     let paths = document["paths"].as_object().expect("paths");
-    assert_eq!(paths.len(), 22, "{:?}", paths.keys());
+    assert_eq!(paths.len(), 24, "{:?}", paths.keys());
     for (path, item) in paths {
         let operations = item.as_object().expect("operations");
         for method in METHODS {

@@ -1,6 +1,6 @@
-//! The Cohere family, `POST /v1/rerank` (which Jina's rerank API also follows) and `/v2/rerank`:
-//! their wire types, handlers and routes; failures take OpenAI's shape. Cohere's official Python
-//! SDK (`Client.rerank`, `ClientV2.rerank`) works against them.
+//! Cohere's `POST /v1/rerank` (which Jina's rerank API also follows) and `/v2/rerank`: their wire
+//! types and handlers. Cohere's official Python SDK (`Client.rerank`, `ClientV2.rerank`) works
+//! against them.
 
 use aki_core::EncodeOptions;
 use aki_service::{Caller, RerankReply, RerankRequest};
@@ -15,15 +15,15 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::failure::Failure;
-use crate::family::{Body, Family, timed, timing};
-use crate::openai::{self, OpenAiError};
+use crate::family::{Body, timed, timing};
+use crate::openai::OpenAiError;
 
 const RERANK_V1: &str = "/v1/rerank";
 const RERANK_V2: &str = "/v2/rerank";
 
-/// The family's routes.
-pub fn routes() -> Family {
-    Family::new(openai::SHAPE, OpenApiRouter::new().routes(timed(routes!(rerank_v1))).routes(timed(routes!(rerank_v2))))
+/// The routes.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(timed(routes!(rerank_v1))).routes(timed(routes!(rerank_v2)))
 }
 
 /// A document: a string, or `{"text": ...}` as Jina and Cohere also take.

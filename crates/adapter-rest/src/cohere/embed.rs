@@ -1,0 +1,321 @@
+//! Cohere's `POST /v2/embed` and `/v1/embed`: texts in, vectors in each of `embedding_types`
+//! out (`float`, `int8`, `uint8`, `binary`, `ubinary`, `base64`), keyed by type; `input_type`
+//! picks the model's prompt of that name (or `query` / `passage` / `document` for the search
+//! types) when it has one. `ClientV2.embed` and `Client.embed` of Cohere's SDK call them.
+
+use aki_core::quantize::{OutputType, Quantized};
+use aki_core::{EmbedOptions, EncodeOptions, Prompts, TruncationDirection};
+use aki_service::{Caller, EmbedReply, EmbedRequest, Inputs, PromptChoice};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::failure::Failure;
+use crate::family::{Body, timed, timing};
+use crate::openai::{OpenAiError, base64_f32};
+
+const EMBED_V1: &str = "/v1/embed";
+const EMBED_V2: &str = "/v2/embed";
+
+/// The routes.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(timed(routes!(embed_v1))).routes(timed(routes!(embed_v2)))
+}
+
+/// What the texts are for, which picks the prompt.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CohereInputType {
+    /// Queries of a search: the model's `search_query` prompt, else `query`.
+    SearchQuery,
+    /// Documents to search: `search_document`, else `passage`, else `document`.
+    SearchDocument,
+    /// Texts to classify: `classification`.
+    Classification,
+    /// Texts to cluster: `clustering`.
+    Clustering,
+    /// Images are not served: refused.
+    Image,
+}
+
+impl CohereInputType {
+    /// The model's prompt names this type takes, in order of preference.
+    fn prompt_names(self) -> &'static [&'static str] {
+        match self {
+            Self::SearchQuery => &["search_query", "query"],
+            // `passage` before `document`: sentence-transformers adds an empty `document`
+            // prompt when it saves a model, while E5's `passage: ` is the author's.
+            Self::SearchDocument => &["search_document", "passage", "document"],
+            Self::Classification => &["classification"],
+            Self::Clustering => &["clustering"],
+            Self::Image => &[],
+        }
+    }
+
+    /// The first of its prompt names `prompts` has; none means the model's default prompt.
+    fn prompt(self, prompts: &Prompts) -> Option<String> {
+        self.prompt_names().iter().find(|name| prompts.named.contains_key(**name)).map(|name| (*name).to_string())
+    }
+}
+
+/// A type of vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CohereEmbeddingType {
+    /// f32 values.
+    Float,
+    /// Signed bytes, each dimension's calibrated range in 256 steps.
+    Int8,
+    /// Unsigned bytes, likewise.
+    Uint8,
+    /// Packed bits (value above zero), signed bytes.
+    Binary,
+    /// Packed bits, unsigned bytes.
+    Ubinary,
+    /// base64 of the little-endian f32 bytes.
+    Base64,
+}
+
+impl CohereEmbeddingType {
+    fn output(self) -> OutputType {
+        match self {
+            Self::Float | Self::Base64 => OutputType::Float,
+            Self::Int8 => OutputType::Int8,
+            Self::Uint8 => OutputType::Uint8,
+            Self::Binary => OutputType::Binary,
+            Self::Ubinary => OutputType::Ubinary,
+        }
+    }
+}
+
+/// What is done with an input longer than the model's maximum.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum CohereTruncate {
+    /// Refused.
+    None,
+    /// Its start is cut.
+    Start,
+    /// Its end is cut (the default).
+    #[default]
+    End,
+}
+
+/// `POST /v2/embed` and `/v1/embed` request (Cohere).
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"model": "embed-english-v3.0", "texts": ["hello"], "input_type": "search_query", "embedding_types": ["float", "int8"]}))]
+pub struct CohereEmbedRequest {
+    /// A model this server may serve; the default model when unset (Cohere's SDK always sends
+    /// one: name the served model's id).
+    pub model: Option<String>,
+    /// The texts, answered in order.
+    pub texts: Vec<String>,
+    /// What the texts are for: picks the model's prompt (required by v2).
+    pub input_type: Option<CohereInputType>,
+    /// The types to answer in; `float` when unset.
+    pub embedding_types: Option<Vec<CohereEmbeddingType>>,
+    /// Keep the first `output_dimension` values of each vector (Matryoshka).
+    #[schema(minimum = 1)]
+    pub output_dimension: Option<usize>,
+    /// Cohere's cap on tokens per input: accepted; the model's maximum applies.
+    #[allow(dead_code)]
+    pub max_tokens: Option<usize>,
+    /// Over-long inputs: cut at the end (default), at the start, or refused (`NONE`).
+    #[serde(default)]
+    pub truncate: CohereTruncate,
+    /// Cohere's priority: accepted; the lanes decide.
+    #[allow(dead_code)]
+    pub priority: Option<i64>,
+}
+
+/// Vectors by type, each in input order.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct CohereEmbeddings {
+    /// f32 values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub float: Option<Vec<Vec<f32>>>,
+    /// Signed bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub int8: Option<Vec<Vec<i8>>>,
+    /// Unsigned bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uint8: Option<Vec<Vec<u8>>>,
+    /// Packed bits, signed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binary: Option<Vec<Vec<i8>>>,
+    /// Packed bits, unsigned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ubinary: Option<Vec<Vec<u8>>>,
+    /// base64 of the f32 bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base64: Option<Vec<String>>,
+}
+
+/// A response's vectors.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum CohereVectors {
+    /// By type (v2, and v1 with `embedding_types`).
+    ByType(CohereEmbeddings),
+    /// v1's plain f32 vectors, in input order.
+    Floats(Vec<Vec<f32>>),
+}
+
+/// The API version a response answers in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CohereApiVersion {
+    /// `1` or `2`.
+    pub version: String,
+}
+
+/// What a request cost.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CohereBilledUnits {
+    /// Tokens of every input.
+    pub input_tokens: usize,
+}
+
+/// A response's facts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CohereMeta {
+    /// Its version.
+    pub api_version: CohereApiVersion,
+    /// Its cost.
+    pub billed_units: CohereBilledUnits,
+}
+
+/// `POST /v2/embed` response, and `/v1/embed`'s with `embedding_types`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CohereEmbedResponse {
+    /// The request's id (its `x-request-id`).
+    pub id: String,
+    /// `embeddings_by_type`, or v1's `embeddings_floats` without `embedding_types`.
+    pub response_type: &'static str,
+    /// The vectors: by type, or v1's plain floats.
+    pub embeddings: CohereVectors,
+    /// The texts, in order.
+    pub texts: Vec<String>,
+    /// Version and cost.
+    pub meta: CohereMeta,
+}
+
+/// Embed texts (Cohere v2).
+#[utoipa::path(
+    post,
+    path = EMBED_V2,
+    tag = "cohere",
+    request_body = CohereEmbedRequest,
+    responses((status = 200, description = "the vectors by type", body = CohereEmbedResponse), OpenAiError),
+)]
+async fn embed_v2(
+    State(engine): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    Body(request): Body<CohereEmbedRequest>,
+) -> Result<Response, Failure> {
+    embed(&engine, EMBED_V2, caller, &headers, request).await
+}
+
+/// Embed texts (Cohere v1: plain floats unless `embedding_types` is given).
+#[utoipa::path(
+    post,
+    path = EMBED_V1,
+    tag = "cohere",
+    request_body = CohereEmbedRequest,
+    responses((status = 200, description = "the vectors, by type with `embedding_types`", body = CohereEmbedResponse), OpenAiError),
+)]
+async fn embed_v1(
+    State(engine): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    Body(request): Body<CohereEmbedRequest>,
+) -> Result<Response, Failure> {
+    embed(&engine, EMBED_V1, caller, &headers, request).await
+}
+
+async fn embed(
+    engine: &AppState,
+    route: &str,
+    caller: Caller,
+    headers: &HeaderMap,
+    request: CohereEmbedRequest,
+) -> Result<Response, Failure> {
+    let v1 = route == EMBED_V1;
+    let asked = request.embedding_types.clone().unwrap_or_else(|| vec![CohereEmbeddingType::Float]);
+    let mut types: Vec<OutputType> = asked.iter().map(|t| t.output()).collect();
+    types.sort();
+    types.dedup();
+    let texts = request.texts.clone();
+    let service_request = match service_request(engine, request, caller).await {
+        Ok(request) => request,
+        Err(error) => {
+            engine.service.reject(route, &error);
+            return Err(error.into());
+        }
+    };
+    let reply = engine.service.embed_quantized(route, service_request, &types).await?;
+    let headers_out = timing(reply.tokens, reply.lane, reply.timing, reply.total);
+    let plain = v1 && !asked.iter().any(|t| *t != CohereEmbeddingType::Float) && asked.len() == 1;
+    let meta = CohereMeta {
+        api_version: CohereApiVersion { version: if v1 { "1" } else { "2" }.into() },
+        billed_units: CohereBilledUnits { input_tokens: reply.tokens },
+    };
+    let id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let (response_type, embeddings) = if plain {
+        let floats: Vec<Vec<f32>> = reply.vectors.into_iter().map(|q| q.float.unwrap_or_default()).collect();
+        ("embeddings_floats", CohereVectors::Floats(floats))
+    } else {
+        ("embeddings_by_type", CohereVectors::ByType(by_type(reply, &asked)))
+    };
+    let body = CohereEmbedResponse { id, response_type, embeddings, texts, meta };
+    Ok((headers_out, Json(body)).into_response())
+}
+
+/// The service request: the prompt of `input_type` when the served model has one.
+async fn service_request(
+    engine: &AppState,
+    request: CohereEmbedRequest,
+    caller: Caller,
+) -> aki_core::Result<EmbedRequest> {
+    if matches!(request.input_type, Some(CohereInputType::Image)) {
+        return Err(aki_core::EmbedError::Validation("images are not served; send texts".into()));
+    }
+    let info = engine.service.model_info(request.model.as_deref()).await?;
+    let prompt = request.input_type.and_then(|t| t.prompt(&info.prompts));
+    let encode = match request.truncate {
+        CohereTruncate::None => EncodeOptions { truncate: false, direction: TruncationDirection::Right },
+        CohereTruncate::Start => EncodeOptions { truncate: true, direction: TruncationDirection::Left },
+        CohereTruncate::End => EncodeOptions { truncate: true, direction: TruncationDirection::Right },
+    };
+    Ok(EmbedRequest {
+        model: request.model,
+        inputs: Inputs::Texts(request.texts),
+        options: EmbedOptions { normalize: None, encode, dimensions: request.output_dimension },
+        prompt: PromptChoice { name: prompt, text: None },
+        deadline: None,
+        caller,
+    })
+}
+
+/// The vectors of `reply` in columns, one per type `asked`.
+fn by_type(reply: EmbedReply<Quantized>, asked: &[CohereEmbeddingType]) -> CohereEmbeddings {
+    let wants = |t: CohereEmbeddingType| asked.contains(&t);
+    let vectors = reply.vectors;
+    // A column is there when every vector has its type (none, when it was not asked for).
+    CohereEmbeddings {
+        base64: wants(CohereEmbeddingType::Base64)
+            .then(|| vectors.iter().map(|q| q.float.as_deref().map(base64_f32)).collect())
+            .flatten(),
+        int8: vectors.iter().map(|q| q.int8.clone()).collect(),
+        uint8: vectors.iter().map(|q| q.uint8.clone()).collect(),
+        binary: vectors.iter().map(|q| q.binary.clone()).collect(),
+        ubinary: vectors.iter().map(|q| q.ubinary.clone()).collect(),
+        float: wants(CohereEmbeddingType::Float).then(|| vectors.iter().map(|q| q.float.clone()).collect()).flatten(),
+    }
+}
