@@ -1,8 +1,9 @@
 """Interoperability check of aki-rest with real clients: the official `openai` Python package
 (float and base64), Hugging Face's `huggingface_hub.InferenceClient` pointed at the server's URL
 (as TEI's documentation calls a deployment: `feature_extraction` and `sentence_similarity`
-post to `/`) and `curl`, against a running server; vectors must match the reference fixtures
-(cosine >= 0.9999).
+post to `/`), Cohere's SDK (`ClientV2.embed` with every embedding type and input type, and
+`Client.embed`) and `curl`, against a running server; vectors must match the reference fixtures
+(cosine >= 0.9999), int8 and uint8 `quantize_embeddings`' (`quantized.json`) within one step.
 
 Usage: python interop_rest.py BASE_URL FIXTURES_JSON  (run by `cargo xtask interop`).
 """
@@ -10,9 +11,11 @@ Usage: python interop_rest.py BASE_URL FIXTURES_JSON  (run by `cargo xtask inter
 import array
 import base64
 import json
+import struct
 import subprocess
 import sys
 
+import cohere
 import openai
 from huggingface_hub import InferenceClient
 
@@ -86,7 +89,44 @@ def main():
     ).stdout
     check("curl empty input is 400", status == "400", status)
 
+    cohere_embed(base_url, model, texts, items, fixtures.replace("reference.json", "quantized.json"), check)
     checks.finish()
+
+
+def packbits(vector):
+    """numpy's packbits of `vector > 0`: eight values a byte, most significant bit first."""
+    bits = [1 if x > 0 else 0 for x in vector] + [0] * (-len(vector) % 8)
+    return [sum(b << (7 - i) for i, b in enumerate(bits[j:j + 8])) for j in range(0, len(bits), 8)]
+
+
+def cohere_embed(base_url, model, texts, items, quantized, check):
+    """Cohere's SDK: `ClientV2.embed` with every embedding type and input type, `Client.embed`."""
+    with open(quantized, encoding="utf-8") as f:
+        want = json.load(f)
+    v2 = cohere.ClientV2(base_url=base_url, api_key="unused")
+    types = ["float", "int8", "uint8", "binary", "ubinary", "base64"]
+    for input_type in ["search_document", "search_query", "classification", "clustering"]:
+        reply = v2.embed(model=model, texts=texts, input_type=input_type, embedding_types=types)
+        got = reply.embeddings
+        worst = min(cosine(v, item["embedding"]) for v, item in zip(got.float_, items))
+        check(f"cohere ClientV2.embed float ({input_type})", worst >= MIN_COSINE, f"worst cosine {worst}")
+    bits = all(packbits(v) == u and [b - 128 for b in u] == s for v, u, s in zip(got.float_, got.ubinary, got.binary))
+    check("cohere ClientV2.embed ubinary and binary: the float vectors' bits", bits and len(got.ubinary[0]) == 48)
+    for kind in ["int8", "uint8"]:
+        values = [(g, w) for gv, wv in zip(getattr(got, kind), want[kind]) for g, w in zip(gv, wv)]
+        near = sum(abs(g - w) <= 1 for g, w in values) / len(values)
+        check(f"cohere ClientV2.embed {kind}: within one step of quantize_embeddings", near >= 0.99,
+              f"{near:.4f} of values within one step")
+    decoded = [list(struct.unpack(f"<{len(v)}f", base64.b64decode(b))) for v, b in zip(got.float_, got.base64)]
+    # JSON carries each f32 as its shortest decimal, which parses to a nearby double.
+    error = max(abs(a - b) for d, v in zip(decoded, got.float_) for a, b in zip(d, v))
+    check("cohere ClientV2.embed base64: the float vectors' bytes", error < 1e-7, f"largest difference {error}")
+    tokens = reply.meta.billed_units.input_tokens
+    check("cohere ClientV2.embed billed input tokens", tokens == sum(item["tokens"] for item in items), str(tokens))
+    v1 = cohere.Client(base_url=base_url, api_key="unused").embed(model=model, texts=texts[:4], input_type="search_query")
+    worst = min(cosine(v, item["embedding"]) for v, item in zip(v1.embeddings, items))
+    check("cohere Client.embed (v1) floats", v1.response_type == "embeddings_floats" and worst >= MIN_COSINE,
+          f"worst cosine {worst}")
 
 
 if __name__ == "__main__":
