@@ -1,5 +1,5 @@
-//! `ModelPipeline::ranges`: the per-dimension ranges `int8` and `uint8` vectors are cut by,
-//! from the model's own vectors of the calibration texts
+//! `ModelPipeline::ranges`: the range `int8` and `uint8` vectors are cut by
+//! ([`Ranges::symmetric`]), from the model's own vectors of the calibration texts
 //! ([`CALIBRATION_TEXTS`](crate::quantize::CALIBRATION_TEXTS)), embedded once, when a request
 //! first asks for either type, and finished as each request finishes its own vectors.
 
@@ -7,7 +7,7 @@ use crate::quantize::{CALIBRATION_TEXTS, Ranges};
 use crate::{EmbedError, EmbedOptions, EncodeOptions, ModelPipeline, RequestContext, Result, vector};
 
 impl ModelPipeline {
-    /// The ranges of the calibration vectors under `options` (their normalisation and
+    /// The range of the calibration vectors under `options` (their normalisation and
     /// `dimensions`), computing those vectors on first use.
     ///
     /// # Errors
@@ -32,6 +32,6 @@ impl ModelPipeline {
             }
         };
         let finished: Vec<Vec<f32>> = pooled.iter().map(|v| vector::finish(v.clone(), options, self.info())).collect();
-        Ok(Ranges::of(finished.iter().map(Vec::as_slice)))
+        Ok(Ranges::symmetric(finished.iter().map(Vec::as_slice)))
     }
 }

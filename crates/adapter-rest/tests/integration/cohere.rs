@@ -1,6 +1,6 @@
 //! Cohere's `POST /v2/embed` and `/v1/embed` on the real model: every embedding type against
 //! sentence-transformers' `quantize_embeddings` of the fixtures (`tests/fixtures/quantized.json`,
-//! int8 and uint8 calibrated on the model's vectors of the server's calibration texts): binary
+//! int8 and uint8 with the server's calibrated range): binary
 //! and ubinary bit for bit, int8 and uint8 within one step; v1's plain floats; `input_type`
 //! picking a model's prompt on the tiny XLM-RoBERTa.
 
