@@ -12,6 +12,7 @@ mod native;
 mod openai;
 mod openapi;
 mod ops;
+mod quantized;
 mod server;
 mod tei;
 

@@ -1,6 +1,7 @@
 //! The native family, `POST /api/v1/embed`: its wire types, handler, routes and error shape
 //! `{"error": {"kind", "message"}}`, which `/info` shares and any failure starts in.
 
+use aki_core::quantize::OutputType;
 use aki_core::{EmbedOptions, EncodeOptions, ErrorKind, TruncationDirection};
 use aki_service::{Caller, EmbedReply, EmbedRequest, Inputs, PromptChoice};
 use axum::extract::State;
@@ -15,6 +16,7 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::failure::{Failure, Problem};
 use crate::family::{Body, ErrorShape, Family, PriorityField, asking, failure_responses, timed, timing};
+use crate::quantized::{EmbeddingType, EmbeddingsByType};
 
 /// The route, as the service's metrics name it.
 const EMBED: &str = "/api/v1/embed";
@@ -52,6 +54,9 @@ pub struct NativeRequest {
     /// The lane to wait in: `interactive` (search queries) or `bulk` (indexing); by size when
     /// unset or `auto`. Over the `x-priority` header.
     pub priority: Option<PriorityField>,
+    /// Also answer each vector in these types (`embeddings_by_type`; see docs/api.md, "Output
+    /// types").
+    pub embedding_types: Option<Vec<EmbeddingType>>,
 }
 
 impl From<NativeRequest> for EmbedRequest {
@@ -82,6 +87,9 @@ pub struct NativeResponse {
     pub dimension: usize,
     /// One vector per text, in order.
     pub embeddings: Vec<Vec<f32>>,
+    /// The vectors in each of the request's `embedding_types`, when it gave any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embeddings_by_type: Option<EmbeddingsByType>,
     /// What the request cost.
     pub usage: NativeUsage,
 }
@@ -99,6 +107,7 @@ impl From<EmbedReply> for NativeResponse {
             model: reply.model,
             dimension: reply.dimension,
             embeddings: reply.vectors,
+            embeddings_by_type: None,
             usage: NativeUsage { tokens: reply.tokens },
         }
     }
@@ -157,7 +166,24 @@ async fn embed(
     Body(request): Body<NativeRequest>,
 ) -> Result<Response, Failure> {
     let caller = asking(caller, request.priority);
-    let reply = engine.service.embed(EMBED, EmbedRequest { caller, ..request.into() }).await?;
+    let asked = request.embedding_types.clone();
+    let request = EmbedRequest { caller, ..request.into() };
+    let Some(asked) = asked else {
+        let reply = engine.service.embed(EMBED, request).await?;
+        let headers = timing(reply.tokens, reply.lane, reply.timing, reply.total);
+        return Ok((headers, Json(NativeResponse::from(reply))).into_response());
+    };
+    let mut types = EmbeddingType::outputs(&asked);
+    types.push(OutputType::Float);
+    let reply = engine.service.embed_quantized(EMBED, request, &types).await?;
     let headers = timing(reply.tokens, reply.lane, reply.timing, reply.total);
-    Ok((headers, Json(NativeResponse::from(reply))).into_response())
+    let by_type = EmbeddingsByType::new(&reply.vectors, &asked);
+    let response = NativeResponse {
+        model: reply.model,
+        dimension: reply.dimension,
+        embeddings: reply.vectors.into_iter().map(|q| q.float.unwrap_or_default()).collect(),
+        embeddings_by_type: Some(by_type),
+        usage: NativeUsage { tokens: reply.tokens },
+    };
+    Ok((headers, Json(response)).into_response())
 }

@@ -3,6 +3,7 @@
 //! routes and OpenAI's error shape `{"error": {"message", "type", "param", "code"}}`, which the
 //! Cohere family shares. The official `openai` Python client works against them.
 
+use aki_core::quantize::{OutputType, Quantized};
 use aki_core::{EmbedOptions, ErrorKind};
 use aki_service::{Caller, EmbedReply, EmbedRequest, Inputs, PromptChoice};
 use axum::extract::State;
@@ -56,6 +57,27 @@ pub enum EncodingFormat {
     Float,
     /// Base64 of the little-endian f32 bytes.
     Base64,
+    /// Signed bytes, as Cohere's `int8` (not OpenAI's: its client takes only float and base64).
+    Int8,
+    /// Unsigned bytes, as Cohere's `uint8`.
+    Uint8,
+    /// Packed bits as signed bytes, as Cohere's `binary`.
+    Binary,
+    /// Packed bits as unsigned bytes, as Cohere's `ubinary`.
+    Ubinary,
+}
+
+impl EncodingFormat {
+    /// The quantized type it asks for; none for float and base64.
+    fn quantized(self) -> Option<OutputType> {
+        match self {
+            Self::Float | Self::Base64 => None,
+            Self::Int8 => Some(OutputType::Int8),
+            Self::Uint8 => Some(OutputType::Uint8),
+            Self::Binary => Some(OutputType::Binary),
+            Self::Ubinary => Some(OutputType::Ubinary),
+        }
+    }
 }
 
 /// `POST /v1/embeddings` request.
@@ -108,6 +130,8 @@ pub enum OpenAiVector {
     Float(Vec<f32>),
     /// With `encoding_format: "base64"`: the little-endian f32 bytes.
     Base64(String),
+    /// With a quantized `encoding_format`: its bytes as numbers.
+    Bytes(Vec<i16>),
 }
 
 /// `"list"`, OpenAI's tag of a list object.
@@ -168,20 +192,32 @@ pub struct OpenAiResponse {
 }
 
 impl OpenAiResponse {
-    /// The reply with its vectors in `format`.
+    /// The reply with its vectors in `format` (float or base64).
     pub fn new(reply: EmbedReply, format: EncodingFormat) -> Self {
+        Self::of(reply, |v| match format {
+            EncodingFormat::Base64 => OpenAiVector::Base64(base64_f32(&v)),
+            _ => OpenAiVector::Float(v),
+        })
+    }
+
+    /// The reply of a quantized `encoding_format`: each vector's one quantized form.
+    fn quantized(reply: EmbedReply<Quantized>) -> Self {
+        Self::of(reply, |q| {
+            let bytes: Vec<i16> = match (q.int8, q.uint8, q.binary, q.ubinary) {
+                (Some(v), ..) | (_, _, Some(v), _) => v.into_iter().map(i16::from).collect(),
+                (_, Some(v), ..) | (.., Some(v)) => v.into_iter().map(i16::from).collect(),
+                _ => Vec::new(),
+            };
+            OpenAiVector::Bytes(bytes)
+        })
+    }
+
+    fn of<V>(reply: EmbedReply<V>, embedding: impl Fn(V) -> OpenAiVector) -> Self {
         let data = reply
             .vectors
             .into_iter()
             .enumerate()
-            .map(|(index, v)| OpenAiEmbedding {
-                object: EmbeddingTag::Embedding,
-                index,
-                embedding: match format {
-                    EncodingFormat::Float => OpenAiVector::Float(v),
-                    EncodingFormat::Base64 => OpenAiVector::Base64(base64_f32(&v)),
-                },
-            })
+            .map(|(index, v)| OpenAiEmbedding { object: EmbeddingTag::Embedding, index, embedding: embedding(v) })
             .collect();
         let usage = OpenAiUsage { prompt_tokens: reply.tokens, total_tokens: reply.tokens };
         Self { object: List::List, data, model: reply.model, usage }
@@ -312,7 +348,13 @@ async fn tei_embeddings(
 async fn answer(engine: &AppState, route: &str, caller: Caller, request: OpenAiRequest) -> Result<Response, Failure> {
     let caller = asking(caller, request.priority);
     let (request, format) = request.into_request();
-    let reply = engine.service.embed(route, EmbedRequest { caller, ..request }).await?;
+    let request = EmbedRequest { caller, ..request };
+    if let Some(kind) = format.quantized() {
+        let reply = engine.service.embed_quantized(route, request, &[kind]).await?;
+        let headers = timing(reply.tokens, reply.lane, reply.timing, reply.total);
+        return Ok((headers, Json(OpenAiResponse::quantized(reply))).into_response());
+    }
+    let reply = engine.service.embed(route, request).await?;
     let headers = timing(reply.tokens, reply.lane, reply.timing, reply.total);
     Ok((headers, Json(OpenAiResponse::new(reply, format))).into_response())
 }

@@ -3,9 +3,8 @@
 //! picks the model's prompt of that name (or `query` / `passage` / `document` for the search
 //! types) when it has one. `ClientV2.embed` and `Client.embed` of Cohere's SDK call them.
 
-use aki_core::quantize::{OutputType, Quantized};
 use aki_core::{EmbedOptions, EncodeOptions, Prompts, TruncationDirection};
-use aki_service::{Caller, EmbedReply, EmbedRequest, Inputs, PromptChoice};
+use aki_service::{Caller, EmbedRequest, Inputs, PromptChoice};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -18,7 +17,8 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::failure::Failure;
 use crate::family::{Body, timed, timing};
-use crate::openai::{OpenAiError, base64_f32};
+use crate::openai::OpenAiError;
+use crate::quantized::{EmbeddingType, EmbeddingsByType};
 
 const EMBED_V1: &str = "/v1/embed";
 const EMBED_V2: &str = "/v2/embed";
@@ -64,36 +64,6 @@ impl CohereInputType {
     }
 }
 
-/// A type of vector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum CohereEmbeddingType {
-    /// f32 values.
-    Float,
-    /// Signed bytes, each dimension's calibrated range in 256 steps.
-    Int8,
-    /// Unsigned bytes, likewise.
-    Uint8,
-    /// Packed bits (value above zero), signed bytes.
-    Binary,
-    /// Packed bits, unsigned bytes.
-    Ubinary,
-    /// base64 of the little-endian f32 bytes.
-    Base64,
-}
-
-impl CohereEmbeddingType {
-    fn output(self) -> OutputType {
-        match self {
-            Self::Float | Self::Base64 => OutputType::Float,
-            Self::Int8 => OutputType::Int8,
-            Self::Uint8 => OutputType::Uint8,
-            Self::Binary => OutputType::Binary,
-            Self::Ubinary => OutputType::Ubinary,
-        }
-    }
-}
-
 /// What is done with an input longer than the model's maximum.
 #[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
@@ -119,7 +89,7 @@ pub struct CohereEmbedRequest {
     /// What the texts are for: picks the model's prompt (required by v2).
     pub input_type: Option<CohereInputType>,
     /// The types to answer in; `float` when unset.
-    pub embedding_types: Option<Vec<CohereEmbeddingType>>,
+    pub embedding_types: Option<Vec<EmbeddingType>>,
     /// Keep the first `output_dimension` values of each vector (Matryoshka).
     #[schema(minimum = 1)]
     pub output_dimension: Option<usize>,
@@ -134,35 +104,12 @@ pub struct CohereEmbedRequest {
     pub priority: Option<i64>,
 }
 
-/// Vectors by type, each in input order.
-#[derive(Debug, Default, Serialize, ToSchema)]
-pub struct CohereEmbeddings {
-    /// f32 values.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub float: Option<Vec<Vec<f32>>>,
-    /// Signed bytes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub int8: Option<Vec<Vec<i8>>>,
-    /// Unsigned bytes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub uint8: Option<Vec<Vec<u8>>>,
-    /// Packed bits, signed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub binary: Option<Vec<Vec<i8>>>,
-    /// Packed bits, unsigned.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ubinary: Option<Vec<Vec<u8>>>,
-    /// base64 of the f32 bytes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub base64: Option<Vec<String>>,
-}
-
 /// A response's vectors.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum CohereVectors {
     /// By type (v2, and v1 with `embedding_types`).
-    ByType(CohereEmbeddings),
+    ByType(EmbeddingsByType),
     /// v1's plain f32 vectors, in input order.
     Floats(Vec<Vec<f32>>),
 }
@@ -247,10 +194,8 @@ async fn embed(
     request: CohereEmbedRequest,
 ) -> Result<Response, Failure> {
     let v1 = route == EMBED_V1;
-    let asked = request.embedding_types.clone().unwrap_or_else(|| vec![CohereEmbeddingType::Float]);
-    let mut types: Vec<OutputType> = asked.iter().map(|t| t.output()).collect();
-    types.sort();
-    types.dedup();
+    let asked = request.embedding_types.clone().unwrap_or_else(|| vec![EmbeddingType::Float]);
+    let types = EmbeddingType::outputs(&asked);
     let texts = request.texts.clone();
     let service_request = match service_request(engine, request, caller).await {
         Ok(request) => request,
@@ -261,7 +206,7 @@ async fn embed(
     };
     let reply = engine.service.embed_quantized(route, service_request, &types).await?;
     let headers_out = timing(reply.tokens, reply.lane, reply.timing, reply.total);
-    let plain = v1 && !asked.iter().any(|t| *t != CohereEmbeddingType::Float) && asked.len() == 1;
+    let plain = v1 && !asked.iter().any(|t| *t != EmbeddingType::Float) && asked.len() == 1;
     let meta = CohereMeta {
         api_version: CohereApiVersion { version: if v1 { "1" } else { "2" }.into() },
         billed_units: CohereBilledUnits { input_tokens: reply.tokens },
@@ -271,7 +216,7 @@ async fn embed(
         let floats: Vec<Vec<f32>> = reply.vectors.into_iter().map(|q| q.float.unwrap_or_default()).collect();
         ("embeddings_floats", CohereVectors::Floats(floats))
     } else {
-        ("embeddings_by_type", CohereVectors::ByType(by_type(reply, &asked)))
+        ("embeddings_by_type", CohereVectors::ByType(EmbeddingsByType::new(&reply.vectors, &asked)))
     };
     let body = CohereEmbedResponse { id, response_type, embeddings, texts, meta };
     Ok((headers_out, Json(body)).into_response())
@@ -301,21 +246,4 @@ async fn service_request(
         deadline: None,
         caller,
     })
-}
-
-/// The vectors of `reply` in columns, one per type `asked`.
-fn by_type(reply: EmbedReply<Quantized>, asked: &[CohereEmbeddingType]) -> CohereEmbeddings {
-    let wants = |t: CohereEmbeddingType| asked.contains(&t);
-    let vectors = reply.vectors;
-    // A column is there when every vector has its type (none, when it was not asked for).
-    CohereEmbeddings {
-        base64: wants(CohereEmbeddingType::Base64)
-            .then(|| vectors.iter().map(|q| q.float.as_deref().map(base64_f32)).collect())
-            .flatten(),
-        int8: vectors.iter().map(|q| q.int8.clone()).collect(),
-        uint8: vectors.iter().map(|q| q.uint8.clone()).collect(),
-        binary: vectors.iter().map(|q| q.binary.clone()).collect(),
-        ubinary: vectors.iter().map(|q| q.ubinary.clone()).collect(),
-        float: wants(CohereEmbeddingType::Float).then(|| vectors.iter().map(|q| q.float.clone()).collect()).flatten(),
-    }
 }

@@ -9,8 +9,8 @@ mod rerank;
 // The wire types, for the document's tests.
 #[cfg(test)]
 pub use embed::{
-    CohereApiVersion, CohereBilledUnits, CohereEmbedRequest, CohereEmbedResponse, CohereEmbeddingType,
-    CohereEmbeddings, CohereInputType, CohereMeta, CohereTruncate, CohereVectors,
+    CohereApiVersion, CohereBilledUnits, CohereEmbedRequest, CohereEmbedResponse, CohereInputType, CohereMeta,
+    CohereTruncate, CohereVectors,
 };
 #[cfg(test)]
 pub use rerank::{CohereDocument, CohereRerankRequest, CohereRerankResponse, CohereResult, CohereUsage};

@@ -130,8 +130,13 @@ fn wire_names() -> BTreeMap<String, BTreeSet<String>> {
         model: "m".into(),
         usage: OpenAiUsage { prompt_tokens: 1, total_tokens: 1 },
     };
-    let native =
-        NativeResponse { model: "m".into(), dimension: 1, embeddings: vec![], usage: NativeUsage { tokens: 1 } };
+    let native = NativeResponse {
+        model: "m".into(),
+        dimension: 1,
+        embeddings: vec![],
+        embeddings_by_type: Some(crate::quantized::EmbeddingsByType::default()),
+        usage: NativeUsage { tokens: 1 },
+    };
     let info = InfoResponse {
         model_id: "m".into(),
         dimension: 1,
@@ -214,9 +219,9 @@ fn wire_names() -> BTreeMap<String, BTreeSet<String>> {
         read::<CohereRerankRequest>(),
         read::<CohereEmbedRequest>(),
         read::<CohereInputType>(),
-        read::<CohereEmbeddingType>(),
+        read::<crate::quantized::EmbeddingType>(),
         read::<CohereTruncate>(),
-        written(&[CohereEmbeddings {
+        written(&[crate::quantized::EmbeddingsByType {
             float: Some(vec![]),
             int8: Some(vec![]),
             uint8: Some(vec![]),

@@ -100,3 +100,25 @@ async fn input_type_picks_the_models_prompt_of_that_kind() {
         assert!(c >= 0.9999, "{input_type}: the `{prompt}` prompt, cosine {c}");
     }
 }
+
+#[tokio::test]
+async fn the_native_and_openai_routes_answer_the_same_types_as_cohere() {
+    let (app, _) = ready_app(config()).await;
+    let texts = json!([reference(0).0, reference(1).0]);
+    let types = json!(["int8", "uint8", "binary", "ubinary"]);
+    let cohere =
+        post(&app, "/v2/embed", json!({"texts": texts, "input_type": "search_query", "embedding_types": types})).await;
+    let native = post(&app, "/api/v1/embed", json!({"texts": texts, "embedding_types": types})).await;
+    assert_eq!(native.status, 200, "{}", native.text);
+    assert_eq!(native.body["embeddings_by_type"], cohere.body["embeddings"]);
+    assert_eq!(native.body["embeddings"].as_array().expect("floats too").len(), 2);
+    for kind in ["int8", "uint8", "binary", "ubinary"] {
+        let openai = post(&app, "/v1/embeddings", json!({"input": texts, "encoding_format": kind})).await;
+        assert_eq!(openai.status, 200, "{kind}: {}", openai.text);
+        for i in 0..2 {
+            assert_eq!(openai.body["data"][i]["embedding"], cohere.body["embeddings"][kind][i], "{kind} {i}");
+        }
+    }
+    let plain = post(&app, "/api/v1/embed", json!({"texts": texts})).await;
+    assert!(plain.body.get("embeddings_by_type").is_none(), "only when asked");
+}
