@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use aki_core::quantize::{OutputType, Quantized};
 use aki_core::{EmbedError, EmbedOptions, EncodeOptions, Token, TruncationDirection};
 use aki_service::{
     Caller, EmbedReply, EmbedRequest, Inputs, PromptChoice, RerankReply, RerankRequest, ServerInfo, TokenizeRequest,
@@ -84,14 +85,39 @@ pub fn rerank_response(reply: RerankReply) -> pb::RerankResponse {
 }
 
 /// The `EmbedResponse` message of a reply.
-pub fn embed_response(reply: EmbedReply) -> pb::EmbedResponse {
+pub fn embed_response(reply: EmbedReply<Quantized>) -> pb::EmbedResponse {
     let tokens = small(reply.tokens);
+    let signed = |v: Option<Vec<i8>>| v.unwrap_or_default().into_iter().map(|b| b as u8).collect();
+    let embedding = |q: Quantized| pb::Embedding {
+        values: q.float.unwrap_or_default(),
+        int8: signed(q.int8),
+        uint8: q.uint8.unwrap_or_default(),
+        binary: signed(q.binary),
+        ubinary: q.ubinary.unwrap_or_default(),
+    };
     pb::EmbedResponse {
-        embeddings: reply.vectors.into_iter().map(|values| pb::Embedding { values }).collect(),
+        embeddings: reply.vectors.into_iter().map(embedding).collect(),
         usage: Some(pb::Usage { prompt_tokens: tokens, total_tokens: tokens }),
         model: reply.model,
         error: None,
     }
+}
+
+/// The types a message asks its vectors in: the floats, and each of its `embedding_types`.
+pub fn embedding_types(message: &pb::EmbedRequest) -> Vec<OutputType> {
+    let mut types = vec![OutputType::Float];
+    for kind in message.embedding_types() {
+        types.push(match kind {
+            pb::EmbeddingType::Float => OutputType::Float,
+            pb::EmbeddingType::Int8 => OutputType::Int8,
+            pb::EmbeddingType::Uint8 => OutputType::Uint8,
+            pb::EmbeddingType::Binary => OutputType::Binary,
+            pb::EmbeddingType::Ubinary => OutputType::Ubinary,
+        });
+    }
+    types.sort();
+    types.dedup();
+    types
 }
 
 /// The service request of a `TokenizeRequest` message.

@@ -7,14 +7,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use aki_core::quantize::Quantized;
 use aki_service::{Caller, EmbedReply, Requester};
 use aki_wiring::Engine;
 use futures_util::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert::{
-    embed_request, embed_response, grpc_deadline, info_response, rerank_request, rerank_response, timing_metadata,
-    tokenize_request, tokenize_response,
+    embed_request, embed_response, embedding_types, grpc_deadline, info_response, rerank_request, rerank_response,
+    timing_metadata, tokenize_request, tokenize_response,
 };
 use crate::failure::{fail, fail_read};
 use crate::pb;
@@ -44,10 +45,11 @@ impl EmbedderService {
         message: pb::EmbedRequest,
         deadline: Option<std::time::Instant>,
         caller: Caller,
-    ) -> Result<EmbedReply, Status> {
+    ) -> Result<EmbedReply<Quantized>, Status> {
         let service = &self.engine.service;
+        let types = embedding_types(&message);
         let answer = match embed_request(message, deadline, caller) {
-            Ok(request) => service.embed(route, request).await,
+            Ok(request) => service.embed_quantized(route, request, &types).await,
             Err(error) => {
                 service.reject(route, &error);
                 Err(error)

@@ -234,3 +234,36 @@ async fn reflection_lists_the_services_in_v1_and_v1alpha() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedding_types_add_the_quantized_forms_of_the_floats() {
+    let mut config = config();
+    config.backend.dtype = Some("f32".into());
+    let server = start(config).await;
+    let mut client = server.client().await;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../backend-candle/tests/fixtures/quantized.json");
+    let want: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
+    let texts: Vec<String> = (0..4).map(|i| reference(i).0).collect();
+    let types =
+        [pb::EmbeddingType::Int8, pb::EmbeddingType::Uint8, pb::EmbeddingType::Binary, pb::EmbeddingType::Ubinary];
+    let request =
+        pb::EmbedRequest { texts, embedding_types: types.iter().map(|t| *t as i32).collect(), ..Default::default() };
+    let reply = client.embed(request).await.expect("embed").into_inner();
+    for (i, e) in reply.embeddings.iter().enumerate() {
+        assert!(cosine(&e.values, &reference(i).1) >= 0.9999, "the floats are always there");
+        let column = |kind: &str| -> Vec<i64> {
+            want[kind][i].as_array().expect("bytes").iter().map(|x| x.as_i64().expect("integer")).collect()
+        };
+        let signed = |bytes: &[u8]| bytes.iter().map(|b| i64::from(*b as i8)).collect::<Vec<_>>();
+        let unsigned = |bytes: &[u8]| bytes.iter().map(|b| i64::from(*b)).collect::<Vec<_>>();
+        assert_eq!(signed(&e.binary), column("binary"), "binary {i}");
+        assert_eq!(unsigned(&e.ubinary), column("ubinary"), "ubinary {i}");
+        for (kind, got) in [("int8", signed(&e.int8)), ("uint8", unsigned(&e.uint8))] {
+            let worst = got.iter().zip(column(kind)).map(|(g, w)| (g - w).abs()).max().unwrap_or(i64::MAX);
+            assert!(got.len() == 384 && worst <= 1, "{kind} {i}: {worst} steps off");
+        }
+    }
+    let plain = client.embed(pb::EmbedRequest { texts: vec!["a".into()], ..Default::default() }).await.expect("embed");
+    assert!(plain.into_inner().embeddings[0].int8.is_empty(), "only when asked");
+    server.stop().await;
+}
