@@ -39,6 +39,7 @@ pub fn embed_request(
             normalize: message.normalize,
             encode: EncodeOptions { truncate: message.truncate.unwrap_or(true), direction: TruncationDirection::Right },
             dimensions: message.dimensions.map(|d| d as usize),
+            ..EmbedOptions::default()
         },
         prompt: PromptChoice { name: message.prompt_name, text: message.prompt },
         deadline,

@@ -2,7 +2,7 @@
 //! `{"error": {"kind", "message"}}`, which `/info` shares and any failure starts in.
 
 use aki_core::quantize::OutputType;
-use aki_core::{EmbedOptions, EncodeOptions, ErrorKind, TruncationDirection};
+use aki_core::{EmbedOptions, EncodeOptions, ErrorKind, LongInputs, TruncationDirection};
 use aki_service::{Caller, EmbedReply, EmbedRequest, Inputs, PromptChoice};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -57,6 +57,23 @@ pub struct NativeRequest {
     /// Also answer each vector in these types (`embeddings_by_type`; see docs/api.md, "Output
     /// types").
     pub embedding_types: Option<Vec<EmbeddingType>>,
+    /// Inputs longer than the model's maximum: `cut` (to the maximum, or refused without
+    /// `truncate`), or `windows` (embedded in overlapping windows pooled into one vector); the
+    /// server's `limits.window_long_inputs` decides when unset.
+    pub long_inputs: Option<LongInputsField>,
+    /// Tokens each window shares with the one before (`limits.window_overlap_tokens` when
+    /// unset); given alone, it asks for `windows`.
+    pub window_overlap: Option<usize>,
+}
+
+/// What becomes of an input longer than the model's maximum.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LongInputsField {
+    /// Cut to the maximum, or refused without `truncate`.
+    Cut,
+    /// Embedded in overlapping windows whose vectors are pooled into one, weighted by tokens.
+    Windows,
 }
 
 impl From<NativeRequest> for EmbedRequest {
@@ -68,6 +85,7 @@ impl From<NativeRequest> for EmbedRequest {
                 normalize: r.normalize,
                 encode: EncodeOptions { truncate: r.truncate.unwrap_or(true), direction: TruncationDirection::Right },
                 dimensions: r.dimensions,
+                ..EmbedOptions::default()
             },
             prompt: PromptChoice { name: r.prompt_name, text: r.prompt },
             deadline: None,
@@ -167,7 +185,13 @@ async fn embed(
 ) -> Result<Response, Failure> {
     let caller = asking(caller, request.priority);
     let asked = request.embedding_types.clone();
-    let request = EmbedRequest { caller, ..request.into() };
+    let long = match (request.long_inputs, request.window_overlap) {
+        (None, None) => LongInputs::ServerDefault,
+        (Some(LongInputsField::Cut), _) => LongInputs::Cut,
+        (_, overlap) => LongInputs::Windows { overlap: overlap.unwrap_or(engine.config.limits.window_overlap_tokens) },
+    };
+    let mut request = EmbedRequest { caller, ..request.into() };
+    request.options.long = long;
     let Some(asked) = asked else {
         let reply = engine.service.embed(EMBED, request).await?;
         let headers = timing(reply.tokens, reply.lane, reply.timing, reply.total);

@@ -4,7 +4,7 @@
 //! first asks for either type, and finished as each request finishes its own vectors.
 
 use crate::quantize::{CALIBRATION_TEXTS, Ranges};
-use crate::{EmbedError, EmbedOptions, EncodeOptions, ModelPipeline, RequestContext, Result, vector};
+use crate::{EmbedError, EmbedOptions, LongInputs, ModelPipeline, RequestContext, Result, vector};
 
 impl ModelPipeline {
     /// The range of the calibration vectors under `options` (their normalisation and
@@ -25,7 +25,7 @@ impl ModelPipeline {
             Some(pooled) => pooled,
             None => {
                 let texts: Vec<String> = CALIBRATION_TEXTS.lines().map(str::to_string).collect();
-                let raw = EmbedOptions { normalize: Some(false), encode: EncodeOptions::default(), dimensions: None };
+                let raw = EmbedOptions { normalize: Some(false), long: LongInputs::Cut, ..EmbedOptions::default() };
                 let prepared = self.prepare_texts(texts, &raw).await?;
                 let vectors = self.embed_prepared(prepared, &raw, RequestContext::default()).await?.vectors;
                 self.calibration.get_or_init(|| vectors)

@@ -18,6 +18,7 @@ mod store;
 mod tokenization;
 mod types;
 pub mod vector;
+mod windows;
 
 pub use batcher::{Batched, Batcher};
 pub use context::{Lane, Priority, RequestContext, Tenant};
@@ -27,6 +28,6 @@ pub use provider::EmbeddingProvider;
 pub use store::{LoadedModel, ModelStore, StoreStats};
 pub use tokenization::Tokenization;
 pub use types::{
-    ClassifierInput, EmbedOptions, Embeddings, EncodeOptions, Encoding, ModelInfo, ModelTask, Pooled, Pooling,
-    Predictions, Prompts, Scores, Timing, Token, TokenEmbeddings, TokenVectors, TruncationDirection,
+    ClassifierInput, EmbedOptions, Embeddings, EncodeOptions, Encoding, LongInputs, ModelInfo, ModelTask, Pooled,
+    Pooling, Predictions, Prompts, Scores, Timing, Token, TokenEmbeddings, TokenVectors, TruncationDirection,
 };

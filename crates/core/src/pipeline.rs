@@ -7,15 +7,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::{
-    ClassifierInput, EmbedError, EmbedOptions, EmbeddingProvider, Embeddings, EncodeOptions, Encoding, ModelInfo,
-    ModelTask, RequestContext, Result, Scores, Timing, Token, TokenEmbeddings, Tokenization, encoding, vector,
+    ClassifierInput, EmbedError, EmbedOptions, EmbeddingProvider, Embeddings, EncodeOptions, Encoding, LongInputs,
+    ModelInfo, ModelTask, RequestContext, Result, Scores, Timing, Token, TokenEmbeddings, Tokenization, encoding,
+    vector, windows,
 };
 
 /// Inputs tokenized and checked against the model, not yet inferred.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prepared {
-    /// One model input per text (or pair).
+    /// One model input per text (or pair), or per window of a long text.
     pub encodings: Vec<Encoding>,
+    /// With [`LongInputs::Windows`]: how many of `encodings` each text became, in order (empty:
+    /// one each).
+    pub windows: Vec<usize>,
     /// The time tokenizing took.
     pub tokenize: Duration,
 }
@@ -126,8 +130,21 @@ impl ModelPipeline {
     pub async fn prepare_texts(&self, texts: Vec<String>, options: &EmbedOptions) -> Result<Prepared> {
         self.check_embed(options)?;
         let started = Instant::now();
-        let encodings = self.encode(texts, options.encode).await?;
-        Ok(Prepared { encodings, tokenize: started.elapsed() })
+        let LongInputs::Windows { overlap } = options.long else {
+            let encodings = self.encode(texts, options.encode).await?;
+            return Ok(Prepared { encodings, windows: Vec::new(), tokenize: started.elapsed() });
+        };
+        let whole = EncodeOptions { truncate: false, ..options.encode };
+        let empty = self.tokenizer.encode(vec![String::new()], whole).await?.pop().unwrap_or_default();
+        let (mut encodings, mut counts) = (Vec::new(), Vec::new());
+        for encoding in self.tokenizer.encode(texts, whole).await? {
+            let frame = windows::Frame::of(&empty, &encoding);
+            let split = windows::split(encoding, &frame, self.info.max_input_tokens, overlap)?;
+            counts.push(split.len());
+            encodings.extend(split);
+        }
+        let encodings = encoding::prepare(encodings, whole, &self.info)?;
+        Ok(Prepared { encodings, windows: counts, tokenize: started.elapsed() })
     }
 
     /// Token-id lists to embed, checked as [`prepare_texts`](Self::prepare_texts) checks texts.
@@ -137,7 +154,7 @@ impl ModelPipeline {
     pub fn prepare_tokens(&self, lists: Vec<Vec<u32>>, options: &EmbedOptions) -> Result<Prepared> {
         self.check_embed(options)?;
         let encodings = encoding::prepare(encoding::from_token_ids(lists), options.encode, &self.info)?;
-        Ok(Prepared { encodings, tokenize: Duration::ZERO })
+        Ok(Prepared { encodings, windows: Vec::new(), tokenize: Duration::ZERO })
     }
 
     /// Infers prepared inputs, then truncates each vector to `dimensions` and normalises it.
@@ -150,10 +167,22 @@ impl ModelPipeline {
         options: &EmbedOptions,
         context: RequestContext,
     ) -> Result<Embeddings> {
-        let token_counts = prepared.encodings.iter().map(Encoding::len).collect();
-        let pooled = self.inference.embed(prepared.encodings, context).await?;
-        let vectors = pooled.vectors.into_iter().map(|v| vector::finish(v, options, &self.info)).collect();
-        Ok(Embeddings { vectors, token_counts, timing: Timing { tokenize: prepared.tokenize, ..pooled.timing } })
+        let mut token_counts: Vec<usize> = prepared.encodings.iter().map(Encoding::len).collect();
+        let mut vectors = self.inference.embed(prepared.encodings, context).await?;
+        if !prepared.windows.is_empty() {
+            // Each text's windows pooled into one vector, its tokens those of all its windows.
+            let (mut pooled, mut counts) = (Vec::new(), Vec::new());
+            let (mut windows, mut tokens) = (vectors.vectors.into_iter(), token_counts.into_iter());
+            for n in prepared.windows {
+                let (group, sizes): (Vec<Vec<f32>>, Vec<usize>) = windows.by_ref().zip(tokens.by_ref()).take(n).unzip();
+                counts.push(sizes.iter().sum());
+                pooled.push(windows::pool(group, &sizes));
+            }
+            (vectors.vectors, token_counts) = (pooled, counts);
+        }
+        let finished = vectors.vectors.into_iter().map(|v| vector::finish(v, options, &self.info)).collect();
+        let timing = Timing { tokenize: prepared.tokenize, ..vectors.timing };
+        Ok(Embeddings { vectors: finished, token_counts, timing })
     }
 
     /// The vector of every token of prepared inputs (TEI's `embed_all`): the last hidden state,
@@ -239,7 +268,7 @@ impl ModelPipeline {
         }
         placed.sort_by_key(|(position, _)| *position);
         let encodings = encoding::prepare(placed.into_iter().map(|(_, e)| e).collect(), options, &self.info)?;
-        Ok(Prepared { encodings, tokenize: started.elapsed() })
+        Ok(Prepared { encodings, windows: Vec::new(), tokenize: started.elapsed() })
     }
 
     /// The logits of prepared pairs.

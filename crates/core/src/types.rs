@@ -68,6 +68,25 @@ pub struct EmbedOptions {
     pub encode: EncodeOptions,
     /// Matryoshka truncation: keep the first `dimensions` values (before normalising).
     pub dimensions: Option<usize>,
+    /// What becomes of an input longer than the model's maximum.
+    pub long: LongInputs,
+}
+
+/// What becomes of an input longer than the model's maximum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LongInputs {
+    /// As the server is configured (`limits.long_inputs`); where nothing decides, [`Cut`](Self::Cut).
+    #[default]
+    ServerDefault,
+    /// Cut to the maximum (or refused, without `encode.truncate`).
+    Cut,
+    /// Embedded in windows of the model's maximum, each starting `overlap` tokens before the
+    /// previous one ends, and the windows' vectors pooled into one, weighted by their tokens
+    /// (vLLM's chunked processing); usage counts every window's tokens.
+    Windows {
+        /// Tokens each window shares with the one before.
+        overlap: usize,
+    },
 }
 
 /// One tokenized input, ready for inference.

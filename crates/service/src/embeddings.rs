@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use aki_core::quantize::{OutputType, Quantized};
-use aki_core::{EmbedError, ModelInfo, ModelPipeline, Result, vector};
+use aki_core::{EmbedError, LongInputs, ModelInfo, ModelPipeline, Result, vector};
 
 use crate::requests::{EmbedReply, EmbedRequest};
 use crate::service::{Admitted, EmbedService, within};
@@ -53,6 +53,8 @@ impl EmbedService {
         let started = Instant::now();
         let tenant = request.caller.tenant.clone();
         (request.options.normalize, request.options.dimensions) = (Some(false), None);
+        // Every token's vector of the text itself: one window, cut as asked.
+        request.options.long = LongInputs::Cut;
         let work = async {
             let Admitted { model, prepared, context, until, permit: _permit, .. } =
                 self.admit_embedding(request, started, ModelPipeline::check_token_vectors).await?;

@@ -50,6 +50,12 @@ pub struct Limits {
     /// Then, how long in-flight requests and queued work may take to finish, in seconds (read by
     /// the server lifecycle).
     pub shutdown_timeout_secs: u64,
+    /// Embed inputs longer than the model's maximum in overlapping windows pooled into one
+    /// vector, for requests that do not say (`long_inputs`); off: they are cut (or refused
+    /// without truncation), as TEI does.
+    pub window_long_inputs: bool,
+    /// Tokens each window shares with the one before, for requests that do not say.
+    pub window_overlap_tokens: usize,
 }
 
 impl Default for Limits {
@@ -69,6 +75,8 @@ impl Default for Limits {
             stream_idle_secs: 60,
             shutdown_delay_secs: 0,
             shutdown_timeout_secs: 30,
+            window_long_inputs: false,
+            window_overlap_tokens: 32,
         }
     }
 }

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use aki_core::{
-    EmbedError, EmbedOptions, Lane, LoadedModel, ModelPipeline, ModelStore, ModelTask, Prepared, RequestContext,
-    Result, Tenant,
+    EmbedError, EmbedOptions, Lane, LoadedModel, LongInputs, ModelPipeline, ModelStore, ModelTask, Prepared,
+    RequestContext, Result, Tenant,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -150,8 +150,14 @@ impl EmbedService {
         started: Instant,
         check: impl FnOnce(&ModelPipeline) -> Result<()>,
     ) -> Result<Admitted> {
-        let EmbedRequest { model, inputs, options, prompt, deadline, caller } = request;
+        let EmbedRequest { model, inputs, mut options, prompt, deadline, caller } = request;
         let permit = self.admit()?;
+        if options.long == LongInputs::ServerDefault {
+            options.long = match self.limits.window_long_inputs {
+                true => LongInputs::Windows { overlap: self.limits.window_overlap_tokens },
+                false => LongInputs::Cut,
+            };
+        }
         inputs.check(&self.limits)?;
         let preparing = async {
             let model = self.model(model.as_deref()).await?;

@@ -72,7 +72,7 @@ impl EmbedService {
             return Err(error);
         }
         let texts = std::iter::once(source).chain(sentences).collect();
-        let options = EmbedOptions { normalize: Some(true), encode, dimensions: None };
+        let options = EmbedOptions { normalize: Some(true), encode, ..EmbedOptions::default() };
         let request = EmbedRequest { model, inputs: Inputs::Texts(texts), options, prompt, deadline, caller };
         let embedded = self.embed(route, request).await?;
         let (first, rest) = embedded.vectors.split_first().ok_or(EmbedError::Empty)?;

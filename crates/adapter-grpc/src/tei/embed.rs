@@ -38,6 +38,7 @@ impl TeiService {
                 normalize: Some(message.normalize.unwrap_or(true)),
                 encode: encode(message.truncate, message.truncation_direction),
                 dimensions: message.dimensions.map(|d| d as usize),
+                ..EmbedOptions::default()
             },
             prompt: PromptChoice { name: message.prompt_name, text: None },
             deadline,

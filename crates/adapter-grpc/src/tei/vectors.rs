@@ -22,7 +22,11 @@ fn plain(inputs: String, truncate: bool, direction: i32, prompt_name: Option<Str
     EmbedRequest {
         model: None,
         inputs: Inputs::Texts(vec![inputs]),
-        options: EmbedOptions { normalize: Some(false), encode: encode(truncate, direction), dimensions: None },
+        options: EmbedOptions {
+            normalize: Some(false),
+            encode: encode(truncate, direction),
+            ..EmbedOptions::default()
+        },
         prompt: PromptChoice { name: prompt_name, text: None },
         deadline: None,
         caller,

@@ -241,7 +241,7 @@ async fn service_request(
     Ok(EmbedRequest {
         model: request.model,
         inputs: Inputs::Texts(request.texts),
-        options: EmbedOptions { normalize: None, encode, dimensions: request.output_dimension },
+        options: EmbedOptions { encode, dimensions: request.output_dimension, ..EmbedOptions::default() },
         prompt: PromptChoice { name: prompt, text: None },
         deadline: None,
         caller,

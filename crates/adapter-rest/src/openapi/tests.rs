@@ -172,6 +172,7 @@ fn wire_names() -> BTreeMap<String, BTreeSet<String>> {
     let labels = || TeiLabels { id2label: BTreeMap::new(), label2id: BTreeMap::new() };
     BTreeMap::from([
         read::<NativeRequest>(),
+        read::<crate::native::LongInputsField>(),
         written(&[native]),
         written(&[NativeUsage { tokens: 1 }]),
         written(&[native_error]),

@@ -61,6 +61,7 @@ impl TeiEmbedRequest {
                 normalize: Some(self.normalize.unwrap_or(true)),
                 encode: encode(self.truncate, self.truncation_direction),
                 dimensions: self.dimensions,
+                ..EmbedOptions::default()
             },
             prompt: PromptChoice { name: self.prompt_name, text: None },
             deadline: None,

@@ -54,6 +54,7 @@ impl TeiEmbedPlainRequest {
                 normalize: Some(false),
                 encode: encode(self.truncate, self.truncation_direction),
                 dimensions: None,
+                ..EmbedOptions::default()
             },
             prompt: PromptChoice { name: self.prompt_name, text: None },
             deadline: None,

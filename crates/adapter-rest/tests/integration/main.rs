@@ -7,6 +7,7 @@ mod errors;
 mod families;
 mod lanes;
 mod logging;
+mod long_inputs;
 mod observability;
 mod openapi;
 mod properties;

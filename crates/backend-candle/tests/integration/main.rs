@@ -5,3 +5,4 @@ mod families;
 mod heads;
 mod precision;
 mod reference;
+mod windows;

@@ -43,7 +43,7 @@ fn fixture<T: for<'de> Deserialize<'de>>(name: &str) -> T {
 
 /// The real model on the packed CPU path (`packed`) or on candle-transformers, each loaded once
 /// for the whole test binary. Fails (never skips) when the model is not installed.
-fn backend(packed: bool) -> Arc<ModelPipeline> {
+pub(crate) fn backend(packed: bool) -> Arc<ModelPipeline> {
     static BACKENDS: [OnceLock<Arc<ModelPipeline>>; 2] = [OnceLock::new(), OnceLock::new()];
     Arc::clone(BACKENDS[usize::from(packed)].get_or_init(|| {
         let dir = paths::installed_model_dir(paths::DEFAULT_MODEL);
