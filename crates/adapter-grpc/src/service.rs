@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use aki_core::LongInputs;
 use aki_core::quantize::Quantized;
 use aki_service::{Caller, EmbedReply, Requester};
 use aki_wiring::Engine;
@@ -48,8 +49,18 @@ impl EmbedderService {
     ) -> Result<EmbedReply<Quantized>, Status> {
         let service = &self.engine.service;
         let types = embedding_types(&message);
+        let long = match (message.windows, message.window_overlap) {
+            (None, None) => LongInputs::ServerDefault,
+            (Some(false), _) => LongInputs::Cut,
+            (_, overlap) => LongInputs::Windows {
+                overlap: overlap.map_or(self.engine.config.limits.window_overlap_tokens, |o| o as usize),
+            },
+        };
         let answer = match embed_request(message, deadline, caller) {
-            Ok(request) => service.embed_quantized(route, request, &types).await,
+            Ok(mut request) => {
+                request.options.long = long;
+                service.embed_quantized(route, request, &types).await
+            }
             Err(error) => {
                 service.reject(route, &error);
                 Err(error)

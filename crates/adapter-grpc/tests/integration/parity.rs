@@ -26,6 +26,7 @@ struct Case {
     model: Option<&'static str>,
     truncate: Option<bool>,
     dimensions: Option<u32>,
+    windows: bool,
     key: Option<&'static str>,
 }
 
@@ -38,6 +39,7 @@ impl Case {
             model: None,
             truncate: None,
             dimensions: None,
+            windows: false,
             key: Some(KEY),
         }
     }
@@ -49,7 +51,10 @@ impl Case {
     /// The REST route and body: token ids go to the OpenAI route (the native one takes texts).
     fn rest(&self) -> (&'static str, Value) {
         if self.token_ids.is_empty() {
-            let body = json!({"texts": self.texts, "model": self.model, "truncate": self.truncate, "dimensions": self.dimensions});
+            let mut body = json!({"texts": self.texts, "model": self.model, "truncate": self.truncate, "dimensions": self.dimensions});
+            if self.windows {
+                body["long_inputs"] = json!("windows");
+            }
             ("/api/v1/embed", body)
         } else {
             ("/v1/embeddings", json!({"input": self.token_ids, "model": self.model, "dimensions": self.dimensions}))
@@ -63,6 +68,7 @@ impl Case {
             model: self.model.map(str::to_string),
             truncate: self.truncate,
             dimensions: self.dimensions,
+            windows: self.windows.then_some(true),
             ..Default::default()
         };
         let mut request = tonic::Request::new(message);
@@ -191,6 +197,9 @@ async fn compare(config: AppConfig, cases: &[Case]) {
         let grpc = ask_grpc(&mut client, case).await;
         let name = case.name;
         assert_eq!(rest.class, grpc.class, "{name}: REST {rest:?} vs gRPC {grpc:?}");
+        if case.windows {
+            assert!(rest.class == "ok" && rest.tokens > 256, "{name}: every window's tokens, {rest:?}");
+        }
         assert_eq!((rest.vectors.len(), rest.tokens), (grpc.vectors.len(), grpc.tokens), "{name}: shape and usage");
         for (r, g) in rest.vectors.iter().zip(&grpc.vectors) {
             assert_eq!(r.len(), g.len(), "{name}: dimensions");
@@ -218,6 +227,7 @@ async fn rest_and_grpc_give_the_same_outcome_vectors_usage_and_metrics() {
         Case { dimensions: Some(385), ..Case::texts("too many dimensions", &["a"]) },
         Case { model: Some("not/served"), ..Case::texts("model not served", &["a"]) },
         Case { truncate: Some(false), ..Case::texts("too many tokens without truncation", &[&long]) },
+        Case { windows: true, ..Case::texts("a long input in windows", &[&long]) },
         Case::ids("token id outside the vocabulary", vec![vec![101, 999_999, 102]]),
         Case::ids("empty token list", vec![vec![]]),
         Case { key: None, ..Case::texts("missing key", &["a"]) },
