@@ -1,16 +1,124 @@
-//! `EmbedService::embed_sparse` and `embed_all` (a SPLADE model's sparse vectors and the vector
-//! of every token, TEI's routes of those names) and `embed_quantized` (vectors in the types a
-//! client asks for, Cohere's `embedding_types`), through the embedding flow of
-//! [`embed`](crate::EmbedService::embed): the same admission, limits, lanes, deadline and
-//! metrics.
+//! The embedding flow, read top to bottom in [`EmbedService::embed`]: admission, limits, model,
+//! tokenize and check (the request's tokens are known from here), lane, tenant rate and
+//! deadline, inference, usage and timing, metrics. Through it, `embed_sparse` and `embed_all`
+//! (a SPLADE model's sparse vectors and the vector of every token, TEI's routes of those names)
+//! and `embed_quantized` (vectors in the types a client asks for, Cohere's `embedding_types`).
 
 use std::time::Instant;
 
 use aki_core::quantize::{OutputType, Quantized};
-use aki_core::{EmbedError, LongInputs, ModelInfo, ModelPipeline, Result, vector};
+use aki_core::{
+    EmbedError, EmbedOptions, Lane, LoadedModel, LongInputs, ModelInfo, ModelPipeline, Prepared, RequestContext,
+    Result, vector,
+};
+use tokio::sync::OwnedSemaphorePermit;
 
-use crate::requests::{EmbedReply, EmbedRequest};
-use crate::service::{Admitted, EmbedService, within};
+use crate::requests::{EmbedReply, EmbedRequest, Inputs, PromptChoice};
+use crate::service::{EmbedService, within};
+
+/// An embedding request past every step before inference ([`EmbedService::admit_embedding`]).
+pub(crate) struct Admitted {
+    pub(crate) model: LoadedModel,
+    pub(crate) prepared: Prepared,
+    pub(crate) options: EmbedOptions,
+    pub(crate) context: RequestContext,
+    /// When inference must be done.
+    pub(crate) until: Instant,
+    /// Its place among the requests in flight, held until it ends.
+    pub(crate) permit: OwnedSemaphorePermit,
+}
+
+impl EmbedService {
+    /// Embeds a request's inputs.
+    ///
+    /// # Errors
+    /// [`EmbedError::Empty`] or [`EmbedError::Validation`] for inputs over the limits or bad
+    /// options, [`EmbedError::Unavailable`] while the default model loads, the store's errors
+    /// (model not served, load failure), [`EmbedError::Busy`] when the tenant's token rate is
+    /// spent or the queue ahead would keep it past its deadline, [`EmbedError::Timeout`] past
+    /// the deadline, and the pipeline's errors.
+    pub async fn embed(&self, route: &str, request: EmbedRequest) -> Result<EmbedReply> {
+        self.embed_checked(route, request, |_| Ok(())).await
+    }
+
+    /// [`embed`](Self::embed), with `check` refusing a model before any of the request's work.
+    ///
+    /// # Errors
+    /// As [`embed`](Self::embed), and `check`'s.
+    pub(crate) async fn embed_checked(
+        &self,
+        route: &str,
+        request: EmbedRequest,
+        check: impl FnOnce(&ModelPipeline) -> Result<()>,
+    ) -> Result<EmbedReply> {
+        let started = Instant::now();
+        let tenant = request.caller.tenant.clone();
+        let work = async {
+            let Admitted { model, prepared, options, context, until, permit: _permit } =
+                self.admit_embedding(request, started, check).await?;
+            let lane = context.lane;
+            let out = within(until, model.embed_prepared(prepared, &options, context)).await?;
+            let info = model.info();
+            Ok(EmbedReply {
+                model: info.model_id.clone(),
+                dimension: options.dimensions.unwrap_or(info.dimension),
+                tokens: out.tokens(),
+                lane,
+                vectors: out.vectors,
+                timing: out.timing,
+                total: started.elapsed(),
+            })
+        };
+        let result = work.await;
+        self.finish(route, started, &tenant, &result, EmbedReply::facts);
+        result
+    }
+
+    /// Every step of an embedding request before inference: admission, limits, the model
+    /// (which `check` may refuse), prompt, tokenize and check within the deadline, then the
+    /// lane, the tenant's token rate and the deadline of inference.
+    ///
+    /// # Errors
+    /// As [`embed`](Self::embed), and `check`'s.
+    pub(crate) async fn admit_embedding(
+        &self,
+        request: EmbedRequest,
+        started: Instant,
+        check: impl FnOnce(&ModelPipeline) -> Result<()>,
+    ) -> Result<Admitted> {
+        let EmbedRequest { model, inputs, mut options, prompt, deadline, caller } = request;
+        let permit = self.admit()?;
+        if options.long == LongInputs::ServerDefault {
+            options.long = match self.limits().window_long_inputs {
+                true => LongInputs::Windows { overlap: self.limits().window_overlap_tokens },
+                false => LongInputs::Cut,
+            };
+        }
+        inputs.check(self.limits())?;
+        let preparing = async {
+            let model = self.model(model.as_deref()).await?;
+            check(&model)?;
+            let prepared = match inputs {
+                Inputs::Texts(texts) => {
+                    let texts = self.prompted(&model, &prompt, texts)?;
+                    model.prepare_texts(texts, &options).await?
+                }
+                Inputs::TokenIds(lists) => {
+                    if prompt != PromptChoice::default() {
+                        return Err(EmbedError::Validation(
+                            "a prompt applies to texts; token-id inputs are complete model inputs".into(),
+                        ));
+                    }
+                    model.prepare_tokens(lists, &options)?
+                }
+            };
+            Ok((model, prepared))
+        };
+        let (model, prepared) = within(self.deadline(deadline, Lane::Interactive, started), preparing).await?;
+        let (context, until) = self.schedule(&caller, prepared.tokens(), deadline, started)?;
+        Ok(Admitted { model, prepared, options, context, until, permit })
+    }
+}
 
 impl EmbedService {
     /// The SPLADE vector of each input as its non-zero `(vocabulary index, weight)` pairs, in
@@ -20,27 +128,9 @@ impl EmbedService {
     /// As [`embed`](Self::embed), and [`EmbedError::Validation`] when the model is not a
     /// SPLADE model.
     pub async fn embed_sparse(&self, route: &str, mut request: EmbedRequest) -> Result<EmbedReply<Vec<(usize, f32)>>> {
-        let started = Instant::now();
-        let tenant = request.caller.tenant.clone();
         (request.options.normalize, request.options.dimensions) = (Some(false), None);
-        let work = async {
-            let Admitted { model, prepared, options, context, until, permit: _permit } =
-                self.admit_embedding(request, started, |model| splade_only(model.info())).await?;
-            let lane = context.lane;
-            let out = within(until, model.embed_prepared(prepared, &options, context)).await?;
-            Ok(EmbedReply {
-                model: model.info().model_id.clone(),
-                dimension: model.info().dimension,
-                tokens: out.tokens(),
-                lane,
-                vectors: out.vectors.iter().map(|v| vector::sparse(v)).collect(),
-                timing: out.timing,
-                total: started.elapsed(),
-            })
-        };
-        let result = work.await;
-        self.finish(route, started, &tenant, &result, EmbedReply::facts);
-        result
+        let reply = self.embed_checked(route, request, |model| splade_only(model.info())).await?;
+        Ok(reply.map(|v| vector::sparse(&v)))
     }
 
     /// The last hidden state of every token of each input (special tokens included), before
@@ -114,8 +204,6 @@ impl EmbedService {
             true => Some(self.model(model.as_deref()).await?.ranges(&options).await?),
             false => None,
         };
-        let EmbedReply { model, dimension, vectors, tokens, lane, timing, total } = reply;
-        let vectors = vectors.into_iter().map(|v| Quantized::of(v, types, ranges.as_ref())).collect();
-        Ok(EmbedReply { model, dimension, vectors, tokens, lane, timing, total })
+        Ok(reply.map(|v| Quantized::of(v, types, ranges.as_ref())))
     }
 }

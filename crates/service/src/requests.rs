@@ -138,6 +138,12 @@ pub struct EmbedReply<V = Vec<f32>> {
 }
 
 impl<V> EmbedReply<V> {
+    /// The same reply with each answer turned by `f`.
+    pub(crate) fn map<W>(self, f: impl FnMut(V) -> W) -> EmbedReply<W> {
+        let Self { model, dimension, vectors, tokens, lane, timing, total } = self;
+        EmbedReply { model, dimension, vectors: vectors.into_iter().map(f).collect(), tokens, lane, timing, total }
+    }
+
     /// What the request metrics record of it: its tokens, and its lane and queue time.
     pub(crate) fn facts(&self) -> (usize, Option<(Lane, Duration)>) {
         (self.tokens, Some((self.lane, self.timing.queue)))

@@ -1,24 +1,20 @@
-//! `EmbedService`: the whole flow of a request, read top to bottom in [`EmbedService::embed`]:
-//! admission, limits, model, tokenize and check (the request's tokens are known from here),
-//! lane, tenant rate and deadline, inference, usage and timing, metrics.
+//! `EmbedService`: the application service, its state (readiness, requests in flight) and the
+//! steps every request shares: admission, the model, lane, tenant rate and deadline
+//! ([`schedule`](EmbedService::schedule)), metrics; rerank, read top to bottom. The embedding
+//! flow is in `embeddings.rs`.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use aki_core::{
-    EmbedError, EmbedOptions, Lane, LoadedModel, LongInputs, ModelPipeline, ModelStore, ModelTask, Prepared,
-    RequestContext, Result, Tenant,
-};
+use aki_core::{EmbedError, Lane, LoadedModel, ModelStore, ModelTask, RequestContext, Result, Tenant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::lanes::{LanePolicy, Requester};
 use crate::limits::Limits;
 use crate::observer::{Finished, Outcome, RequestObserver};
-use crate::requests::{
-    BatchFacts, Caller, EmbedReply, EmbedRequest, Inputs, PromptChoice, Ranked, RerankReply, RerankRequest, ServerInfo,
-};
+use crate::requests::{BatchFacts, Caller, PromptChoice, Ranked, RerankReply, RerankRequest, ServerInfo};
 use crate::tenants::Tenants;
 
 /// The tenant label of requests refused before their key was known, or of routes that do not
@@ -104,83 +100,6 @@ impl EmbedService {
         let finished =
             Finished { route, outcome, elapsed: Duration::ZERO, tokens: 0, tenant: UNKNOWN_TENANT, queued: None };
         self.observer.finished(&finished);
-    }
-
-    /// Embeds a request's inputs.
-    ///
-    /// # Errors
-    /// [`EmbedError::Empty`] or [`EmbedError::Validation`] for inputs over the limits or bad
-    /// options, [`EmbedError::Unavailable`] while the default model loads, the store's errors
-    /// (model not served, load failure), [`EmbedError::Busy`] when the tenant's token rate is
-    /// spent or the queue ahead would keep it past its deadline, [`EmbedError::Timeout`] past
-    /// the deadline, and the pipeline's errors.
-    pub async fn embed(&self, route: &str, request: EmbedRequest) -> Result<EmbedReply> {
-        let started = Instant::now();
-        let tenant = request.caller.tenant.clone();
-        let work = async {
-            let Admitted { model, prepared, options, context, until, permit: _permit } =
-                self.admit_embedding(request, started, |_| Ok(())).await?;
-            let lane = context.lane;
-            let out = within(until, model.embed_prepared(prepared, &options, context)).await?;
-            let info = model.info();
-            Ok(EmbedReply {
-                model: info.model_id.clone(),
-                dimension: options.dimensions.unwrap_or(info.dimension),
-                tokens: out.tokens(),
-                lane,
-                vectors: out.vectors,
-                timing: out.timing,
-                total: started.elapsed(),
-            })
-        };
-        let result = work.await;
-        self.finish(route, started, &tenant, &result, EmbedReply::facts);
-        result
-    }
-
-    /// Every step of an embedding request before inference: admission, limits, the model
-    /// (which `check` may refuse), prompt, tokenize and check within the deadline, then the
-    /// lane, the tenant's token rate and the deadline of inference.
-    ///
-    /// # Errors
-    /// As [`embed`](Self::embed), and `check`'s.
-    pub(crate) async fn admit_embedding(
-        &self,
-        request: EmbedRequest,
-        started: Instant,
-        check: impl FnOnce(&ModelPipeline) -> Result<()>,
-    ) -> Result<Admitted> {
-        let EmbedRequest { model, inputs, mut options, prompt, deadline, caller } = request;
-        let permit = self.admit()?;
-        if options.long == LongInputs::ServerDefault {
-            options.long = match self.limits.window_long_inputs {
-                true => LongInputs::Windows { overlap: self.limits.window_overlap_tokens },
-                false => LongInputs::Cut,
-            };
-        }
-        inputs.check(&self.limits)?;
-        let preparing = async {
-            let model = self.model(model.as_deref()).await?;
-            check(&model)?;
-            let prepared = match inputs {
-                Inputs::Texts(texts) => {
-                    let texts = self.prompted(&model, &prompt, texts)?;
-                    model.prepare_texts(texts, &options).await?
-                }
-                Inputs::TokenIds(lists) => {
-                    if prompt != PromptChoice::default() {
-                        return Err(EmbedError::Validation(
-                            "a prompt applies to texts; token-id inputs are complete model inputs".into(),
-                        ));
-                    }
-                    model.prepare_tokens(lists, &options)?
-                }
-            };
-            Ok((model, prepared))
-        };
-        let (model, prepared) = within(self.deadline(deadline, Lane::Interactive, started), preparing).await?;
-        let (context, until) = self.schedule(&caller, prepared.tokens(), deadline, started)?;
-        Ok(Admitted { model, prepared, options, context, until, permit })
     }
 
     /// Ranks `texts` by relevance to `query` with the (cross-encoder) model.
@@ -375,18 +294,6 @@ impl EmbedService {
         let elapsed = started.elapsed();
         self.observer.finished(&Finished { route, outcome, elapsed, tokens, tenant: &tenant.name, queued });
     }
-}
-
-/// An embedding request past every step before inference ([`EmbedService::admit_embedding`]).
-pub(crate) struct Admitted {
-    pub(crate) model: LoadedModel,
-    pub(crate) prepared: Prepared,
-    pub(crate) options: EmbedOptions,
-    pub(crate) context: RequestContext,
-    /// When inference must be done.
-    pub(crate) until: Instant,
-    /// Its place among the requests in flight, held until it ends.
-    pub(crate) permit: OwnedSemaphorePermit,
 }
 
 /// `work`, or [`EmbedError::Timeout`] once `deadline` passes.
