@@ -73,8 +73,8 @@ sys.exit(0 if worst >= need else 1)
 EOF
 }
 
-# family DTYPE DIR: one tiny model of another family (or a cross-encoder) served on $device, its
-# inputs in one batch against its sentence-transformers reference.
+# family DTYPE DIR: one tiny model of another family (or a cross-encoder, a classifier, a SPLADE
+# model) served on $device, its inputs in one batch against its reference.
 family() {
   python3 - "$url" "$2/reference.json" "$1" "$(basename "$2")" <<'EOF'
 import json, math, sys, urllib.request
@@ -91,6 +91,21 @@ if ref["kind"] == "reranker":
     need = 1e-4 if dtype == "f32" else 2e-2
     ok = error <= need
     print(f"| {name}, {dtype} | {len(ranks)} pairs in one batch | largest score error {error:.2e} | {'ok' if ok else 'FAIL'} (<= {need:g}) | | | |")
+elif ref["kind"] == "classifier":
+    labels = post("/predict", {"inputs": [[t] for t in ref["inputs"]], "raw_scores": True, "truncate": True})
+    error = max(abs(p["score"] - logits[ref["labels"].index(p["label"])])
+                for got, logits in zip(labels, ref["logits"]) for p in got)
+    need = 1e-4 if dtype == "f32" else 2e-2
+    ok = error <= need
+    print(f"| {name}, {dtype} | {len(labels)} texts in one batch | largest logit error {error:.2e} | {'ok' if ok else 'FAIL'} (<= {need:g}) | | | |")
+elif ref["kind"] == "splade":
+    sparse = post("/embed_sparse", {"inputs": ref["inputs"], "truncate": True})
+    dense = lambda pairs: {int(i): v for i, v in pairs}
+    error = max(abs(dense([(p["index"], p["value"]) for p in got]).get(i, 0.0) - dense(want).get(i, 0.0))
+                for got, want in zip(sparse, ref["sparse"]) for i in range(ref["vocab_size"]))
+    need = 1e-4 if dtype == "f32" else 5e-2
+    ok = error <= need
+    print(f"| {name}, {dtype} | {len(sparse)} texts in one batch | largest value error {error:.2e} | {'ok' if ok else 'FAIL'} (<= {need:g}) | | | |")
 else:
     vectors = post("/api/v1/embed", {"texts": ref["inputs"], "prompt": ""})["embeddings"]
     worst = min(cosine(v, w) for v, w in zip(vectors, ref["alone"]))
