@@ -105,20 +105,24 @@ pub fn embed_response(reply: EmbedReply<Quantized>) -> pb::EmbedResponse {
 }
 
 /// The types a message asks its vectors in: the floats, and each of its `embedding_types`.
-pub fn embedding_types(message: &pb::EmbedRequest) -> Vec<OutputType> {
+///
+/// # Errors
+/// [`EmbedError::Validation`] for a value that is not an `EmbeddingType`.
+pub fn embedding_types(message: &pb::EmbedRequest) -> Result<Vec<OutputType>, EmbedError> {
     let mut types = vec![OutputType::Float];
-    for kind in message.embedding_types() {
-        types.push(match kind {
-            pb::EmbeddingType::Float => OutputType::Float,
-            pb::EmbeddingType::Int8 => OutputType::Int8,
-            pb::EmbeddingType::Uint8 => OutputType::Uint8,
-            pb::EmbeddingType::Binary => OutputType::Binary,
-            pb::EmbeddingType::Ubinary => OutputType::Ubinary,
+    for &value in &message.embedding_types {
+        types.push(match pb::EmbeddingType::try_from(value) {
+            Ok(pb::EmbeddingType::Float) => OutputType::Float,
+            Ok(pb::EmbeddingType::Int8) => OutputType::Int8,
+            Ok(pb::EmbeddingType::Uint8) => OutputType::Uint8,
+            Ok(pb::EmbeddingType::Binary) => OutputType::Binary,
+            Ok(pb::EmbeddingType::Ubinary) => OutputType::Ubinary,
+            Err(_) => return Err(EmbedError::Validation(format!("{value} is not an EmbeddingType"))),
         });
     }
     types.sort();
     types.dedup();
-    types
+    Ok(types)
 }
 
 /// The service request of a `TokenizeRequest` message.

@@ -56,8 +56,8 @@ impl EmbedderService {
                 overlap: overlap.map_or(self.engine.config.limits.window_overlap_tokens, |o| o as usize),
             },
         };
-        let answer = match embed_request(message, deadline, caller) {
-            Ok(mut request) => {
+        let answer = match types.and_then(|types| Ok((types, embed_request(message, deadline, caller)?))) {
+            Ok((types, mut request)) => {
                 request.options.long = long;
                 service.embed_quantized(route, request, &types).await
             }

@@ -135,10 +135,13 @@ impl ModelPipeline {
             return Ok(Prepared { encodings, windows: Vec::new(), tokenize: started.elapsed() });
         };
         let whole = EncodeOptions { truncate: false, ..options.encode };
-        let empty = self.tokenizer.encode(vec![String::new()], whole).await?.pop().unwrap_or_default();
+        let probes = self.tokenizer.encode(vec![String::new(), "a".into()], whole).await?;
+        let frame = match probes.as_slice() {
+            [empty, probe] => windows::Frame::of(empty, probe),
+            _ => return Err(EmbedError::Internal("the tokenizer did not answer both probes".into())),
+        };
         let (mut encodings, mut counts) = (Vec::new(), Vec::new());
         for encoding in self.tokenizer.encode(texts, whole).await? {
-            let frame = windows::Frame::of(&empty, &encoding);
             let split = windows::split(encoding, &frame, self.info.max_input_tokens, overlap)?;
             counts.push(split.len());
             encodings.extend(split);
@@ -176,7 +179,7 @@ impl ModelPipeline {
             for n in prepared.windows {
                 let (group, sizes): (Vec<Vec<f32>>, Vec<usize>) = windows.by_ref().zip(tokens.by_ref()).take(n).unzip();
                 counts.push(sizes.iter().sum());
-                pooled.push(windows::pool(group, &sizes));
+                pooled.push(windows::pool(group, &sizes, self.info.pooling));
             }
             (vectors.vectors, token_counts) = (pooled, counts);
         }

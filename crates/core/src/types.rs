@@ -81,8 +81,9 @@ pub enum LongInputs {
     /// Cut to the maximum (or refused, without `encode.truncate`).
     Cut,
     /// Embedded in windows of the model's maximum, each starting `overlap` tokens before the
-    /// previous one ends, and the windows' vectors pooled into one, weighted by their tokens
-    /// (vLLM's chunked processing); usage counts every window's tokens.
+    /// previous one ends, and the windows' vectors pooled into one (vLLM's chunked processing):
+    /// weighted by their tokens, or their maximum for max and SPLADE pooling; usage counts
+    /// every window's tokens. Texts only: token-id inputs are complete model inputs.
     Windows {
         /// Tokens each window shares with the one before.
         overlap: usize,

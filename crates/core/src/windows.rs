@@ -1,12 +1,14 @@
 //! Long inputs in windows ([`LongInputs::Windows`](crate::LongInputs::Windows)): an encoding
 //! longer than the model's maximum becomes windows of at most that many tokens, each with the
-//! model's special tokens around its part of the text and starting `overlap` tokens before the
-//! previous part ends; the windows' pooled vectors become one, weighted by their tokens.
+//! model's special tokens (read from the tokenizer's encodings of `""` and `"a"`) around its
+//! part of the text and starting `overlap` tokens before the
+//! previous part ends; the windows' pooled vectors become one: their maximum for max and SPLADE
+//! pooling, else their mean weighted by their tokens.
 
-use crate::{EmbedError, Encoding, Result};
+use crate::{EmbedError, Encoding, Pooling, Result};
 
-/// The special tokens the tokenizer puts around every text, read from its encoding of an empty
-/// text (`[CLS] [SEP]`, `<s> </s>`, Qwen3's end-of-text).
+/// The special tokens the tokenizer puts around every text (`[CLS] [SEP]`, `<s> </s>`, Qwen3's
+/// end-of-text).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Frame {
     prefix: Vec<u32>,
@@ -14,12 +16,12 @@ pub(crate) struct Frame {
 }
 
 impl Frame {
-    /// The frame of `empty` (the encoding of `""`), as it sits around `full`: the ids both end
-    /// with are the suffix, the rest of `empty` the prefix.
-    pub(crate) fn of(empty: &Encoding, full: &Encoding) -> Self {
-        let shared = empty.ids.iter().rev().zip(full.ids.iter().rev()).take_while(|(a, b)| a == b).count();
-        let split = empty.ids.len() - shared;
-        Self { prefix: empty.ids[..split].to_vec(), suffix: empty.ids[split..].to_vec() }
+    /// The frame from the encodings of `""` (`empty`) and of a one-letter text (`probe`): the
+    /// ids both start with are the prefix, the rest of `empty` the suffix. Read from fixed
+    /// texts, not a request's, so a text that holds a special token of its own cannot move it.
+    pub(crate) fn of(empty: &Encoding, probe: &Encoding) -> Self {
+        let shared = empty.ids.iter().zip(&probe.ids).take_while(|(a, b)| a == b).count();
+        Self { prefix: empty.ids[..shared].to_vec(), suffix: empty.ids[shared..].to_vec() }
     }
 }
 
@@ -59,10 +61,19 @@ pub(crate) fn split(encoding: Encoding, frame: &Frame, max: usize, overlap: usiz
     }
 }
 
-/// The windows' pooled vectors as one: their mean weighted by each window's tokens.
-pub(crate) fn pool(vectors: Vec<Vec<f32>>, tokens: &[usize]) -> Vec<f32> {
+/// The windows' pooled vectors as one, as `pooling` pools tokens: the element-wise maximum for
+/// max and SPLADE pooling (the maximum over every window's tokens), else their mean weighted by
+/// each window's tokens.
+pub(crate) fn pool(vectors: Vec<Vec<f32>>, tokens: &[usize], pooling: Pooling) -> Vec<f32> {
+    let width = vectors.first().map_or(0, Vec::len);
+    if matches!(pooling, Pooling::Max | Pooling::Splade) {
+        return vectors.into_iter().fold(vec![f32::NEG_INFINITY; width], |mut m, v| {
+            m.iter_mut().zip(v).for_each(|(m, x)| *m = m.max(x));
+            m
+        });
+    }
     let total: usize = tokens.iter().sum();
-    let mut out = vec![0.0f32; vectors.first().map_or(0, Vec::len)];
+    let mut out = vec![0.0f32; width];
     for (v, &n) in vectors.iter().zip(tokens) {
         let weight = n as f32 / total.max(1) as f32;
         out.iter_mut().zip(v).for_each(|(o, x)| *o += weight * x);
@@ -81,17 +92,17 @@ mod tests {
 
     #[test]
     fn the_frame_is_what_an_empty_text_puts_around_the_text() {
-        let bert = Frame::of(&enc(vec![101, 102]), &enc(vec![101, 7, 8, 102]));
+        let bert = Frame::of(&enc(vec![101, 102]), &enc(vec![101, 1037, 102]));
         assert_eq!((bert.prefix, bert.suffix), (vec![101], vec![102]));
-        let qwen = Frame::of(&enc(vec![9]), &enc(vec![4, 5, 9]));
+        let qwen = Frame::of(&enc(vec![9]), &enc(vec![64, 9]));
         assert_eq!((qwen.prefix, qwen.suffix), (vec![], vec![9]));
-        let prefix_only = Frame::of(&enc(vec![101]), &enc(vec![101, 4, 5]));
+        let prefix_only = Frame::of(&enc(vec![101]), &enc(vec![101, 1037]));
         assert_eq!((prefix_only.prefix, prefix_only.suffix), (vec![101], vec![]));
     }
 
     #[test]
     fn windows_overlap_keep_the_frame_and_cover_every_token() {
-        let frame = Frame::of(&enc(vec![101, 102]), &enc(vec![101, 1, 102]));
+        let frame = Frame::of(&enc(vec![101, 102]), &enc(vec![101, 1037, 102]));
         let long = enc([101].into_iter().chain(1..=10).chain([102]).collect());
         let windows = split(long, &frame, 6, 1).expect("windows");
         let ids: Vec<Vec<u32>> = windows.into_iter().map(|w| w.ids).collect();
@@ -101,7 +112,10 @@ mod tests {
     }
 
     #[test]
-    fn the_pooled_vector_weighs_each_window_by_its_tokens() {
-        assert_eq!(pool(vec![vec![1.0, 0.0], vec![0.0, 1.0]], &[3, 1]), vec![0.75, 0.25]);
+    fn the_pooled_vector_weighs_each_window_by_its_tokens_or_takes_the_maximum() {
+        let windows = || vec![vec![1.0, 0.0], vec![0.0, 1.0]];
+        assert_eq!(pool(windows(), &[3, 1], Pooling::Mean), vec![0.75, 0.25]);
+        assert_eq!(pool(windows(), &[3, 1], Pooling::Max), vec![1.0, 1.0]);
+        assert_eq!(pool(windows(), &[3, 1], Pooling::Splade), vec![1.0, 1.0]);
     }
 }

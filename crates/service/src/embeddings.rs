@@ -199,8 +199,17 @@ impl EmbedService {
             return Err(error);
         }
         let (model, options) = (request.model.clone(), request.options);
-        let reply = self.embed(route, request).await?;
-        let ranges = match types.iter().any(|t| t.is_calibrated()) {
+        let calibrated = types.iter().any(|t| t.is_calibrated());
+        // Refused before any work, and counted: a model whose vectors cannot be calibrated.
+        let check = |model: &ModelPipeline| match calibrated && model.info().is_splade() {
+            true => Err(EmbedError::Validation(format!(
+                "model `{}` is a SPLADE model: its vectors are sparse, not quantized",
+                model.info().model_id
+            ))),
+            false => Ok(()),
+        };
+        let reply = self.embed_checked(route, request, check).await?;
+        let ranges = match calibrated {
             true => Some(self.model(model.as_deref()).await?.ranges(&options).await?),
             false => None,
         };

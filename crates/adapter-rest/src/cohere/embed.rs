@@ -193,6 +193,8 @@ async fn embed(
     headers: &HeaderMap,
     request: CohereEmbedRequest,
 ) -> Result<Response, Failure> {
+    // v1 answers plain floats unless the request names its types (even `["float"]`).
+    let plain = route == EMBED_V1 && request.embedding_types.is_none();
     let v1 = route == EMBED_V1;
     let asked = request.embedding_types.clone().unwrap_or_else(|| vec![EmbeddingType::Float]);
     let types = EmbeddingType::outputs(&asked);
@@ -206,7 +208,6 @@ async fn embed(
     };
     let reply = engine.service.embed_quantized(route, service_request, &types).await?;
     let headers_out = timing(reply.tokens, reply.lane, reply.timing, reply.total);
-    let plain = v1 && !asked.iter().any(|t| *t != EmbeddingType::Float) && asked.len() == 1;
     let meta = CohereMeta {
         api_version: CohereApiVersion { version: if v1 { "1" } else { "2" }.into() },
         billed_units: CohereBilledUnits { input_tokens: reply.tokens },

@@ -67,6 +67,8 @@ async fn v1_embed_answers_plain_floats_unless_types_are_asked_and_refuses_what_i
         (&json!("embeddings_floats"), &json!("1"))
     );
     assert!(cosine(&floats(&plain.body["embeddings"][0]), &want) >= 0.9999);
+    let named = post(&app, "/v1/embed", json!({"texts": [text], "embedding_types": ["float"]})).await;
+    assert_eq!(named.body["response_type"], "embeddings_by_type", "named types, even float alone: {}", named.text);
     let typed =
         post(&app, "/v1/embed", json!({"texts": [text], "embedding_types": ["ubinary"], "output_dimension": 64})).await;
     assert_eq!(typed.status, 200, "{}", typed.text);
