@@ -40,7 +40,8 @@ impl OutputType {
     }
 }
 
-/// Each dimension's range, from calibration vectors, cut into 255 steps.
+/// The value range of each dimension (one for every dimension, [`Ranges::symmetric`]), cut into
+/// 255 steps.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ranges {
     starts: Vec<f32>,
