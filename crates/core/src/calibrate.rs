@@ -15,12 +15,7 @@ impl ModelPipeline {
     /// embedding the calibration texts.
     pub async fn ranges(&self, options: &EmbedOptions) -> Result<Ranges> {
         self.check_embed(options)?;
-        if self.info().is_splade() {
-            return Err(EmbedError::Validation(format!(
-                "model `{}` is a SPLADE model: its vectors are sparse, not quantized",
-                self.info().model_id
-            )));
-        }
+        self.check_quantized()?;
         let pooled = match self.calibration.get() {
             Some(pooled) => pooled,
             None => {
@@ -33,5 +28,19 @@ impl ModelPipeline {
         };
         let finished: Vec<Vec<f32>> = pooled.iter().map(|v| vector::finish(v.clone(), options, self.info())).collect();
         Ok(Ranges::symmetric(finished.iter().map(Vec::as_slice)))
+    }
+
+    /// Refuses quantized vectors of a SPLADE model, whose vectors are sparse.
+    ///
+    /// # Errors
+    /// [`EmbedError::Validation`] for a SPLADE model.
+    pub fn check_quantized(&self) -> Result<()> {
+        if self.info().is_splade() {
+            return Err(EmbedError::Validation(format!(
+                "model `{}` is a SPLADE model: its vectors are sparse, not quantized",
+                self.info().model_id
+            )));
+        }
+        Ok(())
     }
 }

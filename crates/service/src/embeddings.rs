@@ -4,17 +4,27 @@
 //! (a SPLADE model's sparse vectors and the vector of every token, TEI's routes of those names)
 //! and `embed_quantized` (vectors in the types a client asks for, Cohere's `embedding_types`).
 
+use std::future::Future;
 use std::time::Instant;
 
 use aki_core::quantize::{OutputType, Quantized};
 use aki_core::{
     EmbedError, EmbedOptions, Lane, LoadedModel, LongInputs, ModelInfo, ModelPipeline, Prepared, RequestContext,
-    Result, vector,
+    Result, Timing, vector,
 };
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::requests::{EmbedReply, EmbedRequest, Inputs, PromptChoice};
 use crate::service::{EmbedService, within};
+
+/// What the inference step of an embedding request gives back.
+struct Inferred<V> {
+    vectors: Vec<V>,
+    /// Length of each vector (of each token's vector, for token vectors).
+    dimension: usize,
+    tokens: usize,
+    timing: Timing,
+}
 
 /// An embedding request past every step before inference ([`EmbedService::admit_embedding`]).
 pub(crate) struct Admitted {
@@ -51,18 +61,37 @@ impl EmbedService {
         request: EmbedRequest,
         check: impl FnOnce(&ModelPipeline) -> Result<()>,
     ) -> Result<EmbedReply> {
+        let infer = |model: LoadedModel, prepared, options: EmbedOptions, context| async move {
+            let out = model.embed_prepared(prepared, &options, context).await?;
+            let dimension = options.dimensions.unwrap_or(model.info().dimension);
+            Ok(Inferred { dimension, tokens: out.tokens(), timing: out.timing, vectors: out.vectors })
+        };
+        self.embedding(route, request, check, infer).await
+    }
+
+    /// One embedding request from start to end: [`admit_embedding`](Self::admit_embedding),
+    /// `infer` within the deadline, the reply with its usage and timing, and the metrics.
+    async fn embedding<V, Fut>(
+        &self,
+        route: &str,
+        request: EmbedRequest,
+        check: impl FnOnce(&ModelPipeline) -> Result<()>,
+        infer: impl FnOnce(LoadedModel, Prepared, EmbedOptions, RequestContext) -> Fut,
+    ) -> Result<EmbedReply<V>>
+    where
+        Fut: Future<Output = Result<Inferred<V>>>,
+    {
         let started = Instant::now();
         let tenant = request.caller.tenant.clone();
         let work = async {
             let Admitted { model, prepared, options, context, until, permit: _permit } =
                 self.admit_embedding(request, started, check).await?;
-            let lane = context.lane;
-            let out = within(until, model.embed_prepared(prepared, &options, context)).await?;
-            let info = model.info();
+            let (id, lane) = (model.info().model_id.clone(), context.lane);
+            let out = within(until, infer(model, prepared, options, context)).await?;
             Ok(EmbedReply {
-                model: info.model_id.clone(),
-                dimension: options.dimensions.unwrap_or(info.dimension),
-                tokens: out.tokens(),
+                model: id,
+                dimension: out.dimension,
+                tokens: out.tokens,
                 lane,
                 vectors: out.vectors,
                 timing: out.timing,
@@ -140,30 +169,15 @@ impl EmbedService {
     /// As [`embed`](Self::embed), and [`EmbedError::Validation`] for a SPLADE model or a
     /// classifier.
     pub async fn embed_all(&self, route: &str, mut request: EmbedRequest) -> Result<EmbedReply<Vec<Vec<f32>>>> {
-        let started = Instant::now();
-        let tenant = request.caller.tenant.clone();
         (request.options.normalize, request.options.dimensions) = (Some(false), None);
         // Every token's vector of the text itself: one window, cut as asked.
         request.options.long = LongInputs::Cut;
-        let work = async {
-            let Admitted { model, prepared, context, until, permit: _permit, .. } =
-                self.admit_embedding(request, started, ModelPipeline::check_token_vectors).await?;
-            let lane = context.lane;
-            let out = within(until, model.token_vectors_prepared(prepared, context)).await?;
+        let infer = |model: LoadedModel, prepared, _, context| async move {
+            let out = model.token_vectors_prepared(prepared, context).await?;
             let dimension = out.vectors.first().and_then(|tokens| tokens.first()).map_or(0, Vec::len);
-            Ok(EmbedReply {
-                model: model.info().model_id.clone(),
-                dimension,
-                tokens: out.tokens(),
-                lane,
-                vectors: out.vectors,
-                timing: out.timing,
-                total: started.elapsed(),
-            })
+            Ok(Inferred { dimension, tokens: out.tokens(), timing: out.timing, vectors: out.vectors })
         };
-        let result = work.await;
-        self.finish(route, started, &tenant, &result, EmbedReply::facts);
-        result
+        self.embedding(route, request, ModelPipeline::check_token_vectors, infer).await
     }
 }
 
@@ -201,13 +215,7 @@ impl EmbedService {
         let (model, options) = (request.model.clone(), request.options);
         let calibrated = types.iter().any(|t| t.is_calibrated());
         // Refused before any work, and counted: a model whose vectors cannot be calibrated.
-        let check = |model: &ModelPipeline| match calibrated && model.info().is_splade() {
-            true => Err(EmbedError::Validation(format!(
-                "model `{}` is a SPLADE model: its vectors are sparse, not quantized",
-                model.info().model_id
-            ))),
-            false => Ok(()),
-        };
+        let check = |model: &ModelPipeline| if calibrated { model.check_quantized() } else { Ok(()) };
         let reply = self.embed_checked(route, request, check).await?;
         let ranges = match calibrated {
             true => Some(self.model(model.as_deref()).await?.ranges(&options).await?),
