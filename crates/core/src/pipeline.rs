@@ -170,22 +170,14 @@ impl ModelPipeline {
         options: &EmbedOptions,
         context: RequestContext,
     ) -> Result<Embeddings> {
-        let mut token_counts: Vec<usize> = prepared.encodings.iter().map(Encoding::len).collect();
-        let mut vectors = self.inference.embed(prepared.encodings, context).await?;
-        if !prepared.windows.is_empty() {
-            // Each text's windows pooled into one vector, its tokens those of all its windows.
-            let (mut pooled, mut counts) = (Vec::new(), Vec::new());
-            let (mut windows, mut tokens) = (vectors.vectors.into_iter(), token_counts.into_iter());
-            for n in prepared.windows {
-                let (group, sizes): (Vec<Vec<f32>>, Vec<usize>) = windows.by_ref().zip(tokens.by_ref()).take(n).unzip();
-                counts.push(sizes.iter().sum());
-                pooled.push(windows::pool(group, &sizes, self.info.pooling));
-            }
-            (vectors.vectors, token_counts) = (pooled, counts);
-        }
-        let finished = vectors.vectors.into_iter().map(|v| vector::finish(v, options, &self.info)).collect();
-        let timing = Timing { tokenize: prepared.tokenize, ..vectors.timing };
-        Ok(Embeddings { vectors: finished, token_counts, timing })
+        let token_counts: Vec<usize> = prepared.encodings.iter().map(Encoding::len).collect();
+        let pooled = self.inference.embed(prepared.encodings, context).await?;
+        let (vectors, token_counts) = match prepared.windows.is_empty() {
+            true => (pooled.vectors, token_counts),
+            false => windows::pool_texts(pooled.vectors, token_counts, &prepared.windows, self.info.pooling),
+        };
+        let vectors = vectors.into_iter().map(|v| vector::finish(v, options, &self.info)).collect();
+        Ok(Embeddings { vectors, token_counts, timing: Timing { tokenize: prepared.tokenize, ..pooled.timing } })
     }
 
     /// The vector of every token of prepared inputs (TEI's `embed_all`): the last hidden state,

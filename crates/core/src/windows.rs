@@ -61,10 +61,29 @@ pub(crate) fn split(encoding: Encoding, frame: &Frame, max: usize, overlap: usiz
     }
 }
 
+/// Each text's windows as one vector, and its tokens those of all its windows: `vectors` and
+/// `tokens` are per window, `windows` how many of them each text became, in order.
+pub(crate) fn pool_texts(
+    vectors: Vec<Vec<f32>>,
+    tokens: Vec<usize>,
+    windows: &[usize],
+    pooling: Pooling,
+) -> (Vec<Vec<f32>>, Vec<usize>) {
+    let (mut vectors, mut tokens) = (vectors.into_iter(), tokens.into_iter());
+    windows
+        .iter()
+        .map(|&n| {
+            let (group, sizes): (Vec<Vec<f32>>, Vec<usize>) = vectors.by_ref().zip(tokens.by_ref()).take(n).unzip();
+            let total: usize = sizes.iter().sum();
+            (pool(group, &sizes, pooling), total)
+        })
+        .unzip()
+}
+
 /// The windows' pooled vectors as one, as `pooling` pools tokens: the element-wise maximum for
 /// max and SPLADE pooling (the maximum over every window's tokens), else their mean weighted by
 /// each window's tokens.
-pub(crate) fn pool(vectors: Vec<Vec<f32>>, tokens: &[usize], pooling: Pooling) -> Vec<f32> {
+fn pool(vectors: Vec<Vec<f32>>, tokens: &[usize], pooling: Pooling) -> Vec<f32> {
     let width = vectors.first().map_or(0, Vec::len);
     if matches!(pooling, Pooling::Max | Pooling::Splade) {
         return vectors.into_iter().fold(vec![f32::NEG_INFINITY; width], |mut m, v| {
@@ -117,5 +136,8 @@ mod tests {
         assert_eq!(pool(windows(), &[3, 1], Pooling::Mean), vec![0.75, 0.25]);
         assert_eq!(pool(windows(), &[3, 1], Pooling::Max), vec![1.0, 1.0]);
         assert_eq!(pool(windows(), &[3, 1], Pooling::Splade), vec![1.0, 1.0]);
+        let (texts, tokens) =
+            pool_texts(vec![vec![2.0], vec![1.0, 0.0], vec![0.0, 1.0]], vec![5, 3, 1], &[1, 2], Pooling::Mean);
+        assert_eq!((texts, tokens), (vec![vec![2.0], vec![0.75, 0.25]], vec![5, 4]), "each text its own windows");
     }
 }
