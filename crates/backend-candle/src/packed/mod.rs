@@ -322,7 +322,7 @@ impl PackedBert {
                     }
                     // Rows read as logits; a SPLADE model's head pools its own (`splade.rs`).
                     Pooling::Splade => rows.fold(vec![0.0f32; h], |mut m, row| {
-                        m.iter_mut().zip(row).for_each(|(m, v)| *m = m.max(v.max(0.0).ln_1p()));
+                        splade::keep_max(&mut m, row);
                         m
                     }),
                     Pooling::Max => rows.fold(vec![f32::NEG_INFINITY; h], |mut m, row| {

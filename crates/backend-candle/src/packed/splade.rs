@@ -39,11 +39,17 @@ impl Splade {
                     let logits = &mut logits[..rows.len() / h * vocab];
                     project(isa, logits, rows, &self.decoder, threads, None);
                     for row in logits.chunks_exact(vocab) {
-                        best.iter_mut().zip(row).for_each(|(b, l)| *b = b.max(l.max(0.0).ln_1p()));
+                        keep_max(&mut best, row);
                     }
                 }
                 best
             })
             .collect()
     }
+}
+
+/// SPLADE pooling of one row of logits into `best`: each entry the larger of itself and
+/// `log(1 + ReLU(logit))`.
+pub(super) fn keep_max(best: &mut [f32], logits: &[f32]) {
+    best.iter_mut().zip(logits).for_each(|(b, l)| *b = b.max(l.max(0.0).ln_1p()));
 }
