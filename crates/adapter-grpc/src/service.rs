@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use aki_core::LongInputs;
 use aki_core::quantize::Quantized;
 use aki_service::{Caller, EmbedReply, Requester};
 use aki_wiring::Engine;
@@ -49,13 +48,7 @@ impl EmbedderService {
     ) -> Result<EmbedReply<Quantized>, Status> {
         let service = &self.engine.service;
         let types = embedding_types(&message);
-        let long = match (message.windows, message.window_overlap) {
-            (None, None) => LongInputs::ServerDefault,
-            (Some(false), _) => LongInputs::Cut,
-            (_, overlap) => LongInputs::Windows {
-                overlap: overlap.map_or(self.engine.config.limits.window_overlap_tokens, |o| o as usize),
-            },
-        };
+        let long = service.long_inputs(message.windows, message.window_overlap.map(|o| o as usize));
         let answer = match types.and_then(|types| Ok((types, embed_request(message, deadline, caller)?))) {
             Ok((types, mut request)) => {
                 request.options.long = long;

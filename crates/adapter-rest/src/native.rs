@@ -2,7 +2,7 @@
 //! `{"error": {"kind", "message"}}`, which `/info` shares and any failure starts in.
 
 use aki_core::quantize::OutputType;
-use aki_core::{EmbedOptions, EncodeOptions, ErrorKind, LongInputs, TruncationDirection};
+use aki_core::{EmbedOptions, EncodeOptions, ErrorKind, TruncationDirection};
 use aki_service::{Caller, EmbedReply, EmbedRequest, Inputs, PromptChoice};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -185,11 +185,8 @@ async fn embed(
 ) -> Result<Response, Failure> {
     let caller = asking(caller, request.priority);
     let asked = request.embedding_types.clone();
-    let long = match (request.long_inputs, request.window_overlap) {
-        (None, None) => LongInputs::ServerDefault,
-        (Some(LongInputsField::Cut), _) => LongInputs::Cut,
-        (_, overlap) => LongInputs::Windows { overlap: overlap.unwrap_or(engine.config.limits.window_overlap_tokens) },
-    };
+    let windows = request.long_inputs.map(|l| matches!(l, LongInputsField::Windows));
+    let long = engine.service.long_inputs(windows, request.window_overlap);
     let mut request = EmbedRequest { caller, ..request.into() };
     request.options.long = long;
     let Some(asked) = asked else {

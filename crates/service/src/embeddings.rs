@@ -103,6 +103,17 @@ impl EmbedService {
         result
     }
 
+    /// What a request's wire fields ask for its long inputs: `windows` on or off, and the
+    /// windows' `overlap` (which alone asks for windows); neither leaves it to the server
+    /// (`limits.window_long_inputs`), and a missing overlap is `limits.window_overlap_tokens`.
+    pub fn long_inputs(&self, windows: Option<bool>, overlap: Option<usize>) -> LongInputs {
+        match (windows, overlap) {
+            (None, None) => LongInputs::ServerDefault,
+            (Some(false), _) => LongInputs::Cut,
+            (_, overlap) => LongInputs::Windows { overlap: overlap.unwrap_or(self.limits().window_overlap_tokens) },
+        }
+    }
+
     /// Every step of an embedding request before inference: admission, limits, the model
     /// (which `check` may refuse), prompt, tokenize and check within the deadline, then the
     /// lane, the tenant's token rate and the deadline of inference.
