@@ -8,7 +8,7 @@ use aki_core::EmbedOptions;
 use aki_service::{Caller, EmbedRequest, Inputs, PromptChoice};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::vectors::Answered;
+use super::Answered;
 use super::{TeiService, encode, metadata, timed};
 use crate::convert::grpc_deadline;
 use crate::streams::Answers;

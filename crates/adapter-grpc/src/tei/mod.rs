@@ -2,7 +2,8 @@
 //! application service as `aki.embed.v1`, so TEI's generated clients work unchanged: one method
 //! family per file, the message conversions they share here. Each answer carries TEI's
 //! `Metadata` (characters, tokens and times in nanoseconds) and the same timing metadata as
-//! `aki.embed.v1`.
+//! `aki.embed.v1`; the streams of embed and predict answer each message as their unary method
+//! would (`each`).
 
 mod embed;
 mod info;
@@ -11,15 +12,18 @@ mod rerank;
 mod tokenize;
 mod vectors;
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aki_core::{EncodeOptions, Lane, Timing, TruncationDirection};
+use aki_service::{Caller, Requester};
 use aki_wiring::Engine;
-use tonic::{Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
-use crate::convert::timing_metadata;
+use crate::convert::{grpc_deadline, timing_metadata};
 use crate::failure::fail;
+use crate::streams::{Answers, answer_each};
 use crate::tei_pb;
 
 /// The `tei.v1` services over an [`Engine`].
@@ -39,11 +43,32 @@ impl TeiService {
         Duration::from_secs(self.engine.config.limits.stream_idle_secs)
     }
 
+    /// Each message of a stream answered by `one`, under `route`, as one requester (its
+    /// messages' tokens add up for the lane), with the stream's deadline.
+    fn each<M, A, F, Fut>(&self, route: &'static str, request: Request<Streaming<M>>, one: F) -> Answers<A>
+    where
+        M: Send + 'static,
+        A: Send + 'static,
+        F: Fn(TeiService, M, Option<Instant>, Caller) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Answered<A>> + Send + 'static,
+    {
+        let deadline = grpc_deadline(request.metadata());
+        let caller = Caller { requester: Some(Requester::new()), ..crate::service::caller_of(&request) };
+        let service = self.clone();
+        answer_each(route, request.into_inner(), self.idle(), move |message| {
+            let answered = one(service.clone(), message, deadline, caller.clone());
+            async move { answered.await.map(|(answer, _, _)| answer) }
+        })
+    }
+
     /// A service call's failure as its status, logged once under `route`.
     fn failed(route: &str) -> impl Fn(aki_core::EmbedError) -> Status + '_ {
         move |error| fail(route, &error)
     }
 }
+
+/// A message's answer with its lane and timing.
+type Answered<A> = Result<(A, Lane, Timing), Status>;
 
 /// TEI's truncation (off unless asked) from a message's fields.
 fn encode(truncate: bool, direction: i32) -> EncodeOptions {

@@ -4,13 +4,13 @@
 use std::time::Instant;
 
 use aki_core::{ClassifierInput, EmbedError, EncodeOptions, Lane, Timing};
-use aki_service::{Caller, PredictRequest, Requester};
+use aki_service::{Caller, PredictRequest};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{TeiService, encode, metadata, timed};
 use crate::convert::grpc_deadline;
 use crate::failure::fail;
-use crate::streams::{Answers, answer_each};
+use crate::streams::Answers;
 use crate::tei_pb;
 
 const PREDICT: &str = "/tei.v1.Predict/Predict";
@@ -92,12 +92,8 @@ impl TeiService {
         T: Send + 'static,
         F: Fn(T) -> Result<Asked, EmbedError> + Send + Sync + Copy + 'static,
     {
-        let deadline = grpc_deadline(request.metadata());
-        let caller = Caller { requester: Some(Requester::new()), ..crate::service::caller_of(&request) };
-        let service = self.clone();
-        answer_each(route, request.into_inner(), self.idle(), move |message| {
-            let (service, caller) = (service.clone(), caller.clone());
-            async move { service.predict_one(route, asked(message), deadline, caller).await.map(|(a, _, _)| a) }
+        self.each(route, request, move |service, message, deadline, caller| async move {
+            service.predict_one(route, asked(message), deadline, caller).await
         })
     }
 }
