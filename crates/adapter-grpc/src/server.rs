@@ -191,6 +191,7 @@ pub async fn serve(
         .concurrency_limit_per_connection(per_connection as usize)
         .http2_keepalive_interval(Some(keepalive))
         .http2_keepalive_timeout(Some(keepalive))
+        .trace_fn(call_span)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -204,6 +205,15 @@ pub async fn serve(
     let result = lifecycle.run(server).await;
     reporter.set_service_status("", ServingStatus::NotServing).await;
     result
+}
+
+/// The span of one call, named by its method and continuing the caller's trace
+/// (`traceparent` metadata).
+fn call_span(request: &http::Request<()>) -> tracing::Span {
+    let method = request.uri().path();
+    let span = tracing::info_span!("request", otel.name = %method.trim_start_matches('/'), otel.kind = "server", method = %method);
+    aki_wiring::continue_caller_trace(&span, request.headers());
+    span
 }
 
 async fn render_metrics(axum::extract::State(engine): axum::extract::State<Arc<Engine>>) -> String {

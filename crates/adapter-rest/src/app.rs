@@ -37,7 +37,21 @@ pub fn app(engine: AppState) -> Router {
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
                     let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+                    let (method, path) = (request.method(), request.uri().path());
+                    let span = tracing::info_span!(
+                        "request",
+                        otel.name = %format_args!("{method} {path}"),
+                        otel.kind = "server",
+                        method = %method,
+                        path = %path,
+                        request_id = %id,
+                        status = tracing::field::Empty,
+                    );
+                    aki_wiring::continue_caller_trace(&span, request.headers());
+                    span
+                })
+                .on_response(|response: &axum::http::Response<_>, _latency, span: &tracing::Span| {
+                    span.record("status", response.status().as_u16());
                 })
                 // Failures are logged once, with their cause, by `failure::log`; 503 while
                 // loading is expected, not an error.

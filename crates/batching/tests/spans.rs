@@ -1,5 +1,7 @@
-//! The caller's tracing span crosses the queue: what the batch function logs belongs to the
-//! request whose items it runs, or to a `batch` span when it runs several callers' items.
+//! The caller's tracing span crosses the queue: each request gets `queue` and `inference`
+//! child spans; what the batch function logs belongs to the request whose items it runs, or to
+//! a `batch` span of its own, following from every caller's, when it runs several callers'
+//! items.
 //!
 //! A test binary of its own: tracing caches whether a span is enabled per call site, for the
 //! whole process, so tests on other threads without this subscriber would race with it.
@@ -8,12 +10,16 @@
 #[path = "integration/fake.rs"]
 mod fake;
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use aki_batching::BatchConfig;
 use tracing::Instrument;
+use tracing::span::{Attributes, Id};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 
 use fake::{Fake, Item, batcher, submit};
 
@@ -32,12 +38,61 @@ impl Write for Captured {
     }
 }
 
+/// Records the tree: each span's label (its name, and `#id` for a request) under its parent's,
+/// and who follows from whom.
+#[derive(Clone, Default)]
+struct Shape(Arc<Mutex<ShapeState>>);
+
+#[derive(Default)]
+struct ShapeState {
+    labels: HashMap<Id, String>,
+    /// (span, its parent or "-").
+    parents: Vec<(String, String)>,
+    /// (span, the span it follows from).
+    follows: Vec<(String, String)>,
+}
+
+impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S> for Shape {
+    fn on_new_span(&self, attributes: &Attributes<'_>, id: &Id, context: Context<'_, S>) {
+        struct RequestId(Option<u64>);
+        impl tracing::field::Visit for RequestId {
+            fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+                self.0 = (field.name() == "id").then_some(value).or(self.0);
+            }
+            fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+                self.record_u64(field, value.unsigned_abs());
+            }
+            fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+        }
+        let mut request = RequestId(None);
+        attributes.record(&mut request);
+        let name = attributes.metadata().name();
+        let label = request.0.map_or_else(|| name.to_string(), |n| format!("{name}#{n}"));
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let parent = context.span_scope(id).and_then(|mut scope| scope.nth(1)).map(|p| p.id());
+        let parent = parent.and_then(|p| state.labels.get(&p).cloned()).unwrap_or_else(|| "-".into());
+        state.parents.push((label.clone(), parent));
+        state.labels.insert(id.clone(), label);
+    }
+
+    fn on_follows_from(&self, span: &Id, follows: &Id, _: Context<'_, S>) {
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let pair = (state.labels[span].clone(), state.labels[follows].clone());
+        state.follows.push(pair);
+    }
+}
+
 #[test]
-fn the_batch_function_logs_inside_its_callers_span() {
+fn requests_wait_and_run_in_child_spans_and_a_shared_batch_follows_from_each_caller() {
     let captured = Captured::default();
     let writer = captured.clone();
-    let subscriber =
-        tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).without_time().finish();
+    let shape = Shape::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .without_time()
+        .finish()
+        .with(shape.clone());
     tracing::subscriber::with_default(subscriber, || {
         // One thread: the default subscriber is the thread's, and every task runs on it.
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -67,4 +122,14 @@ fn the_batch_function_logs_inside_its_callers_span() {
     assert!(lines[1].contains("request{id=2}"), "the first of three runs alone: {logs}");
     assert!(lines[2].contains("batch{items=2 callers=2}"), "the other two share a batch: {logs}");
     assert_eq!(lines.len(), 3, "{logs}");
+    let state = shape.0.lock().unwrap_or_else(PoisonError::into_inner);
+    let has = |span: &str, parent: &str| state.parents.iter().filter(|(s, p)| s == span && p == parent).count();
+    for request in ["request#1", "request#2", "request#3", "request#4"] {
+        assert_eq!(has("queue", request), 1, "{request} waited once: {:?}", state.parents);
+        assert_eq!(has("inference", request), 1, "{request} ran in one call: {:?}", state.parents);
+    }
+    assert_eq!(has("batch", "inference"), 2, "lone calls sit under their request: {:?}", state.parents);
+    assert_eq!(has("batch", "-"), 1, "the shared call is a trace of its own: {:?}", state.parents);
+    let linked = [("batch".to_string(), "request#3".to_string()), ("batch".to_string(), "request#4".to_string())];
+    assert_eq!(state.follows, linked, "the shared call follows from both its callers");
 }

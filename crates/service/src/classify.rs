@@ -6,7 +6,7 @@ use std::time::Instant;
 use aki_core::{ClassifierInput, EmbedError, Lane, Result};
 
 use crate::requests::{PredictReply, PredictRequest, Prediction};
-use crate::service::{EmbedService, within};
+use crate::service::{EmbedService, tokenizing, within};
 
 impl EmbedService {
     /// Classifies each input: every label of the model with its score, best first.
@@ -23,7 +23,7 @@ impl EmbedService {
             self.limits().check(inputs.len(), longest, inputs.iter().map(ClassifierInput::chars).sum())?;
             let preparing = async {
                 let model = self.model(model.as_deref()).await?;
-                let prepared = model.prepare_classifier_inputs(inputs, encode).await?;
+                let prepared = tokenizing(model.prepare_classifier_inputs(inputs, encode)).await?;
                 Ok((model, prepared))
             };
             let (model, prepared) = within(self.deadline(deadline, Lane::Interactive, started), preparing).await?;

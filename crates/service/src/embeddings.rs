@@ -15,7 +15,7 @@ use aki_core::{
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::requests::{EmbedReply, EmbedRequest, Inputs, PromptChoice};
-use crate::service::{EmbedService, within};
+use crate::service::{EmbedService, tokenizing, within};
 
 /// What the inference step of an embedding request gives back.
 struct Inferred<V> {
@@ -141,7 +141,7 @@ impl EmbedService {
             let prepared = match inputs {
                 Inputs::Texts(texts) => {
                     let texts = self.prompted(&model, &prompt, texts)?;
-                    model.prepare_texts(texts, &options).await?
+                    tokenizing(model.prepare_texts(texts, &options)).await?
                 }
                 Inputs::TokenIds(lists) => {
                     if prompt != PromptChoice::default() {
@@ -149,7 +149,7 @@ impl EmbedService {
                             "a prompt applies to texts; token-id inputs are complete model inputs".into(),
                         ));
                     }
-                    model.prepare_tokens(lists, &options)?
+                    tokenizing(async { model.prepare_tokens(lists, &options) }).await?
                 }
             };
             Ok((model, prepared))

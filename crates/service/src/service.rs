@@ -127,7 +127,7 @@ impl EmbedService {
                         info.model_id, info.dimension
                     )));
                 }
-                let prepared = model.prepare_pairs(query, texts, encode).await?;
+                let prepared = tokenizing(model.prepare_pairs(query, texts, encode)).await?;
                 Ok((model, prepared))
             };
             let (model, prepared) = within(self.deadline(deadline, Lane::Interactive, started), preparing).await?;
@@ -299,4 +299,9 @@ impl EmbedService {
 /// `work`, or [`EmbedError::Timeout`] once `deadline` passes.
 pub(crate) async fn within<T>(deadline: Instant, work: impl Future<Output = Result<T>>) -> Result<T> {
     tokio::time::timeout_at(deadline.into(), work).await.unwrap_or(Err(EmbedError::Timeout))
+}
+
+/// `work` (a request's tokenization) in a `tokenize` span of its own, a child of the request's.
+pub(crate) fn tokenizing<F: Future>(work: F) -> tracing::instrument::Instrumented<F> {
+    tracing::Instrument::instrument(work, tracing::info_span!("tokenize"))
 }

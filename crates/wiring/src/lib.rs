@@ -1,6 +1,6 @@
 //! The composition root shared by aki-embed's servers: configuration, wiring of the model
 //! store (Candle backend, batching, result cache) under the application service, Prometheus
-//! metrics, logging, and the server process lifecycle.
+//! metrics, logging and trace export, and the server process lifecycle.
 
 mod cli;
 mod compose;
@@ -10,6 +10,7 @@ mod gpu;
 mod lifecycle;
 mod memory;
 mod metrics;
+mod otel;
 mod telemetry;
 
 pub use cli::CliArgs;
@@ -20,4 +21,5 @@ pub use connections::{
 };
 pub use lifecycle::{Lifecycle, bind, server_main};
 pub use metrics::{Metrics, ModelMetrics};
-pub use telemetry::{init_logging, shutdown_signal};
+pub use otel::{TraceExport, continue_caller_trace};
+pub use telemetry::{init_telemetry, shutdown_signal};

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use crate::cli::CliArgs;
 use crate::compose::Engine;
 use crate::config::AppConfig;
-use crate::telemetry::init_logging;
+use crate::telemetry::init_telemetry;
 
 /// Binds a TCP listener on `host:port`, naming the address in the error.
 ///
@@ -145,7 +145,7 @@ impl Lifecycle {
 
 /// The `main` of a server binary `name`, which `--help` introduces with `about` (what the
 /// binary is): parse flags, load the configuration over `defaults` (with `--print-config`,
-/// print it and exit), set up logging, run `serve`; exit 2 on a configuration error, 1 on a
+/// print it and exit), set up logging and trace export, run `serve`, send the last spans; exit 2 on a configuration error, 1 on a
 /// failure.
 pub async fn server_main<F, Fut>(name: &'static str, about: &'static str, defaults: AppConfig, serve: F) -> ExitCode
 where
@@ -178,18 +178,32 @@ where
             }
         };
     }
-    init_logging(config.log_format);
+    let export = match init_telemetry(config.log_format, name) {
+        Ok(export) => export,
+        Err(e) => {
+            eprintln!("{name}: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     tracing::debug!(?config, "configuration");
+    if export.is_some() {
+        tracing::info!("exporting traces by OTLP (OTEL_EXPORTER_OTLP_* variables)");
+    }
     if !config.gpu_defaults.is_empty() {
         tracing::info!(keys = ?config.gpu_defaults, "GPU device: these keys take their GPU defaults (set them to override)");
     }
     crate::memory::trim_memory_every(std::time::Duration::from_secs(config.memory_trim_secs));
-    match serve(config).await {
+    let code = match serve(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("{name}: {e:#}");
             ExitCode::FAILURE
         }
+    };
+    if let Some(export) = export {
+        // The exporter's last send blocks; the gRPC one needs the runtime's other threads.
+        let _ = tokio::task::spawn_blocking(move || export.shutdown()).await;
     }
+    code
 }

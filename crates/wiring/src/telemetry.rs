@@ -1,19 +1,39 @@
 //! Process plumbing shared by the servers: logging set-up (`tracing` to stderr, human-readable
-//! or JSON, filtered by `RUST_LOG`) and the shutdown signal.
+//! or JSON, filtered by `RUST_LOG`), with OpenTelemetry trace export beside it when the
+//! environment asks (`otel.rs`), and the shutdown signal.
 
-use tracing_subscriber::EnvFilter;
+use anyhow::Result;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::LogFormat;
+use crate::otel::{self, TraceExport};
 
-/// Installs the global subscriber (`RUST_LOG` filters; default `info`). Safe to call twice:
-/// the second call does nothing.
-pub fn init_logging(format: LogFormat) {
+/// Installs the global subscriber: logs (`RUST_LOG` filters; default `info`), and trace
+/// export as `service_name` when OpenTelemetry's variables name an endpoint (the exporter is
+/// returned, to be shut down at exit). Must be called inside the Tokio runtime. Safe to call
+/// twice: the second call installs nothing.
+///
+/// # Errors
+/// When the trace exporter cannot be built from the variables.
+pub fn init_telemetry(format: LogFormat, service_name: &str) -> Result<Option<TraceExport>> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs: Box<dyn Layer<Registry> + Send + Sync> = match format {
+        LogFormat::Human => logs.with_filter(filter).boxed(),
+        LogFormat::Json => logs.json().with_filter(filter).boxed(),
     };
+    let mut layers = vec![logs];
+    let export = match otel::layer::<Registry>(service_name)? {
+        Some((layer, export)) => {
+            layers.push(layer.boxed());
+            Some(export)
+        }
+        None => None,
+    };
+    let _ = tracing_subscriber::registry().with(layers).try_init();
+    Ok(export)
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

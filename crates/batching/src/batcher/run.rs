@@ -49,10 +49,8 @@ pub(super) async fn run_and_route<I: Clone + Send + 'static, O: Send + 'static>(
     (busy, ok)
 }
 
-/// Runs one batch, a panic in the handler becoming an internal error, inside the span of the
-/// caller whose items it holds, or a `batch` span linked to every caller's when it holds several
-/// callers' items (as TEI links a batch to its requests); reports it to the observer and returns
-/// the outcome and its duration.
+/// Runs one batch, a panic in the handler becoming an internal error, in a `batch` span (see
+/// [`spans_of`]); reports it to the observer and returns the outcome and its duration.
 async fn run_batch<I: Send + 'static, O: Send + 'static>(
     handler: &Arc<dyn BatchHandler<I, O>>,
     items: Vec<I>,
@@ -60,7 +58,7 @@ async fn run_batch<I: Send + 'static, O: Send + 'static>(
     observer: Option<&dyn BatchObserver>,
 ) -> (Result<Vec<O>>, Duration) {
     let expected = routes.len();
-    let span = span_of(routes);
+    let (span, _inference) = spans_of(routes);
     let started = Instant::now();
     let handler = Arc::clone(handler);
     // A panic in the handler ends only this inner task.
@@ -83,19 +81,32 @@ async fn run_batch<I: Send + 'static, O: Send + 'static>(
     (outcome, inference)
 }
 
-/// The span a batch runs in: its one caller's, or a new one following from each caller's.
-fn span_of<O>(routes: &[Route<O>]) -> tracing::Span {
+/// The spans of one model call: each caller gets an `inference` span (a child of its own) for
+/// the time the call holds its items, and the call itself a `batch` span; with one caller the
+/// batch is a child of its `inference` span, so what the model logs belongs to the request;
+/// with several it starts its own trace, following from (linked to, in OpenTelemetry) every
+/// caller's span, as TEI links a batch to its requests.
+fn spans_of<O>(routes: &[Route<O>]) -> (tracing::Span, Vec<tracing::Span>) {
     let submissions = distinct(routes);
-    match submissions.as_slice() {
-        [only] => only.span.clone(),
-        many => {
-            let span = tracing::info_span!("batch", items = routes.len(), callers = many.len());
-            for submission in many {
-                span.follows_from(&submission.span);
+    let inference: Vec<tracing::Span> = submissions
+        .iter()
+        .map(|submission| {
+            let items = routes.iter().filter(|(_, s)| Arc::ptr_eq(s, submission)).count();
+            tracing::info_span!(parent: &submission.span, "inference", items)
+        })
+        .collect();
+    let (items, callers) = (routes.len(), submissions.len());
+    let batch = match inference.as_slice() {
+        [only] => tracing::info_span!(parent: only, "batch", items, callers),
+        _ => {
+            let batch = tracing::info_span!(parent: None, "batch", items, callers);
+            for submission in &submissions {
+                batch.follows_from(&submission.span);
             }
-            span
+            batch
         }
-    }
+    };
+    (batch, inference)
 }
 
 /// The submissions of `routes`, each once, in order of first appearance.

@@ -33,6 +33,8 @@ struct SubmissionState<O> {
     computed: usize,
     /// The caller received its outputs.
     delivered: bool,
+    /// The `queue` span (a child of the caller's), open until its first item enters a batch.
+    queue: Option<tracing::Span>,
 }
 
 impl<O> Submission<O> {
@@ -52,6 +54,7 @@ impl<O> Submission<O> {
                 reply: Some(reply),
                 computed: 0,
                 delivered: false,
+                queue: Some(tracing::info_span!("queue", items = n)),
             }),
             deadline,
             span: tracing::Span::current(),
@@ -76,10 +79,14 @@ impl<O> Submission<O> {
         }
     }
 
-    /// One of its items waited `waited` in the queue; the submission reports the longest wait.
+    /// One of its items waited `waited` in the queue; the submission reports the longest wait,
+    /// and its `queue` span ends with the first.
     pub(super) fn waited(&self, waited: std::time::Duration) {
         let mut state = self.lock();
         state.timing.queue = state.timing.queue.max(waited);
+        let queued = state.queue.take();
+        drop(state);
+        drop(queued);
     }
 
     /// A batch holding some of its items ran for `inference`.
