@@ -126,7 +126,16 @@ mod tests {
                         "utoipa",
                         "utoipa-axum",
                     ],
-                    dev: &["aki-service", "base64", "proptest", "tempfile", "tower"],
+                    dev: &[
+                        "aki-service",
+                        "base64",
+                        "opentelemetry-proto",
+                        "proptest",
+                        "tempfile",
+                        "tokio-stream",
+                        "tonic",
+                        "tower",
+                    ],
                 },
             ),
             (
@@ -151,7 +160,7 @@ mod tests {
                         "tower",
                         "tracing",
                     ],
-                    dev: &["aki-rest", "aki-service", "serde_json", "tokio-stream", "tower"],
+                    dev: &["aki-rest", "aki-service", "opentelemetry-proto", "serde_json", "tokio-stream", "tower"],
                 },
             ),
             (

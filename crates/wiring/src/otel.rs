@@ -68,7 +68,8 @@ where
     let named = detected
         .get(&opentelemetry::Key::new("service.name"))
         .is_some_and(|name| !name.as_str().starts_with("unknown_service"));
-    let resource = if named { detected } else { Resource::builder().with_service_name(service_name.to_string()).build() };
+    let resource =
+        if named { detected } else { Resource::builder().with_service_name(service_name.to_string()).build() };
     let provider = SdkTracerProvider::builder().with_resource(resource).with_batch_exporter(exporter).build();
     let tracer = provider.tracer("aki-embed");
     let ours = filter_fn(|metadata| metadata.target().starts_with("aki_") && *metadata.level() <= tracing::Level::INFO);

@@ -1,6 +1,6 @@
 //! Integration tests of `aki-grpc`: every method over a real local connection with tonic's
-//! generated client, status mapping, bad input, auth, health, a long stream, and parity with
-//! the REST server.
+//! generated client, status mapping, bad input, auth, health, a long stream, parity with
+//! the REST server, and trace export of the real binary.
 
 mod calls;
 mod connections;
@@ -12,3 +12,4 @@ mod shutdown;
 mod support;
 mod tei;
 mod tei_models;
+mod traces;

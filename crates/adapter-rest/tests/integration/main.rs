@@ -1,5 +1,5 @@
 //! Integration tests of `aki-rest`: every route in process (`tower::ServiceExt::oneshot`), the
-//! error shapes, and start-up faults and graceful shutdown of the real binary.
+//! error shapes, and start-up faults, graceful shutdown and trace export of the real binary.
 
 mod cohere;
 mod connections;
@@ -17,3 +17,4 @@ mod startup;
 mod support;
 mod tei;
 mod tei_models;
+mod traces;

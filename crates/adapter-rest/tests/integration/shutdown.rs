@@ -14,11 +14,16 @@ fn free_port() -> u16 {
 
 /// A minimal HTTP/1.1 client: sends one request, returns the status line and body.
 fn request(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<String> {
+    request_with(port, method, path, body, "")
+}
+
+/// [`request`] with `headers` (`Name: value` lines, each ending in CRLF) added.
+pub(crate) fn request_with(port: u16, method: &str, path: &str, body: &str, headers: &str) -> std::io::Result<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     let mut reply = String::new();
@@ -81,7 +86,7 @@ fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
 }
 
 /// Starts the binary on a free port with extra environment, waits until ready.
-fn start(env: &[(&str, &str)]) -> (Child, u16) {
+pub(crate) fn start(env: &[(&str, &str)]) -> (Child, u16) {
     let port = free_port();
     let mut server = Command::new(env!("CARGO_BIN_EXE_aki-rest"))
         .args(["--port", &port.to_string(), "--model", &model_dir(), "--device", "cpu"])
@@ -95,12 +100,12 @@ fn start(env: &[(&str, &str)]) -> (Child, u16) {
     (server, port)
 }
 
-fn terminate(server: &Child) {
+pub(crate) fn terminate(server: &Child) {
     let killed = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().expect("kill");
     assert!(killed.success());
 }
 
-fn wait_exit(server: &mut Child, within: Duration) -> std::process::ExitStatus {
+pub(crate) fn wait_exit(server: &mut Child, within: Duration) -> std::process::ExitStatus {
     let until = Instant::now() + within;
     loop {
         if let Some(status) = server.try_wait().expect("poll") {
