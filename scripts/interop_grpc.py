@@ -2,7 +2,8 @@
 generated from the repository's .proto, calling Embed, EmbedStream, TEI's tei.v1 methods and the
 standard health check against a running server; vectors must match the reference fixtures (cosine >= 0.9999).
 Also `grpcio-reflection`'s client (which speaks `grpc.reflection.v1alpha` only) lists the
-services and finds the Embedder's methods without the .proto.
+services and finds the Embedder's methods without the .proto. A text of about 2,000 tokens
+embedded in windows must equal its windows embedded one by one and pooled in numpy.
 
 Usage: python interop_grpc.py HOST:PORT PROTO_ROOT FIXTURES_JSON  (run by `cargo xtask interop`).
 """
@@ -11,6 +12,7 @@ import json
 import sys
 
 import grpc
+import numpy
 from google.protobuf.descriptor_pool import DescriptorPool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
@@ -62,7 +64,36 @@ def main():
           str(sorted(methods)))
 
     tei(channel, tei_pb2, tei_pb2_grpc, items, check)
+    long_document(stub, embed_pb2, items, check)
     checks.finish()
+
+
+def long_document(stub, pb, items, check):
+    """A text of about 2,000 tokens embedded in windows against the same windows embedded one
+    by one (as token ids, not normalised) and pooled here in numpy, weighted by their tokens."""
+    text = " ".join(item["text"] for item in items * 4)
+    ids = [t.id for t in stub.Tokenize(pb.TokenizeRequest(texts=[text]), timeout=60).texts[0].tokens]
+    longest, overlap = stub.Info(pb.InfoRequest(), timeout=10).max_input_tokens, 32
+    # The documented windows: [CLS] and [SEP] around at most `longest - 2` tokens of the text,
+    # each window starting `overlap` tokens before the previous one ends.
+    body, room, windows, start = ids[1:-1], longest - 2, [], 0
+    while True:
+        end = min(start + room, len(body))
+        windows.append([ids[0]] + body[start:end] + [ids[-1]])
+        if end == len(body):
+            break
+        start = end - overlap
+    one_by_one = stub.Embed(pb.EmbedRequest(token_ids=[pb.TokenIds(ids=w) for w in windows], normalize=False), timeout=120)
+    vectors = numpy.array([e.values for e in one_by_one.embeddings])
+    sizes = numpy.array([len(w) for w in windows], dtype=numpy.float64)
+    pooled = (vectors * (sizes / sizes.sum())[:, None]).sum(axis=0)
+    pooled /= numpy.linalg.norm(pooled)
+    reply = stub.Embed(pb.EmbedRequest(texts=[text], windows=True, window_overlap=overlap), timeout=120)
+    similarity = cosine(reply.embeddings[0].values, pooled.tolist())
+    check(f"Embed windows: a {len(ids)}-token text in {len(windows)} windows, pooled as numpy pools them",
+          len(ids) >= 2000 and len(reply.embeddings) == 1 and similarity >= 0.99999, f"cosine {similarity}")
+    check("Embed windows usage counts every window's tokens",
+          reply.usage.prompt_tokens == int(sizes.sum()), f"{reply.usage.prompt_tokens} for windows of {int(sizes.sum())}")
 
 
 def tei(channel, pb, rpc, items, check):

@@ -7,6 +7,7 @@ mod compose;
 mod config;
 mod connections;
 mod gpu;
+mod input_types;
 mod lifecycle;
 mod memory;
 mod metrics;
@@ -19,6 +20,7 @@ pub use config::{AppConfig, LogFormat};
 pub use connections::{
     Busy, Closed, Connection, ConnectionObserver, Connections, connection_limit, raise_open_file_limit,
 };
+pub use input_types::{INPUT_TYPES, InputTypePrompts, MappedPrompt};
 pub use lifecycle::{Lifecycle, bind, server_main};
 pub use metrics::{Metrics, ModelMetrics};
 pub use otel::{TraceExport, continue_caller_trace};

@@ -45,6 +45,23 @@ pub(crate) fn wanted(var: impl Fn(&str) -> Option<String>) -> bool {
     endpoint && !disabled && !none
 }
 
+/// The protocol variables must name one this build speaks: OpenTelemetry's SDK would ignore
+/// another (`http/json`, a typo) and send protobuf over HTTP instead.
+///
+/// # Errors
+/// Naming the variable and the protocols it may take.
+pub(crate) fn check_protocol(var: impl Fn(&str) -> Option<String>) -> Result<()> {
+    for name in ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"] {
+        if let Some(value) = var(name).filter(|v| !v.trim().is_empty()) {
+            anyhow::ensure!(
+                matches!(value.trim().to_ascii_lowercase().as_str(), "grpc" | "http/protobuf"),
+                "{name}={value}: trace export speaks `grpc` or `http/protobuf`"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The layer that turns this crate family's spans (targets `aki_*`, level INFO and above,
 /// whatever `RUST_LOG` says) into OpenTelemetry spans sent by OTLP, when the environment asks
 /// ([`wanted`]); the protocol, endpoint, headers, timeout and batching come from the
@@ -58,9 +75,11 @@ pub(crate) fn layer<S>(service_name: &str) -> Result<Option<(impl Layer<S> + use
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
-    if !wanted(|name| std::env::var(name).ok()) {
+    let var = |name: &str| std::env::var(name).ok();
+    if !wanted(var) {
         return Ok(None);
     }
+    check_protocol(var)?;
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .build()
         .context("OpenTelemetry trace export (the OTEL_EXPORTER_OTLP_* variables)")?;
@@ -90,7 +109,7 @@ pub fn continue_caller_trace(span: &tracing::Span, headers: &http::HeaderMap) {
 
 #[cfg(test)]
 mod tests {
-    use super::wanted;
+    use super::{check_protocol, wanted};
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_string())
@@ -106,5 +125,16 @@ mod tests {
         assert!(!wanted(env(&[on, ("OTEL_SDK_DISABLED", "TRUE")])));
         assert!(!wanted(env(&[on, ("OTEL_TRACES_EXPORTER", "none")])));
         assert!(wanted(env(&[on, ("OTEL_SDK_DISABLED", "false"), ("OTEL_TRACES_EXPORTER", "otlp")])));
+    }
+
+    #[test]
+    fn a_protocol_this_build_does_not_speak_is_refused_naming_the_variable() {
+        assert!(check_protocol(env(&[])).is_ok());
+        assert!(check_protocol(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")])).is_ok());
+        assert!(check_protocol(env(&[("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "HTTP/protobuf")])).is_ok());
+        let json = check_protocol(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")])).expect_err("refused");
+        assert!(json.to_string().starts_with("OTEL_EXPORTER_OTLP_PROTOCOL=http/json:"), "{json}");
+        let typo = check_protocol(env(&[("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "gprc")])).expect_err("refused");
+        assert!(typo.to_string().contains("`grpc` or `http/protobuf`"), "{typo}");
     }
 }

@@ -1,10 +1,12 @@
 //! Cohere's `POST /v2/embed` and `/v1/embed`: texts in, vectors in each of `embedding_types`
 //! out (`float`, `int8`, `uint8`, `binary`, `ubinary`, `base64`), keyed by type; `input_type`
-//! picks the model's prompt of that name (or `query` / `passage` / `document` for the search
-//! types) when it has one. `ClientV2.embed` and `Client.embed` of Cohere's SDK call them.
+//! picks the prompt `input_type_prompts` maps it to for the model, else the model's prompt of
+//! that name (or `query` / `passage` / `document` for the search types) when it has one.
+//! `ClientV2.embed` and `Client.embed` of Cohere's SDK call them.
 
 use aki_core::{EmbedOptions, EncodeOptions, Prompts, TruncationDirection};
 use aki_service::{Caller, EmbedRequest, Inputs, PromptChoice};
+use aki_wiring::{InputTypePrompts, MappedPrompt};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -58,9 +60,35 @@ impl CohereInputType {
         }
     }
 
-    /// The first of its prompt names `prompts` has; none means the model's default prompt.
-    fn prompt(self, prompts: &Prompts) -> Option<String> {
-        self.prompt_names().iter().find(|name| prompts.named.contains_key(**name)).map(|name| (*name).to_string())
+    /// Its wire name, the key of `input_type_prompts`.
+    fn name(self) -> &'static str {
+        match self {
+            Self::SearchQuery => "search_query",
+            Self::SearchDocument => "search_document",
+            Self::Classification => "classification",
+            Self::Clustering => "clustering",
+            Self::Image => "image",
+        }
+    }
+
+    /// The prompt of this type for `model` (as the request names it) with `prompts`: the one
+    /// `mapping` gives it, else the first of its prompt names the model has; neither means the
+    /// model's default prompt.
+    fn prompt(self, mapping: &InputTypePrompts, model: &str, prompts: &Prompts) -> aki_core::Result<PromptChoice> {
+        let named = |name: &str| PromptChoice { name: Some(name.to_string()), text: None };
+        match mapping.prompt(model, self.name()) {
+            MappedPrompt::Named(name) if prompts.named.contains_key(name) => Ok(named(name)),
+            MappedPrompt::Named(name) => Err(aki_core::EmbedError::Internal(format!(
+                "`input_type_prompts.\"{model}\".{}` names the prompt `{name}`, which the model does not have",
+                self.name()
+            ))),
+            MappedPrompt::Bare => Ok(PromptChoice { name: None, text: Some(String::new()) }),
+            MappedPrompt::Unmapped => Ok(self
+                .prompt_names()
+                .iter()
+                .find(|name| prompts.named.contains_key(**name))
+                .map_or_else(PromptChoice::default, |name| named(name))),
+        }
     }
 }
 
@@ -233,7 +261,11 @@ async fn service_request(
         return Err(aki_core::EmbedError::Validation("images are not served; send texts".into()));
     }
     let info = engine.service.model_info(request.model.as_deref()).await?;
-    let prompt = request.input_type.and_then(|t| t.prompt(&info.prompts));
+    let served = request.model.as_deref().unwrap_or(&engine.config.model);
+    let prompt = match request.input_type {
+        Some(input_type) => input_type.prompt(&engine.config.input_type_prompts, served, &info.prompts)?,
+        None => PromptChoice::default(),
+    };
     let encode = match request.truncate {
         CohereTruncate::None => EncodeOptions { truncate: false, direction: TruncationDirection::Right },
         CohereTruncate::Start => EncodeOptions { truncate: true, direction: TruncationDirection::Left },
@@ -243,7 +275,7 @@ async fn service_request(
         model: request.model,
         inputs: Inputs::Texts(request.texts),
         options: EmbedOptions { encode, dimensions: request.output_dimension, ..EmbedOptions::default() },
-        prompt: PromptChoice { name: prompt, text: None },
+        prompt,
         deadline: None,
         caller,
     })

@@ -2,7 +2,7 @@
 //! sentence-transformers' `quantize_embeddings` of the fixtures (`tests/fixtures/quantized.json`,
 //! int8 and uint8 with the server's calibrated range): binary
 //! and ubinary bit for bit, int8 and uint8 within one step; v1's plain floats; `input_type`
-//! picking a model's prompt on the tiny XLM-RoBERTa.
+//! picking a model's prompt on the tiny XLM-RoBERTa, by name or by `input_type_prompts`.
 
 use aki_core::vector::cosine;
 use base64::Engine as _;
@@ -101,6 +101,35 @@ async fn input_type_picks_the_models_prompt_of_that_kind() {
         let c = cosine(&floats(&reply.body["embeddings"]["float"][0]), &floats(want));
         assert!(c >= 0.9999, "{input_type}: the `{prompt}` prompt, cosine {c}");
     }
+}
+
+#[tokio::test]
+async fn input_type_prompts_choose_a_models_prompt_per_input_type_or_none() {
+    let (mut config, reference) = tiny("xlm-roberta");
+    let mapping = [("search_query", "passage"), ("clustering", ""), ("classification", "summary")];
+    let types = mapping.iter().map(|(t, p)| ((*t).to_string(), (*p).to_string())).collect();
+    config.input_type_prompts = aki_wiring::InputTypePrompts([(config.model.clone(), types)].into());
+    let (app, _) = ready_app(config).await;
+    let text = reference["inputs"][1].clone();
+    let embed = |input_type: &'static str| {
+        let app = app.clone();
+        let body = json!({"texts": [text], "input_type": input_type, "embedding_types": ["float"]});
+        async move { post(&app, "/v2/embed", body).await }
+    };
+    let expected = [
+        ("search_query", &reference["prompted"]["passage"]["vectors"][1], "mapped to `passage`"),
+        ("clustering", &reference["alone"][1], "mapped to no prompt"),
+        ("search_document", &reference["prompted"]["passage"]["vectors"][1], "unmapped: the route's choice"),
+    ];
+    for (input_type, want, why) in expected {
+        let reply = embed(input_type).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let c = cosine(&floats(&reply.body["embeddings"]["float"][0]), &floats(want));
+        assert!(c >= 0.9999, "{input_type} {why}: cosine {c}");
+    }
+    let missing = embed("classification").await;
+    assert_eq!(missing.status, 500, "a mapping to a prompt the model lacks is the server's fault: {}", missing.text);
+    assert!(missing.text.contains(".classification` names the prompt `summary`"), "{}", missing.text);
 }
 
 #[tokio::test]
