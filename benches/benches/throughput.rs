@@ -135,6 +135,7 @@ fn main() {
             threads,
             sgemm_gflops: Some(sgemm),
             bf16_gflops: bf16,
+            fixture_cosine: None,
             corpora,
             rows,
         };

@@ -31,6 +31,7 @@ pub fn run(root: &Path, options: &Bench) -> Result<()> {
     if options.peers {
         peers.insert("sentence-transformers".to_string(), peer(root, options, &work, Peer::SentenceTransformers)?);
         peers.insert("onnxruntime".to_string(), peer(root, options, &work, Peer::OnnxRuntime)?);
+        peers.insert("onnxruntime-int8".to_string(), peer(root, options, &work, Peer::OnnxRuntimeInt8)?);
     }
     let (mut load_rounds, mut mixed_rounds) = (Vec::new(), Vec::new());
     for round in 1..=options.rounds() {
@@ -203,6 +204,8 @@ fn peer_venv(root: &Path) -> Result<PathBuf> {
 enum Peer {
     SentenceTransformers,
     OnnxRuntime,
+    /// The same export with `quantize_dynamic`'s int8 weights.
+    OnnxRuntimeInt8,
 }
 
 /// The peer venv's packages, pinned.
@@ -210,7 +213,8 @@ const PEER_PACKAGES: [&str; 5] =
     ["torch==2.15.0", "sentence-transformers==6.2.0", "onnx==1.23.2", "onnxruntime==1.32.0", "onnxscript==0.7.2"];
 
 /// A peer on the same corpora, batch sizes and thread count, in a virtual environment under
-/// `target/`: sentence-transformers, or ONNX Runtime on an export of the same weights.
+/// `target/`: sentence-transformers, or ONNX Runtime on an export of the same weights (in f32,
+/// or quantized to int8).
 fn peer(root: &Path, options: &Bench, work: &Path, which: Peer) -> Result<ThroughputRun> {
     let python = peer_venv(root)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).to_string();
@@ -224,11 +228,15 @@ fn peer(root: &Path, options: &Bench, work: &Path, which: Peer) -> Result<Throug
             script.arg(&repeat).arg(&path);
             path
         }
-        Peer::OnnxRuntime => {
-            let path = work.join("throughput_onnxruntime.json");
+        Peer::OnnxRuntime | Peer::OnnxRuntimeInt8 => {
+            let int8 = matches!(which, Peer::OnnxRuntimeInt8);
+            let path = work.join(if int8 { "throughput_onnxruntime_int8.json" } else { "throughput_onnxruntime.json" });
             let fixtures = root.join("crates/backend-candle/tests/fixtures/reference.json");
             script.arg(root.join("scripts/peer_onnxruntime.py")).arg(&model).arg(&data).arg(fixtures).arg(&threads);
             script.arg(&repeat).arg(work).arg(&path);
+            if int8 {
+                script.arg("--int8");
+            }
             path
         }
     };

@@ -33,8 +33,21 @@ pub struct ThroughputRun {
     /// Size of each corpus the run embedded (ours only: counted with the model's tokenizer).
     #[serde(default)]
     pub corpora: BTreeMap<String, CorpusSize>,
+    /// Its vectors' cosine to the reference fixtures, when the run measured it (the peers).
+    #[serde(default)]
+    pub fixture_cosine: Option<FixtureCosine>,
     /// One row per corpus and batch size.
     pub rows: Vec<ThroughputRow>,
+}
+
+/// How close a run's vectors of the 48 reference fixtures came to the reference.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureCosine {
+    /// The worst fixture's cosine.
+    pub min: f64,
+    /// The mean over the fixtures.
+    pub mean: f64,
 }
 
 impl ThroughputRun {

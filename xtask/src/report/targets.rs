@@ -241,6 +241,7 @@ mod tests {
             sgemm_gflops: Some(100.0),
             bf16_gflops: None,
             corpora: BTreeMap::from([("short".to_string(), CorpusSize { texts: 10, tokens: 150 })]),
+            fixture_cosine: None,
             rows: [1, 32]
                 .map(|batch| ThroughputRow {
                     corpus: "short".into(),
