@@ -12,4 +12,7 @@ mod shutdown;
 mod support;
 mod tei;
 mod tei_models;
+// Shared with aki-rest's trace export test.
+#[path = "../../../adapter-rest/tests/integration/trace_tree.rs"]
+mod trace_tree;
 mod traces;

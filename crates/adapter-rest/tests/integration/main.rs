@@ -17,4 +17,5 @@ mod startup;
 mod support;
 mod tei;
 mod tei_models;
+mod trace_tree;
 mod traces;

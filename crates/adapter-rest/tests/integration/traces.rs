@@ -4,18 +4,17 @@
 //! tokenization, queue wait and inference are child spans, with the model call under the
 //! inference.
 
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use opentelemetry_proto::tonic::trace::v1::Span;
 
 use crate::shutdown::{request_with, start, terminate, wait_exit};
+use crate::trace_tree::Received;
 
-/// What the collector received: the resource's service name and the spans.
+/// The collector: keeps what it receives.
 #[derive(Clone, Default)]
-struct Collector(Arc<Mutex<Vec<(String, Span)>>>);
+struct Collector(Received);
 
 #[tonic::async_trait]
 impl TraceService for Collector {
@@ -23,30 +22,13 @@ impl TraceService for Collector {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let mut spans = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        for resource in request.into_inner().resource_spans {
-            let service = resource
-                .resource
-                .iter()
-                .flat_map(|r| &r.attributes)
-                .find(|a| a.key == "service.name")
-                .and_then(|a| a.value.as_ref())
-                .map(|v| format!("{:?}", v.value))
-                .unwrap_or_default();
-            for scope in resource.scope_spans {
-                spans.extend(scope.spans.into_iter().map(|span| (service.clone(), span)));
-            }
-        }
+        self.0.add(request.into_inner());
         Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
     }
 }
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER: &str = "00f067aa0ba902b7";
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_request_reaches_an_otlp_collector_with_its_tokenize_queue_and_inference_spans() {
@@ -77,40 +59,10 @@ async fn one_request_reaches_an_otlp_collector_with_its_tokenize_queue_and_infer
     .expect("answered");
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
 
-    let wanted = ["POST /embed", "tokenize", "queue", "inference", "batch"];
-    let until = Instant::now() + Duration::from_secs(20);
-    let spans = loop {
-        let spans: Vec<(String, Span)> = {
-            let all = collector.0.lock().unwrap_or_else(PoisonError::into_inner);
-            all.iter().filter(|(_, s)| hex(&s.trace_id) == TRACE).cloned().collect()
-        };
-        if wanted.iter().all(|name| spans.iter().any(|(_, s)| s.name == *name)) {
-            break spans;
-        }
-        assert!(
-            Instant::now() < until,
-            "spans of the trace so far: {:?}",
-            spans.iter().map(|(_, s)| &s.name).collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let named = |name: &str| {
-        let found: Vec<&Span> = spans.iter().map(|(_, s)| s).filter(|s| s.name == name).collect();
-        assert_eq!(found.len(), 1, "one `{name}` span");
-        found[0]
-    };
-    let request = named("POST /embed");
-    assert_eq!(hex(&request.parent_span_id), CALLER, "the request continues the caller's span");
-    assert!(spans.iter().all(|(service, _)| service.contains("aki-rest")), "service name: {:?}", spans[0].0);
-    for child in ["tokenize", "queue", "inference"] {
-        assert_eq!(named(child).parent_span_id, request.span_id, "`{child}` is a child of the request");
-    }
-    let inference = named("inference");
-    assert_eq!(named("batch").parent_span_id, inference.span_id, "the model call runs under the inference span");
-    let (tokenize, queue) = (named("tokenize"), named("queue"));
-    assert!(tokenize.end_time_unix_nano <= queue.start_time_unix_nano, "tokenized before it queued");
-    assert!(queue.end_time_unix_nano <= inference.start_time_unix_nano, "queued before it ran");
-    assert!(request.start_time_unix_nano <= tokenize.start_time_unix_nano, "the request came first");
+    let request = "POST /embed";
+    let trace = collector.0.trace(TRACE, &[request, "tokenize", "queue", "inference", "batch"]).await;
+    // Without OTEL_SERVICE_NAME, the binary's name.
+    trace.check_request_shape(request, CALLER, "aki-rest");
 
     tokio::task::spawn_blocking(move || {
         terminate(&server);
