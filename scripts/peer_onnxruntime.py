@@ -70,11 +70,15 @@ def quantized(optimised: str, work: str) -> str:
     """The optimised export with dynamically quantized int8 weights under `work` (made once)."""
     import os
 
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     path = os.path.join(work, "model-optimised-int8.onnx")
     if not os.path.exists(path):
-        quantize_dynamic(optimised, path, per_channel=True, reduce_range=True, weight_type=QuantType.QInt8)
+        # The fused operators (com.microsoft domain) defeat ONNX's shape inference: their
+        # outputs are f32, as the quantizer's error message advises saying.
+        quantize_dynamic(optimised, path, per_channel=True, reduce_range=True, weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     return path
 
 
