@@ -12,6 +12,7 @@ use aki_service::{Caller, EmbedReply, Requester};
 use aki_wiring::Engine;
 use futures_util::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use crate::convert::{
     embed_request, embed_response, embedding_types, grpc_deadline, info_response, rerank_request, rerank_response,
@@ -107,6 +108,8 @@ impl pb::embedder_server::Embedder for EmbedderService {
         let idle = Duration::from_secs(self.engine.config.limits.stream_idle_secs);
         let pending = Arc::new(AtomicUsize::new(0));
         let messages = messages(request.into_inner(), idle, Arc::clone(&pending));
+        // Messages are answered while the response body is polled, outside the call's span.
+        let call = tracing::Span::current();
         let answers = messages
             .map(move |message| {
                 let (service, caller, pending) = (service.clone(), caller.clone(), Arc::clone(&pending));
@@ -121,6 +124,7 @@ impl pb::embedder_server::Embedder for EmbedderService {
                     // One failed request is answered in its place; the stream goes on.
                     Ok(answer.unwrap_or_else(|status| stream_error(&status)))
                 }
+                .instrument(call.clone())
             })
             .buffered(STREAM_CONCURRENCY);
         Ok(Response::new(Box::pin(answers)))

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use tonic::{Status, Streaming};
+use tracing::Instrument;
 
 use crate::failure::fail_read;
 
@@ -63,6 +64,8 @@ where
 {
     let pending = Arc::new(AtomicUsize::new(0));
     let answer = Arc::new(answer);
+    // Messages are answered while the response body is polled, outside the call's span.
+    let call = tracing::Span::current();
     let answers = messages(inbound, idle, Arc::clone(&pending))
         .map(move |message| {
             let (answer, pending) = (Arc::clone(&answer), Arc::clone(&pending));
@@ -74,6 +77,7 @@ where
                 pending.fetch_sub(1, Ordering::SeqCst);
                 answered
             }
+            .instrument(call.clone())
         })
         .buffered(STREAM_CONCURRENCY);
     // The first failure is the stream's last answer.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use aki_wiring::Engine;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -38,9 +38,11 @@ pub fn app(engine: AppState) -> Router {
                 .make_span_with(|request: &Request| {
                     let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
                     let (method, path) = (request.method(), request.uri().path());
+                    // Named by its route, so unknown paths do not make span names without end.
+                    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
                     let span = tracing::info_span!(
                         "request",
-                        otel.name = %format_args!("{method} {path}"),
+                        otel.name = %format_args!("{method} {route}"),
                         otel.kind = "server",
                         method = %method,
                         path = %path,

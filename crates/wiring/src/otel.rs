@@ -45,17 +45,28 @@ pub(crate) fn wanted(var: impl Fn(&str) -> Option<String>) -> bool {
     endpoint && !disabled && !none
 }
 
-/// The protocol variables must name one this build speaks: OpenTelemetry's SDK would ignore
-/// another (`http/json`, a typo) and send protobuf over HTTP instead.
+/// The protocol that applies (`OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else
+/// `OTEL_EXPORTER_OTLP_PROTOCOL`) must be one this build speaks, as the SDK reads it: the SDK
+/// would ignore another (`http/json`, a typo, a stray space) and send protobuf over HTTP
+/// instead. The endpoints must be plain `http`: this build has no TLS, and would fail every
+/// send to an `https` collector.
 ///
 /// # Errors
-/// Naming the variable and the protocols it may take.
-pub(crate) fn check_protocol(var: impl Fn(&str) -> Option<String>) -> Result<()> {
-    for name in ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"] {
-        if let Some(value) = var(name).filter(|v| !v.trim().is_empty()) {
+/// Naming the variable and what it may take.
+pub(crate) fn check_settings(var: impl Fn(&str) -> Option<String>) -> Result<()> {
+    let set = |name: &'static str| var(name).filter(|v| !v.is_empty()).map(|v| (name, v));
+    let protocol = set("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|| set("OTEL_EXPORTER_OTLP_PROTOCOL"));
+    if let Some((name, value)) = protocol {
+        anyhow::ensure!(
+            matches!(value.to_ascii_lowercase().as_str(), "grpc" | "http/protobuf"),
+            "{name}={value}: trace export speaks `grpc` or `http/protobuf`"
+        );
+    }
+    for name in ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"] {
+        if let Some((name, value)) = set(name) {
             anyhow::ensure!(
-                matches!(value.trim().to_ascii_lowercase().as_str(), "grpc" | "http/protobuf"),
-                "{name}={value}: trace export speaks `grpc` or `http/protobuf`"
+                !value.trim().to_ascii_lowercase().starts_with("https:"),
+                "{name}={value}: trace export speaks plain `http` (run a collector or agent beside the server)"
             );
         }
     }
@@ -79,7 +90,7 @@ where
     if !wanted(var) {
         return Ok(None);
     }
-    check_protocol(var)?;
+    check_settings(var)?;
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .build()
         .context("OpenTelemetry trace export (the OTEL_EXPORTER_OTLP_* variables)")?;
@@ -109,7 +120,7 @@ pub fn continue_caller_trace(span: &tracing::Span, headers: &http::HeaderMap) {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_protocol, wanted};
+    use super::{check_settings, wanted};
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_string())
@@ -128,13 +139,20 @@ mod tests {
     }
 
     #[test]
-    fn a_protocol_this_build_does_not_speak_is_refused_naming_the_variable() {
-        assert!(check_protocol(env(&[])).is_ok());
-        assert!(check_protocol(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")])).is_ok());
-        assert!(check_protocol(env(&[("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "HTTP/protobuf")])).is_ok());
-        let json = check_protocol(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")])).expect_err("refused");
+    fn a_protocol_or_scheme_this_build_does_not_speak_is_refused_naming_the_variable() {
+        assert!(check_settings(env(&[])).is_ok());
+        assert!(check_settings(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")])).is_ok());
+        assert!(check_settings(env(&[("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "HTTP/protobuf")])).is_ok());
+        let json = check_settings(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")])).expect_err("refused");
         assert!(json.to_string().starts_with("OTEL_EXPORTER_OTLP_PROTOCOL=http/json:"), "{json}");
-        let typo = check_protocol(env(&[("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "gprc")])).expect_err("refused");
-        assert!(typo.to_string().contains("`grpc` or `http/protobuf`"), "{typo}");
+        let spaced = check_settings(env(&[("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc ")])).expect_err("refused");
+        assert!(spaced.to_string().contains("`grpc` or `http/protobuf`"), "{spaced}");
+        // The traces variable wins, so the generic one does not matter then.
+        let both = [("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")];
+        assert!(check_settings(env(&both)).is_ok());
+        let tls =
+            check_settings(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318")])).expect_err("refused");
+        assert!(tls.to_string().contains("plain `http`"), "{tls}");
+        assert!(check_settings(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")])).is_ok());
     }
 }

@@ -12,8 +12,8 @@ use crate::otel::{self, TraceExport};
 
 /// Installs the global subscriber: logs (`RUST_LOG` filters; default `info`), and trace
 /// export as `service_name` when OpenTelemetry's variables name an endpoint (the exporter is
-/// returned, to be shut down at exit). Must be called inside the Tokio runtime. Safe to call
-/// twice: the second call installs nothing.
+/// returned, to be shut down at exit), its failures (an unreachable collector, dropped spans)
+/// logged as warnings. Must be called inside the Tokio runtime, once per process.
 ///
 /// # Errors
 /// When the trace exporter cannot be built from the variables.

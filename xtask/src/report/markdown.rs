@@ -99,7 +99,9 @@ impl Rendered<'_> {
         });
         let _ = writeln!(
             md,
-            "ONNX Runtime int8 (`scripts/peer_onnxruntime.py --int8`: the same optimised export through              `onnxruntime.quantization.quantize_dynamic`, int8 weights per output channel, `reduce_range`), {cosine}.              Sentences/s, and the median call in ms:\n\n\
+            "ONNX Runtime int8 (`scripts/peer_onnxruntime.py --int8`: the same optimised export through \
+             `onnxruntime.quantization.quantize_dynamic`, int8 weights per output channel, `reduce_range`), {cosine}. \
+             Sentences/s, and the median call in ms:\n\n\
              | corpus | batch | ONNX Runtime f32 (call ms) | ONNX Runtime int8 (call ms) | int8 / f32 |\n\
              |---|---:|---:|---:|---:|"
         );

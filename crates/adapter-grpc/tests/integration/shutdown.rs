@@ -19,6 +19,8 @@ pub(crate) async fn spawn_serving(env: &[(&str, &str)]) -> (Child, SocketAddr, H
     let mut server = Command::new(env!("CARGO_BIN_EXE_aki-grpc"))
         .args(["--port", &port.to_string(), "--metrics-port", "0", "--device", "cpu", "--model", &config().model])
         .env("RUST_LOG", "warn")
+        // Only what the test sets: none of the OpenTelemetry variables of the shell it runs in.
+        .envs(crate::trace_tree::OTEL_VARIABLES.map(|name| (name, "")))
         .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

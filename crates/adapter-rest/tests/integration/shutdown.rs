@@ -91,6 +91,8 @@ pub(crate) fn start(env: &[(&str, &str)]) -> (Child, u16) {
     let mut server = Command::new(env!("CARGO_BIN_EXE_aki-rest"))
         .args(["--port", &port.to_string(), "--model", &model_dir(), "--device", "cpu"])
         .env("RUST_LOG", "warn")
+        // Only what the test sets: none of the OpenTelemetry variables of the shell it runs in.
+        .envs(crate::trace_tree::OTEL_VARIABLES.map(|name| (name, "")))
         .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

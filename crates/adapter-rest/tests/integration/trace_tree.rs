@@ -7,6 +7,19 @@ use std::time::{Duration, Instant};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::Span;
 
+/// The OpenTelemetry variables that steer trace export: a server a test starts gets each empty
+/// (which the SDK and the servers read as unset) unless the test sets it.
+pub const OTEL_VARIABLES: [&str; 8] = [
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_SDK_DISABLED",
+    "OTEL_TRACES_EXPORTER",
+];
+
 /// Every span a collector received so far, with its resource's `service.name`.
 #[derive(Clone, Default)]
 pub struct Received(Arc<Mutex<Vec<(String, Span)>>>);
