@@ -22,13 +22,21 @@ fn corpus(text: &str) -> Vec<String> {
 }
 
 /// Loads the installed default model on the CPU: its pipeline, the backend unbatched and
-/// uncached as its inference side.
+/// uncached as its inference side. The servers' variables `AKI_BACKEND__CPU_ISA` and
+/// `AKI_BACKEND__DTYPE` cap the kernels' instruction set and set the precision, as they do for
+/// `aki-rest`, so one machine measures every path.
 ///
 /// # Panics
 /// When the model is not installed (`cargo xtask fetch-model` installs it).
 pub fn real_model() -> Arc<ModelPipeline> {
     let dir = paths::installed_model_dir(paths::DEFAULT_MODEL);
-    let config = CandleConfig { device: "cpu".into(), ..CandleConfig::for_model(dir.to_string_lossy()) };
+    let defaults = CandleConfig::for_model(dir.to_string_lossy());
+    let config = CandleConfig {
+        device: "cpu".into(),
+        cpu_isa: std::env::var("AKI_BACKEND__CPU_ISA").unwrap_or(defaults.cpu_isa.clone()),
+        dtype: std::env::var("AKI_BACKEND__DTYPE").ok().or(defaults.dtype.clone()),
+        ..defaults
+    };
     match CandleBackend::load(&config) {
         Ok(backend) => Arc::new(backend.into_pipeline()),
         Err(e) => panic!("{e} (run `cargo xtask fetch-model`)"),

@@ -313,7 +313,8 @@ impl Rendered<'_> {
              --bench tokenization -- --warm-up-time 1 --measurement-time 3`; median time per iteration with criterion's 95% \
              confidence interval. `batcher_overhead` uses a batch function that does nothing; `batched_requests/N` sends N \
              single-sentence requests at once through the batching provider on the real model; `model_latency_short` embeds \
-             the first N short sentences (`model_only`: pre-tokenized); `tokenization` takes all 1024 short sentences.\n\n\
+             N short sentences of one length, the corpus's median in tokens (`model_only`: pre-tokenized); \
+             `tokenization` takes all 1024 short sentences.\n\n\
              | benchmark | median | 95% interval | per element | elements/s |\n|---|---:|---:|---:|---:|"
         );
         for c in &self.report.criterion {

@@ -57,7 +57,7 @@ impl PackedBert {
             let weights =
                 vbs.iter().map(|vb| vb.get((outputs, inputs), "weight")).collect::<candle_core::Result<Vec<_>>>()?;
             let biases = vbs.iter().map(|vb| vb.get(outputs, "bias")).collect::<candle_core::Result<Vec<_>>>()?;
-            linear(&weights, &biases, precision)
+            linear(&weights, &biases, precision, isa)
         };
         let layers = (0..config.num_hidden_layers)
             .map(|i| {
@@ -123,13 +123,19 @@ impl PackedBert {
         let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
         let (gain, bias, _) = &head.norm;
         self.head = Head::Splade(Splade {
-            dense: linear(std::slice::from_ref(&head.dense.0), std::slice::from_ref(&head.dense.1), self.precision)?,
+            dense: linear(
+                std::slice::from_ref(&head.dense.0),
+                std::slice::from_ref(&head.dense.1),
+                self.precision,
+                self.isa,
+            )?,
             activation: activation(head.activation),
             norm: Norm { gain: flat(gain)?, bias: flat(bias)? },
             decoder: linear(
                 std::slice::from_ref(&head.decoder.0),
                 std::slice::from_ref(&head.decoder.1),
                 self.precision,
+                self.isa,
             )?,
         });
         self.pooling = Pooling::Splade;
@@ -138,14 +144,14 @@ impl PackedBert {
 }
 
 /// A linear layer from the weights `(outputs, inputs)` of one or more layers side by side and
-/// their biases, transposed and cut into panels of `precision`.
-fn linear(weights: &[Tensor], biases: &[Tensor], precision: Precision) -> candle_core::Result<Linear> {
+/// their biases, transposed and cut into panels of `precision` laid out for `isa`.
+fn linear(weights: &[Tensor], biases: &[Tensor], precision: Precision, isa: Isa) -> candle_core::Result<Linear> {
     let flat = |t: Tensor| t.flatten_all()?.to_vec1::<f32>();
     let weight = Tensor::cat(weights, 0)?;
     let (outputs, inputs) = weight.dims2()?;
     let weight_t = flat(weight.t()?.contiguous()?)?;
     let weights = match precision {
-        Precision::F32 => Panels::f32(&weight_t, inputs, outputs),
+        Precision::F32 => Panels::f32(isa, &weight_t, inputs, outputs),
         Precision::Bf16 => Panels::bf16(&weight_t, inputs, outputs),
     };
     Ok(Linear { weights, bias: flat(Tensor::cat(biases, 0)?)?, outputs })

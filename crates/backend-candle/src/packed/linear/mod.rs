@@ -27,6 +27,7 @@ use rayon::prelude::*;
 
 pub use self::panels::Panels;
 use self::panels::Values;
+use self::schedule::STREAM_CHUNK_TILES;
 use self::schedule::Split;
 pub use self::schedule::{CHUNK_TILES, row_chunks};
 use self::tiles::{Input, panels_strided};
@@ -61,7 +62,7 @@ pub fn accumulate(isa: Isa, out: &mut [f32], x: &[f32], w: &Panels, threads: usi
     if m == 0 {
         return;
     }
-    if let (Values::F32(values), Level::Avx512, true) = (&w.values, isa.level(), m > GEMM_ROWS) {
+    if let (Values::F32Rows(values), Level::Avx512, true) = (&w.values, isa.level(), m > GEMM_ROWS) {
         // Many rows in f32 on AVX-512: `gemm`'s tuned kernels, on the same row-major weights.
         let weights = View { data: values, rows: k, cols: n, row_stride: n.next_multiple_of(COLS), col_stride: 1 };
         matmul_strided(out, n, View::rows(x, m, k), weights, 1.0, true, threads);
@@ -76,7 +77,7 @@ pub fn accumulate(isa: Isa, out: &mut [f32], x: &[f32], w: &Panels, threads: usi
     // rounded to pairs.
     let rows = m.next_multiple_of(ROWS);
     let input = match &w.values {
-        Values::F32(_) => {
+        Values::F32Rows(_) | Values::F32(_) => {
             let mut padded = Vec::with_capacity(rows * k);
             padded.extend_from_slice(x);
             padded.resize(rows * k, 0.0);
@@ -94,7 +95,8 @@ pub fn accumulate(isa: Isa, out: &mut [f32], x: &[f32], w: &Panels, threads: usi
         }
     };
     let (panels, tiles) = (n.div_ceil(COLS), rows / ROWS);
-    let split = Split::new(tiles, panels, threads);
+    let most = if matches!(w.values, Values::F32(_)) { STREAM_CHUNK_TILES } else { CHUNK_TILES };
+    let split = Split::new(tiles, panels, threads, most);
     if split.groups == 1 {
         // Enough row chunks for every thread: each task owns whole rows of `out`.
         let chunk = |(c, out): (usize, &mut [f32])| {
@@ -232,7 +234,8 @@ mod tests {
 
     #[test]
     fn f32_panels_match_the_product_at_every_level_and_edge() {
-        check(Panels::f32, f64::from, 1e-5);
+        check(Panels::f32_rows, f64::from, 1e-5);
+        check(Panels::f32_panels, f64::from, 1e-5);
     }
 
     #[test]

@@ -1,13 +1,18 @@
 //! The linear layers' weights as the tiles stream them: `W` `(k, n)` in panels of 64 columns,
-//! in f32 (kept row-major, rows padded with zeros to whole panels) or in bf16 (contiguous pair
-//! panels, rows `2i` and `2i + 1` interleaved column by column).
+//! in f32 (row-major, rows padded with zeros to whole panels, where AVX-512 hands many rows to
+//! `gemm`; contiguous panels elsewhere) or in bf16 (contiguous pair panels, rows `2i` and
+//! `2i + 1` interleaved column by column).
 
 use half::bf16;
 
 use super::COLS;
+use crate::packed::isa::{Isa, Level};
 
 /// The values of the panels.
 pub(super) enum Values {
+    /// f32, row-major: a panel is 64 columns of the matrix, its steps a whole row apart.
+    F32Rows(Vec<f32>),
+    /// f32 panels back to back, each `k` steps of 64 values: a tile reads one stream.
     F32(Vec<f32>),
     /// Pairs of bf16 bits, row `2i` in the low half.
     Bf16(Vec<u32>),
@@ -23,27 +28,57 @@ pub struct Panels {
 }
 
 impl Panels {
+    /// `w`, `(k, n)` row-major, in f32 as `isa`'s kernels read it best: row-major on AVX-512,
+    /// where `gemm` takes products of many rows on the matrix as it is ([`Panels::f32_rows`]);
+    /// contiguous panels on the other levels, where the tiles take every product and a stream
+    /// per panel is what the hardware prefetcher follows ([`Panels::f32_panels`]).
+    pub fn f32(isa: Isa, w: &[f32], k: usize, n: usize) -> Self {
+        if isa.level() == Level::Avx512 { Self::f32_rows(w, k, n) } else { Self::f32_panels(w, k, n) }
+    }
+
     /// `w`, `(k, n)` row-major, in f32: kept row-major (rows padded with zeros to whole panels)
     /// so `gemm` reads it as it is, and a panel is 64 columns of it, rows a full row apart.
-    pub fn f32(w: &[f32], k: usize, n: usize) -> Self {
+    pub fn f32_rows(w: &[f32], k: usize, n: usize) -> Self {
         assert_eq!(w.len(), k * n, "matrix size differs");
         let ld = n.next_multiple_of(COLS);
         let mut data = vec![0.0f32; k * ld];
         for (row, values) in data.chunks_exact_mut(ld).zip(w.chunks_exact(n)) {
             row[..n].copy_from_slice(values);
         }
+        Self { values: Values::F32Rows(data), k, n, steps: k }
+    }
+
+    /// `w`, `(k, n)` row-major, in f32 panels back to back: panel `p` is `k` steps of its 64
+    /// columns (the last panel padded with zero columns).
+    pub fn f32_panels(w: &[f32], k: usize, n: usize) -> Self {
+        assert_eq!(w.len(), k * n, "matrix size differs");
+        let mut data = vec![0.0f32; n.div_ceil(COLS) * k * COLS];
+        for (p, panel) in data.chunks_exact_mut(k * COLS).enumerate() {
+            let (c0, width) = (p * COLS, COLS.min(n - p * COLS));
+            for (step, values) in panel.chunks_exact_mut(COLS).zip(w.chunks_exact(n)) {
+                step[..width].copy_from_slice(&values[c0..][..width]);
+            }
+        }
         Self { values: Values::F32(data), k, n, steps: k }
     }
 
+    /// Whether each panel is one stream (its steps `COLS` apart) rather than 64 columns of a
+    /// row-major matrix.
+    pub(super) fn streams(&self) -> bool {
+        !matches!(self.values, Values::F32Rows(_))
+    }
+
     /// Panel `p`'s steps `s0..s0 + steps` as the tiles read them, with the distance between
-    /// steps: a slice of the row-major f32 matrix, or of a contiguous bf16 panel.
+    /// steps: a slice of the row-major f32 matrix, or of a contiguous f32 or bf16 panel.
     pub(super) fn weights(&self, p: usize, s0: usize, steps: usize) -> (Weights<'_>, usize) {
+        let panel = (p * self.steps + s0) * COLS..;
         match &self.values {
-            Values::F32(data) => {
+            Values::F32Rows(data) => {
                 let ld = self.n.next_multiple_of(COLS);
                 (Weights::F32(&data[s0 * ld + p * COLS..][..(steps - 1) * ld + COLS]), ld)
             }
-            Values::Bf16(data) => (Weights::Bf16(&data[(p * self.steps + s0) * COLS..][..steps * COLS]), COLS),
+            Values::F32(data) => (Weights::F32(&data[panel][..steps * COLS]), COLS),
+            Values::Bf16(data) => (Weights::Bf16(&data[panel][..steps * COLS]), COLS),
         }
     }
 
@@ -69,7 +104,7 @@ impl Panels {
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         match &self.values {
-            Values::F32(v) => v.len() * 4,
+            Values::F32Rows(v) | Values::F32(v) => v.len() * 4,
             Values::Bf16(v) => v.len() * 4,
         }
     }
@@ -87,8 +122,25 @@ mod tests {
 
     #[test]
     fn bf16_weights_take_half_the_bytes() {
-        let (f32, bf16) =
-            (Panels::f32(&vec![1.0; 384 * 1536], 384, 1536), Panels::bf16(&vec![1.0; 384 * 1536], 384, 1536));
-        assert_eq!((f32.bytes(), bf16.bytes()), (384 * 1536 * 4, 384 * 1536 * 2));
+        let w = vec![1.0; 384 * 1536];
+        let (rows, panels, bf16) =
+            (Panels::f32_rows(&w, 384, 1536), Panels::f32_panels(&w, 384, 1536), Panels::bf16(&w, 384, 1536));
+        assert_eq!((rows.bytes(), panels.bytes(), bf16.bytes()), (384 * 1536 * 4, 384 * 1536 * 4, 384 * 1536 * 2));
+    }
+
+    #[test]
+    fn f32_panels_hold_the_columns_of_the_row_major_matrix() {
+        let (k, n) = (3, 70);
+        let w: Vec<f32> = (0..k * n).map(|i| i as f32).collect();
+        let (rows, panels) = (Panels::f32_rows(&w, k, n), Panels::f32_panels(&w, k, n));
+        for p in 0..2 {
+            let (Weights::F32(a), ld) = rows.weights(p, 1, 2) else { unreachable!() };
+            let (Weights::F32(b), 64) = panels.weights(p, 1, 2) else { unreachable!() };
+            for (s, c) in (0..2).flat_map(|s| (0..64).map(move |c| (s, c))) {
+                assert_eq!(a[s * ld + c], b[s * 64 + c], "panel {p} step {s} column {c}");
+            }
+        }
+        assert_eq!(panels.weights(1, 0, 1).1, 64);
+        assert!(panels.streams() && !rows.streams());
     }
 }

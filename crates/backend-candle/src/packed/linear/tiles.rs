@@ -2,7 +2,7 @@
 //! tiles, `k` walked in slices that stay in the L1 cache, and each tile run by the kernel that
 //! the model's `Isa` and the weights' type pick.
 
-use super::panels::{Panels, Values, Weights};
+use super::panels::{Panels, Weights};
 use super::portable::{tile_bf16_portable, tile_f32_portable};
 #[cfg(target_arch = "x86_64")]
 use super::x86::{tile_bf16_avx512, tile_f32_avx2, tile_f32_avx512};
@@ -64,23 +64,20 @@ pub(super) fn panels_strided(
             run_tile(isa, tile, rows, input, first + t * ROWS, w, p, s0, steps);
         }
     };
-    match w.values {
-        // Row-major f32: all the run's panels at each step, so the weights read are stretches
-        // of whole rows.
-        Values::F32(_) => {
+    if w.streams() {
+        // Contiguous panels: one panel after another, each read front to back, where the
+        // kernels' prefetches run ahead (into the next panel at the end of one).
+        for (j, p) in run.clone().enumerate() {
             for s0 in (0..w.steps).step_by(K_BLOCK) {
-                for (j, p) in run.clone().enumerate() {
-                    block(j, p, s0);
-                }
+                block(j, p, s0);
             }
         }
-        // bf16 panels: one panel after another, each read front to back, where the kernel's
-        // prefetches run ahead (into the next panel at the end of one).
-        Values::Bf16(_) => {
+    } else {
+        // Row-major f32: all the run's panels at each step, so the weights read are stretches
+        // of whole rows.
+        for s0 in (0..w.steps).step_by(K_BLOCK) {
             for (j, p) in run.clone().enumerate() {
-                for s0 in (0..w.steps).step_by(K_BLOCK) {
-                    block(j, p, s0);
-                }
+                block(j, p, s0);
             }
         }
     }

@@ -5,7 +5,7 @@
 
 use super::{COLS, ROWS};
 
-/// Weight rows ahead of the current one that the f32 tile kernel prefetches.
+/// Weight rows ahead of the current one that the f32 tile kernels prefetch.
 const PREFETCH: usize = 64;
 /// Steps ahead of the current one that the bf16 tile kernel prefetches: 8 KiB of its panel
 /// (one short sentence, interleaved calls: about 3% faster than 16 KiB, 8% faster than none).
@@ -78,9 +78,12 @@ pub(super) unsafe fn tile_f32_avx2<const R: usize>(
     ld: usize,
     steps: usize,
 ) {
-    use std::arch::x86_64::{__m256, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_storeu_ps};
+    use std::arch::x86_64::{
+        __m256, _MM_HINT_T0, _mm_prefetch, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_storeu_ps,
+    };
     let (tile_ptr, w_ptr, x_ptr) = (tile.as_mut_ptr(), panel.as_ptr(), x.as_ptr());
-    // SAFETY (whole body): offsets stay within the sizes the caller guarantees.
+    // SAFETY (whole body): offsets stay within the sizes the caller guarantees; prefetches are
+    // hints and may point past the panel.
     unsafe {
         for c0 in (0..COLS).step_by(16) {
             let mut c: [[__m256; 2]; R] = [[_mm256_set1_ps(0.0); 2]; R];
@@ -91,6 +94,7 @@ pub(super) unsafe fn tile_f32_avx2<const R: usize>(
             }
             for s in 0..steps {
                 let ws_ptr = w_ptr.add(s * ld + c0);
+                _mm_prefetch::<_MM_HINT_T0>(w_ptr.wrapping_add((s + PREFETCH) * ld + c0).cast());
                 let ws = [_mm256_loadu_ps(ws_ptr), _mm256_loadu_ps(ws_ptr.add(8))];
                 for (r, row) in c.iter_mut().enumerate() {
                     let xv = _mm256_set1_ps(*x_ptr.add(r * stride + s));
