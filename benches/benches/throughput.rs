@@ -127,6 +127,9 @@ fn main() {
     if let Some(rate) = bf16 {
         println!("bf16 dot products ({threads} threads, vdpbf16ps from registers): {rate:.1} GFLOP/s");
     }
+    if let Some(rate) = (args.isa == "avx2").then(|| avx2_fma_peak_gflops(threads, seconds)).flatten() {
+        println!("AVX2 f32 multiply-adds ({threads} threads, vfmadd231ps from registers): {rate:.1} GFLOP/s");
+    }
     println!("sgemm ({threads} threads, gemm crate): {sgemm:.1} GFLOP/s");
     if let Some(path) = args.json {
         let run = ThroughputRun {
@@ -177,35 +180,77 @@ fn bf16_peak_gflops(threads: usize, seconds: f64) -> Option<f64> {
                 acc.iter().map(|v| _mm512_reduce_add_ps(*v)).sum()
             }
         }
-        let started = std::time::Instant::now();
-        let mut iterations = 0u64;
-        let per_call: u64 = 1 << 20;
-        while started.elapsed().as_secs_f64() < seconds {
-            let sums: Vec<_> = (0..threads)
-                .map(|_| {
-                    std::thread::spawn(move || {
-                        // SAFETY: the CPU has AVX-512 BF16 (checked above).
-                        #[allow(unsafe_code)]
-                        unsafe {
-                            chains(per_call)
-                        }
-                    })
-                })
-                .collect();
-            for sum in sums {
-                std::hint::black_box(sum.join().expect("thread"));
-            }
-            iterations += per_call;
-        }
-        // Each vdpbf16ps: 16 lanes x 2 products x 2 FLOPs.
-        let flops = iterations as f64 * threads as f64 * 24.0 * 64.0;
-        Some(flops / started.elapsed().as_secs_f64() / 1e9)
+        // SAFETY: the CPU has AVX-512 BF16 (checked above). Each vdpbf16ps: 16 lanes x 2
+        // products x 2 FLOPs.
+        #[allow(unsafe_code)]
+        Some(register_rate(threads, seconds, |n| unsafe { chains(n) }, 24.0 * 64.0))
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = (threads, seconds);
         None
     }
+}
+
+/// The machine's AVX2 f32 fused multiply-add rate in GFLOP/s on `threads` threads, from 12
+/// independent register accumulators: the f32 ceiling of the kernels capped at AVX2 (`gemm`
+/// picks wider instructions where the CPU has them); `None` without AVX2 and FMA.
+fn avx2_fma_peak_gflops(threads: usize, seconds: f64) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
+            return None;
+        }
+        /// 12 chains of `iterations` fused multiply-adds of 8 lanes; returns a value so the
+        /// work is not optimised away.
+        ///
+        /// # Safety
+        /// The CPU must have AVX2 and FMA.
+        #[allow(unsafe_code)]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn chains(iterations: u64) -> f32 {
+            use std::arch::x86_64::{_mm256_fmadd_ps, _mm256_set1_ps, _mm256_storeu_ps};
+            let (a, b) = (_mm256_set1_ps(1.0001), _mm256_set1_ps(0.9999));
+            let mut acc = [_mm256_set1_ps(0.0); 12];
+            for _ in 0..iterations {
+                for v in &mut acc {
+                    *v = _mm256_fmadd_ps(a, *v, b);
+                }
+            }
+            let mut lanes = [0.0f32; 8];
+            acc.iter()
+                .map(|v| {
+                    // SAFETY: `lanes` holds the 8 values stored.
+                    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *v) };
+                    lanes[0]
+                })
+                .sum()
+        }
+        // SAFETY: the CPU has AVX2 and FMA (checked above). Each FMA: 8 lanes x 2 FLOPs.
+        #[allow(unsafe_code)]
+        Some(register_rate(threads, seconds, |n| unsafe { chains(n) }, 12.0 * 16.0))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (threads, seconds);
+        None
+    }
+}
+
+/// GFLOP/s of `chains` (register arithmetic of `flops` per iteration) run on `threads` threads
+/// at once, repeated for `seconds`.
+fn register_rate(threads: usize, seconds: f64, chains: fn(u64) -> f32, flops: f64) -> f64 {
+    let started = Instant::now();
+    let mut iterations = 0u64;
+    let per_call: u64 = 1 << 20;
+    while started.elapsed().as_secs_f64() < seconds {
+        let sums: Vec<_> = (0..threads).map(|_| std::thread::spawn(move || chains(per_call))).collect();
+        for sum in sums {
+            std::hint::black_box(sum.join().expect("thread"));
+        }
+        iterations += per_call;
+    }
+    iterations as f64 * threads as f64 * flops / started.elapsed().as_secs_f64() / 1e9
 }
 
 /// The `gemm` crate's f32 matrix multiply rate on `threads` threads, in GFLOP/s, at the shape
