@@ -2,9 +2,9 @@
 //! pre-tokenized (model only) and from text (tokenization included).
 //!
 //! Every call takes sentences of one length, the short corpus's median in tokens, so a call of
-//! N sentences does N times one sentence's work: the corpus's first sentences differ (16, 24,
-//! then 45 tokens for the first three), which would make small calls look dearer per sentence
-//! than they are. The instruction set and precision follow `AKI_BACKEND__CPU_ISA` and
+//! N sentences does N times one sentence's work: the corpus's first sentences differ (16 and 24
+//! tokens for the first two, 85 for the first four), which would make small calls look dearer
+//! per sentence than they are. The instruction set and precision follow `AKI_BACKEND__CPU_ISA` and
 //! `AKI_BACKEND__DTYPE`.
 //!
 //! `cargo bench -p aki-benches --bench model_latency`
@@ -19,23 +19,18 @@ fn latency(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let model = real_model();
     let corpus = short_corpus();
-    let lengths: Vec<usize> = runtime
-        .block_on(model.encode(corpus.clone(), EncodeOptions::default()))
-        .expect("encode")
-        .iter()
-        .map(|e| e.len())
-        .collect();
-    let mut sorted = lengths.clone();
-    sorted.sort_unstable();
-    let median = sorted[sorted.len() / 2];
-    let typical: Vec<String> =
-        corpus.iter().zip(&lengths).filter(|&(_, &len)| len == median).map(|(text, _)| text.clone()).collect();
+    let encodings = runtime.block_on(model.encode(corpus.clone(), EncodeOptions::default())).expect("encode");
+    let mut lengths: Vec<usize> = encodings.iter().map(|e| e.len()).collect();
+    lengths.sort_unstable();
+    let median = lengths[lengths.len() / 2];
+    let (typical, typical_encodings): (Vec<String>, Vec<_>) =
+        corpus.into_iter().zip(encodings).filter(|(_, e)| e.len() == median).unzip();
     assert!(typical.len() >= SIZES[SIZES.len() - 1], "too few sentences of {median} tokens");
     println!("sentences of {median} tokens (the short corpus's median)");
     let mut group = c.benchmark_group("model_latency_short");
     for size in SIZES {
         let texts: Vec<String> = typical[..size].to_vec();
-        let encoded = runtime.block_on(model.encode(texts.clone(), EncodeOptions::default())).expect("encode");
+        let encoded = typical_encodings[..size].to_vec();
         group.throughput(Throughput::Elements(size as u64));
         group.bench_with_input(BenchmarkId::new("model_only", size), &encoded, |b, encoded| {
             b.to_async(&runtime).iter(|| model.inference().embed(encoded.clone(), RequestContext::default()));

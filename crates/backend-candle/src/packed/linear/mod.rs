@@ -27,9 +27,8 @@ use rayon::prelude::*;
 
 pub use self::panels::Panels;
 use self::panels::Values;
-use self::schedule::STREAM_CHUNK_TILES;
-use self::schedule::Split;
 pub use self::schedule::{CHUNK_TILES, row_chunks};
+use self::schedule::{STREAM_CHUNK_TILES, Split};
 use self::tiles::{Input, panels_strided};
 #[cfg(target_arch = "x86_64")]
 use self::x86::convert_avx512_bf16;
