@@ -12,6 +12,10 @@ activations quantized per call): its vectors are not held to the f32 gate, but t
 mean cosine against the fixtures are measured and written beside its speed.
 
 usage: peer_onnxruntime.py MODEL_DIR DATA_DIR FIXTURES_JSON THREADS REPEAT WORK_DIR OUT_JSON [--quick] [--int8]
+       [--corpus short|medium] [--batch N[,N..]]
+
+--corpus and --batch measure only that corpus and those batch sizes (for A/B runs beside aki's
+`throughput` bench, which takes the same options).
 """
 
 import json
@@ -84,7 +88,14 @@ def quantized(optimised: str, work: str) -> str:
 
 def main() -> None:
     model_dir, data_dir, fixtures, threads, repeat, work, out = sys.argv[1:8]
-    quick, int8 = "--quick" in sys.argv[8:], "--int8" in sys.argv[8:]
+    flags = sys.argv[8:]
+    quick, int8 = "--quick" in flags, "--int8" in flags
+
+    def option(name):
+        return flags[flags.index(name) + 1] if name in flags[:-1] else None
+
+    only_corpus = option("--corpus")
+    batches = [int(b) for b in option("--batch").split(",")] if option("--batch") else None
     import numpy as np
     import onnxruntime as ort
     from transformers import AutoTokenizer
@@ -122,7 +133,9 @@ def main() -> None:
 
     rows = []
     for corpus, texts in corpora(data_dir, quick):
-        for batch in [1, 8, 32] if quick else [1, 8, 32, 128]:
+        if only_corpus not in (None, corpus):
+            continue
+        for batch in batches or ([1, 8, 32] if quick else [1, 8, 32, 128]):
             calls = []
 
             def run() -> float:

@@ -7,7 +7,7 @@
 //! compute ceiling in the report.
 //!
 //! `cargo bench -p aki-benches --bench throughput -- [--quick] [--repeat N] [--threads N]
-//! [--engine packed|candle] [--dtype f32|bf16] [--isa auto|avx2|scalar] [--corpus short|medium]
+//! [--engine packed|candle] [--dtype f32|f16|bf16] [--isa auto|avx2|scalar] [--corpus short|medium]
 //! [--batch N[,N..]] [--json PATH]`. Under `cargo test` it is a smoke run.
 
 use std::time::{Duration, Instant};

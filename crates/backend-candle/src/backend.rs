@@ -39,13 +39,14 @@ impl CandleBackend {
         let dir = source::resolve(&config.model, config.revision.as_deref())?;
         let layout = ModelLayout::read(&dir)?;
         let device = config.open_device()?;
-        // bf16 by default only where its quality gate was measured: the packed dense embedders.
+        // bf16 or f16 by default only where their quality gate was measured: the packed dense
+        // embedders.
         let dense = layout.task == ModelTask::Embed && layout.pooling != Pooling::Splade;
         let (dtype, chosen) = config.dtype_on(&device, packable(&layout) && dense)?;
         if chosen {
-            tracing::info!(
-                "no dtype configured: bf16 weights on this CPU (AVX-512 BF16); set backend.dtype = \"f32\" for f32"
-            );
+            let isa = config.isa()?.describe();
+            let dtype = format!("{dtype:?}").to_lowercase();
+            tracing::info!(%isa, %dtype, "no dtype configured: {dtype} weights on this CPU; set backend.dtype = \"f32\" for f32");
         }
         let tokenizer = HfTokenizer::load(&dir.join("tokenizer.json"), layout.max_seq_length)?;
         let weights = dir.join("model.safetensors");

@@ -4,6 +4,8 @@ use aki_core::{EmbedError, Result, paths::DEFAULT_MODEL};
 use candle_core::{DType, Device};
 use serde::{Deserialize, Serialize};
 
+use crate::packed::isa::Level;
+
 /// Configuration of a [`CandleBackend`](crate::CandleBackend).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -108,16 +110,24 @@ impl CandleConfig {
     }
 
     /// The numeric type used on `device` for a model the packed path can run (`packable`) or
-    /// not: the configured one, or when none is configured bf16 on the packed CPU path of a CPU
-    /// with AVX-512 BF16 (it passes the quality gate there and is faster: docs/performance.md)
-    /// and f32 everywhere else. The flag says whether it was chosen so.
+    /// not: the configured one, or when none is configured, on the packed CPU path, bf16 on a
+    /// CPU with AVX-512 BF16 and f16 weights where the kernels run at AVX2 (each passes the
+    /// quality gate there and measured faster: docs/performance.md); f32 everywhere else. The
+    /// flag says whether it was chosen so.
     ///
     /// # Errors
     /// [`EmbedError::Load`] for a name other than f32, f16 or bf16, or an unknown `cpu_isa`.
     pub fn dtype_on(&self, device: &Device, packable: bool) -> Result<(DType, bool)> {
         let Some(name) = self.dtype.as_deref() else {
-            let bf16 = device.is_cpu() && self.packed && packable && self.isa()?.bf16();
-            return Ok((if bf16 { DType::BF16 } else { DType::F32 }, bf16));
+            if !(device.is_cpu() && self.packed && packable) {
+                return Ok((DType::F32, false));
+            }
+            let isa = self.isa()?;
+            return Ok(match isa.level() {
+                _ if isa.bf16() => (DType::BF16, true),
+                Level::Avx2 => (DType::F16, true),
+                _ => (DType::F32, false),
+            });
         };
         let dtype = match name {
             "f32" => Ok(DType::F32),
@@ -143,15 +153,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn without_a_dtype_the_cpu_gets_bf16_only_where_avx512_bf16_runs_it() {
+    fn without_a_dtype_the_cpu_gets_bf16_with_avx512_bf16_and_f16_at_avx2() {
         let c = CandleConfig::default();
         assert_eq!(c.model, DEFAULT_MODEL);
-        let bf16 = c.isa().expect("isa").bf16();
-        let want = (if bf16 { DType::BF16 } else { DType::F32 }, bf16);
-        assert_eq!(c.dtype_on(&Device::Cpu, true).expect("dtype"), want);
+        let auto = c.isa().expect("isa");
+        let default = |cap: &str| CandleConfig { cpu_isa: cap.into(), ..c.clone() }.dtype_on(&Device::Cpu, true);
+        if auto.bf16() {
+            assert_eq!(default("auto").expect("dtype"), (DType::BF16, true));
+        }
+        if auto.level() >= Level::Avx2 {
+            assert_eq!(default("avx2").expect("dtype"), (DType::F16, true));
+        }
         assert_eq!(c.dtype_on(&Device::Cpu, false).expect("dtype"), (DType::F32, false), "not packable: f32");
         for f32_only in [
-            CandleConfig { cpu_isa: "avx2".into(), ..c.clone() },
+            CandleConfig { cpu_isa: "scalar".into(), ..c.clone() },
             CandleConfig { packed: false, ..c.clone() },
             CandleConfig { dtype: Some("f32".into()), ..c.clone() },
         ] {

@@ -91,8 +91,12 @@ pub(crate) fn load_weights(
     match packed {
         None if config.packed => {
             // The packed path reads f32 and rounds the linear layers itself when it keeps them
-            // in bf16.
-            let precision = if dtype == DType::BF16 { Precision::Bf16 } else { Precision::F32 };
+            // in f16 or bf16.
+            let precision = match dtype {
+                DType::BF16 => Precision::Bf16,
+                DType::F16 => Precision::F16,
+                _ => Precision::F32,
+            };
             let isa = config.isa()?;
             if precision == Precision::Bf16 && !isa.bf16() {
                 tracing::warn!(isa = %isa.describe(), "bf16 weights without AVX-512 BF16: the products run in plain code, slower than f32");

@@ -195,13 +195,14 @@ async fn half_precision_stays_finite_and_close_to_f32() {
     let batch = texts(&["a man", LONG]);
     let reference =
         f32_backend.embed(batch.clone(), EmbedOptions::default(), RequestContext::default()).await.expect("f32");
-    for dtype in ["f16", "bf16"] {
-        let backend = loaded(CandleConfig { dtype: Some(dtype.into()), ..config_of(&dir) });
-        assert_eq!(backend.info().dtype, dtype);
+    // The packed path's f16 or bf16 weights, and candle-transformers' half-precision tensors.
+    for (dtype, packed) in [("f16", true), ("f16", false), ("bf16", true), ("bf16", false)] {
+        let backend = loaded(CandleConfig { dtype: Some(dtype.into()), packed, ..config_of(&dir) });
+        assert_eq!((backend.info().dtype.as_str(), backend.info().is_padded), (dtype, !packed));
         let out = backend.embed(batch.clone(), EmbedOptions::default(), RequestContext::default()).await.expect(dtype);
         for (got, want) in out.vectors.iter().zip(&reference.vectors) {
-            assert!(got.iter().all(|x| x.is_finite()), "{dtype}: NaN or inf with a padding mask");
-            assert!(cosine(got, want) > 0.99, "{dtype}: cosine {}", cosine(got, want));
+            assert!(got.iter().all(|x| x.is_finite()), "{dtype} {packed}: NaN or inf with a padding mask");
+            assert!(cosine(got, want) > 0.99, "{dtype} {packed}: cosine {}", cosine(got, want));
         }
     }
 }
@@ -285,8 +286,11 @@ async fn tokenize_reports_ids_texts_special_flags_and_byte_offsets() {
 async fn weight_bytes_count_what_each_path_holds() {
     let dir = model(Pooling::Mean);
     let candle = CandleBackend::load(&CandleConfig { packed: false, ..config_of(&dir) }).expect("loads").weight_bytes();
-    let half = CandleBackend::load(&CandleConfig { dtype: Some("f16".into()), ..config_of(&dir) }).expect("loads");
-    let packed = CandleBackend::load(&config_of(&dir)).expect("loads").weight_bytes();
+    let half = CandleConfig { dtype: Some("f16".into()), packed: false, ..config_of(&dir) };
+    let half = CandleBackend::load(&half).expect("loads");
+    let packed = CandleBackend::load(&CandleConfig { dtype: Some("f32".into()), ..config_of(&dir) })
+        .expect("loads")
+        .weight_bytes();
     let bf16 = CandleBackend::load(&CandleConfig { dtype: Some("bf16".into()), ..config_of(&dir) }).expect("loads");
     let file = std::fs::metadata(dir.path().join("model.safetensors")).expect("file").len();
     assert!(candle <= file && candle > file * 9 / 10, "f32 tensors as stored: {candle} of a {file}-byte file");
@@ -298,6 +302,9 @@ async fn weight_bytes_count_what_each_path_holds() {
     let bf16 = bf16.weight_bytes();
     // Half the bytes per weight, though this tiny model's narrow layers are padded to 64 columns.
     assert!(bf16 < packed * 9 / 10, "bf16 linear weights take less: {bf16} vs {packed}");
+    let f16 = CandleBackend::load(&CandleConfig { dtype: Some("f16".into()), ..config_of(&dir) }).expect("loads");
+    assert!(!f16.info().is_padded && f16.info().dtype == "f16", "f16 on the CPU is the packed path");
+    assert_eq!(f16.weight_bytes(), bf16, "f16 weights take as many bytes as bf16");
 }
 
 mod properties {

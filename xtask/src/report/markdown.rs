@@ -186,33 +186,40 @@ impl Rendered<'_> {
         }
         let _ = writeln!(
             md,
-            "\nAt batch 32: f32 with the kernels capped at AVX2 (`--isa avx2`, what AVX2-only CPUs run), f32 on one \
-             thread (`--threads 1`), and candle-transformers' padded BERT (`--engine candle`, the path before the packed \
-             one and still the one for GPUs):\n\n\
-             | corpus | f32, AVX-512 | f32, AVX2 | AVX2 / AVX-512 | f32, 1 thread | thread scaling | candle-transformers | f32 / candle |\n\
-             |---|---:|---:|---:|---:|---:|---:|---:|"
+            "\nAt batch 32: f32 and f16 weights with the kernels capped at AVX2 (`--isa avx2`, what AVX2-only CPUs \
+             run; f16 is their default), f32 on one thread (`--threads 1`), and candle-transformers' padded BERT \
+             (`--engine candle`, the path before the packed one and still the one for GPUs):\n\n\
+             | corpus | f32, AVX-512 | f32, AVX2 | AVX2 / AVX-512 | f16, AVX2 | f32, 1 thread | thread scaling | candle-transformers | f32 / candle |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         let ratio =
             |a: Option<Spread>, b: Option<Spread>| a.zip(b).map_or("-".into(), |(a, b)| format!("{:.2}x", a.0 / b.0));
         for corpus in ["short", "medium"] {
             let f32 = Self::rate(self.ours("f32"), corpus, 32);
             let avx2 = Self::rate(self.ours("avx2_f32"), corpus, 32);
+            let avx2_f16 = Self::rate(self.ours("avx2_f16"), corpus, 32);
             let one = Self::rate(self.ours("f32_one_thread"), corpus, 32);
             let candle = Self::rate(self.ours("candle"), corpus, 32);
             let _ = writeln!(
                 md,
-                "| {corpus} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {corpus} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 f32.map_or("-".into(), triple),
                 avx2.map_or("-".into(), triple),
                 ratio(avx2, f32),
+                avx2_f16.map_or("-".into(), triple),
                 one.map_or("-".into(), triple),
                 ratio(f32, one),
                 candle.map_or("-".into(), triple),
                 ratio(f32, candle)
             );
         }
-        if let Some(one) = self.ours("avx2_f32").and_then(|r| r.row("short", 1)).and_then(|r| r.call_p50_ms) {
-            let _ = writeln!(md, "\nOne short sentence with the kernels capped at AVX2: {one:.2} ms median call.");
+        let one = |run: &str| self.ours(run).and_then(|r| r.row("short", 1)).and_then(|r| r.call_p50_ms);
+        if let Some(f32) = one("avx2_f32") {
+            let f16 = one("avx2_f16").map_or(String::new(), |ms| format!(", in f16 weights {ms:.2} ms"));
+            let _ = writeln!(
+                md,
+                "\nOne short sentence with the kernels capped at AVX2: in f32 {f32:.2} ms median call{f16}."
+            );
         }
         if let (Some((ceiling, sgemm)), Some(short), Some(flops)) =
             (self.ceiling(false), self.ours("f32").and_then(|r| r.corpora.get("short")), self.flops_per_token)

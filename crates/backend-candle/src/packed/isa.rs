@@ -6,9 +6,9 @@
 pub enum Level {
     /// Plain Rust; the compiler's baseline vectorisation.
     Scalar,
-    /// AVX2 with FMA.
+    /// AVX2 with FMA and F16C.
     Avx2,
-    /// AVX-512 (F, VL, BW, DQ) with AVX2 and FMA.
+    /// AVX-512 (F, VL, BW, DQ) with AVX2, FMA and F16C.
     Avx512,
 }
 
@@ -68,10 +68,11 @@ impl Isa {
 #[cfg(target_arch = "x86_64")]
 fn cpu() -> (Level, bool) {
     use std::arch::is_x86_feature_detected as has;
-    let avx512 = has!("avx512f") && has!("avx512vl") && has!("avx512bw") && has!("avx512dq") && has!("fma");
+    let avx2 = has!("avx2") && has!("fma") && has!("f16c");
+    let avx512 = avx2 && has!("avx512f") && has!("avx512vl") && has!("avx512bw") && has!("avx512dq");
     let level = if avx512 {
         Level::Avx512
-    } else if has!("avx2") && has!("fma") {
+    } else if avx2 {
         Level::Avx2
     } else {
         Level::Scalar
@@ -98,14 +99,14 @@ macro_rules! for_each_level {
             fn generic($($arg: $ty),*) $body
 
             #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+            #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")]
             #[allow(clippy::too_many_arguments)]
             fn avx512($($arg: $ty),*) {
                 generic($($arg),*)
             }
 
             #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx2,fma")]
+            #[target_feature(enable = "avx2,fma,f16c")]
             #[allow(clippy::too_many_arguments)]
             fn avx2($($arg: $ty),*) {
                 generic($($arg),*)

@@ -19,8 +19,8 @@ use crate::mlm::MlmHead;
 pub fn unsupported(config: &Config, device: &Device, dtype: DType) -> Option<String> {
     if !device.is_cpu() {
         Some("the device is not the CPU".into())
-    } else if !matches!(dtype, DType::F32 | DType::BF16) {
-        Some(format!("the dtype is {dtype:?}, not f32 or bf16"))
+    } else if !matches!(dtype, DType::F32 | DType::F16 | DType::BF16) {
+        Some(format!("the dtype is {dtype:?}, not f32, f16 or bf16"))
     } else if config.position_embedding_type != PositionEmbeddingType::Absolute {
         Some("position embeddings are not absolute".into())
     } else if !config.hidden_size.is_multiple_of(config.num_attention_heads) {
@@ -152,6 +152,7 @@ fn linear(weights: &[Tensor], biases: &[Tensor], precision: Precision, isa: Isa)
     let weight_t = flat(weight.t()?.contiguous()?)?;
     let weights = match precision {
         Precision::F32 => Panels::f32(isa, &weight_t, inputs, outputs),
+        Precision::F16 => Panels::f16(&weight_t, inputs, outputs),
         Precision::Bf16 => Panels::bf16(&weight_t, inputs, outputs),
     };
     Ok(Linear { weights, bias: flat(Tensor::cat(biases, 0)?)?, outputs })

@@ -6,7 +6,7 @@
 //! uses each sequence's offsets. Biases and residuals are the starting value of the matrix
 //! multiply that adds onto them, GELU and layer norm run in place in one pass, and everything
 //! runs on one rayon pool the model owns. The linear layers keep one copy of their weights, in
-//! f32 or in bf16 (`linear/panels.rs`); the kernels use the instruction sets of the model's `Isa`.
+//! f32, f16 or bf16 (`linear/panels.rs`); the kernels use the instruction sets of the model's `Isa`.
 //!
 //! The parts: loading a model (`load.rs`), the linear layers' products (`linear/`), attention of
 //! long sequences and f32 products of many rows through the `gemm` crate (`gemm.rs`), the
@@ -31,8 +31,8 @@ pub use self::load::unsupported;
 use self::splade::Splade;
 use crate::batch::Output;
 
-/// A linear layer: one copy of its weights, transposed to `(in, out)` and cut into panels (f32
-/// or bf16, see `linear/panels.rs`), and its bias.
+/// A linear layer: one copy of its weights, transposed to `(in, out)` and cut into panels (f32,
+/// f16 or bf16, see `linear/panels.rs`), and its bias.
 struct Linear {
     weights: Panels,
     bias: Vec<f32>,
@@ -50,6 +50,9 @@ impl Linear {
 pub enum Precision {
     /// f32 weights, f32 products.
     F32,
+    /// f16 weights (half the bytes), expanded exactly to f32 as the kernels load them: f32
+    /// activations and products.
+    F16,
     /// bf16 weights, activations rounded to bf16 at each multiply, f32 accumulation.
     Bf16,
 }

@@ -1,8 +1,9 @@
-//! The packed path at every instruction-set level and in bf16, on the real model: f32 at the
-//! AVX2 and plain levels matches the reference as closely as AVX-512 does; bf16 (AVX-512 BF16,
-//! and the same arithmetic in plain code) passes the quality gate: every fixture's cosine
-//! against the reference at least 0.999, their mean at least 0.9995, and the nearest neighbour
-//! of at least 99% of the short corpus's sentences the same as in f32.
+//! The packed path at every instruction-set level and in bf16 and f16, on the real model: f32 at
+//! the AVX2 and plain levels matches the reference as closely as AVX-512 does; bf16 (AVX-512
+//! BF16, and the same arithmetic in plain code) and f16 weights (AVX-512 and AVX2) pass the
+//! quality gate: every fixture's cosine against the reference at least 0.999, their mean at
+//! least 0.9995, and the nearest neighbour of at least 99% of the short corpus's sentences the
+//! same as in f32.
 
 use aki_backend_candle::{CandleBackend, CandleConfig};
 use aki_core::{EmbedOptions, ModelPipeline, RequestContext, paths, vector::cosine};
@@ -62,18 +63,29 @@ async fn f32_at_every_level_matches_the_reference() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bf16_passes_the_quality_gate_on_the_fixtures() {
-    // AVX-512 BF16 where the CPU has it, and the plain-code bf16 arithmetic.
-    for isa in ["auto", "avx2"] {
-        let backend = load("bf16", isa).into_pipeline();
-        assert_eq!(backend.info().dtype, "bf16");
+/// The fixtures' cosines in `dtype` at each of `levels`: worst at least 0.999, mean at least
+/// 0.9995.
+async fn passes_the_gate(dtype: &str, levels: &[&str]) {
+    for isa in levels {
+        let backend = load(dtype, isa).into_pipeline();
+        assert_eq!(backend.info().dtype, dtype);
         let all = cosines(&backend).await;
         let worst = all.iter().copied().fold(1.0f32, f32::min);
         let mean = all.iter().sum::<f32>() / all.len() as f32;
-        eprintln!("bf16 {isa} ({}): worst cosine {worst:.6}, mean {mean:.6}", backend.info().engine);
-        assert!(worst >= 0.999 && mean >= 0.9995, "{isa}: worst {worst}, mean {mean}");
+        eprintln!("{dtype} {isa} ({}): worst cosine {worst:.6}, mean {mean:.6}", backend.info().engine);
+        assert!(worst >= 0.999 && mean >= 0.9995, "{dtype} {isa}: worst {worst}, mean {mean}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bf16_passes_the_quality_gate_on_the_fixtures() {
+    // AVX-512 BF16 where the CPU has it, and the plain-code bf16 arithmetic.
+    passes_the_gate("bf16", &["auto", "avx2"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f16_passes_the_quality_gate_on_the_fixtures() {
+    passes_the_gate("f16", &["auto", "avx2"]).await;
 }
 
 /// For each vector, the index of its nearest other vector by cosine.
@@ -89,21 +101,23 @@ fn nearest(vectors: &[Vec<f32>]) -> Vec<usize> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bf16_keeps_the_nearest_neighbours_of_the_short_corpus() {
+async fn bf16_and_f16_keep_the_nearest_neighbours_of_the_short_corpus() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benches/data/short_1024.txt");
     let corpus: Vec<String> =
         std::fs::read_to_string(path).expect("corpus").lines().filter(|l| !l.is_empty()).map(str::to_string).collect();
     let f32 = nearest(&embed(&load("f32", "auto").into_pipeline(), corpus.clone()).await);
-    let bf16 = nearest(&embed(&load("bf16", "auto").into_pipeline(), corpus).await);
-    let same = f32.iter().zip(&bf16).filter(|(a, b)| a == b).count();
-    let share = same as f64 / f32.len() as f64;
-    eprintln!("bf16 keeps the nearest neighbour of {same} of {} sentences ({:.2}%)", f32.len(), 100.0 * share);
-    assert!(share >= 0.99, "{same} of {}", f32.len());
+    for dtype in ["bf16", "f16"] {
+        let got = nearest(&embed(&load(dtype, "auto").into_pipeline(), corpus.clone()).await);
+        let same = f32.iter().zip(&got).filter(|(a, b)| a == b).count();
+        let share = same as f64 / f32.len() as f64;
+        eprintln!("{dtype} keeps the nearest neighbour of {same} of {} sentences ({:.2}%)", f32.len(), 100.0 * share);
+        assert!(share >= 0.99, "{dtype}: {same} of {}", f32.len());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_packed_path_holds_one_copy_and_bf16_halves_the_linear_weights() {
-    let (f32, bf16) = (load("f32", "auto").weight_bytes(), load("bf16", "auto").weight_bytes());
+async fn the_packed_path_holds_one_copy_and_bf16_and_f16_halve_the_linear_weights() {
+    let [f32, bf16, f16] = ["f32", "bf16", "f16"].map(|dtype| load(dtype, "auto").weight_bytes());
     let file = std::fs::metadata(paths::installed_model_dir(paths::DEFAULT_MODEL).join("model.safetensors"))
         .expect("weights")
         .len();
@@ -111,4 +125,5 @@ async fn the_packed_path_holds_one_copy_and_bf16_halves_the_linear_weights() {
     assert!(f32 <= file && f32 > file * 95 / 100, "one f32 copy: {f32} of a {file}-byte file");
     let linear = 6 * (384 * 1152 + 384 * 384 + 384 * 1536 + 1536 * 384) * 4;
     assert_eq!(f32 - bf16, linear as u64 / 2, "bf16 saves half of the linear weights");
+    assert_eq!(f16, bf16, "f16 takes as many bytes as bf16");
 }

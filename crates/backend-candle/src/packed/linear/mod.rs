@@ -76,7 +76,7 @@ pub fn accumulate(isa: Isa, out: &mut [f32], x: &[f32], w: &Panels, threads: usi
     // rounded to pairs.
     let rows = m.next_multiple_of(ROWS);
     let input = match &w.values {
-        Values::F32Rows(_) | Values::F32(_) => {
+        Values::F32Rows(_) | Values::F32(_) | Values::F16(_) => {
             let mut padded = Vec::with_capacity(rows * k);
             padded.extend_from_slice(x);
             padded.resize(rows * k, 0.0);
@@ -94,7 +94,7 @@ pub fn accumulate(isa: Isa, out: &mut [f32], x: &[f32], w: &Panels, threads: usi
         }
     };
     let (panels, tiles) = (n.div_ceil(COLS), rows / ROWS);
-    let most = if matches!(w.values, Values::F32(_)) { STREAM_CHUNK_TILES } else { CHUNK_TILES };
+    let most = if matches!(w.values, Values::F32(_) | Values::F16(_)) { STREAM_CHUNK_TILES } else { CHUNK_TILES };
     let split = Split::new(tiles, panels, threads, most);
     if split.groups == 1 {
         // Enough row chunks for every thread: each task owns whole rows of `out`.
@@ -175,18 +175,15 @@ mod tests {
         ["auto", "avx2", "scalar"].iter().map(|c| Isa::detect(c).expect("cap")).collect()
     }
 
-    /// `out + x · w` in f64, with `round` applied to every input first.
-    fn reference(
-        out: &[f32],
-        x: &[f32],
-        w: &[f32],
-        (m, k, n): (usize, usize, usize),
-        round: fn(f32) -> f64,
-    ) -> Vec<f64> {
+    /// How the product rounds its inputs: the activations and the weights.
+    type Rounding = (fn(f32) -> f64, fn(f32) -> f64);
+
+    /// `out + x · w` in f64, with the activations and the weights rounded first.
+    fn reference(out: &[f32], x: &[f32], w: &[f32], (m, k, n): (usize, usize, usize), round: Rounding) -> Vec<f64> {
         (0..m * n)
             .map(|i| {
                 let (r, c) = (i / n, i % n);
-                f64::from(out[i]) + (0..k).map(|j| round(x[r * k + j]) * round(w[j * n + c])).sum::<f64>()
+                f64::from(out[i]) + (0..k).map(|j| round.0(x[r * k + j]) * round.1(w[j * n + c])).sum::<f64>()
             })
             .collect()
     }
@@ -205,7 +202,7 @@ mod tests {
         (300, 20, 70),
     ];
 
-    fn check(panels: fn(&[f32], usize, usize) -> Panels, round: fn(f32) -> f64, tolerance: f64) {
+    fn check(panels: fn(&[f32], usize, usize) -> Panels, round: Rounding, tolerance: f64) {
         for (m, k, n) in SHAPES {
             let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
             let w: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
@@ -233,13 +230,19 @@ mod tests {
 
     #[test]
     fn f32_panels_match_the_product_at_every_level_and_edge() {
-        check(Panels::f32_rows, f64::from, 1e-5);
-        check(Panels::f32_panels, f64::from, 1e-5);
+        check(Panels::f32_rows, (f64::from, f64::from), 1e-5);
+        check(Panels::f32_panels, (f64::from, f64::from), 1e-5);
+    }
+
+    #[test]
+    fn f16_panels_match_the_rounded_product_at_every_level_and_edge() {
+        check(Panels::f16, (f64::from, |v| f64::from(half::f16::from_f32(v).to_f32())), 1e-5);
     }
 
     #[test]
     fn bf16_panels_match_the_rounded_product_at_every_level_and_edge() {
-        check(Panels::bf16, |v| f64::from(bf16::from_f32(v).to_f32()), 1e-4);
+        let round = |v| f64::from(bf16::from_f32(v).to_f32());
+        check(Panels::bf16, (round, round), 1e-4);
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! The linear layers' weights as the tiles stream them: `W` `(k, n)` in panels of 64 columns,
 //! in f32 (row-major, rows padded with zeros to whole panels, where AVX-512 hands many rows to
-//! `gemm`; contiguous panels elsewhere) or in bf16 (contiguous pair panels, rows `2i` and
-//! `2i + 1` interleaved column by column).
+//! `gemm`; contiguous panels elsewhere), in f16 (contiguous panels, expanded to f32 as the
+//! tiles load them) or in bf16 (contiguous pair panels, rows `2i` and `2i + 1` interleaved
+//! column by column).
 
-use half::bf16;
+use half::{bf16, f16};
 
 use super::COLS;
 use crate::packed::isa::{Isa, Level};
@@ -14,6 +15,8 @@ pub(super) enum Values {
     F32Rows(Vec<f32>),
     /// f32 panels back to back, each `k` steps of 64 values: a tile reads one stream.
     F32(Vec<f32>),
+    /// f16 bits in panels back to back, laid out as [`Values::F32`].
+    F16(Vec<u16>),
     /// Pairs of bf16 bits, row `2i` in the low half.
     Bf16(Vec<u32>),
 }
@@ -51,15 +54,14 @@ impl Panels {
     /// `w`, `(k, n)` row-major, in f32 panels back to back: panel `p` is `k` steps of its 64
     /// columns (the last panel padded with zero columns).
     pub fn f32_panels(w: &[f32], k: usize, n: usize) -> Self {
-        assert_eq!(w.len(), k * n, "matrix size differs");
-        let mut data = vec![0.0f32; n.div_ceil(COLS) * k * COLS];
-        for (p, panel) in data.chunks_exact_mut(k * COLS).enumerate() {
-            let (c0, width) = (p * COLS, COLS.min(n - p * COLS));
-            for (step, values) in panel.chunks_exact_mut(COLS).zip(w.chunks_exact(n)) {
-                step[..width].copy_from_slice(&values[c0..][..width]);
-            }
-        }
-        Self { values: Values::F32(data), k, n, steps: k }
+        Self { values: Values::F32(contiguous(w, k, n, |v| v)), k, n, steps: k }
+    }
+
+    /// `w`, `(k, n)` row-major, rounded to f16 (to nearest, ties to even; beyond its range to
+    /// infinity) in panels laid out as [`Panels::f32_panels`]: half the bytes, and the tiles
+    /// multiply in f32 after expanding each weight exactly.
+    pub fn f16(w: &[f32], k: usize, n: usize) -> Self {
+        Self { values: Values::F16(contiguous(w, k, n, |v| f16::from_f32(v).to_bits())), k, n, steps: k }
     }
 
     /// Whether each panel is one stream (its steps `COLS` apart) rather than 64 columns of a
@@ -78,6 +80,7 @@ impl Panels {
                 (Weights::F32(&data[s0 * ld + p * COLS..][..(steps - 1) * ld + COLS]), ld)
             }
             Values::F32(data) => (Weights::F32(&data[panel][..steps * COLS]), COLS),
+            Values::F16(data) => (Weights::F16(&data[panel][..steps * COLS]), COLS),
             Values::Bf16(data) => (Weights::Bf16(&data[panel][..steps * COLS]), COLS),
         }
     }
@@ -105,14 +108,32 @@ impl Panels {
     pub fn bytes(&self) -> usize {
         match &self.values {
             Values::F32Rows(v) | Values::F32(v) => v.len() * 4,
+            Values::F16(v) => v.len() * 2,
             Values::Bf16(v) => v.len() * 4,
         }
     }
 }
 
+/// `w`, `(k, n)` row-major, as panels back to back (panel `p` is `k` steps of its 64 columns,
+/// the last padded with zero columns), each value turned into `T` by `value`.
+fn contiguous<T: Copy + Default>(w: &[f32], k: usize, n: usize, value: impl Fn(f32) -> T) -> Vec<T> {
+    assert_eq!(w.len(), k * n, "matrix size differs");
+    let mut data = vec![T::default(); n.div_ceil(COLS) * k * COLS];
+    for (p, panel) in data.chunks_exact_mut(k * COLS).enumerate() {
+        let (c0, width) = (p * COLS, COLS.min(n - p * COLS));
+        for (step, values) in panel.chunks_exact_mut(COLS).zip(w.chunks_exact(n)) {
+            for (out, &v) in step[..width].iter_mut().zip(&values[c0..][..width]) {
+                *out = value(v);
+            }
+        }
+    }
+    data
+}
+
 /// A slice of a panel.
 pub(super) enum Weights<'a> {
     F32(&'a [f32]),
+    F16(&'a [u16]),
     Bf16(&'a [u32]),
 }
 
@@ -121,11 +142,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bf16_weights_take_half_the_bytes() {
+    fn bf16_and_f16_weights_take_half_the_bytes() {
         let w = vec![1.0; 384 * 1536];
-        let (rows, panels, bf16) =
-            (Panels::f32_rows(&w, 384, 1536), Panels::f32_panels(&w, 384, 1536), Panels::bf16(&w, 384, 1536));
-        assert_eq!((rows.bytes(), panels.bytes(), bf16.bytes()), (384 * 1536 * 4, 384 * 1536 * 4, 384 * 1536 * 2));
+        let bytes = [Panels::f32_rows, Panels::f32_panels, Panels::f16, Panels::bf16].map(|p| p(&w, 384, 1536).bytes());
+        assert_eq!(bytes, [384 * 1536 * 4, 384 * 1536 * 4, 384 * 1536 * 2, 384 * 1536 * 2]);
     }
 
     #[test]
@@ -142,5 +162,9 @@ mod tests {
         }
         assert_eq!(panels.weights(1, 0, 1).1, 64);
         assert!(panels.streams() && !rows.streams());
+        let halved = Panels::f16(&w, k, n);
+        let (Weights::F16(halves), 64) = halved.weights(1, 1, 2) else { unreachable!() };
+        let (Weights::F32(b), 64) = panels.weights(1, 1, 2) else { unreachable!() };
+        assert!(halves.iter().zip(b).all(|(&h, &v)| f16::from_bits(h).to_f32() == v));
     }
 }

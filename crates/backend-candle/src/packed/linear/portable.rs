@@ -1,6 +1,7 @@
 //! The register-tile kernels in plain Rust, compiled once per level by `for_each_level!` so the
-//! compiler vectorises them with that level's registers: f32 products at the scalar level, bf16
-//! products on CPUs without AVX-512 BF16 (the same arithmetic as `vdpbf16ps`).
+//! compiler vectorises them with that level's registers: f32 products on f32 or f16 weights at
+//! the scalar level, bf16 products on CPUs without AVX-512 BF16 (the same arithmetic as
+//! `vdpbf16ps`).
 
 use super::{COLS, ROWS};
 use crate::packed::isa::for_each_level;
@@ -14,6 +15,22 @@ pub(super) fn tile_f32_portable(tile: &mut [f32; ROWS * COLS], rows: usize, x: &
         for (r, row) in tile.chunks_exact_mut(COLS).take(rows).enumerate() {
             let xv = x[r * stride + s];
             for (acc, w) in row.iter_mut().zip(weights) {
+                *acc += xv * w;
+            }
+        }
+    }
+}
+}
+
+for_each_level! {
+/// [`tile_f32_portable`] on f16 weights (their bits), each expanded exactly to f32.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn tile_f16_portable(tile: &mut [f32; ROWS * COLS], rows: usize, x: &[f32], stride: usize, panel: &[u16], ld: usize, steps: usize) {
+    for s in 0..steps {
+        let weights: [f32; COLS] = std::array::from_fn(|c| half::f16::from_bits(panel[s * ld + c]).to_f32());
+        for (r, row) in tile.chunks_exact_mut(COLS).take(rows).enumerate() {
+            let xv = x[r * stride + s];
+            for (acc, w) in row.iter_mut().zip(&weights) {
                 *acc += xv * w;
             }
         }

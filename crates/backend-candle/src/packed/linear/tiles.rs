@@ -3,7 +3,7 @@
 //! the model's `Isa` and the weights' type pick.
 
 use super::panels::{Panels, Weights};
-use super::portable::{tile_bf16_portable, tile_f32_portable};
+use super::portable::{tile_bf16_portable, tile_f16_portable, tile_f32_portable};
 #[cfg(target_arch = "x86_64")]
 use super::x86::{tile_bf16_avx512, tile_f32_avx2, tile_f32_avx512};
 use super::{COLS, ROWS};
@@ -11,17 +11,18 @@ use crate::packed::isa::Isa;
 #[cfg(target_arch = "x86_64")]
 use crate::packed::isa::Level;
 
-/// Calls a tile kernel with its first `rows` rows (1 to [`ROWS`]) as the const parameter `R`.
+/// Calls a tile kernel with its first `rows` rows (1 to [`ROWS`]) as the const parameter `R`,
+/// followed by the kernel's weight type where it has one.
 #[cfg(target_arch = "x86_64")]
 macro_rules! by_rows {
-    ($rows:expr, $kernel:ident($($arg:expr),*)) => {
+    ($rows:expr, $kernel:ident $(<$w:ty>)? ($($arg:expr),*)) => {
         match $rows {
-            1 => $kernel::<1>($($arg),*),
-            2 => $kernel::<2>($($arg),*),
-            3 => $kernel::<3>($($arg),*),
-            4 => $kernel::<4>($($arg),*),
-            5 => $kernel::<5>($($arg),*),
-            _ => $kernel::<ROWS>($($arg),*),
+            1 => $kernel::<1 $(, $w)?>($($arg),*),
+            2 => $kernel::<2 $(, $w)?>($($arg),*),
+            3 => $kernel::<3 $(, $w)?>($($arg),*),
+            4 => $kernel::<4 $(, $w)?>($($arg),*),
+            5 => $kernel::<5 $(, $w)?>($($arg),*),
+            _ => $kernel::<ROWS $(, $w)?>($($arg),*),
         }
     };
 }
@@ -107,9 +108,11 @@ fn run_tile(
     steps: usize,
 ) {
     let stride = w.steps;
-    match (w.weights(p, s0, steps), input) {
-        ((Weights::F32(panel), ld), Input::F32(x)) => {
-            let x = &x[r0 * stride + s0..][..(ROWS - 1) * stride + steps];
+    // f32 products on f32 or f16 weights: the widest kernel the level has, else plain code.
+    macro_rules! f32_products {
+        ($w:ty, $panel:expr, $ld:expr, $x:expr, $portable:ident) => {{
+            let (panel, ld) = ($panel, $ld);
+            let x = &$x[r0 * stride + s0..][..(ROWS - 1) * stride + steps];
             #[cfg(target_arch = "x86_64")]
             match isa.level() {
                 // SAFETY: the level is one the CPU has (`Isa::detect`); the slices above hold
@@ -118,7 +121,7 @@ fn run_tile(
                 Level::Avx512 => {
                     #[allow(unsafe_code)]
                     unsafe {
-                        by_rows!(rows, tile_f32_avx512(tile, x, stride, panel, ld, steps));
+                        by_rows!(rows, tile_f32_avx512<$w>(tile, x, stride, panel, ld, steps));
                     }
                     return;
                 }
@@ -126,14 +129,18 @@ fn run_tile(
                 Level::Avx2 => {
                     #[allow(unsafe_code)]
                     unsafe {
-                        by_rows!(rows, tile_f32_avx2(tile, x, stride, panel, ld, steps));
+                        by_rows!(rows, tile_f32_avx2<$w>(tile, x, stride, panel, ld, steps));
                     }
                     return;
                 }
                 Level::Scalar => {}
             }
-            tile_f32_portable(isa, tile, rows, x, stride, panel, ld, steps);
-        }
+            $portable(isa, tile, rows, x, stride, panel, ld, steps);
+        }};
+    }
+    match (w.weights(p, s0, steps), input) {
+        ((Weights::F32(panel), ld), Input::F32(x)) => f32_products!(f32, panel, ld, x, tile_f32_portable),
+        ((Weights::F16(panel), ld), Input::F32(x)) => f32_products!(u16, panel, ld, x, tile_f16_portable),
         ((Weights::Bf16(panel), _), Input::Bf16(x)) => {
             let x = &x[r0 * stride + s0..][..(ROWS - 1) * stride + steps];
             #[cfg(target_arch = "x86_64")]
