@@ -1,12 +1,13 @@
 //! The linear layers' matrix multiply, `out += x · W`, over one copy of the weights laid out for
-//! streaming: `W` `(k, n)` cut into panels of 64 columns, in f32 or in bf16. A register tile of
+//! streaming: `W` `(k, n)` cut into panels of 64 columns, in f32, f16 or bf16. A register tile of
 //! rows x 64 columns runs along `k` through one panel; few rows (one sentence) spread the panels
 //! over the threads, many rows spread row chunks.
 //!
-//! f32 products use fused multiply-adds (AVX-512, AVX2 or plain code). bf16 weights take half the
-//! bytes; the activations are rounded to bf16 at the multiply's input and AVX-512 BF16's
-//! `vdpbf16ps` multiplies pairs along `k` into f32 (twice the f32 FMA's work per instruction),
-//! or plain code does the same arithmetic. In bf16 `k` is rounded up to even and rows `2i` and
+//! f32 products use fused multiply-adds (AVX-512, AVX2 or plain code), on f32 weights or on f16
+//! ones (half the bytes) expanded exactly as they load. bf16 weights take half the bytes too;
+//! the activations are rounded to bf16 at the multiply's input and AVX-512 BF16's `vdpbf16ps`
+//! multiplies pairs along `k` into f32 (twice the f32 FMA's work per instruction), or plain
+//! code does the same arithmetic. In bf16 `k` is rounded up to even and rows `2i` and
 //! `2i + 1` are interleaved column by column, the pairs `vdpbf16ps` takes.
 //!
 //! The parts: the weights' layout (`panels.rs`), the cut of a product into tasks across the

@@ -5,7 +5,7 @@
 pub const CHUNK_TILES: usize = 8;
 
 /// Tiles of rows one task takes at most from contiguous f32 panels (below AVX-512, where the
-/// tiles take every product): a task reads each of its panels from memory once, so a larger
+/// tiles take every product) or f16 ones: a task reads each of its panels from memory once, so a larger
 /// chunk reads the weights fewer times per row, and one panel's accumulators for 192 rows
 /// (48 KiB) stay in the L2 cache.
 pub const STREAM_CHUNK_TILES: usize = 32;
