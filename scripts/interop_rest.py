@@ -57,7 +57,7 @@ def main():
           vectors.shape == (1, 384) and cosine(vectors[0].tolist(), items[4]["embedding"]) >= MIN_COSINE,
           f"shape {vectors.shape}")
     scores = hub.sentence_similarity(texts[0], other_sentences=texts[1:4])
-    # Against the server's own vectors: its default precision (bf16 on some CPUs) moves the
+    # Against the server's own vectors: its default precision (bf16 or f16 on some CPUs) moves the
     # similarities by more than the fixtures' tolerance allows.
     own = [hub.feature_extraction(text)[0].tolist() for text in texts[:4]]
     want = [cosine(own[0], vector) for vector in own[1:]]

@@ -3,7 +3,8 @@
 //! results back to their callers ([`submission`]), in the shape of tower's `buffer/`.
 //!
 //! - [`schedule`]: the queue itself: two lanes (interactive first, bulk with a minimum share of
-//!   model time), tenants by weight within a lane, the smallest request of a tenant first;
+//!   model time), tenants by weight within a lane, the smallest request of a tenant first (its
+//!   size discounted by its wait);
 //! - [`estimate`]: admission: each lane's measured rate, and the refusal of work that could not
 //!   finish before its deadline;
 //! - [`handler`]: what a batch runs on ([`BatchHandler`]), how items are costed ([`Costing`]),

@@ -80,6 +80,24 @@ async fn tenants_alternate_by_weight_and_a_tenants_smaller_request_goes_first() 
 }
 
 #[tokio::test]
+async fn a_larger_request_that_has_waited_goes_before_a_fresh_smaller_one() {
+    let fake = Fake::slow(Duration::from_millis(800));
+    let b = batcher(config(1, 2048), &fake, false);
+    let tenant = Tenant::default();
+    let blocker = spawn(&b, items(BULK, 1, 1), Lane::Bulk, &tenant);
+    calls_started(&fake, 1).await;
+    // A 16-token text waits through the blocker's call; a 4-token one arrives at its end. Their
+    // sizes alone would put the small one first; the wait (800 ms against 40) outweighs them.
+    let large = spawn(&b, items(BULK + 1, 1, 16), Lane::Bulk, &tenant);
+    tokio::time::sleep(Duration::from_millis(760)).await;
+    let small = spawn(&b, items(BULK + 2, 1, 4), Lane::Bulk, &tenant);
+    for call in [blocker, large, small] {
+        call.await.expect("joins").expect("served");
+    }
+    assert_eq!(served_after_first(&fake), vec![BULK + 1, BULK + 2]);
+}
+
+#[tokio::test]
 async fn a_query_behind_ten_thousand_bulk_items_is_in_the_next_call() {
     let fake = Fake::slow(Duration::from_millis(40));
     let b = batcher(config(32, 64), &fake, false);
