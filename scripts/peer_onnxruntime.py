@@ -18,6 +18,7 @@ usage: peer_onnxruntime.py MODEL_DIR DATA_DIR FIXTURES_JSON THREADS REPEAT WORK_
 `throughput` bench, which takes the same options).
 """
 
+import argparse
 import json
 import statistics
 import sys
@@ -88,14 +89,13 @@ def quantized(optimised: str, work: str) -> str:
 
 def main() -> None:
     model_dir, data_dir, fixtures, threads, repeat, work, out = sys.argv[1:8]
-    flags = sys.argv[8:]
-    quick, int8 = "--quick" in flags, "--int8" in flags
-
-    def option(name):
-        return flags[flags.index(name) + 1] if name in flags[:-1] else None
-
-    only_corpus = option("--corpus")
-    batches = [int(b) for b in option("--batch").split(",")] if option("--batch") else None
+    flags = argparse.ArgumentParser(prog="peer_onnxruntime.py MODEL_DIR .. OUT_JSON")
+    flags.add_argument("--quick", action="store_true")
+    flags.add_argument("--int8", action="store_true")
+    flags.add_argument("--corpus", choices=["short", "medium"])
+    flags.add_argument("--batch", type=lambda v: [int(b) for b in v.split(",")])
+    args = flags.parse_args(sys.argv[8:])
+    quick, int8, only_corpus, batches = args.quick, args.int8, args.corpus, args.batch
     import numpy as np
     import onnxruntime as ort
     from transformers import AutoTokenizer

@@ -46,7 +46,7 @@ impl CandleBackend {
         if chosen {
             let isa = config.isa()?.describe();
             let dtype = format!("{dtype:?}").to_lowercase();
-            tracing::info!(%isa, %dtype, "no dtype configured: {dtype} weights on this CPU; set backend.dtype = \"f32\" for f32");
+            tracing::info!(%isa, %dtype, "no dtype configured: this CPU's default weights; set backend.dtype = \"f32\" for f32");
         }
         let tokenizer = HfTokenizer::load(&dir.join("tokenizer.json"), layout.max_seq_length)?;
         let weights = dir.join("model.safetensors");

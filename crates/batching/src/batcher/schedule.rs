@@ -242,16 +242,17 @@ fn fair_order<I, O>(tenants: &[TenantQueue<I, O>], limit: usize, now: Instant) -
     let orders: Vec<Vec<usize>> = tenants
         .iter()
         .map(|t| {
-            let rank = |r: usize| {
-                let request = &t.requests[r];
+            // Work left discounted by the wait; past `PATIENCE`, before everything (by age).
+            let rank = |request: &Request<I, O>| {
                 let waited =
                     request.items.front().map_or(Duration::ZERO, |p| now.saturating_duration_since(p.enqueued));
-                let work = request.tokens as f64 / (1.0 + waited.as_secs_f64() / AGE_SCALE.as_secs_f64());
-                if waited > PATIENCE { (0, 0.0, request.seq) } else { (1, work, request.seq) }
+                let discount = 1.0 + waited.as_secs_f64() / AGE_SCALE.as_secs_f64();
+                if waited > PATIENCE { f64::NEG_INFINITY } else { request.tokens as f64 / discount }
             };
-            let mut ranked: Vec<((u8, f64, u64), usize)> = (0..t.requests.len()).map(|r| (rank(r), r)).collect();
-            ranked.sort_by(|((ta, wa, sa), _), ((tb, wb, sb), _)| ta.cmp(tb).then(wa.total_cmp(wb)).then(sa.cmp(sb)));
-            ranked.into_iter().map(|(_, r)| r).collect::<Vec<usize>>()
+            let mut ranked: Vec<(f64, u64, usize)> =
+                t.requests.iter().enumerate().map(|(r, request)| (rank(request), request.seq, r)).collect();
+            ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            ranked.into_iter().map(|(.., r)| r).collect()
         })
         .collect();
     let mut served: Vec<f64> = tenants.iter().map(|t| t.served).collect();
