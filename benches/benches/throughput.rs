@@ -4,16 +4,17 @@
 //!
 //! It also measures the machine's single-precision matrix multiply rate (the `gemm` crate at
 //! the shape of the model's feed-forward layer) and counts each corpus' tokens, for the
-//! compute ceiling in the report.
+//! compute ceiling in the report, and the cosines of its vectors for the 48 reference fixtures
+//! (what a lower precision costs).
 //!
 //! `cargo bench -p aki-benches --bench throughput -- [--quick] [--repeat N] [--threads N]
-//! [--engine packed|candle] [--dtype f32|f16|bf16] [--isa auto|avx2|scalar] [--corpus short|medium]
+//! [--engine packed|candle] [--dtype f32|f16|bf16|int8] [--isa auto|avx2|scalar] [--corpus short|medium]
 //! [--batch N[,N..]] [--json PATH]`. Under `cargo test` it is a smoke run.
 
 use std::time::{Duration, Instant};
 
 use aki_backend_candle::{CandleBackend, CandleConfig};
-use aki_bench_report::{CorpusSize, ThroughputRow, ThroughputRun};
+use aki_bench_report::{CorpusSize, FixtureCosine, ThroughputRow, ThroughputRun};
 use aki_benches::{medium_corpus, quantile, short_corpus};
 use aki_core::{EmbedOptions, RequestContext, paths};
 
@@ -64,6 +65,8 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let info = backend.info();
     let engine = format!("aki, {}, {}", info.engine, info.dtype);
+    let cosine = runtime.block_on(fixture_cosine(&backend));
+    println!("{engine}: cosine to the reference on the fixtures: min {:.6}, mean {:.6}", cosine.min, cosine.mean);
     let batches: &[usize] = if args.quick { &[1, 8, 32] } else { &[1, 8, 32, 128] };
     let mut rows = Vec::new();
     let mut corpora = std::collections::BTreeMap::new();
@@ -138,12 +141,35 @@ fn main() {
             threads,
             sgemm_gflops: Some(sgemm),
             bf16_gflops: bf16,
-            fixture_cosine: None,
+            fixture_cosine: Some(cosine),
             corpora,
             rows,
         };
         let json = serde_json::to_string_pretty(&run).expect("serialisable");
         std::fs::write(&path, json + "\n").unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+}
+
+/// The cosines of `backend`'s vectors for the reference fixtures (all in one call) to theirs.
+async fn fixture_cosine(backend: &aki_core::ModelPipeline) -> FixtureCosine {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/backend-candle/tests/fixtures/reference.json");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("fixtures")).expect("json");
+    let items = json["items"].as_array().expect("items");
+    let texts = items.iter().map(|i| i["text"].as_str().expect("text").to_string()).collect();
+    let vectors =
+        backend.embed(texts, EmbedOptions::default(), RequestContext::default()).await.expect("embeds").vectors;
+    let cosines: Vec<f64> = vectors
+        .iter()
+        .zip(items)
+        .map(|(v, item)| {
+            let want: Vec<f32> = serde_json::from_value(item["embedding"].clone()).expect("embedding");
+            f64::from(aki_core::vector::cosine(v, &want))
+        })
+        .collect();
+    FixtureCosine {
+        min: cosines.iter().copied().fold(1.0, f64::min),
+        mean: cosines.iter().sum::<f64>() / cosines.len() as f64,
     }
 }
 

@@ -142,16 +142,19 @@ fn collect_criterion(dir: &Path, found: &mut Vec<CriterionResult>) -> Result<()>
     Ok(())
 }
 
-/// Our library throughput: the packed path in f32 and in bf16 at every batch size, f32 and f16
-/// weights capped at AVX2 at batches 1 and 32, then at batch 32 f32 on one thread and the
-/// candle-transformers path, for thread scaling and before/after.
+/// Our library throughput: the packed path in f32 and in bf16 at every batch size, int8 at
+/// batches 1 and 32, f32, f16 weights and int8 capped at AVX2 at batches 1 and 32, then at
+/// batch 32 f32 on one thread and the candle-transformers path, for thread scaling and
+/// before/after.
 fn throughput(options: &Bench, work: &Path) -> Result<BTreeMap<String, ThroughputRun>> {
     let repeat = options.rounds().to_string();
-    let runs: [(&str, &[&str]); 6] = [
+    let runs: [(&str, &[&str]); 8] = [
         ("f32", &["--dtype", "f32", "--repeat", &repeat]),
         ("bf16", &["--dtype", "bf16", "--repeat", &repeat]),
+        ("int8", &["--dtype", "int8", "--batch", "1,32", "--repeat", &repeat]),
         ("avx2_f32", &["--dtype", "f32", "--isa", "avx2", "--batch", "1,32", "--repeat", &repeat]),
         ("avx2_f16", &["--dtype", "f16", "--isa", "avx2", "--batch", "1,32", "--repeat", &repeat]),
+        ("avx2_int8", &["--dtype", "int8", "--isa", "avx2", "--batch", "1,32", "--repeat", &repeat]),
         ("f32_one_thread", &["--dtype", "f32", "--threads", "1", "--batch", "32", "--repeat", &repeat]),
         ("candle", &["--engine", "candle", "--batch", "32", "--repeat", &repeat]),
     ];

@@ -33,7 +33,7 @@ pub struct ThroughputRun {
     /// Size of each corpus the run embedded (ours only: counted with the model's tokenizer).
     #[serde(default)]
     pub corpora: BTreeMap<String, CorpusSize>,
-    /// Its vectors' cosine to the reference fixtures, when the run measured it (the peers).
+    /// Its vectors' cosine to the reference fixtures, when the run measured it.
     #[serde(default)]
     pub fixture_cosine: Option<FixtureCosine>,
     /// One row per corpus and batch size.

@@ -68,7 +68,10 @@ impl CandleBackend {
             pooling: layout.pooling,
             normalize_default: layout.normalize,
             device: device_name(&device),
-            dtype: format!("{dtype:?}").to_lowercase(),
+            dtype: match &model {
+                Model::Packed(packed) => packed.precision().name().to_string(),
+                _ => format!("{dtype:?}").to_lowercase(),
+            },
             is_padded: !matches!(model, Model::Packed(_)),
             engine: match &model {
                 Model::Packed(packed) => format!("packed cpu ({})", packed.isa().describe()),

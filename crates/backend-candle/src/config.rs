@@ -18,9 +18,11 @@ pub struct CandleConfig {
     pub revision: Option<String>,
     /// `auto`, `cpu`, `cuda`, `cuda:N` or `metal`.
     pub device: String,
-    /// `f32`, `f16` or `bf16`; unset means bf16 on the packed CPU path of CPUs with AVX-512
-    /// BF16 and f32 elsewhere. On the CPU, `bf16` keeps the packed path's linear weights in bf16
-    /// (products accumulated in f32, everything else f32).
+    /// `f32`, `f16`, `bf16` or `int8`; unset means bf16 on the packed CPU path of CPUs with
+    /// AVX-512 BF16, f16 there where the kernels run at AVX2, and f32 elsewhere. On the CPU,
+    /// `f16` and `bf16` keep the packed path's linear weights in that type (products
+    /// accumulated in f32, everything else f32); `int8` (packed path only, never a default)
+    /// multiplies int8 weights by activations rounded to int8, accumulated exactly in `i32`.
     pub dtype: Option<String>,
     /// Largest number of sequences one forward pass takes; larger calls are split
     /// into length-sorted chunks of this size.
@@ -101,10 +103,11 @@ impl CandleConfig {
         }
     }
 
-    /// The configured numeric type.
+    /// The configured numeric type (f32 for `int8`, whose model is read in f32 and rounded by
+    /// the packed path).
     ///
     /// # Errors
-    /// [`EmbedError::Load`] for a name other than f32, f16 or bf16.
+    /// [`EmbedError::Load`] for a name other than f32, f16, bf16 or int8.
     pub fn dtype(&self) -> Result<DType> {
         self.dtype_on(&Device::Cpu, true).map(|(dtype, _)| dtype)
     }
@@ -116,7 +119,8 @@ impl CandleConfig {
     /// flag says whether it was chosen so.
     ///
     /// # Errors
-    /// [`EmbedError::Load`] for a name other than f32, f16 or bf16, or an unknown `cpu_isa`.
+    /// [`EmbedError::Load`] for a name other than f32, f16, bf16 or int8, or an unknown
+    /// `cpu_isa`.
     pub fn dtype_on(&self, device: &Device, packable: bool) -> Result<(DType, bool)> {
         let Some(name) = self.dtype.as_deref() else {
             if !(device.is_cpu() && self.packed && packable) {
@@ -133,9 +137,15 @@ impl CandleConfig {
             "f32" => Ok(DType::F32),
             "f16" => Ok(DType::F16),
             "bf16" => Ok(DType::BF16),
-            other => return Err(EmbedError::Load(format!("dtype `{other}` is not one of f32, f16, bf16"))),
+            "int8" => Ok(DType::F32),
+            other => return Err(EmbedError::Load(format!("dtype `{other}` is not one of f32, f16, bf16, int8"))),
         };
         dtype.map(|d| (d, false))
+    }
+
+    /// Whether `dtype` asks for int8 products (W8A8) on the packed path.
+    pub fn int8(&self) -> bool {
+        self.dtype.as_deref() == Some("int8")
     }
 }
 
@@ -173,6 +183,13 @@ mod tests {
             assert_eq!(f32_only.dtype_on(&Device::Cpu, true).expect("dtype"), (DType::F32, false), "{f32_only:?}");
         }
         assert!(matches!(CandleConfig { device: "cpu".into(), ..c }.open_device(), Ok(Device::Cpu)));
+    }
+
+    #[test]
+    fn int8_is_read_in_f32_and_only_when_asked_for() {
+        let int8 = CandleConfig { dtype: Some("int8".into()), ..Default::default() };
+        assert_eq!(int8.dtype_on(&Device::Cpu, true).expect("dtype"), (DType::F32, false));
+        assert!(int8.int8() && !CandleConfig::default().int8());
     }
 
     #[test]

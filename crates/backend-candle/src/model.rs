@@ -60,6 +60,12 @@ pub(crate) fn load_weights(
     if !path.is_file() {
         return Err(EmbedError::Load(format!("{} is missing", path.display())));
     }
+    if config.int8() && !packable(layout) {
+        let architecture = layout.architecture.as_str();
+        return Err(EmbedError::Load(format!(
+            "backend.dtype = \"int8\" runs on the packed CPU path only, not {architecture}"
+        )));
+    }
     let mmap = |dtype: DType| {
         // SAFETY: the weights file is memory-mapped read-only; model files are not modified
         // while a server runs (the same contract as candle's and TEI's loaders).
@@ -93,6 +99,7 @@ pub(crate) fn load_weights(
             // The packed path reads f32 and rounds the linear layers itself when it keeps them
             // in f16 or bf16.
             let precision = match dtype {
+                _ if config.int8() => Precision::Int8,
                 DType::BF16 => Precision::Bf16,
                 DType::F16 => Precision::F16,
                 _ => Precision::F32,
@@ -113,6 +120,12 @@ pub(crate) fn load_weights(
             model.map(Model::Packed).map_err(err)
         }
         reason => {
+            if config.int8() {
+                let why = reason.unwrap_or_else(|| "backend.packed is false".into());
+                return Err(EmbedError::Load(format!(
+                    "backend.dtype = \"int8\" runs on the packed CPU path only: {why}"
+                )));
+            }
             if let (true, Some(reason)) = (config.packed, reason) {
                 tracing::info!(%reason, "using candle-transformers instead of the packed CPU path");
             }

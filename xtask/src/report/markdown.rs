@@ -48,7 +48,7 @@ impl Rendered<'_> {
         md.push('\n');
         self.targets(&mut md);
         self.library(&mut md);
-        self.int8_peer(&mut md);
+        self.precisions(&mut md);
         self.load_section(&mut md);
         self.mixed_section(&mut md);
         self.padding_section(&mut md);
@@ -84,43 +84,6 @@ impl Rendered<'_> {
                 row.batches,
                 row.texts_per_batch,
                 row.sentences_per_s
-            );
-        }
-        md.push('\n');
-    }
-
-    /// ONNX Runtime's dynamic int8 beside its f32, with how far int8 moved its vectors.
-    fn int8_peer(&self, md: &mut String) {
-        let Some(int8) = self.peer("onnxruntime-int8") else {
-            return;
-        };
-        let cosine = int8.fixture_cosine.map_or("not measured".into(), |c| {
-            format!("cosine to the reference on the 48 fixtures: min {:.4}, mean {:.4}", c.min, c.mean)
-        });
-        let _ = writeln!(
-            md,
-            "ONNX Runtime int8 (`scripts/peer_onnxruntime.py --int8`: the same optimised export through \
-             `onnxruntime.quantization.quantize_dynamic`, int8 weights per output channel, `reduce_range`), {cosine}. \
-             Sentences/s, and the median call in ms:\n\n\
-             | corpus | batch | ONNX Runtime f32 (call ms) | ONNX Runtime int8 (call ms) | int8 / f32 |\n\
-             |---|---:|---:|---:|---:|"
-        );
-        let f32 = self.peer("onnxruntime");
-        for r in &int8.rows {
-            let quantized = spread(&r.sentences_per_s);
-            let full = Self::rate(f32, &r.corpus, r.batch);
-            let full_call = f32.and_then(|p| p.row(&r.corpus, r.batch)).and_then(|row| row.call_p50_ms);
-            let call = |ms: Option<f64>| ms.map_or("-".into(), |c| format!("{c:.2}"));
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} ({}) | {} ({}) | {} |",
-                r.corpus,
-                r.batch,
-                full.map_or("-".into(), triple),
-                call(full_call),
-                triple(quantized),
-                call(r.call_p50_ms),
-                full.map_or("-".into(), |f| format!("{:.2}x", quantized.0 / f.0)),
             );
         }
         md.push('\n');
@@ -341,7 +304,7 @@ impl Rendered<'_> {
     }
 }
 
-fn triple((median, low, high): Spread) -> String {
+pub(super) fn triple((median, low, high): Spread) -> String {
     format!("{median:.1} [{low:.1}-{high:.1}]")
 }
 

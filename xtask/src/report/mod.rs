@@ -2,6 +2,7 @@
 //! one job per file:
 //! - `targets.rs`: the targets as a table of data, what each measures and the bound it must meet;
 //! - `markdown.rs`: the prose and tables of `benchmarks.md`;
+//! - `precisions.rs`: its section on lower precisions, ours and the peer's;
 //! - `charts.rs`: what the two charts plot, drawn by `svg.rs`;
 //! - `figures.rs`: the report with what it does not hold, and the figures the others share;
 //! - `files.rs`: what is read (the model's configuration, the GPU figures) and written.
@@ -12,6 +13,7 @@ mod charts;
 mod figures;
 mod files;
 mod markdown;
+mod precisions;
 mod svg;
 mod targets;
 

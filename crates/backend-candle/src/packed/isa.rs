@@ -29,6 +29,7 @@ impl Level {
 pub struct Isa {
     level: Level,
     bf16: bool,
+    vnni: bool,
 }
 
 impl Isa {
@@ -44,9 +45,9 @@ impl Isa {
             "scalar" => Level::Scalar,
             other => return Err(format!("cpu_isa `{other}` is not one of auto, avx512, avx2, scalar")),
         };
-        let (level, bf16) = cpu();
+        let (level, bf16, vnni) = cpu();
         let level = level.min(cap);
-        Ok(Self { level, bf16: bf16 && level == Level::Avx512 })
+        Ok(Self { level, bf16: bf16 && level == Level::Avx512, vnni: vnni && level == Level::Avx512 })
     }
 
     /// The vector level in use.
@@ -59,14 +60,26 @@ impl Isa {
         self.bf16
     }
 
-    /// `avx512+bf16`, `avx512`, `avx2` or `scalar`, for logs and `/info`.
+    /// Whether the AVX-512 VNNI dot product of bytes (`vpdpbusd`) is in use.
+    pub fn vnni(self) -> bool {
+        self.vnni
+    }
+
+    /// The level with the extensions in use: `avx512+bf16+vnni`, `avx512+vnni`, `avx512`,
+    /// `avx2` or `scalar`, for logs and `/info`.
     pub fn describe(self) -> String {
-        if self.bf16 { format!("{}+bf16", self.level.name()) } else { self.level.name().to_string() }
+        let mut name = self.level.name().to_string();
+        for (on, extension) in [(self.bf16, "+bf16"), (self.vnni, "+vnni")] {
+            if on {
+                name.push_str(extension);
+            }
+        }
+        name
     }
 }
 
 #[cfg(target_arch = "x86_64")]
-fn cpu() -> (Level, bool) {
+fn cpu() -> (Level, bool, bool) {
     use std::arch::is_x86_feature_detected as has;
     let avx2 = has!("avx2") && has!("fma") && has!("f16c");
     let avx512 = avx2 && has!("avx512f") && has!("avx512vl") && has!("avx512bw") && has!("avx512dq");
@@ -77,12 +90,12 @@ fn cpu() -> (Level, bool) {
     } else {
         Level::Scalar
     };
-    (level, avx512 && has!("avx512bf16"))
+    (level, avx512 && has!("avx512bf16"), avx512 && has!("avx512vnni"))
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn cpu() -> (Level, bool) {
-    (Level::Scalar, false)
+fn cpu() -> (Level, bool, bool) {
+    (Level::Scalar, false, false)
 }
 
 /// Defines `fn $name(isa: Isa, args..)` that runs `$body` compiled for the widest level
@@ -144,6 +157,7 @@ mod tests {
             let capped = Isa::detect(cap).expect("known cap");
             assert!(capped.level() <= most && capped.level() <= auto.level(), "{cap}: {capped:?}");
             assert!(!capped.bf16() || capped.level() == Level::Avx512);
+            assert!(!capped.vnni() || capped.level() == Level::Avx512);
         }
         assert_eq!(Isa::detect("scalar").expect("scalar").describe(), "scalar");
         assert!(Isa::detect("sse2").expect_err("unknown").contains("sse2"));

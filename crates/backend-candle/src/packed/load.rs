@@ -65,7 +65,10 @@ impl PackedBert {
                 let attn = vb.pp("attention");
                 let qkv = ["query", "key", "value"].map(|name| attn.pp("self").pp(name));
                 Ok(Layer {
-                    qkv: linear(&qkv, hidden, hidden)?,
+                    // In int8 their products cost the gate most (softmax sharpens their errors):
+                    // the activations go in as two bytes (`Panels::with_two_byte_activations`).
+                    qkv: linear(&qkv, hidden, hidden)
+                        .map(|l| Linear { weights: l.weights.with_two_byte_activations(), ..l })?,
                     attention_out: linear(&[attn.pp("output.dense")], hidden, hidden)?,
                     attention_norm: norm(attn.pp("output.LayerNorm"))?,
                     intermediate: linear(&[vb.pp("intermediate.dense")], hidden, config.intermediate_size)?,
@@ -154,6 +157,7 @@ fn linear(weights: &[Tensor], biases: &[Tensor], precision: Precision, isa: Isa)
         Precision::F32 => Panels::f32(isa, &weight_t, inputs, outputs),
         Precision::F16 => Panels::f16(&weight_t, inputs, outputs),
         Precision::Bf16 => Panels::bf16(&weight_t, inputs, outputs),
+        Precision::Int8 => Panels::int8(&weight_t, inputs, outputs),
     };
     Ok(Linear { weights, bias: flat(Tensor::cat(biases, 0)?)?, outputs })
 }

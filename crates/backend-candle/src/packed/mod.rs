@@ -6,7 +6,8 @@
 //! uses each sequence's offsets. Biases and residuals are the starting value of the matrix
 //! multiply that adds onto them, GELU and layer norm run in place in one pass, and everything
 //! runs on one rayon pool the model owns. The linear layers keep one copy of their weights, in
-//! f32, f16 or bf16 (`linear/panels.rs`); the kernels use the instruction sets of the model's `Isa`.
+//! f32, f16, bf16 or int8 (`linear/panels.rs`); the kernels use the instruction sets of the
+//! model's `Isa`.
 //!
 //! The parts: loading a model (`load.rs`), the linear layers' products (`linear/`), attention of
 //! long sequences and f32 products of many rows through the `gemm` crate (`gemm.rs`), the
@@ -55,6 +56,21 @@ pub enum Precision {
     F16,
     /// bf16 weights, activations rounded to bf16 at each multiply, f32 accumulation.
     Bf16,
+    /// int8 weights with a scale per output, activations rounded to int8 with a scale per row at
+    /// each multiply, exact `i32` accumulation (W8A8).
+    Int8,
+}
+
+impl Precision {
+    /// `f32`, `f16`, `bf16` or `int8`, for `/info` and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::Bf16 => "bf16",
+            Self::Int8 => "int8",
+        }
+    }
 }
 
 struct Norm {
@@ -130,6 +146,11 @@ impl PackedBert {
     /// The instruction sets its kernels use.
     pub fn isa(&self) -> Isa {
         self.isa
+    }
+
+    /// The precision of its linear layers.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Bytes of weights this model keeps.

@@ -223,3 +223,19 @@ async fn xlm_roberta_in_bf16_on_the_packed_path_stays_close() {
     let worst = got.vectors.iter().zip(&reference.alone).map(|(g, w)| cosine(g, w)).fold(1.0f32, f32::min);
     assert!(worst >= 0.999, "bf16 worst cosine {worst}");
 }
+
+#[test]
+fn int8_runs_on_the_packed_path_only_and_says_so() {
+    let config = |name: &str, packed: bool| CandleConfig {
+        device: "cpu".into(),
+        dtype: Some("int8".into()),
+        packed,
+        ..CandleConfig::for_model(dir(name).to_str().expect("utf-8 path"))
+    };
+    let backend = CandleBackend::load(&config("xlm-roberta", true)).expect("int8 on the packed path");
+    assert_eq!(backend.info().dtype, "int8");
+    for (name, packed, why) in [("modernbert", true, "modernbert"), ("xlm-roberta", false, "backend.packed is false")] {
+        let error = CandleBackend::load(&config(name, packed)).err().expect("int8 off the packed path").to_string();
+        assert!(error.contains("int8") && error.contains(why), "{name}: {error}");
+    }
+}

@@ -1,21 +1,24 @@
 //! The linear layers' matrix multiply, `out += x · W`, over one copy of the weights laid out for
-//! streaming: `W` `(k, n)` cut into panels of 64 columns, in f32, f16 or bf16. A register tile of
-//! rows x 64 columns runs along `k` through one panel; few rows (one sentence) spread the panels
-//! over the threads, many rows spread row chunks.
+//! streaming: `W` `(k, n)` cut into panels of 64 columns, in f32, f16, bf16 or int8. A register
+//! tile of rows x 64 columns runs along `k` through one panel; few rows (one sentence) spread the
+//! panels over the threads, many rows spread row chunks.
 //!
 //! f32 products use fused multiply-adds (AVX-512, AVX2 or plain code), on f32 weights or on f16
 //! ones (half the bytes) expanded exactly as they load. bf16 weights take half the bytes too;
 //! the activations are rounded to bf16 at the multiply's input and AVX-512 BF16's `vdpbf16ps`
 //! multiplies pairs along `k` into f32 (twice the f32 FMA's work per instruction), or plain
 //! code does the same arithmetic. In bf16 `k` is rounded up to even and rows `2i` and
-//! `2i + 1` are interleaved column by column, the pairs `vdpbf16ps` takes.
+//! `2i + 1` are interleaved column by column, the pairs `vdpbf16ps` takes. int8 products
+//! (W8A8, `int8.rs`) round the activations to bytes as they go in and sum byte products exactly
+//! in `i32`, four rows of `k` at a time.
 //!
 //! The parts: the weights' layout (`panels.rs`), the cut of a product into tasks across the
 //! threads (`schedule.rs`), one task's walk over its panels and the kernel each tile runs
-//! (`tiles.rs`), and the tile kernels, in plain Rust (`portable.rs`) and in x86 intrinsics
-//! (`x86.rs`). This file is the product itself: the choice between `gemm` and the tiles, the
+//! (`tiles.rs`), the tile kernels, in plain Rust (`portable.rs`) and in x86 intrinsics
+//! (`x86.rs`), and the int8 products' rounding and kernels (`int8.rs`). This file is the product itself: the choice between `gemm` and the tiles, the
 //! activations prepared for the tiles, and the tasks spread over the pool.
 
+mod int8;
 mod panels;
 mod portable;
 mod schedule;
@@ -26,6 +29,7 @@ mod x86;
 use half::bf16;
 use rayon::prelude::*;
 
+use self::int8::{quantize_rest, quantize_row};
 pub use self::panels::Panels;
 use self::panels::Values;
 pub use self::schedule::{CHUNK_TILES, row_chunks};
@@ -43,6 +47,9 @@ const COLS: usize = 64;
 pub const ROWS: usize = 6;
 /// Beyond this many rows, f32 products on AVX-512 go through `gemm`.
 const GEMM_ROWS: usize = 32;
+/// Steps of a panel every tile takes in turn: 64 steps of 64 f32, bf16 pairs or int8 groups
+/// (16 KiB).
+const K_BLOCK: usize = 64;
 
 /// `out += x · w` for `x` `(m, k)` and `out` `(m, n)`, both f32, dense row-major, then the
 /// activation `then` on the result, each block by the task that computed it while it is in that
@@ -93,9 +100,42 @@ pub fn accumulate(isa: Isa, out: &mut [f32], x: &[f32], w: &Panels, threads: usi
             }
             Input::Bf16(pairs)
         }
+        Values::Int8(_) => {
+            let spans = w.steps.div_ceil(int8::SPAN);
+            let (mut groups, mut scales) = (vec![0u32; rows * w.steps], vec![0.0f32; rows * spans]);
+            let quantize =
+                |((row, dst), scales): ((&[f32], &mut [u32]), &mut [f32])| quantize_row(isa, row, dst, scales);
+            if threads > 1 && m >= CHUNK_TILES * ROWS {
+                let rows = x.par_chunks_exact(k).zip(groups.par_chunks_exact_mut(w.steps));
+                rows.zip(scales.par_chunks_exact_mut(spans)).for_each(quantize);
+            } else {
+                let rows = x.chunks_exact(k).zip(groups.chunks_exact_mut(w.steps));
+                rows.zip(scales.chunks_exact_mut(spans)).for_each(quantize);
+            }
+            let mut low = Vec::new();
+            if w.two_bytes() {
+                low = vec![0u32; rows * w.steps];
+                type Row<'a> = ((&'a [f32], &'a [u32]), (&'a mut [u32], &'a [f32]));
+                let rest = |((row, groups), (low, scales)): Row<'_>| {
+                    quantize_rest(isa, row, groups, scales, low);
+                };
+                if threads > 1 && m >= CHUNK_TILES * ROWS {
+                    let rows = x.par_chunks_exact(k).zip(groups.par_chunks_exact(w.steps));
+                    rows.zip(low.par_chunks_exact_mut(w.steps).zip(scales.par_chunks_exact(spans))).for_each(rest);
+                } else {
+                    let rows = x.chunks_exact(k).zip(groups.chunks_exact(w.steps));
+                    rows.zip(low.chunks_exact_mut(w.steps).zip(scales.chunks_exact(spans))).for_each(rest);
+                }
+            }
+            Input::Int8 { groups, scales, low }
+        }
     };
     let (panels, tiles) = (n.div_ceil(COLS), rows / ROWS);
-    let most = if matches!(w.values, Values::F32(_) | Values::F16(_)) { STREAM_CHUNK_TILES } else { CHUNK_TILES };
+    let most = if matches!(w.values, Values::F32(_) | Values::F16(_) | Values::Int8(_)) {
+        STREAM_CHUNK_TILES
+    } else {
+        CHUNK_TILES
+    };
     let split = Split::new(tiles, panels, threads, most);
     if split.groups == 1 {
         // Enough row chunks for every thread: each task owns whole rows of `out`.
@@ -203,12 +243,19 @@ mod tests {
         (300, 20, 70),
     ];
 
+    /// The product each kind of panels computes: `out + x · w` of `x` `(m, k)` and `w` `(k, n)`.
+    type Reference = dyn Fn(&[f32], &[f32], &[f32], (usize, usize, usize)) -> Vec<f64>;
+
     fn check(panels: fn(&[f32], usize, usize) -> Panels, round: Rounding, tolerance: f64) {
+        check_against(panels, &move |out, x, w, shape| reference(out, x, w, shape, round), tolerance);
+    }
+
+    fn check_against(panels: fn(&[f32], usize, usize) -> Panels, reference: &Reference, tolerance: f64) {
         for (m, k, n) in SHAPES {
             let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
             let w: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
             let start: Vec<f32> = (0..m * n).map(|i| i as f32 * 0.01).collect();
-            let want = reference(&start, &x, &w, (m, k, n), round);
+            let want = reference(&start, &x, &w, (m, k, n));
             let packed = panels(&w, k, n);
             for isa in levels() {
                 for (threads, then) in [(1, None), (2, None), (1, Some(Activation::Relu)), (2, Some(Activation::Relu))]
@@ -244,6 +291,90 @@ mod tests {
     fn bf16_panels_match_the_rounded_product_at_every_level_and_edge() {
         let round = |v| f64::from(bf16::from_f32(v).to_f32());
         check(Panels::bf16, (round, round), 1e-4);
+    }
+
+    #[test]
+    fn int8_panels_match_the_quantized_product_at_every_level_and_edge() {
+        // Each span of an activation row and of a weight column rounded to int8 with its own
+        // scale, as `quantize_row` and `Panels::int8` do, then the exact sums of byte
+        // products.
+        let span = 4 * int8::SPAN;
+        let int8 = move |out: &[f32], x: &[f32], w: &[f32], (m, k, n): (usize, usize, usize)| -> Vec<f64> {
+            let largest = |v: &mut dyn Iterator<Item = f32>| v.fold(0.0f32, |a, b| a.max(b.abs()));
+            // Per row, each value's scale and byte.
+            let x_bytes: Vec<Vec<(f32, i64)>> = x
+                .chunks_exact(k)
+                .map(|row| {
+                    row.chunks(span)
+                        .flat_map(|values| {
+                            let top = largest(&mut values.iter().copied());
+                            let inverse = if top > 0.0 { 127.0 / top } else { 0.0 };
+                            values.iter().map(move |v| (top / 127.0, (v * inverse).round() as i64))
+                        })
+                        .collect()
+                })
+                .collect();
+            // Per span and column, the weights' scale.
+            let w_scales: Vec<Vec<f32>> = (0..k)
+                .step_by(span)
+                .map(|j0| {
+                    (0..n).map(|c| largest(&mut (j0..(j0 + span).min(k)).map(|r| w[r * n + c])) / 127.0).collect()
+                })
+                .collect();
+            let w_byte = |r: usize, c: usize| (w[r * n + c] / w_scales[r / span][c]).round() as i64;
+            (0..m * n)
+                .map(|i| {
+                    let (row, c) = (&x_bytes[i / n], i % n);
+                    let spans = (0..k).step_by(span).map(|j0| {
+                        let sum: i64 = (j0..(j0 + span).min(k)).map(|j| row[j].1 * w_byte(j, c)).sum();
+                        f64::from(row[j0].0) * f64::from(w_scales[j0 / span][c]) * sum as f64
+                    });
+                    f64::from(out[i]) + spans.sum::<f64>()
+                })
+                .collect()
+        };
+        check_against(Panels::int8, &int8, 1e-5);
+    }
+
+    #[test]
+    fn int8_products_of_the_largest_bytes_do_not_saturate() {
+        // Every byte ±127 and every product +127²: AVX2's pairs of products (32258) come
+        // closest to the `i16` limit there.
+        let (m, k, n) = (6, 256, 64);
+        let sign = |j: usize| if j.is_multiple_of(3) { -1.0f32 } else { 1.0 };
+        let x: Vec<f32> = (0..m * k).map(|i| sign(i % k)).collect();
+        let w: Vec<f32> = (0..k * n).map(|i| sign(i / n)).collect();
+        for isa in levels() {
+            let mut got = vec![0.0; m * n];
+            accumulate(isa, &mut got, &x, &Panels::int8(&w, k, n), 1, None);
+            assert!(got.iter().all(|&v| (v - k as f32).abs() < 1e-3), "{isa:?}: {:?}", &got[..4]);
+        }
+    }
+
+    #[test]
+    fn int8_products_stay_near_the_f32_ones() {
+        // Uniform values from a linear congruential generator: sums that do not cancel.
+        let (m, k, n) = (13, 384, 192);
+        let mut state = 1u64;
+        let mut uniform = || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        };
+        let x: Vec<f32> = (0..m * k).map(|_| uniform()).collect();
+        let w: Vec<f32> = (0..k * n).map(|_| uniform() * 0.05).collect();
+        let want = reference(&vec![0.0; m * n], &x, &w, (m, k, n), (f64::from, f64::from));
+        let norm = |v: &mut dyn Iterator<Item = f64>| v.map(|e| e * e).sum::<f64>().sqrt();
+        let error = |panels: &Panels, isa: Isa| {
+            let mut got = vec![0.0; m * n];
+            accumulate(isa, &mut got, &x, panels, 1, None);
+            norm(&mut got.iter().zip(&want).map(|(g, w)| f64::from(*g) - w)) / norm(&mut want.iter().copied())
+        };
+        for isa in levels() {
+            let (one, two) = (Panels::int8(&w, k, n), Panels::int8(&w, k, n).with_two_byte_activations());
+            let (one, two) = (error(&one, isa), error(&two, isa));
+            // Two-byte activations leave the weights' rounding, about half of one byte's error.
+            assert!(one < 0.01 && two < one * 0.8, "{isa:?}: relative errors {one}, {two}");
+        }
     }
 
     #[test]

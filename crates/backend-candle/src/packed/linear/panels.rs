@@ -1,12 +1,14 @@
 //! The linear layers' weights as the tiles stream them: `W` `(k, n)` in panels of 64 columns,
 //! in f32 (row-major, rows padded with zeros to whole panels, where AVX-512 hands many rows to
 //! `gemm`; contiguous panels elsewhere), in f16 (contiguous panels, expanded to f32 as the
-//! tiles load them) or in bf16 (contiguous pair panels, rows `2i` and `2i + 1` interleaved
-//! column by column).
+//! tiles load them), in bf16 (contiguous pair panels, rows `2i` and `2i + 1` interleaved
+//! column by column) or in int8 (contiguous panels of groups of four rows, one byte each, with a
+//! scale per column).
 
 use half::{bf16, f16};
 
-use super::COLS;
+use super::int8::SPAN;
+use super::{COLS, K_BLOCK};
 use crate::packed::isa::{Isa, Level};
 
 /// The values of the panels.
@@ -19,6 +21,23 @@ pub(super) enum Values {
     F16(Vec<u16>),
     /// Pairs of bf16 bits, row `2i` in the low half.
     Bf16(Vec<u32>),
+    /// int8 in groups of four rows (boxed: four fields).
+    Int8(Box<Int8>),
+}
+
+/// int8 panels: rows `4i..4i + 4` of a column in one `u32`, row `4i` in the lowest byte;
+/// `w[row][c]` is `byte` times the scale of `c` and the row's span.
+pub(super) struct Int8 {
+    groups: Vec<u32>,
+    /// One per column (`n` rounded up to whole panels, zero in the padding) and [`SPAN`]
+    /// steps, `[panel][span][64]`.
+    scales: Vec<f32>,
+    /// The bytes' sum of each column over each [`SPAN`] steps of its panel, `[panel][span][64]`:
+    /// what a product that reads its activations offset by 128 (`vpdpbusd` multiplies
+    /// unsigned bytes) takes away again.
+    sums: Vec<i32>,
+    /// Whether the activations go in as two bytes each (see [`Panels::with_two_byte_activations`]).
+    two_bytes: bool,
 }
 
 /// A `(k, n)` weight matrix in panels of 64 columns (`n` padded with zero columns).
@@ -26,7 +45,8 @@ pub struct Panels {
     pub(super) values: Values,
     pub(super) k: usize,
     pub(super) n: usize,
-    /// Steps along `k` of one panel: `k` in f32, `k / 2` rounded up in bf16.
+    /// Steps along `k` of one panel: `k` in f32 and f16, `k / 2` rounded up in bf16, `k / 4` in
+    /// int8.
     pub(super) steps: usize,
 }
 
@@ -64,6 +84,12 @@ impl Panels {
         Self { values: Values::F16(contiguous(w, k, n, |v| f16::from_f32(v).to_bits())), k, n, steps: k }
     }
 
+    /// Steps of `k` every tile takes in turn: [`K_BLOCK`] (16 KiB of a panel in f32), or in
+    /// int8 one [`SPAN`], the steps that share an activation scale.
+    pub(super) fn block(&self) -> usize {
+        if matches!(self.values, Values::Int8(_)) { SPAN } else { K_BLOCK }
+    }
+
     /// Whether each panel is one stream (its steps `COLS` apart) rather than 64 columns of a
     /// row-major matrix.
     pub(super) fn streams(&self) -> bool {
@@ -82,7 +108,70 @@ impl Panels {
             Values::F32(data) => (Weights::F32(&data[panel][..steps * COLS]), COLS),
             Values::F16(data) => (Weights::F16(&data[panel][..steps * COLS]), COLS),
             Values::Bf16(data) => (Weights::Bf16(&data[panel][..steps * COLS]), COLS),
+            Values::Int8(int8) => {
+                let Int8 { groups, scales, sums, .. } = &**int8;
+                let block = (p * self.steps.div_ceil(SPAN) + s0 / SPAN) * COLS;
+                let weights = Weights::Int8 {
+                    groups: &groups[panel][..steps * COLS],
+                    scales: &scales[block..][..COLS],
+                    sums: &sums[block..][..COLS],
+                };
+                (weights, COLS)
+            }
         }
+    }
+
+    /// `w`, `(k, n)` row-major, in int8 with one scale per column and [`SPAN`] steps (the
+    /// largest magnitude there over 127, values to nearest), in contiguous panels of four-row
+    /// groups: a quarter of the f32 bytes, and the tiles multiply bytes by bytes into `i32`.
+    pub fn int8(w: &[f32], k: usize, n: usize) -> Self {
+        assert_eq!(w.len(), k * n, "matrix size differs");
+        let (panels, steps) = (n.div_ceil(COLS), k.div_ceil(4));
+        let blocks = steps.div_ceil(SPAN);
+        let rows = |b: usize| 4 * SPAN * b..(4 * SPAN * (b + 1)).min(k);
+        let mut scales = vec![0.0f32; panels * blocks * COLS];
+        for (i, scale) in scales.iter_mut().enumerate() {
+            let (p, b) = (i / (blocks * COLS), i / COLS % blocks);
+            let c = p * COLS + i % COLS;
+            if c < n {
+                *scale = rows(b).map(|r| w[r * n + c].abs()).fold(0.0, f32::max) / 127.0;
+            }
+        }
+        let byte = |r: usize, c: usize| -> i8 {
+            let scale = scales[((c / COLS) * blocks + r / (4 * SPAN)) * COLS + c % COLS];
+            if r >= k || scale == 0.0 { 0 } else { (w[r * n + c] / scale).round().clamp(-127.0, 127.0) as i8 }
+        };
+        let mut groups = vec![0u32; panels * steps * COLS];
+        let mut sums = vec![0i32; panels * blocks * COLS];
+        for (p, panel) in groups.chunks_exact_mut(steps * COLS).enumerate() {
+            let (c0, width) = (p * COLS, COLS.min(n - p * COLS));
+            for (i, step) in panel.chunks_exact_mut(COLS).enumerate() {
+                let block = &mut sums[(p * blocks + i / SPAN) * COLS..][..COLS];
+                for (c, (group, sum)) in step[..width].iter_mut().zip(block).enumerate() {
+                    let bytes: [i8; 4] = std::array::from_fn(|j| byte(4 * i + j, c0 + c));
+                    *sum += bytes.iter().map(|&b| i32::from(b)).sum::<i32>();
+                    *group = u32::from_le_bytes(bytes.map(|b| b as u8));
+                }
+            }
+        }
+        Self { values: Values::Int8(Box::new(Int8 { groups, scales, sums, two_bytes: false })), k, n, steps }
+    }
+
+    /// int8 panels whose products take each activation as two bytes: the byte rounding gives
+    /// and the byte of what it left (at 254 per unit of the first), so the activations carry
+    /// about 16 bits and only the weights are rounded to 8, for twice the products. For the
+    /// layers whose rounding costs most (the attention's projections, whose errors the softmax
+    /// sharpens); other panels are unchanged.
+    pub fn with_two_byte_activations(mut self) -> Self {
+        if let Values::Int8(int8) = &mut self.values {
+            int8.two_bytes = true;
+        }
+        self
+    }
+
+    /// Whether the products take each activation as two bytes.
+    pub(super) fn two_bytes(&self) -> bool {
+        matches!(&self.values, Values::Int8(int8) if int8.two_bytes)
     }
 
     /// `w`, `(k, n)` row-major, rounded to bf16 (to nearest, ties to even) in pair panels.
@@ -110,6 +199,7 @@ impl Panels {
             Values::F32Rows(v) | Values::F32(v) => v.len() * 4,
             Values::F16(v) => v.len() * 2,
             Values::Bf16(v) => v.len() * 4,
+            Values::Int8(int8) => (int8.groups.len() + int8.scales.len() + int8.sums.len()) * 4,
         }
     }
 }
@@ -135,6 +225,13 @@ pub(super) enum Weights<'a> {
     F32(&'a [f32]),
     F16(&'a [u16]),
     Bf16(&'a [u32]),
+    /// A panel's four-row groups, with its 64 columns' scales and, for the block the slice
+    /// starts in, their sums.
+    Int8 {
+        groups: &'a [u32],
+        scales: &'a [f32],
+        sums: &'a [i32],
+    },
 }
 
 #[cfg(test)]
@@ -146,6 +243,33 @@ mod tests {
         let w = vec![1.0; 384 * 1536];
         let bytes = [Panels::f32_rows, Panels::f32_panels, Panels::f16, Panels::bf16].map(|p| p(&w, 384, 1536).bytes());
         assert_eq!(bytes, [384 * 1536 * 4, 384 * 1536 * 4, 384 * 1536 * 2, 384 * 1536 * 2]);
+    }
+
+    #[test]
+    fn int8_weights_take_a_quarter_of_the_bytes_and_hold_each_column_to_its_scales() {
+        let (k, n) = (130, 70);
+        let w: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.37).sin() * (1 + i % n) as f32).collect();
+        let panels = Panels::int8(&w, k, n);
+        // 33 four-row groups of 128 columns, and a scale and a sum per column for each of the
+        // three spans.
+        let spans = 33usize.div_ceil(SPAN);
+        assert_eq!(panels.bytes(), 33 * 128 * 4 + 2 * spans * 128 * 4);
+        for (p, span) in (0..2).flat_map(|p| (0..spans).map(move |b| (p, b))) {
+            let s0 = span * SPAN;
+            let steps = SPAN.min(33 - s0);
+            let (Weights::Int8 { groups, scales, sums }, 64) = panels.weights(p, s0, steps) else { unreachable!() };
+            let rows = 4 * s0..(4 * (s0 + steps)).min(k);
+            for c in 0..COLS.min(n - p * COLS) {
+                let byte = |r: usize| (groups[(r / 4 - s0) * COLS + c] >> (8 * (r % 4))) as u8 as i8;
+                let bytes: Vec<i8> = rows.clone().map(byte).collect();
+                assert_eq!(bytes.iter().map(|&b| i32::from(b)).sum::<i32>(), sums[c], "span {span}");
+                assert_eq!(bytes.iter().map(|b| b.unsigned_abs()).max(), Some(127), "column {c}: its largest is 127");
+                for (r, &b) in rows.clone().zip(&bytes) {
+                    let v = w[r * n + p * COLS + c];
+                    assert!((f32::from(b) * scales[c] - v).abs() <= scales[c] / 2.0 * 1.0001, "({r}, {c})");
+                }
+            }
+        }
     }
 
     #[test]

@@ -2,6 +2,10 @@
 //! tiles, `k` walked in slices that stay in the L1 cache, and each tile run by the kernel that
 //! the model's `Isa` and the weights' type pick.
 
+use super::int8::SPAN;
+use super::int8::tile_int8_portable;
+#[cfg(target_arch = "x86_64")]
+use super::int8::{tile_int8_avx2, tile_int8_vnni};
 use super::panels::{Panels, Weights};
 use super::portable::{tile_bf16_portable, tile_f16_portable, tile_f32_portable};
 #[cfg(target_arch = "x86_64")]
@@ -31,11 +35,19 @@ macro_rules! by_rows {
 pub(super) enum Input {
     F32(Vec<f32>),
     Bf16(Vec<u32>),
+    /// Rows of int8 in groups of four, with a scale per row and [`SPAN`] steps (zero for the
+    /// padding).
+    /// With two-byte activations, `low` holds the second bytes (empty otherwise).
+    Int8 {
+        groups: Vec<u32>,
+        scales: Vec<f32>,
+        low: Vec<u32>,
+    },
 }
 
 /// Panels `run` for the rows of `out` (`ld` apart; the run's columns start at `c0`),
 /// activation rows from `first`. The rows' accumulators live in blocks of whole tiles; `k` is
-/// walked in slices of [`K_BLOCK`] steps, each slice of each panel used by every tile while it
+/// walked in slices of [`K_BLOCK`] steps (in int8 of a [`SPAN`]), each slice of each panel used by every tile while it
 /// is in the L1 cache, so the weights come from memory once however many rows there are.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn panels_strided(
@@ -59,7 +71,7 @@ pub(super) fn panels_strided(
         }
     }
     let mut block = |j: usize, p: usize, s0: usize| {
-        let steps = K_BLOCK.min(w.steps - s0);
+        let steps = w.block().min(w.steps - s0);
         for (t, tile) in acc[j * tiles..][..tiles].iter_mut().enumerate() {
             let rows = (count - t * ROWS).min(ROWS);
             run_tile(isa, tile, rows, input, first + t * ROWS, w, p, s0, steps);
@@ -69,14 +81,14 @@ pub(super) fn panels_strided(
         // Contiguous panels: one panel after another, each read front to back, where the
         // kernels' prefetches run ahead (into the next panel at the end of one).
         for (j, p) in run.clone().enumerate() {
-            for s0 in (0..w.steps).step_by(K_BLOCK) {
+            for s0 in (0..w.steps).step_by(w.block()) {
                 block(j, p, s0);
             }
         }
     } else {
         // Row-major f32: all the run's panels at each step, so the weights read are stretches
         // of whole rows.
-        for s0 in (0..w.steps).step_by(K_BLOCK) {
+        for s0 in (0..w.steps).step_by(w.block()) {
             for (j, p) in run.clone().enumerate() {
                 block(j, p, s0);
             }
@@ -89,9 +101,6 @@ pub(super) fn panels_strided(
         }
     }
 }
-
-/// Steps of a panel every tile takes in turn: 64 rows of 64 f32 or bf16 pairs, 16 KiB.
-const K_BLOCK: usize = 64;
 
 /// One register tile: activation rows `r0..r0 + rows` (`rows <= ROWS`; a sentence's last tile
 /// is often partly empty) times steps `s0..s0 + steps` of panel `p`, added to `tile`.
@@ -154,6 +163,36 @@ fn run_tile(
                 return;
             }
             tile_bf16_portable(isa, tile, rows, x, stride, panel, steps);
+        }
+        ((Weights::Int8 { groups: panel, scales: w_scales, sums }, _), Input::Int8 { groups, scales, low }) => {
+            let spans = stride.div_ceil(SPAN);
+            // The first bytes, then the second ones where there are.
+            for (bytes, unit) in [(groups, 1.0), (low, 254.0)] {
+                if bytes.is_empty() {
+                    continue;
+                }
+                let x = &bytes[r0 * stride + s0..][..(ROWS - 1) * stride + steps];
+                let x_scales: [f32; ROWS] = std::array::from_fn(|r| scales[(r0 + r) * spans + s0 / SPAN] / unit);
+                let x_scales = &x_scales;
+                #[cfg(target_arch = "x86_64")]
+                {
+                    // SAFETY: `isa.vnni()` holds only when the CPU has AVX-512 VNNI, and a level
+                    // of AVX2 or more only when it has AVX2 and FMA; the slices hold what the
+                    // kernels read, as above.
+                    #[allow(unsafe_code)]
+                    if isa.vnni() {
+                        unsafe {
+                            by_rows!(rows, tile_int8_vnni(tile, x, stride, panel, steps, x_scales, w_scales, sums))
+                        };
+                        continue;
+                    } else if isa.level() >= Level::Avx2 {
+                        unsafe { by_rows!(rows, tile_int8_avx2(tile, x, stride, panel, steps, x_scales, w_scales)) };
+                        continue;
+                    }
+                }
+                let _ = sums;
+                tile_int8_portable(isa, tile, rows, x, stride, panel, steps, x_scales, w_scales);
+            }
         }
         _ => unreachable!("the activations are prepared for the weights' type"),
     }

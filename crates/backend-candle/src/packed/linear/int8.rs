@@ -1,0 +1,198 @@
+//! int8 products (W8A8): each activation row rounded to bytes, every 128 values with a scale of
+//! their own (their largest magnitude over 127), multiplied by the int8 weights
+//! (`Panels::int8`) four rows at a time into exact `i32` sums, which each tile turns back to f32
+//! with the stretch's and the column's scales after each stretch. The kernels: AVX-512 VNNI's `vpdpbusd` (unsigned
+//! bytes times signed ones, so the activations go in offset by 128 and the weights' column sums
+//! take the offset out again), AVX2's `vpmaddubsw` and `vpmaddwd` (the activations' magnitudes
+//! times the weights with the activations' signs, which cannot saturate: both sides stay within
+//! ±127) and plain Rust. All three compute the same sums.
+
+use super::{COLS, ROWS};
+use crate::packed::isa::for_each_level;
+
+/// Steps (four-row groups) of `k` that share an activation scale: 128 values of a row, so one
+/// channel of outsized values coarsens only its own stretch of the row.
+pub(super) const SPAN: usize = 16;
+
+for_each_level! {
+/// `row` rounded to int8, each [`SPAN`] steps with its own scale (their largest magnitude over
+/// 127, values to nearest), as groups of four in `dst` (value `4i` in the lowest byte of
+/// `dst[i]`, the tail zero), the scales in `scales`.
+pub(super) fn quantize_row(row: &[f32], dst: &mut [u32], scales: &mut [f32]) {
+    for ((values, dst), scale) in row.chunks(4 * SPAN).zip(dst.chunks_mut(SPAN)).zip(scales.iter_mut()) {
+        let largest = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        *scale = largest / 127.0;
+        let inverse = if largest > 0.0 { 127.0 / largest } else { 0.0 };
+        let byte = |v: f32| (v * inverse).round().clamp(-127.0, 127.0) as i8 as u8;
+        for (group, out) in values.chunks(4).zip(dst.iter_mut()) {
+            let bytes: [u8; 4] = std::array::from_fn(|j| group.get(j).map_or(0, |&v| byte(v)));
+            *out = u32::from_le_bytes(bytes);
+        }
+    }
+}
+}
+
+for_each_level! {
+/// What [`quantize_row`] left of `row` (given its `groups` and `scales`), as the second byte of
+/// each value in `low`: `value / scale - byte`, within ±0.5, at 254 per unit, to nearest; its
+/// scale is the first byte's over 254.
+pub(super) fn quantize_rest(row: &[f32], groups: &[u32], scales: &[f32], low: &mut [u32]) {
+    let spans = row.chunks(4 * SPAN).zip(groups.chunks(SPAN)).zip(low.chunks_mut(SPAN)).zip(scales);
+    for (((values, groups), low), &scale) in spans {
+        let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+        for ((values, &group), out) in values.chunks(4).zip(groups).zip(low.iter_mut()) {
+            let high = group.to_le_bytes();
+            let bytes: [u8; 4] = std::array::from_fn(|j| {
+                let rest = values.get(j).map_or(0.0, |&v| v * inverse - f32::from(high[j] as i8));
+                (rest * 254.0).round().clamp(-127.0, 127.0) as i8 as u8
+            });
+            *out = u32::from_le_bytes(bytes);
+        }
+    }
+}
+}
+
+for_each_level! {
+/// A tile in plain Rust: `tile[r][c] += x_scales[r] · w_scales[c] · Σ x[r][s] · panel[s][c]`,
+/// the sum over bytes exact in `i32`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn tile_int8_portable(tile: &mut [f32; ROWS * COLS], rows: usize, x: &[u32], stride: usize, panel: &[u32], steps: usize, x_scales: &[f32], w_scales: &[f32]) {
+    let bytes = |group: u32| group.to_le_bytes().map(|b| i32::from(b as i8));
+    let mut sums = [0i32; ROWS * COLS];
+    for (s, weights) in panel.chunks_exact(COLS).take(steps).enumerate() {
+        for (r, row) in sums.chunks_exact_mut(COLS).take(rows).enumerate() {
+            let xs = bytes(x[r * stride + s]);
+            for (sum, &w) in row.iter_mut().zip(weights) {
+                let ws = bytes(w);
+                *sum += xs[0] * ws[0] + xs[1] * ws[1] + xs[2] * ws[2] + xs[3] * ws[3];
+            }
+        }
+    }
+    for (r, (out, row)) in tile.chunks_exact_mut(COLS).zip(sums.chunks_exact(COLS)).take(rows).enumerate() {
+        for ((o, &sum), &w_scale) in out.iter_mut().zip(row).zip(w_scales) {
+            *o += x_scales[r] * w_scale * sum as f32;
+        }
+    }
+}
+}
+
+/// Steps (four-row groups, 256 bytes of a panel each) ahead of the current one that the int8
+/// tile kernels prefetch: 8 KiB, as the bf16 kernel.
+#[cfg(target_arch = "x86_64")]
+const PREFETCH: usize = 32;
+
+/// `R` x 64 (`R <= ROWS`) in int8 with AVX-512 VNNI: up to 24 `i32` accumulators; per step four
+/// weight loads, `R` broadcasts and `4R` `vpdpbusd` (64 byte products each).
+///
+/// # Safety
+/// The CPU must have AVX-512 F, BW and VNNI; `x` holds ROWS rows of `steps` groups `stride`
+/// apart, `panel` `steps * 64` groups, `x_scales` ROWS values and `w_scales` and `sums` 64.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code, clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub(super) unsafe fn tile_int8_vnni<const R: usize>(
+    tile: &mut [f32; ROWS * COLS],
+    x: &[u32],
+    stride: usize,
+    panel: &[u32],
+    steps: usize,
+    x_scales: &[f32],
+    w_scales: &[f32],
+    sums: &[i32],
+) {
+    use std::arch::x86_64::{
+        __m512i, _MM_HINT_T0, _mm_prefetch, _mm512_cvtepi32_ps, _mm512_dpbusd_epi32, _mm512_fmadd_ps, _mm512_loadu_ps,
+        _mm512_loadu_si512, _mm512_mul_ps, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_si512, _mm512_slli_epi32,
+        _mm512_storeu_ps, _mm512_sub_epi32, _mm512_xor_si512,
+    };
+    const V: usize = COLS / 16;
+    let (tile_ptr, w_ptr, x_ptr) = (tile.as_mut_ptr(), panel.as_ptr(), x.as_ptr());
+    // SAFETY (whole body): offsets stay within the sizes the caller guarantees; prefetches are
+    // hints and may point past the panel.
+    unsafe {
+        let offset = _mm512_set1_epi32(0x8080_8080_u32 as i32);
+        let mut c: [[__m512i; V]; R] = [[_mm512_setzero_si512(); V]; R];
+        for s in 0..steps {
+            let ws_ptr = w_ptr.add(s * COLS);
+            let ahead = w_ptr.wrapping_add((s + PREFETCH) * COLS);
+            for line in 0..4 {
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line * 16).cast());
+            }
+            let ws: [__m512i; V] = std::array::from_fn(|j| _mm512_loadu_si512(ws_ptr.add(j * 16).cast()));
+            for (r, row) in c.iter_mut().enumerate() {
+                // Signed bytes to unsigned ones plus 128: the top bit flipped.
+                let xv = _mm512_xor_si512(_mm512_set1_epi32(*x_ptr.add(r * stride + s) as i32), offset);
+                for (v, wv) in row.iter_mut().zip(ws) {
+                    *v = _mm512_dpbusd_epi32(*v, xv, wv);
+                }
+            }
+        }
+        let excess: [__m512i; V] =
+            std::array::from_fn(|j| _mm512_slli_epi32::<7>(_mm512_loadu_si512(sums.as_ptr().add(j * 16).cast())));
+        for (r, row) in c.iter().enumerate() {
+            let x_scale = _mm512_set1_ps(x_scales[r]);
+            for (j, v) in row.iter().enumerate() {
+                let out = tile_ptr.add(r * COLS + j * 16);
+                let scale = _mm512_mul_ps(x_scale, _mm512_loadu_ps(w_scales.as_ptr().add(j * 16)));
+                let sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(*v, excess[j]));
+                _mm512_storeu_ps(out, _mm512_fmadd_ps(sum, scale, _mm512_loadu_ps(out)));
+            }
+        }
+    }
+}
+
+/// `R` x 64 in int8 with AVX2, 16 columns at a time: up to 12 `i32` accumulators; per step two
+/// weight loads, `R` broadcasts, and per row and load a sign, `vpmaddubsw`, `vpmaddwd` and an
+/// add (32 byte products).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; sizes as for [`tile_int8_vnni`] (`sums` unused).
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code, clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn tile_int8_avx2<const R: usize>(
+    tile: &mut [f32; ROWS * COLS],
+    x: &[u32],
+    stride: usize,
+    panel: &[u32],
+    steps: usize,
+    x_scales: &[f32],
+    w_scales: &[f32],
+) {
+    use std::arch::x86_64::{
+        __m256i, _MM_HINT_T0, _mm_prefetch, _mm256_abs_epi8, _mm256_add_epi32, _mm256_cvtepi32_ps, _mm256_fmadd_ps,
+        _mm256_loadu_ps, _mm256_loadu_si256, _mm256_madd_epi16, _mm256_maddubs_epi16, _mm256_mul_ps, _mm256_set1_epi16,
+        _mm256_set1_epi32, _mm256_set1_ps, _mm256_setzero_si256, _mm256_sign_epi8, _mm256_storeu_ps,
+    };
+    let (tile_ptr, w_ptr, x_ptr) = (tile.as_mut_ptr(), panel.as_ptr(), x.as_ptr());
+    // SAFETY (whole body): offsets stay within the sizes the caller guarantees; prefetches are
+    // hints and may point past the panel.
+    unsafe {
+        let ones = _mm256_set1_epi16(1);
+        for c0 in (0..COLS).step_by(16) {
+            let mut c: [[__m256i; 2]; R] = [[_mm256_setzero_si256(); 2]; R];
+            for s in 0..steps {
+                let ws_ptr = w_ptr.add(s * COLS + c0);
+                _mm_prefetch::<_MM_HINT_T0>(w_ptr.wrapping_add((s + PREFETCH) * COLS + c0).cast());
+                let ws = [_mm256_loadu_si256(ws_ptr.cast()), _mm256_loadu_si256(ws_ptr.add(8).cast())];
+                for (r, row) in c.iter_mut().enumerate() {
+                    let xv = _mm256_set1_epi32(*x_ptr.add(r * stride + s) as i32);
+                    let magnitudes = _mm256_abs_epi8(xv);
+                    for (v, wv) in row.iter_mut().zip(ws) {
+                        // |x| · (w with x's sign) = x · w; pairs of bytes, then pairs of pairs.
+                        let pairs = _mm256_maddubs_epi16(magnitudes, _mm256_sign_epi8(wv, xv));
+                        *v = _mm256_add_epi32(*v, _mm256_madd_epi16(pairs, ones));
+                    }
+                }
+            }
+            for (r, row) in c.iter().enumerate() {
+                let x_scale = _mm256_set1_ps(x_scales[r]);
+                for (j, v) in row.iter().enumerate() {
+                    let out = tile_ptr.add(r * COLS + c0 + j * 8);
+                    let scale = _mm256_mul_ps(x_scale, _mm256_loadu_ps(w_scales.as_ptr().add(c0 + j * 8)));
+                    _mm256_storeu_ps(out, _mm256_fmadd_ps(_mm256_cvtepi32_ps(*v), scale, _mm256_loadu_ps(out)));
+                }
+            }
+        }
+    }
+}
