@@ -97,7 +97,7 @@ pub(crate) fn load_weights(
     match packed {
         None if config.packed => {
             // The packed path reads f32 and rounds the linear layers itself when it keeps them
-            // in f16 or bf16.
+            // in f16, bf16 or int8.
             let precision = match dtype {
                 _ if config.int8() => Precision::Int8,
                 DType::BF16 => Precision::Bf16,

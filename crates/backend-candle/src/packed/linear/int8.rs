@@ -1,17 +1,18 @@
-//! int8 products (W8A8): each activation row rounded to bytes, every 128 values with a scale of
-//! their own (their largest magnitude over 127), multiplied by the int8 weights
-//! (`Panels::int8`) four rows at a time into exact `i32` sums, which each tile turns back to f32
-//! with the stretch's and the column's scales after each stretch. The kernels: AVX-512 VNNI's `vpdpbusd` (unsigned
-//! bytes times signed ones, so the activations go in offset by 128 and the weights' column sums
-//! take the offset out again), AVX2's `vpmaddubsw` and `vpmaddwd` (the activations' magnitudes
-//! times the weights with the activations' signs, which cannot saturate: both sides stay within
-//! ±127) and plain Rust. All three compute the same sums.
+//! int8 products (W8A8): each activation row rounded to bytes, every 64 values (a span) with a
+//! scale of their own (their largest magnitude over 127), multiplied by the int8 weights
+//! (`Panels::int8`, a scale per column and span) four rows at a time into exact `i32` sums,
+//! which each tile turns back to f32 with the span's row and column scales after each span.
+//! The kernels: AVX-512 VNNI's `vpdpbusd` (unsigned bytes times signed ones, so the activations
+//! go in offset by 128 and the weights' span sums take the offset out again), AVX2's
+//! `vpmaddubsw` and `vpmaddwd` (the activations' magnitudes times the weights with the
+//! activations' signs, which cannot saturate: both sides stay within ±127) and plain Rust. All
+//! three compute the same sums.
 
 use super::{COLS, ROWS};
 use crate::packed::isa::for_each_level;
 
-/// Steps (four-row groups) of `k` that share an activation scale: 128 values of a row, so one
-/// channel of outsized values coarsens only its own stretch of the row.
+/// Steps (four-row groups) of `k` that share a scale: 64 values of an activation row or a weight
+/// column, so one channel of outsized values coarsens only its own span of the row.
 pub(super) const SPAN: usize = 16;
 
 for_each_level! {

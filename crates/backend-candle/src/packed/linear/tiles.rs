@@ -36,8 +36,7 @@ pub(super) enum Input {
     F32(Vec<f32>),
     Bf16(Vec<u32>),
     /// Rows of int8 in groups of four, with a scale per row and [`SPAN`] steps (zero for the
-    /// padding).
-    /// With two-byte activations, `low` holds the second bytes (empty otherwise).
+    /// padding); with two-byte activations, `low` holds the second bytes (empty otherwise).
     Int8 {
         groups: Vec<u32>,
         scales: Vec<f32>,
@@ -47,8 +46,9 @@ pub(super) enum Input {
 
 /// Panels `run` for the rows of `out` (`ld` apart; the run's columns start at `c0`),
 /// activation rows from `first`. The rows' accumulators live in blocks of whole tiles; `k` is
-/// walked in slices of [`K_BLOCK`] steps (in int8 of a [`SPAN`]), each slice of each panel used by every tile while it
-/// is in the L1 cache, so the weights come from memory once however many rows there are.
+/// walked in slices of `K_BLOCK` steps (in int8 of a [`SPAN`]), each slice of each panel used
+/// by every tile while it is in the L1 cache, so the weights come from memory once however many
+/// rows there are.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn panels_strided(
     isa: Isa,
