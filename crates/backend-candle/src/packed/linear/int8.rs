@@ -18,36 +18,29 @@ pub(super) const SPAN: usize = 16;
 for_each_level! {
 /// `row` rounded to int8, each [`SPAN`] steps with its own scale (their largest magnitude over
 /// 127, values to nearest), as groups of four in `dst` (value `4i` in the lowest byte of
-/// `dst[i]`, the tail zero), the scales in `scales`.
+/// `dst[i]`, the tail zero), the scales in `scales`. Where `dst` holds two groups per four
+/// values, the second half takes the second bytes: what the first left, `value / scale -
+/// byte` within ±0.5, at 254 per unit, to nearest (their scale is the first bytes' over 254).
 pub(super) fn quantize_row(row: &[f32], dst: &mut [u32], scales: &mut [f32]) {
-    for ((values, dst), scale) in row.chunks(4 * SPAN).zip(dst.chunks_mut(SPAN)).zip(scales.iter_mut()) {
+    let (high, low) = dst.split_at_mut(row.len().div_ceil(4));
+    let two_bytes = !low.is_empty();
+    for (span, (values, scale)) in row.chunks(4 * SPAN).zip(scales.iter_mut()).enumerate() {
         let largest = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         *scale = largest / 127.0;
         let inverse = if largest > 0.0 { 127.0 / largest } else { 0.0 };
-        let byte = |v: f32| (v * inverse).round().clamp(-127.0, 127.0) as i8 as u8;
-        for (group, out) in values.chunks(4).zip(dst.iter_mut()) {
-            let bytes: [u8; 4] = std::array::from_fn(|j| group.get(j).map_or(0, |&v| byte(v)));
-            *out = u32::from_le_bytes(bytes);
-        }
-    }
-}
-}
-
-for_each_level! {
-/// What [`quantize_row`] left of `row` (given its `groups` and `scales`), as the second byte of
-/// each value in `low`: `value / scale - byte`, within ±0.5, at 254 per unit, to nearest; its
-/// scale is the first byte's over 254.
-pub(super) fn quantize_rest(row: &[f32], groups: &[u32], scales: &[f32], low: &mut [u32]) {
-    let spans = row.chunks(4 * SPAN).zip(groups.chunks(SPAN)).zip(low.chunks_mut(SPAN)).zip(scales);
-    for (((values, groups), low), &scale) in spans {
-        let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-        for ((values, &group), out) in values.chunks(4).zip(groups).zip(low.iter_mut()) {
-            let high = group.to_le_bytes();
-            let bytes: [u8; 4] = std::array::from_fn(|j| {
-                let rest = values.get(j).map_or(0.0, |&v| v * inverse - f32::from(high[j] as i8));
-                (rest * 254.0).round().clamp(-127.0, 127.0) as i8 as u8
-            });
-            *out = u32::from_le_bytes(bytes);
+        let rest_inverse = if *scale > 0.0 { 1.0 / *scale } else { 0.0 };
+        for (g, group) in values.chunks(4).enumerate() {
+            let i = span * SPAN + g;
+            let first: [f32; 4] =
+                std::array::from_fn(|j| group.get(j).map_or(0.0, |&v| (v * inverse).round().clamp(-127.0, 127.0)));
+            high[i] = u32::from_le_bytes(first.map(|b| b as i8 as u8));
+            if two_bytes {
+                let rest: [u8; 4] = std::array::from_fn(|j| {
+                    let rest = group.get(j).map_or(0.0, |&v| v * rest_inverse - first[j]);
+                    (rest * 254.0).round().clamp(-127.0, 127.0) as i8 as u8
+                });
+                low[i] = u32::from_le_bytes(rest);
+            }
         }
     }
 }

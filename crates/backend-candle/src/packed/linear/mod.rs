@@ -29,7 +29,7 @@ mod x86;
 use half::bf16;
 use rayon::prelude::*;
 
-use self::int8::{quantize_rest, quantize_row};
+use self::int8::quantize_row;
 pub use self::panels::Panels;
 use self::panels::Values;
 pub use self::schedule::{CHUNK_TILES, row_chunks};
@@ -101,33 +101,19 @@ pub fn accumulate(isa: Isa, out: &mut [f32], x: &[f32], w: &Panels, threads: usi
             Input::Bf16(pairs)
         }
         Values::Int8(_) => {
-            let spans = w.steps.div_ceil(int8::SPAN);
-            let (mut groups, mut scales) = (vec![0u32; rows * w.steps], vec![0.0f32; rows * spans]);
+            // With two-byte activations a row holds its first bytes, then its second ones.
+            let (spans, width) = (w.steps.div_ceil(int8::SPAN), w.activation_groups());
+            let (mut groups, mut scales) = (vec![0u32; rows * width], vec![0.0f32; rows * spans]);
             let quantize =
                 |((row, dst), scales): ((&[f32], &mut [u32]), &mut [f32])| quantize_row(isa, row, dst, scales);
             if threads > 1 && m >= CHUNK_TILES * ROWS {
-                let rows = x.par_chunks_exact(k).zip(groups.par_chunks_exact_mut(w.steps));
+                let rows = x.par_chunks_exact(k).zip(groups.par_chunks_exact_mut(width));
                 rows.zip(scales.par_chunks_exact_mut(spans)).for_each(quantize);
             } else {
-                let rows = x.chunks_exact(k).zip(groups.chunks_exact_mut(w.steps));
+                let rows = x.chunks_exact(k).zip(groups.chunks_exact_mut(width));
                 rows.zip(scales.chunks_exact_mut(spans)).for_each(quantize);
             }
-            let mut low = Vec::new();
-            if w.two_bytes() {
-                low = vec![0u32; rows * w.steps];
-                type Row<'a> = ((&'a [f32], &'a [u32]), (&'a mut [u32], &'a [f32]));
-                let rest = |((row, groups), (low, scales)): Row<'_>| {
-                    quantize_rest(isa, row, groups, scales, low);
-                };
-                if threads > 1 && m >= CHUNK_TILES * ROWS {
-                    let rows = x.par_chunks_exact(k).zip(groups.par_chunks_exact(w.steps));
-                    rows.zip(low.par_chunks_exact_mut(w.steps).zip(scales.par_chunks_exact(spans))).for_each(rest);
-                } else {
-                    let rows = x.chunks_exact(k).zip(groups.chunks_exact(w.steps));
-                    rows.zip(low.chunks_exact_mut(w.steps).zip(scales.chunks_exact(spans))).for_each(rest);
-                }
-            }
-            Input::Int8 { groups, scales, low }
+            Input::Int8 { groups, scales }
         }
     };
     let (panels, tiles) = (n.div_ceil(COLS), rows / ROWS);

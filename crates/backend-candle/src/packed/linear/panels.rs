@@ -169,9 +169,10 @@ impl Panels {
         self
     }
 
-    /// Whether the products take each activation as two bytes.
-    pub(super) fn two_bytes(&self) -> bool {
-        matches!(&self.values, Values::Int8(int8) if int8.two_bytes)
+    /// Groups of four bytes one activation row takes in int8: a panel's steps, twice over
+    /// with two-byte activations.
+    pub(super) fn activation_groups(&self) -> usize {
+        if matches!(&self.values, Values::Int8(int8) if int8.two_bytes) { 2 * self.steps } else { self.steps }
     }
 
     /// `w`, `(k, n)` row-major, rounded to bf16 (to nearest, ties to even) in pair panels.

@@ -35,12 +35,12 @@ macro_rules! by_rows {
 pub(super) enum Input {
     F32(Vec<f32>),
     Bf16(Vec<u32>),
-    /// Rows of int8 in groups of four, with a scale per row and [`SPAN`] steps (zero for the
-    /// padding); with two-byte activations, `low` holds the second bytes (empty otherwise).
+    /// Rows of int8 in groups of four (`Panels::activation_groups` a row: with two-byte
+    /// activations the first bytes, then the second ones), with a scale per row and [`SPAN`]
+    /// steps (zero for the padding).
     Int8 {
         groups: Vec<u32>,
         scales: Vec<f32>,
-        low: Vec<u32>,
     },
 }
 
@@ -164,14 +164,11 @@ fn run_tile(
             }
             tile_bf16_portable(isa, tile, rows, x, stride, panel, steps);
         }
-        ((Weights::Int8 { groups: panel, scales: w_scales, sums }, _), Input::Int8 { groups, scales, low }) => {
-            let spans = stride.div_ceil(SPAN);
-            // The first bytes, then the second ones where there are.
-            for (bytes, unit) in [(groups, 1.0), (low, 254.0)] {
-                if bytes.is_empty() {
-                    continue;
-                }
-                let x = &bytes[r0 * stride + s0..][..(ROWS - 1) * stride + steps];
+        ((Weights::Int8 { groups: panel, scales: w_scales, sums }, _), Input::Int8 { groups, scales }) => {
+            let (spans, width) = (stride.div_ceil(SPAN), w.activation_groups());
+            // The first bytes, then the second ones where a row has them.
+            for (offset, unit) in [(0, 1.0), (stride, 254.0)].into_iter().take(width / stride) {
+                let x = &groups[r0 * width + offset + s0..][..(ROWS - 1) * width + steps];
                 let x_scales: [f32; ROWS] = std::array::from_fn(|r| scales[(r0 + r) * spans + s0 / SPAN] / unit);
                 let x_scales = &x_scales;
                 #[cfg(target_arch = "x86_64")]
@@ -182,16 +179,16 @@ fn run_tile(
                     #[allow(unsafe_code)]
                     if isa.vnni() {
                         unsafe {
-                            by_rows!(rows, tile_int8_vnni(tile, x, stride, panel, steps, x_scales, w_scales, sums))
+                            by_rows!(rows, tile_int8_vnni(tile, x, width, panel, steps, x_scales, w_scales, sums))
                         };
                         continue;
                     } else if isa.level() >= Level::Avx2 {
-                        unsafe { by_rows!(rows, tile_int8_avx2(tile, x, stride, panel, steps, x_scales, w_scales)) };
+                        unsafe { by_rows!(rows, tile_int8_avx2(tile, x, width, panel, steps, x_scales, w_scales)) };
                         continue;
                     }
                 }
                 let _ = sums;
-                tile_int8_portable(isa, tile, rows, x, stride, panel, steps, x_scales, w_scales);
+                tile_int8_portable(isa, tile, rows, x, width, panel, steps, x_scales, w_scales);
             }
         }
         _ => unreachable!("the activations are prepared for the weights' type"),
