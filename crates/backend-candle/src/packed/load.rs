@@ -157,7 +157,7 @@ fn linear(weights: &[Tensor], biases: &[Tensor], precision: Precision, isa: Isa)
         Precision::F32 => Panels::f32(isa, &weight_t, inputs, outputs),
         Precision::F16 => Panels::f16(&weight_t, inputs, outputs),
         Precision::Bf16 => Panels::bf16(&weight_t, inputs, outputs),
-        Precision::Int8 => Panels::int8(&weight_t, inputs, outputs),
+        Precision::Int8 => Panels::int8(isa, &weight_t, inputs, outputs),
     };
     Ok(Linear { weights, bias: flat(Tensor::cat(biases, 0)?)?, outputs })
 }

@@ -2,23 +2,35 @@
 //! scale of their own (their largest magnitude over 127), multiplied by the int8 weights
 //! (`Panels::int8`, a scale per column and span) four rows at a time into exact `i32` sums,
 //! which each tile turns back to f32 with the span's row and column scales after each span.
-//! The kernels: AVX-512 VNNI's `vpdpbusd` (unsigned bytes times signed ones, so the activations
-//! go in offset by 128 and the weights' span sums take the offset out again), AVX2's
-//! `vpmaddubsw` and `vpmaddwd` (the activations' magnitudes times the weights with the
-//! activations' signs, which cannot saturate: both sides stay within ±127) and plain Rust. All
-//! three compute the same sums.
+//! The activations are stored 128 above their value, as unsigned bytes: AVX-512 VNNI's
+//! `vpdpbusd` and AVX2's `vpmaddubsw` multiply unsigned bytes by signed ones, and 128 times the
+//! weights' span sums takes the offset out again. `vpmaddubsw` adds two products in `i16`, so
+//! for the AVX2 kernel the weights keep one bit fewer (within ±64: 2 · 255 · 64 fits), as ONNX
+//! Runtime's `reduce_range`. The third kernel is plain Rust. All three compute the exact sums
+//! of the bytes they are given.
 
 use super::{COLS, ROWS};
-use crate::packed::isa::for_each_level;
+use crate::packed::isa::{Isa, Level, for_each_level};
 
 /// Steps (four-row groups) of `k` that share a scale: 64 values of an activation row or a weight
 /// column, so one channel of outsized values coarsens only its own span of the row.
 pub(super) const SPAN: usize = 16;
 
+/// The largest weight byte (in magnitude) the AVX2 kernel takes: `vpmaddubsw` adds two products
+/// of an unsigned byte and a signed one in `i16`, and 2 · 255 · 64 = 32640 still fits.
+pub(super) const AVX2_LARGEST: u8 = 64;
+
+/// The largest weight byte (in magnitude) for `isa`'s kernel: [`AVX2_LARGEST`] where the AVX2
+/// kernel runs (so weights keep one bit fewer there, as ONNX Runtime's `reduce_range`), 127
+/// with VNNI and in plain code.
+pub(super) fn largest_weight(isa: Isa) -> u8 {
+    if !isa.vnni() && isa.level() >= Level::Avx2 { AVX2_LARGEST } else { 127 }
+}
+
 for_each_level! {
 /// `row` rounded to int8, each [`SPAN`] steps with its own scale (their largest magnitude over
 /// 127, values to nearest), as groups of four in `dst` (value `4i` in the lowest byte of
-/// `dst[i]`, the tail zero), the scales in `scales`. Where `dst` holds two groups per four
+/// `dst[i]`, the tail zero), each byte stored plus 128 ([`unsigned`]), the scales in `scales`. Where `dst` holds two groups per four
 /// values, the second half takes the second bytes: what the first left, `value / scale -
 /// byte` within ±0.5, at 254 per unit, to nearest (their scale is the first bytes' over 254).
 pub(super) fn quantize_row(row: &[f32], dst: &mut [u32], scales: &mut [f32]) {
@@ -33,11 +45,11 @@ pub(super) fn quantize_row(row: &[f32], dst: &mut [u32], scales: &mut [f32]) {
             let i = span * SPAN + g;
             let first: [f32; 4] =
                 std::array::from_fn(|j| group.get(j).map_or(0.0, |&v| (v * inverse).round().clamp(-127.0, 127.0)));
-            high[i] = u32::from_le_bytes(first.map(|b| b as i8 as u8));
+            high[i] = u32::from_le_bytes(first.map(|b| unsigned(b as i8)));
             if two_bytes {
                 let rest: [u8; 4] = std::array::from_fn(|j| {
                     let rest = group.get(j).map_or(0.0, |&v| v * rest_inverse - first[j]);
-                    (rest * 254.0).round().clamp(-127.0, 127.0) as i8 as u8
+                    unsigned((rest * 254.0).round().clamp(-127.0, 127.0) as i8)
                 });
                 low[i] = u32::from_le_bytes(rest);
             }
@@ -46,18 +58,26 @@ pub(super) fn quantize_row(row: &[f32], dst: &mut [u32], scales: &mut [f32]) {
 }
 }
 
+/// A signed byte as the unsigned byte 128 above it, as the activations are stored: `vpdpbusd`
+/// and `vpmaddubsw` multiply unsigned bytes by signed ones, and the weights' span sums take the
+/// 128 out again.
+fn unsigned(byte: i8) -> u8 {
+    byte as u8 ^ 0x80
+}
+
 for_each_level! {
 /// A tile in plain Rust: `tile[r][c] += x_scales[r] · w_scales[c] · Σ x[r][s] · panel[s][c]`,
 /// the sum over bytes exact in `i32`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn tile_int8_portable(tile: &mut [f32; ROWS * COLS], rows: usize, x: &[u32], stride: usize, panel: &[u32], steps: usize, x_scales: &[f32], w_scales: &[f32]) {
-    let bytes = |group: u32| group.to_le_bytes().map(|b| i32::from(b as i8));
+    let activations = |group: u32| group.to_le_bytes().map(|b| i32::from(b) - 128);
+    let weights = |group: u32| group.to_le_bytes().map(|b| i32::from(b as i8));
     let mut sums = [0i32; ROWS * COLS];
-    for (s, weights) in panel.chunks_exact(COLS).take(steps).enumerate() {
+    for (s, step) in panel.chunks_exact(COLS).take(steps).enumerate() {
         for (r, row) in sums.chunks_exact_mut(COLS).take(rows).enumerate() {
-            let xs = bytes(x[r * stride + s]);
-            for (sum, &w) in row.iter_mut().zip(weights) {
-                let ws = bytes(w);
+            let xs = activations(x[r * stride + s]);
+            for (sum, &w) in row.iter_mut().zip(step) {
+                let ws = weights(w);
                 *sum += xs[0] * ws[0] + xs[1] * ws[1] + xs[2] * ws[2] + xs[3] * ws[3];
             }
         }
@@ -97,14 +117,13 @@ pub(super) unsafe fn tile_int8_vnni<const R: usize>(
     use std::arch::x86_64::{
         __m512i, _MM_HINT_T0, _mm_prefetch, _mm512_cvtepi32_ps, _mm512_dpbusd_epi32, _mm512_fmadd_ps, _mm512_loadu_ps,
         _mm512_loadu_si512, _mm512_mul_ps, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_si512, _mm512_slli_epi32,
-        _mm512_storeu_ps, _mm512_sub_epi32, _mm512_xor_si512,
+        _mm512_storeu_ps, _mm512_sub_epi32,
     };
     const V: usize = COLS / 16;
     let (tile_ptr, w_ptr, x_ptr) = (tile.as_mut_ptr(), panel.as_ptr(), x.as_ptr());
     // SAFETY (whole body): offsets stay within the sizes the caller guarantees; prefetches are
     // hints and may point past the panel.
     unsafe {
-        let offset = _mm512_set1_epi32(0x8080_8080_u32 as i32);
         let mut c: [[__m512i; V]; R] = [[_mm512_setzero_si512(); V]; R];
         for s in 0..steps {
             let ws_ptr = w_ptr.add(s * COLS);
@@ -114,8 +133,7 @@ pub(super) unsafe fn tile_int8_vnni<const R: usize>(
             }
             let ws: [__m512i; V] = std::array::from_fn(|j| _mm512_loadu_si512(ws_ptr.add(j * 16).cast()));
             for (r, row) in c.iter_mut().enumerate() {
-                // Signed bytes to unsigned ones plus 128: the top bit flipped.
-                let xv = _mm512_xor_si512(_mm512_set1_epi32(*x_ptr.add(r * stride + s) as i32), offset);
+                let xv = _mm512_set1_epi32(*x_ptr.add(r * stride + s) as i32);
                 for (v, wv) in row.iter_mut().zip(ws) {
                     *v = _mm512_dpbusd_epi32(*v, xv, wv);
                 }
@@ -136,11 +154,14 @@ pub(super) unsafe fn tile_int8_vnni<const R: usize>(
 }
 
 /// `R` x 64 in int8 with AVX2, 16 columns at a time: up to 12 `i32` accumulators; per step two
-/// weight loads, `R` broadcasts, and per row and load a sign, `vpmaddubsw`, `vpmaddwd` and an
-/// add (32 byte products).
+/// weight loads, `R` broadcasts, and per row and
+/// load a `vpmaddubsw`, a `vpmaddwd` and an add (32 byte products). `vpmaddubsw` adds pairs of
+/// products in `i16` with saturation: unsigned bytes up to 255 times weights within
+/// ±[`AVX2_LARGEST`] stay below 32767, so the sums are exact.
 ///
 /// # Safety
-/// The CPU must have AVX2 and FMA; sizes as for [`tile_int8_vnni`] (`sums` unused).
+/// The CPU must have AVX2 and FMA; sizes as for [`tile_int8_vnni`]; no weight's magnitude
+/// above [`AVX2_LARGEST`].
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code, clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
@@ -152,11 +173,12 @@ pub(super) unsafe fn tile_int8_avx2<const R: usize>(
     steps: usize,
     x_scales: &[f32],
     w_scales: &[f32],
+    sums: &[i32],
 ) {
     use std::arch::x86_64::{
-        __m256i, _MM_HINT_T0, _mm_prefetch, _mm256_abs_epi8, _mm256_add_epi32, _mm256_cvtepi32_ps, _mm256_fmadd_ps,
-        _mm256_loadu_ps, _mm256_loadu_si256, _mm256_madd_epi16, _mm256_maddubs_epi16, _mm256_mul_ps, _mm256_set1_epi16,
-        _mm256_set1_epi32, _mm256_set1_ps, _mm256_setzero_si256, _mm256_sign_epi8, _mm256_storeu_ps,
+        __m256i, _MM_HINT_T0, _mm_prefetch, _mm256_add_epi32, _mm256_cvtepi32_ps, _mm256_fmadd_ps, _mm256_loadu_ps,
+        _mm256_loadu_si256, _mm256_madd_epi16, _mm256_maddubs_epi16, _mm256_mul_ps, _mm256_set1_epi16,
+        _mm256_set1_epi32, _mm256_set1_ps, _mm256_setzero_si256, _mm256_slli_epi32, _mm256_storeu_ps, _mm256_sub_epi32,
     };
     let (tile_ptr, w_ptr, x_ptr) = (tile.as_mut_ptr(), panel.as_ptr(), x.as_ptr());
     // SAFETY (whole body): offsets stay within the sizes the caller guarantees; prefetches are
@@ -171,20 +193,22 @@ pub(super) unsafe fn tile_int8_avx2<const R: usize>(
                 let ws = [_mm256_loadu_si256(ws_ptr.cast()), _mm256_loadu_si256(ws_ptr.add(8).cast())];
                 for (r, row) in c.iter_mut().enumerate() {
                     let xv = _mm256_set1_epi32(*x_ptr.add(r * stride + s) as i32);
-                    let magnitudes = _mm256_abs_epi8(xv);
                     for (v, wv) in row.iter_mut().zip(ws) {
-                        // |x| · (w with x's sign) = x · w; pairs of bytes, then pairs of pairs.
-                        let pairs = _mm256_maddubs_epi16(magnitudes, _mm256_sign_epi8(wv, xv));
-                        *v = _mm256_add_epi32(*v, _mm256_madd_epi16(pairs, ones));
+                        // Pairs of byte products, then pairs of pairs.
+                        *v = _mm256_add_epi32(*v, _mm256_madd_epi16(_mm256_maddubs_epi16(xv, wv), ones));
                     }
                 }
             }
+            let excess: [__m256i; 2] = std::array::from_fn(|j| {
+                _mm256_slli_epi32::<7>(_mm256_loadu_si256(sums.as_ptr().add(c0 + j * 8).cast()))
+            });
             for (r, row) in c.iter().enumerate() {
                 let x_scale = _mm256_set1_ps(x_scales[r]);
                 for (j, v) in row.iter().enumerate() {
                     let out = tile_ptr.add(r * COLS + c0 + j * 8);
                     let scale = _mm256_mul_ps(x_scale, _mm256_loadu_ps(w_scales.as_ptr().add(c0 + j * 8)));
-                    _mm256_storeu_ps(out, _mm256_fmadd_ps(_mm256_cvtepi32_ps(*v), scale, _mm256_loadu_ps(out)));
+                    let sum = _mm256_cvtepi32_ps(_mm256_sub_epi32(*v, excess[j]));
+                    _mm256_storeu_ps(out, _mm256_fmadd_ps(sum, scale, _mm256_loadu_ps(out)));
                 }
             }
         }

@@ -7,7 +7,7 @@
 
 use half::{bf16, f16};
 
-use super::int8::SPAN;
+use super::int8::{SPAN, largest_weight};
 use super::{COLS, K_BLOCK};
 use crate::packed::isa::{Isa, Level};
 
@@ -38,6 +38,8 @@ pub(super) struct Int8 {
     sums: Vec<i32>,
     /// Whether the activations go in as two bytes each (see [`Panels::with_two_byte_activations`]).
     two_bytes: bool,
+    /// The largest magnitude a byte may take (`int8::largest_weight`).
+    largest: u8,
 }
 
 /// A `(k, n)` weight matrix in panels of 64 columns (`n` padded with zero columns).
@@ -109,22 +111,26 @@ impl Panels {
             Values::F16(data) => (Weights::F16(&data[panel][..steps * COLS]), COLS),
             Values::Bf16(data) => (Weights::Bf16(&data[panel][..steps * COLS]), COLS),
             Values::Int8(int8) => {
-                let Int8 { groups, scales, sums, .. } = &**int8;
+                let Int8 { groups, scales, sums, largest, .. } = &**int8;
                 let block = (p * self.steps.div_ceil(SPAN) + s0 / SPAN) * COLS;
                 let weights = Weights::Int8 {
                     groups: &groups[panel][..steps * COLS],
                     scales: &scales[block..][..COLS],
                     sums: &sums[block..][..COLS],
+                    largest: *largest,
                 };
                 (weights, COLS)
             }
         }
     }
 
-    /// `w`, `(k, n)` row-major, in int8 with one scale per column and [`SPAN`] steps (the
-    /// largest magnitude there over 127, values to nearest), in contiguous panels of four-row
-    /// groups: a quarter of the f32 bytes, and the tiles multiply bytes by bytes into `i32`.
-    pub fn int8(w: &[f32], k: usize, n: usize) -> Self {
+    /// `w`, `(k, n)` row-major, in int8 for `isa`'s kernel with one scale per column and
+    /// [`SPAN`] steps (the largest magnitude there over the largest byte the kernel takes, 127
+    /// or 64, values to nearest), in contiguous panels of four-row groups: a quarter of the f32
+    /// bytes, and the tiles multiply bytes by bytes into `i32`.
+    pub fn int8(isa: Isa, w: &[f32], k: usize, n: usize) -> Self {
+        let largest = largest_weight(isa);
+        let limit = f32::from(largest);
         assert_eq!(w.len(), k * n, "matrix size differs");
         let (panels, steps) = (n.div_ceil(COLS), k.div_ceil(4));
         let blocks = steps.div_ceil(SPAN);
@@ -134,12 +140,12 @@ impl Panels {
             let (p, b) = (i / (blocks * COLS), i / COLS % blocks);
             let c = p * COLS + i % COLS;
             if c < n {
-                *scale = rows(b).map(|r| w[r * n + c].abs()).fold(0.0, f32::max) / 127.0;
+                *scale = rows(b).map(|r| w[r * n + c].abs()).fold(0.0, f32::max) / limit;
             }
         }
         let byte = |r: usize, c: usize| -> i8 {
             let scale = scales[((c / COLS) * blocks + r / (4 * SPAN)) * COLS + c % COLS];
-            if r >= k || scale == 0.0 { 0 } else { (w[r * n + c] / scale).round().clamp(-127.0, 127.0) as i8 }
+            if r >= k || scale == 0.0 { 0 } else { (w[r * n + c] / scale).round().clamp(-limit, limit) as i8 }
         };
         let mut groups = vec![0u32; panels * steps * COLS];
         let mut sums = vec![0i32; panels * blocks * COLS];
@@ -154,7 +160,7 @@ impl Panels {
                 }
             }
         }
-        Self { values: Values::Int8(Box::new(Int8 { groups, scales, sums, two_bytes: false })), k, n, steps }
+        Self { values: Values::Int8(Box::new(Int8 { groups, scales, sums, two_bytes: false, largest })), k, n, steps }
     }
 
     /// int8 panels whose products take each activation as two bytes: the byte rounding gives
@@ -227,11 +233,12 @@ pub(super) enum Weights<'a> {
     F16(&'a [u16]),
     Bf16(&'a [u32]),
     /// A panel's four-row groups, with its 64 columns' scales and, for the block the slice
-    /// starts in, their sums.
+    /// starts in, their sums, and the largest magnitude of a byte.
     Int8 {
         groups: &'a [u32],
         scales: &'a [f32],
         sums: &'a [i32],
+        largest: u8,
     },
 }
 
@@ -250,7 +257,7 @@ mod tests {
     fn int8_weights_take_a_quarter_of_the_bytes_and_hold_each_column_to_its_scales() {
         let (k, n) = (130, 70);
         let w: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.37).sin() * (1 + i % n) as f32).collect();
-        let panels = Panels::int8(&w, k, n);
+        let panels = Panels::int8(Isa::detect("scalar").expect("cap"), &w, k, n);
         // 33 four-row groups of 128 columns, and a scale and a sum per column for each of the
         // three spans.
         let spans = 33usize.div_ceil(SPAN);
@@ -258,7 +265,9 @@ mod tests {
         for (p, span) in (0..2).flat_map(|p| (0..spans).map(move |b| (p, b))) {
             let s0 = span * SPAN;
             let steps = SPAN.min(33 - s0);
-            let (Weights::Int8 { groups, scales, sums }, 64) = panels.weights(p, s0, steps) else { unreachable!() };
+            let (Weights::Int8 { groups, scales, sums, largest: 127 }, 64) = panels.weights(p, s0, steps) else {
+                unreachable!()
+            };
             let rows = 4 * s0..(4 * (s0 + steps)).min(k);
             for c in 0..COLS.min(n - p * COLS) {
                 let byte = |r: usize| (groups[(r / 4 - s0) * COLS + c] >> (8 * (r % 4))) as u8 as i8;

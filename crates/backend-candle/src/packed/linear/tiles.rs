@@ -2,8 +2,8 @@
 //! tiles, `k` walked in slices that stay in the L1 cache, and each tile run by the kernel that
 //! the model's `Isa` and the weights' type pick.
 
-use super::int8::SPAN;
 use super::int8::tile_int8_portable;
+use super::int8::{AVX2_LARGEST, SPAN};
 #[cfg(target_arch = "x86_64")]
 use super::int8::{tile_int8_avx2, tile_int8_vnni};
 use super::panels::{Panels, Weights};
@@ -164,7 +164,7 @@ fn run_tile(
             }
             tile_bf16_portable(isa, tile, rows, x, stride, panel, steps);
         }
-        ((Weights::Int8 { groups: panel, scales: w_scales, sums }, _), Input::Int8 { groups, scales }) => {
+        ((Weights::Int8 { groups: panel, scales: w_scales, sums, largest }, _), Input::Int8 { groups, scales }) => {
             let (spans, width) = (stride.div_ceil(SPAN), w.activation_groups());
             // The first bytes, then the second ones where a row has them.
             for (offset, unit) in [(0, 1.0), (stride, 254.0)].into_iter().take(width / stride) {
@@ -174,16 +174,18 @@ fn run_tile(
                 #[cfg(target_arch = "x86_64")]
                 {
                     // SAFETY: `isa.vnni()` holds only when the CPU has AVX-512 VNNI, and a level
-                    // of AVX2 or more only when it has AVX2 and FMA; the slices hold what the
-                    // kernels read, as above.
+                    // of AVX2 or more only when it has AVX2 and FMA; the AVX2 kernel gets only
+                    // the weights it takes; the slices hold what the kernels read, as above.
                     #[allow(unsafe_code)]
                     if isa.vnni() {
                         unsafe {
                             by_rows!(rows, tile_int8_vnni(tile, x, width, panel, steps, x_scales, w_scales, sums))
                         };
                         continue;
-                    } else if isa.level() >= Level::Avx2 {
-                        unsafe { by_rows!(rows, tile_int8_avx2(tile, x, width, panel, steps, x_scales, w_scales)) };
+                    } else if isa.level() >= Level::Avx2 && largest <= AVX2_LARGEST {
+                        unsafe {
+                            by_rows!(rows, tile_int8_avx2(tile, x, width, panel, steps, x_scales, w_scales, sums))
+                        };
                         continue;
                     }
                 }
