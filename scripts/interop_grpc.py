@@ -63,7 +63,8 @@ def main():
     check("reflection v1alpha describes the Embedder", {"Embed", "EmbedStream", "Info", "Tokenize"} <= methods,
           str(sorted(methods)))
 
-    tei(channel, tei_pb2, tei_pb2_grpc, items, check)
+    dtype = stub.Info(embed_pb2.InfoRequest(), timeout=10).dtype
+    tei(channel, tei_pb2, tei_pb2_grpc, items, dtype, check)
     long_document(stub, embed_pb2, items, check)
     checks.finish()
 
@@ -96,8 +97,9 @@ def long_document(stub, pb, items, check):
           reply.usage.prompt_tokens == int(sizes.sum()), f"{reply.usage.prompt_tokens} for windows of {int(sizes.sum())}")
 
 
-def tei(channel, pb, rpc, items, check):
-    """TEI's own clients: stubs generated from tei.proto, one input per message."""
+def tei(channel, pb, rpc, items, dtype, check):
+    """TEI's own clients: stubs generated from tei.proto, one input per message. `dtype` is the
+    precision aki.embed.v1 Info reports (f32, f16 or bf16, as this CPU defaults)."""
     embed = rpc.EmbedStub(channel)
     reply = embed.Embed(pb.EmbedRequest(inputs=items[0]["text"]), timeout=60)
     check("tei.v1 Embed", cosine(reply.embeddings, items[0]["embedding"]) >= MIN_COSINE
@@ -133,7 +135,7 @@ def tei(channel, pb, rpc, items, check):
     check("tei.v1 Decode", text == "hello world", text)
     info = rpc.InfoStub(channel).Info(pb.InfoRequest(), timeout=10)
     check("tei.v1 Info", info.model_type == pb.MODEL_TYPE_EMBEDDING and info.max_input_length == 256
-          and info.model_dtype in ("float32", "bfloat16"), str(info))
+          and info.model_dtype == {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}[dtype], str(info))
     reflection = ProtoReflectionDescriptorDatabase(channel)
     services = set(reflection.get_services())
     wanted = {"tei.v1.Info", "tei.v1.Embed", "tei.v1.Predict", "tei.v1.Rerank", "tei.v1.Tokenize"}
