@@ -34,25 +34,32 @@ for_each_level! {
 /// values, the second half takes the second bytes: what the first left, `value / scale -
 /// byte` within ±0.5, at 254 per unit, to nearest (their scale is the first bytes' over 254).
 pub(super) fn quantize_row(row: &[f32], dst: &mut [u32], scales: &mut [f32]) {
+    const VALUES: usize = 4 * SPAN;
     let (high, low) = dst.split_at_mut(row.len().div_ceil(4));
     let two_bytes = !low.is_empty();
-    for (span, (values, scale)) in row.chunks(4 * SPAN).zip(scales.iter_mut()).enumerate() {
-        let largest = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    // Whole spans of fixed size, the tail padded with zeros, so the compiler vectorizes each
+    // pass over a span.
+    let groups = |bytes: &[u8; VALUES], dst: &mut [u32]| {
+        for (d, four) in dst.iter_mut().zip(bytes.chunks_exact(4)) {
+            *d = u32::from_le_bytes([four[0], four[1], four[2], four[3]]);
+        }
+    };
+    for (span, (values, scale)) in row.chunks(VALUES).zip(scales.iter_mut()).enumerate() {
+        let mut padded = [0.0f32; VALUES];
+        padded[..values.len()].copy_from_slice(values);
+        let largest = padded.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         *scale = largest / 127.0;
         let inverse = if largest > 0.0 { 127.0 / largest } else { 0.0 };
-        let rest_inverse = if *scale > 0.0 { 1.0 / *scale } else { 0.0 };
-        for (g, group) in values.chunks(4).enumerate() {
-            let i = span * SPAN + g;
-            let first: [f32; 4] =
-                std::array::from_fn(|j| group.get(j).map_or(0.0, |&v| (v * inverse).round().clamp(-127.0, 127.0)));
-            high[i] = u32::from_le_bytes(first.map(|b| unsigned(b as i8)));
-            if two_bytes {
-                let rest: [u8; 4] = std::array::from_fn(|j| {
-                    let rest = group.get(j).map_or(0.0, |&v| v * rest_inverse - first[j]);
-                    unsigned((rest * 254.0).round().clamp(-127.0, 127.0) as i8)
-                });
-                low[i] = u32::from_le_bytes(rest);
-            }
+        let first: [f32; VALUES] = std::array::from_fn(|j| (padded[j] * inverse).round().clamp(-127.0, 127.0));
+        let used = span * SPAN..span * SPAN + values.len().div_ceil(4);
+        groups(&first.map(|b| unsigned(b as i8)), &mut high[used.clone()]);
+        if two_bytes {
+            let rest_inverse = if *scale > 0.0 { 1.0 / *scale } else { 0.0 };
+            let rest: [u8; VALUES] = std::array::from_fn(|j| {
+                let rest = padded[j] * rest_inverse - first[j];
+                unsigned((rest * 254.0).round().clamp(-127.0, 127.0) as i8)
+            });
+            groups(&rest, &mut low[used]);
         }
     }
 }
