@@ -130,7 +130,8 @@ fn main() {
     if let Some(rate) = bf16 {
         println!("bf16 dot products ({threads} threads, vdpbf16ps from registers): {rate:.1} GFLOP/s");
     }
-    if let Some(rate) = (args.isa == "avx2").then(|| avx2_fma_peak_gflops(threads, seconds)).flatten() {
+    let avx2_fma = (args.isa == "avx2").then(|| avx2_fma_peak_gflops(threads, seconds)).flatten();
+    if let Some(rate) = avx2_fma {
         println!("AVX2 f32 multiply-adds ({threads} threads, vfmadd231ps from registers): {rate:.1} GFLOP/s");
     }
     println!("sgemm ({threads} threads, gemm crate): {sgemm:.1} GFLOP/s");
@@ -141,6 +142,7 @@ fn main() {
             threads,
             sgemm_gflops: Some(sgemm),
             bf16_gflops: bf16,
+            avx2_fma_gflops: avx2_fma,
             fixture_cosine: Some(cosine),
             corpora,
             rows,

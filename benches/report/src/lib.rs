@@ -30,6 +30,10 @@ pub struct ThroughputRun {
     /// The machine's bf16 dot-product rate (`vdpbf16ps`), GFLOP/s, when the run was in bf16.
     #[serde(default)]
     pub bf16_gflops: Option<f64>,
+    /// The machine's AVX2 f32 multiply-add rate (`vfmadd231ps` from registers), GFLOP/s, when
+    /// the run was capped at AVX2: the ceiling of the kernels there.
+    #[serde(default)]
+    pub avx2_fma_gflops: Option<f64>,
     /// Size of each corpus the run embedded (ours only: counted with the model's tokenizer).
     #[serde(default)]
     pub corpora: BTreeMap<String, CorpusSize>,

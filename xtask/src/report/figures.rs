@@ -31,18 +31,42 @@ impl<'a> Rendered<'a> {
         run?.rate(corpus, batch)
     }
 
-    /// Sentences/s the machine's best measured f32 matrix multiply (or with `bf16` its bf16
-    /// dot-product rate) allows on the short corpus (linear layers only), with the rate used.
-    pub(super) fn ceiling(&self, bf16: bool) -> Option<(f64, f64)> {
+    /// Sentences/s a measured rate allows on the short corpus (linear layers only), with the
+    /// rate used.
+    pub(super) fn ceiling(&self, rate: Ceiling) -> Option<(f64, f64)> {
         let ours = self.ours("f32")?;
-        let sgemm = if bf16 {
-            self.ours("bf16")?.bf16_gflops?
-        } else {
-            self.report.peers.values().chain([ours]).filter_map(|r| r.sgemm_gflops).fold(0.0, f64::max)
+        let sgemm = match rate {
+            Ceiling::Sgemm => {
+                self.report.peers.values().chain([ours]).filter_map(|r| r.sgemm_gflops).fold(0.0, f64::max)
+            }
+            Ceiling::Bf16 => self.ours("bf16")?.bf16_gflops?,
+            Ceiling::Avx2Fma => self.ours("avx2_f32")?.avx2_fma_gflops?,
         };
         let short = ours.corpora.get("short")?;
         let flops = self.flops_per_token? * short.tokens as f64 / short.texts as f64;
         (sgemm > 0.0).then(|| (sgemm * 1e9 / flops, sgemm))
+    }
+}
+
+/// The measured rate a ceiling is computed from.
+#[derive(Clone, Copy)]
+pub(super) enum Ceiling {
+    /// The machine's best f32 matrix multiply (ours or a peer's library).
+    Sgemm,
+    /// The bf16 dot-product rate (`vdpbf16ps` from registers).
+    Bf16,
+    /// The AVX2 f32 multiply-add rate (`vfmadd231ps` from registers): the kernels capped at AVX2.
+    Avx2Fma,
+}
+
+impl Ceiling {
+    /// What the rate is, for the report.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Self::Sgemm => "sgemm",
+            Self::Bf16 => "bf16 dot products",
+            Self::Avx2Fma => "AVX2 multiply-adds",
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use aki_bench_report::{LoadOutcome, MixedOutcome, Spread, ThroughputRun, load_spread, spread};
 
-use super::figures::Rendered;
+use super::figures::{Ceiling, Rendered};
 
 impl Rendered<'_> {
     /// The whole of `benchmarks.md`.
@@ -185,7 +185,7 @@ impl Rendered<'_> {
             );
         }
         if let (Some((ceiling, sgemm)), Some(short), Some(flops)) =
-            (self.ceiling(false), self.ours("f32").and_then(|r| r.corpora.get("short")), self.flops_per_token)
+            (self.ceiling(Ceiling::Sgemm), self.ours("f32").and_then(|r| r.corpora.get("short")), self.flops_per_token)
         {
             let sgemm_of = |run: Option<&ThroughputRun>| run.and_then(|r| r.sgemm_gflops);
             let _ = writeln!(
@@ -199,7 +199,7 @@ impl Rendered<'_> {
                 short.texts,
                 sgemm_of(self.ours("f32")).unwrap_or(f64::NAN),
                 sgemm_of(st).map_or(String::new(), |g| format!("; PyTorch: {g:.0}")),
-                self.ceiling(true).map_or("no bf16 dot-product rate on this CPU".into(), |(c, g)| format!(
+                self.ceiling(Ceiling::Bf16).map_or("no bf16 dot-product rate on this CPU".into(), |(c, g)| format!(
                     "over the bf16 dot-product rate (`vdpbf16ps` on registers, no memory traffic: an upper bound) of {g:.0} GFLOP/s: {c:.0} sentences/s"
                 )),
             );

@@ -3,7 +3,7 @@
 
 use aki_bench_report::{LoadField, load_spread};
 
-use super::figures::Rendered;
+use super::figures::{Ceiling, Rendered};
 
 /// How a target's figure is read from the report.
 enum Measure {
@@ -19,21 +19,26 @@ enum Measure {
     VsOurs { run: &'static str, base: &'static str, corpus: &'static str, batch: usize },
     /// Our median call for one short sentence over a peer's (a ratio).
     OneSentenceVsPeer { ours: &'static str, peer: &'static str },
-    /// Our throughput on the short corpus at a batch size, percent of the compute ceiling (the
-    /// f32 one, or with `bf16` the bf16 dot-product one).
-    CeilingShare { ours: &'static str, batch: usize, bf16: bool },
+    /// Our throughput on the short corpus at a batch size, percent of a compute ceiling.
+    CeilingShare { ours: &'static str, batch: usize, rate: Ceiling },
     /// A load scenario's requests/s over a peer's library rate at a batch size (a ratio).
     ServedVsPeer { scenario: &'static str, peer: &'static str, batch: usize },
     /// The p95 of a paced scenario, ms.
     PacedP95(&'static str),
     /// The median call for one short sentence, ms.
     OneSentence(&'static str),
+    /// A criterion benchmark's median over another's (a ratio): `model_latency_short`'s call
+    /// of N sentences over its call of one.
+    CriterionRatio { id: &'static str, base: &'static str },
+    /// Our worst cosine to the reference fixtures minus a peer's.
+    WorstCosineOver { ours: &'static str, peer: &'static str },
 }
 
 /// What a figure must be.
 enum Bound {
     AtLeast(f64),
     AtMost(f64),
+    Above(f64),
     Below(f64),
 }
 
@@ -45,7 +50,7 @@ struct Target {
 }
 
 /// The targets the report checks: the founding plan's, and the CPU issues'.
-const TARGETS: [Target; 19] = [
+const TARGETS: [Target; 27] = [
     Target {
         label: "founding plan, 100 connections: 200+ requests/s",
         measure: Measure::Load("short-100", LoadField::RequestsPerS),
@@ -79,7 +84,7 @@ const TARGETS: [Target; 19] = [
     },
     Target {
         label: "f32, short corpus, batch 32: 70% of the f32 compute ceiling",
-        measure: Measure::CeilingShare { ours: "f32", batch: 32, bf16: false },
+        measure: Measure::CeilingShare { ours: "f32", batch: 32, rate: Ceiling::Sgemm },
         bound: Bound::AtLeast(70.0),
     },
     Target {
@@ -124,7 +129,7 @@ const TARGETS: [Target; 19] = [
     },
     Target {
         label: "bf16, short corpus, batch 32: share of the bf16 dot-product ceiling (reported)",
-        measure: Measure::CeilingShare { ours: "bf16", batch: 32, bf16: true },
+        measure: Measure::CeilingShare { ours: "bf16", batch: 32, rate: Ceiling::Bf16 },
         bound: Bound::AtLeast(0.0),
     },
     Target {
@@ -137,6 +142,52 @@ const TARGETS: [Target; 19] = [
         measure: Measure::VsOurs { run: "avx2_f32", base: "f32", corpus: "short", batch: 32 },
         bound: Bound::AtLeast(0.6),
     },
+    Target {
+        label: "AVX2 f16 weights (the AVX2 default), one short sentence: at most 0.7x ONNX Runtime fp32's call",
+        measure: Measure::OneSentenceVsPeer { ours: "avx2_f16", peer: "onnxruntime" },
+        bound: Bound::AtMost(0.7),
+    },
+    Target {
+        label: "AVX2 f32, short corpus, batch 32: 75% of the AVX2 multiply-add ceiling",
+        measure: Measure::CeilingShare { ours: "avx2_f32", batch: 32, rate: Ceiling::Avx2Fma },
+        bound: Bound::AtLeast(75.0),
+    },
+    Target {
+        label: "AVX2 int8, short corpus, batch 32: 1.6x our AVX2 f32",
+        measure: Measure::VsOurs { run: "avx2_int8", base: "avx2_f32", corpus: "short", batch: 32 },
+        bound: Bound::AtLeast(1.6),
+    },
+    Target {
+        label: "AVX2 int8, short corpus, batch 32: faster than ONNX Runtime int8",
+        measure: Measure::VsPeer { ours: "avx2_int8", peer: "onnxruntime-int8", corpus: "short", batch: 32 },
+        bound: Bound::Above(1.0),
+    },
+    Target {
+        label: "int8 at the CPU's level (VNNI), short corpus, batch 32: 1.3x bf16",
+        measure: Measure::VsOurs { run: "int8", base: "bf16", corpus: "short", batch: 32 },
+        bound: Bound::AtLeast(1.3),
+    },
+    Target {
+        label: "default precision, a call of 2 short sentences: at most 1.3x one sentence's (criterion, model only)",
+        measure: Measure::CriterionRatio {
+            id: "model_latency_short/model_only/2",
+            base: "model_latency_short/model_only/1",
+        },
+        bound: Bound::AtMost(1.3),
+    },
+    Target {
+        label: "default precision, a call of 4 short sentences: at most 1.7x one sentence's (criterion, model only)",
+        measure: Measure::CriterionRatio {
+            id: "model_latency_short/model_only/4",
+            base: "model_latency_short/model_only/1",
+        },
+        bound: Bound::AtMost(1.7),
+    },
+    Target {
+        label: "AVX2 int8: worst fixture cosine no lower than ONNX Runtime int8's",
+        measure: Measure::WorstCosineOver { ours: "avx2_int8", peer: "onnxruntime-int8" },
+        bound: Bound::AtLeast(0.0),
+    },
 ];
 
 impl Bound {
@@ -144,6 +195,7 @@ impl Bound {
         match *self {
             Self::AtLeast(bound) => value >= bound,
             Self::AtMost(bound) => value <= bound,
+            Self::Above(bound) => value > bound,
             Self::Below(bound) => value < bound,
         }
     }
@@ -191,11 +243,11 @@ impl Rendered<'_> {
                     (Self::rate(self.ours(ours), corpus, batch)?.0, Self::rate(self.peer(peer), corpus, batch)?.0);
                 Some((a / b, format!("{a:.1} vs {b:.1} sentences/s: {:.2}x", a / b)))
             }
-            Measure::CeilingShare { ours, batch, bf16 } => {
+            Measure::CeilingShare { ours, batch, rate: which } => {
                 let rate = Self::rate(self.ours(ours), "short", batch)?.0;
-                let (ceiling, gflops) = self.ceiling(bf16)?;
+                let (ceiling, gflops) = self.ceiling(which)?;
                 let share = 100.0 * rate / ceiling;
-                let what = if bf16 { "bf16 dot products" } else { "sgemm" };
+                let what = which.name();
                 Some((share, format!("{share:.0}% of {ceiling:.0} sentences/s ({what} {gflops:.0} GFLOP/s)")))
             }
             Measure::VsOurs { run, base, corpus, batch } => {
@@ -221,6 +273,15 @@ impl Rendered<'_> {
                 let ms = self.ours(run)?.row("short", 1)?.call_p50_ms?;
                 Some((ms, format!("{ms:.2} ms (median call, tokenization included)")))
             }
+            Measure::CriterionRatio { id, base } => {
+                let median = |id: &str| self.report.criterion.iter().find(|c| c.id == id).map(|c| c.median_ns / 1e6);
+                let (a, b) = (median(id)?, median(base)?);
+                Some((a / b, format!("{a:.2} vs {b:.2} ms: {:.2}x", a / b)))
+            }
+            Measure::WorstCosineOver { ours, peer } => {
+                let (a, b) = (self.ours(ours)?.fixture_cosine?.min, self.peer(peer)?.fixture_cosine?.min);
+                Some((a - b, format!("{a:.6} vs {b:.6}")))
+            }
         }
     }
 }
@@ -229,7 +290,7 @@ impl Rendered<'_> {
 mod tests {
     use std::collections::BTreeMap;
 
-    use aki_bench_report::{CorpusSize, LoadOutcome, Machine, Report, ThroughputRow, ThroughputRun};
+    use aki_bench_report::{CorpusSize, CriterionResult, LoadOutcome, Machine, Report, ThroughputRow, ThroughputRun};
 
     use super::*;
 
@@ -240,6 +301,7 @@ mod tests {
             threads: 2,
             sgemm_gflops: Some(100.0),
             bf16_gflops: None,
+            avx2_fma_gflops: None,
             corpora: BTreeMap::from([("short".to_string(), CorpusSize { texts: 10, tokens: 150 })]),
             fixture_cosine: None,
             rows: [1, 32]
@@ -287,7 +349,15 @@ mod tests {
             load_rounds: vec![vec![outcome]],
             mixed_rounds: Vec::new(),
             padding: Vec::new(),
-            criterion: Vec::new(),
+            criterion: [(1, 2.0), (2, 3.0)]
+                .map(|(n, ms)| CriterionResult {
+                    id: format!("model_latency_short/model_only/{n}"),
+                    median_ns: ms * 1e6,
+                    ci_low_ns: ms * 1e6,
+                    ci_high_ns: ms * 1e6,
+                    elements: Some(n),
+                })
+                .into(),
         };
         let md = Rendered::new(&report, None, Some("the GPU table".into())).markdown();
         assert!(md.contains("## GPU (lent H100)\n\nthe GPU table"), "{md}");
@@ -297,5 +367,12 @@ mod tests {
         assert!(md.contains("| f32, one short sentence alone: < 5 ms | 4.00 ms"), "{md}");
         assert!(md.contains("| peer | sentence-transformers: lib 1.0 (CPU), 2 threads |"), "{md}");
         assert!(md.contains("| HTTP, 100 requests/s offered on 100 connections: p95 < 35 ms | not measured"), "{md}");
+        assert!(md.contains("a call of 2 short sentences: at most 1.3x one sentence's (criterion, model only) | 3.00 vs 2.00 ms: 1.50x | missed |"), "{md}");
+        assert!(
+            md.contains(
+                "a call of 4 short sentences: at most 1.7x one sentence's (criterion, model only) | not measured"
+            ),
+            "{md}"
+        );
     }
 }
