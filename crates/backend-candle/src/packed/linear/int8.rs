@@ -29,47 +29,63 @@ pub(super) fn largest_weight(isa: Isa) -> u8 {
 
 for_each_level! {
 /// `row` rounded to int8, each [`SPAN`] steps with its own scale (their largest magnitude over
-/// 127, values to nearest), as groups of four in `dst` (value `4i` in the lowest byte of
-/// `dst[i]`, the tail zero), each byte stored plus 128 ([`unsigned`]), the scales in `scales`. Where `dst` holds two groups per four
-/// values, the second half takes the second bytes: what the first left, `value / scale -
-/// byte` within ±0.5, at 254 per unit, to nearest (their scale is the first bytes' over 254).
+/// 127, values to nearest, ties to even), as groups of four in `dst` (value `4i` in the lowest
+/// byte of `dst[i]`, the tail zero), each byte stored plus 128 ([`pack`]), the scales in
+/// `scales`. Where `dst` holds two groups per four values, the second half takes the second
+/// bytes: what the first left, `value / scale - byte` within ±0.5, at 254 per unit, to nearest
+/// (their scale is the first bytes' over 254). Each span is one pass of whole vectors (the tail
+/// padded with zeros): lane-wise maxima, then bytes read from the values' bits.
 pub(super) fn quantize_row(row: &[f32], dst: &mut [u32], scales: &mut [f32]) {
-    const VALUES: usize = 4 * SPAN;
     let (high, low) = dst.split_at_mut(row.len().div_ceil(4));
     let two_bytes = !low.is_empty();
-    // Whole spans of fixed size, the tail padded with zeros, so the compiler vectorizes each
-    // pass over a span.
-    let groups = |bytes: &[u8; VALUES], dst: &mut [u32]| {
-        for (d, four) in dst.iter_mut().zip(bytes.chunks_exact(4)) {
-            *d = u32::from_le_bytes([four[0], four[1], four[2], four[3]]);
-        }
-    };
-    for (span, (values, scale)) in row.chunks(VALUES).zip(scales.iter_mut()).enumerate() {
-        let mut padded = [0.0f32; VALUES];
+    for (span, (values, scale)) in row.chunks(SPAN_VALUES).zip(scales.iter_mut()).enumerate() {
+        let mut padded = [0.0f32; SPAN_VALUES];
         padded[..values.len()].copy_from_slice(values);
-        let largest = padded.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let largest = largest_magnitude(&padded);
         *scale = largest / 127.0;
         let inverse = if largest > 0.0 { 127.0 / largest } else { 0.0 };
-        let first: [f32; VALUES] = std::array::from_fn(|j| (padded[j] * inverse).round().clamp(-127.0, 127.0));
+        let first: [f32; SPAN_VALUES] = std::array::from_fn(|j| (padded[j] * inverse).round_ties_even());
         let used = span * SPAN..span * SPAN + values.len().div_ceil(4);
-        groups(&first.map(|b| unsigned(b as i8)), &mut high[used.clone()]);
+        pack(&first, &mut high[used.clone()]);
         if two_bytes {
             let rest_inverse = if *scale > 0.0 { 1.0 / *scale } else { 0.0 };
-            let rest: [u8; VALUES] = std::array::from_fn(|j| {
-                let rest = padded[j] * rest_inverse - first[j];
-                unsigned((rest * 254.0).round().clamp(-127.0, 127.0) as i8)
-            });
-            groups(&rest, &mut low[used]);
+            let rest: [f32; SPAN_VALUES] = std::array::from_fn(|j| (padded[j] * rest_inverse - first[j]) * 254.0);
+            pack(&rest, &mut low[used]);
         }
     }
 }
 }
 
-/// A signed byte as the unsigned byte 128 above it, as the activations are stored: `vpdpbusd`
-/// and `vpmaddubsw` multiply unsigned bytes by signed ones, and the weights' span sums take the
-/// 128 out again.
-fn unsigned(byte: i8) -> u8 {
-    byte as u8 ^ 0x80
+/// Values of an activation row that share a scale.
+const SPAN_VALUES: usize = 4 * SPAN;
+
+/// The largest magnitude in `values`: 16 lanes side by side (a loop the compiler vectorizes,
+/// where one running maximum would be a chain of scalar steps), then across the lanes.
+#[inline(always)]
+fn largest_magnitude(values: &[f32; SPAN_VALUES]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    for chunk in values.chunks_exact(16) {
+        for (lane, v) in lanes.iter_mut().zip(chunk) {
+            *lane = lane.max(v.abs());
+        }
+    }
+    lanes.into_iter().fold(0.0, f32::max)
+}
+
+/// `values` clamped to ±127 and rounded to nearest (ties to even) as signed bytes stored 128
+/// above their value, in groups of four, as the activations are stored: `vpdpbusd` and
+/// `vpmaddubsw` multiply unsigned bytes by signed ones, and the weights' span sums take the 128
+/// out again. Adding 1.5 · 2^23 leaves the rounded whole number in an f32's lowest mantissa
+/// bits, so each byte is read from the bits, in vector instructions, with no conversion to an
+/// integer.
+#[inline(always)]
+fn pack(values: &[f32; SPAN_VALUES], dst: &mut [u32]) {
+    const WHOLE: f32 = 12_582_912.0;
+    let bytes: [u8; SPAN_VALUES] =
+        std::array::from_fn(|j| ((values[j].clamp(-127.0, 127.0) + WHOLE).to_bits() as u8) ^ 0x80);
+    for (d, four) in dst.iter_mut().zip(bytes.chunks_exact(4)) {
+        *d = u32::from_le_bytes([four[0], four[1], four[2], four[3]]);
+    }
 }
 
 for_each_level! {

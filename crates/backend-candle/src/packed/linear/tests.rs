@@ -105,7 +105,7 @@ fn int8_panels_match_the_quantized_product_at_every_level_and_edge() {
                         .flat_map(|values| {
                             let top = largest(&mut values.iter().copied());
                             let inverse = if top > 0.0 { 127.0 / top } else { 0.0 };
-                            values.iter().map(move |v| (top / 127.0, (v * inverse).round() as i64))
+                            values.iter().map(move |v| (top / 127.0, (v * inverse).round_ties_even() as i64))
                         })
                         .collect()
                 })
