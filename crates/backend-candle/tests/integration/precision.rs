@@ -125,12 +125,19 @@ async fn bf16_f16_and_int8_keep_the_nearest_neighbours_of_the_short_corpus() {
     let corpus: Vec<String> =
         std::fs::read_to_string(path).expect("corpus").lines().filter(|l| !l.is_empty()).map(str::to_string).collect();
     let f32 = nearest(&embed(&load("f32", "auto").into_pipeline(), corpus.clone()).await);
-    for (dtype, gate) in [("bf16", HALF), ("f16", HALF), ("int8", INT8)] {
-        let got = nearest(&embed(&load(dtype, "auto").into_pipeline(), corpus.clone()).await);
+    // int8 at AVX2 too: its kernel takes weights of one bit fewer than VNNI's.
+    for (dtype, isa, gate) in
+        [("bf16", "auto", HALF), ("f16", "auto", HALF), ("int8", "auto", INT8), ("int8", "avx2", INT8)]
+    {
+        let got = nearest(&embed(&load(dtype, isa).into_pipeline(), corpus.clone()).await);
         let same = f32.iter().zip(&got).filter(|(a, b)| a == b).count();
         let share = same as f64 / f32.len() as f64;
-        eprintln!("{dtype} keeps the nearest neighbour of {same} of {} sentences ({:.2}%)", f32.len(), 100.0 * share);
-        assert!(share >= gate.neighbours, "{dtype}: {same} of {}", f32.len());
+        eprintln!(
+            "{dtype} {isa} keeps the nearest neighbour of {same} of {} sentences ({:.2}%)",
+            f32.len(),
+            100.0 * share
+        );
+        assert!(share >= gate.neighbours, "{dtype} {isa}: {same} of {}", f32.len());
     }
 }
 
