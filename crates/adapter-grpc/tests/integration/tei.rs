@@ -86,8 +86,8 @@ async fn embed_tokenize_decode_and_info_as_tei_clients_call_them() {
     let info = InfoClient::new(channel).info(tei_pb::InfoRequest {}).await.expect("info").into_inner();
     assert_eq!(info.model_type(), tei_pb::ModelType::Embedding);
     assert_eq!((info.max_input_length, info.max_concurrent_requests, info.max_batch_requests), (256, 512, Some(32)));
-    // The precision this CPU defaults to (f32, f16 at AVX2, bf16 with AVX-512 BF16), named as
-    // PyTorch names it.
+    // The precision the server reports (its CPU's default: f32, f16 at AVX2, bf16 with AVX-512
+    // BF16), named as PyTorch and TEI's clients name it.
     let ours = server.client().await.info(pb::InfoRequest {}).await.expect("info").into_inner();
     assert_eq!(info.model_dtype, torch_dtype(&ours.dtype));
     let predict = PredictClient::new(self::channel(server.address).await)

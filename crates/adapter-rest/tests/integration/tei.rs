@@ -73,8 +73,8 @@ async fn info_has_teis_fields_and_predict_needs_a_classifier() {
     assert_eq!(info["model_type"], json!({"embedding": {"pooling": "mean"}}));
     assert_eq!(info["max_input_length"], 256);
     assert_eq!(info["served_model_name"], info["model_id"]);
-    // The precision this CPU defaults to (f32, f16 at AVX2, bf16 with AVX-512 BF16), named as
-    // PyTorch names it.
+    // The precision the server reports (its CPU's default: f32, f16 at AVX2, bf16 with AVX-512
+    // BF16), named as PyTorch and TEI's clients name it.
     let torch = match info["dtype"].as_str().expect("dtype") {
         "f32" => "float32",
         "f16" => "float16",

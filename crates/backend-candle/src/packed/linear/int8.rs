@@ -30,7 +30,7 @@ pub(super) fn largest_weight(isa: Isa) -> u8 {
 for_each_level! {
 /// `row` rounded to int8, each [`SPAN`] steps with its own scale (their largest magnitude over
 /// 127, values to nearest, ties to even), as groups of four in `dst` (value `4i` in the lowest
-/// byte of `dst[i]`, the tail zero), each byte stored plus 128 ([`pack`]), the scales in
+/// byte of `dst[i]`, the tail the value zero), each byte stored plus 128 ([`pack`]), the scales in
 /// `scales`. Where `dst` holds two groups per four values, the second half takes the second
 /// bytes: what the first left, `value / scale - byte` within ±0.5, at 254 per unit, to nearest
 /// (their scale is the first bytes' over 254). Each span is one pass of whole vectors (the tail
@@ -72,7 +72,7 @@ fn largest_magnitude(values: &[f32; SPAN_VALUES]) -> f32 {
     lanes.into_iter().fold(0.0, f32::max)
 }
 
-/// `values` clamped to ±127 and rounded to nearest (ties to even) as signed bytes stored 128
+/// `values` clamped to ±127 (NaN to -127) and rounded to nearest (ties to even) as signed bytes stored 128
 /// above their value, in groups of four, as the activations are stored: `vpdpbusd` and
 /// `vpmaddubsw` multiply unsigned bytes by signed ones, and the weights' span sums take the 128
 /// out again. Adding 1.5 · 2^23 leaves the rounded whole number in an f32's lowest mantissa
@@ -82,7 +82,7 @@ fn largest_magnitude(values: &[f32; SPAN_VALUES]) -> f32 {
 fn pack(values: &[f32; SPAN_VALUES], dst: &mut [u32]) {
     const WHOLE: f32 = 12_582_912.0;
     let bytes: [u8; SPAN_VALUES] =
-        std::array::from_fn(|j| ((values[j].clamp(-127.0, 127.0) + WHOLE).to_bits() as u8) ^ 0x80);
+        std::array::from_fn(|j| ((values[j].max(-127.0).min(127.0) + WHOLE).to_bits() as u8) ^ 0x80);
     for (d, four) in dst.iter_mut().zip(bytes.chunks_exact(4)) {
         *d = u32::from_le_bytes([four[0], four[1], four[2], four[3]]);
     }
@@ -177,8 +177,8 @@ pub(super) unsafe fn tile_int8_vnni<const R: usize>(
 }
 
 /// `R` x 64 in int8 with AVX2, 16 columns at a time: up to 12 `i32` accumulators; per step two
-/// weight loads, `R` broadcasts, and per row and
-/// load a `vpmaddubsw`, a `vpmaddwd` and an add (32 byte products). `vpmaddubsw` adds pairs of
+/// weight loads, `R` broadcasts, and per row and load a `vpmaddubsw`, a `vpmaddwd` and an add
+/// (32 byte products). `vpmaddubsw` adds pairs of
 /// products in `i16` with saturation: unsigned bytes up to 255 times weights within
 /// ±[`AVX2_LARGEST`] stay below 32767, so the sums are exact.
 ///

@@ -80,8 +80,8 @@ pub fn accumulate(isa: Isa, out: &mut [f32], x: &[f32], w: &Panels, threads: usi
         }
         return;
     }
-    // The activations as the tiles read them: rows padded with zeros to whole tiles; in bf16,
-    // rounded to pairs.
+    // The activations as the tiles read them: rows padded to whole tiles (zeros; in int8 bytes of
+    // scale zero; the kernels never multiply them); in bf16, rounded to pairs.
     let rows = m.next_multiple_of(ROWS);
     let input = match &w.values {
         Values::F32Rows(_) | Values::F32(_) | Values::F16(_) => {

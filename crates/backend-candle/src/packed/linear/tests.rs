@@ -201,3 +201,55 @@ fn activations_round_to_nearest_even_at_every_level() {
     assert_eq!(got, want);
     assert_eq!(f32::from_bits(want[0] << 16), bf16::from_f32(row[0]).to_f32());
 }
+
+#[test]
+fn activation_rows_round_to_bytes_ties_to_even_stored_128_above_at_every_level() {
+    // Two spans at scale 1 (each span's largest is 127): ties, signs, negative zero; the second
+    // span is 6 values long, so its last group holds two bytes of padding.
+    let mut row: Vec<f32> = vec![127.0, -127.0, 0.5, 1.5, -2.5, -0.5, -0.0, 2.4, -2.6];
+    row.resize(64, 0.25);
+    row.extend([127.0, 63.5, -1.0, 0.0, 0.5, -3.5]);
+    // A byte as stored: the rounded value plus 128.
+    let stored = |v: f32| (v.round_ties_even() as i32 + 128) as u8;
+    let mut first: Vec<u8> = row.iter().map(|&v| stored(v)).collect();
+    first.resize(72, 128);
+    // What each value leaves after its byte, at 254 per unit.
+    let mut second: Vec<u8> = row.iter().map(|&v| stored((v - v.round_ties_even()) * 254.0)).collect();
+    second.resize(72, 128);
+    assert_eq!((first[2], first[3], first[4], first[6], first[65]), (128, 130, 126, 128, 192), "ties go to even");
+    assert_eq!((second[2], second[7]), (255, 230), "0.5 leaves 127, 2.4 leaves 0.4 · 254 = 101.6");
+    let bytes = |groups: &[u32]| groups.iter().flat_map(|g| g.to_le_bytes()).collect::<Vec<u8>>();
+    for isa in levels() {
+        let (mut one, mut two, mut scales) = (vec![0u32; 18], vec![0u32; 36], vec![0.0f32; 2]);
+        int8::quantize_row(isa, &row, &mut one, &mut scales);
+        assert_eq!((bytes(&one), scales.clone()), (first.clone(), vec![1.0, 1.0]), "{isa:?}");
+        int8::quantize_row(isa, &row, &mut two, &mut scales);
+        assert_eq!(bytes(&two[..18]), first, "{isa:?}: the first bytes, then");
+        assert_eq!(bytes(&two[18..]), second, "{isa:?}: the second ones");
+    }
+}
+
+#[test]
+fn two_byte_activations_agree_across_levels_and_beat_one_byte_on_odd_shapes() {
+    for (m, k, n) in SHAPES {
+        let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let w: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let exact = reference(&vec![0.0; m * n], &x, &w, (m, k, n), (f64::from, f64::from));
+        let error = |got: &[f32]| got.iter().zip(&exact).map(|(g, e)| (f64::from(*g) - e).abs()).fold(0.0, f64::max);
+        for isa in levels() {
+            let run = |isa: Isa, panels: &Panels| {
+                let mut got = vec![0.0f32; m * n];
+                accumulate(isa, &mut got, &x, panels, 1, None);
+                got
+            };
+            let (one, two) = (Panels::int8(isa, &w, k, n), Panels::int8(isa, &w, k, n).with_two_byte_activations());
+            // The same panels in plain code: the layout of the second bytes, at this level's
+            // kernel and at the plain one.
+            let (got, plain) = (run(isa, &two), run(Isa::detect("scalar").expect("cap"), &two));
+            let scale = exact.iter().fold(1.0f64, |a, e| a.max(e.abs()));
+            let apart = got.iter().zip(&plain).map(|(a, b)| f64::from((a - b).abs())).fold(0.0, f64::max);
+            assert!(apart <= 1e-5 * scale, "{isa:?} {m}x{k}x{n}: {apart} from the plain kernel");
+            assert!(error(&got) <= error(&run(isa, &one)), "{isa:?} {m}x{k}x{n}: two bytes no closer than one");
+        }
+    }
+}

@@ -3,7 +3,9 @@
 //! the model's `Isa` and the weights' type pick.
 
 use super::int8::tile_int8_portable;
-use super::int8::{AVX2_LARGEST, SPAN};
+use super::int8::SPAN;
+#[cfg(target_arch = "x86_64")]
+use super::int8::AVX2_LARGEST;
 #[cfg(target_arch = "x86_64")]
 use super::int8::{tile_int8_avx2, tile_int8_vnni};
 use super::panels::{Panels, Weights};
@@ -189,7 +191,7 @@ fn run_tile(
                         continue;
                     }
                 }
-                let _ = sums;
+                let _ = (sums, largest);
                 tile_int8_portable(isa, tile, rows, x, width, panel, steps, x_scales, w_scales);
             }
         }
