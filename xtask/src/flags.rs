@@ -60,6 +60,10 @@ pub enum XtaskCmd {
     /// rounds each; writes docs/benchmarks.{md,json} and SVG charts
     #[command(verbatim_doc_comment)]
     Bench(Bench),
+    /// Render docs/benchmarks.md and its charts again from docs/benchmarks.json
+    /// (after a change to the report's targets or tables; measures nothing)
+    #[command(verbatim_doc_comment)]
+    Report,
     /// CUDA 13.0 toolkit from PyPI wheels under target/cuda/, then aki-rest and
     /// aki-grpc with --features cuda (binaries in target/cuda/build/release/)
     #[command(verbatim_doc_comment)]
@@ -249,6 +253,7 @@ mod tests {
             "cluster",
             "soak",
             "bench",
+            "report",
             "build-cuda",
             "tiny-models",
             "help",

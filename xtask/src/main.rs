@@ -42,6 +42,7 @@ fn main() -> Result<()> {
         XtaskCmd::Soak(flags::Soak { minutes }) => soak::run(&root, minutes),
         XtaskCmd::SlowClients => slow::run(&root),
         XtaskCmd::Bench(options) => bench::run(&root, &options),
+        XtaskCmd::Report => report::rerender(&root, &root.join("docs")),
         XtaskCmd::BuildCuda(flags::BuildCuda { compute_cap }) => cuda::run(&root, &compute_cap),
         XtaskCmd::TinyModels => bench::tiny_models(&root),
     }

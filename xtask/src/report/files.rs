@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use aki_bench_report::Report;
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::charts::Metric;
 use super::figures::{Rendered, linear_flops_per_token};
@@ -20,6 +20,15 @@ pub fn write(root: &Path, out: &Path, report: &Report) -> Result<()> {
     std::fs::write(out.join("bench-p95.svg"), rendered.chart(Metric::P95))?;
     std::fs::write(out.join("benchmarks.md"), rendered.markdown())?;
     Ok(())
+}
+
+/// Renders `benchmarks.md` and the charts in `dir` again from its `benchmarks.json`, as
+/// measured: the machine, commit and date in it stay the measurement's.
+pub fn rerender(root: &Path, dir: &Path) -> Result<()> {
+    let path = dir.join("benchmarks.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let report: Report = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    write(root, dir, &report)
 }
 
 /// The installed default model's linear-layer work per token, if its `config.json` reads.

@@ -17,4 +17,4 @@ mod precisions;
 mod svg;
 mod targets;
 
-pub use files::write;
+pub use files::{rerender, write};
