@@ -368,13 +368,19 @@ mod tests {
             throughput: BTreeMap::from([
                 ("f32".to_string(), run("aki", 300.0, Some(4.0))),
                 ("avx2_f32".to_string(), ThroughputRun { avx2_fma_gflops: Some(100.0), ..run("aki", 300.0, None) }),
-                ("avx2_int8".to_string(), ThroughputRun { fixture_cosine: Some(cosine(0.995)), ..run("aki", 600.0, None) }),
+                (
+                    "avx2_int8".to_string(),
+                    ThroughputRun { fixture_cosine: Some(cosine(0.995)), ..run("aki", 600.0, None) },
+                ),
                 ("int8".to_string(), run("aki", 500.0, None)),
                 ("bf16".to_string(), run("aki", 400.0, None)),
             ]),
             peers: BTreeMap::from([
                 ("sentence-transformers".to_string(), run("st", 100.0, None)),
-                ("onnxruntime-int8".to_string(), ThroughputRun { fixture_cosine: Some(cosine(0.96)), ..run("ort", 600.0, None) }),
+                (
+                    "onnxruntime-int8".to_string(),
+                    ThroughputRun { fixture_cosine: Some(cosine(0.96)), ..run("ort", 600.0, None) },
+                ),
             ]),
             load_rounds: vec![vec![outcome]],
             mixed_rounds: Vec::new(),
@@ -405,8 +411,16 @@ mod tests {
             ),
             "{md}"
         );
-        assert!(md.contains("AVX2 multiply-add ceiling | 9% of 3333 sentences/s (AVX2 multiply-adds 100 GFLOP/s) | missed |"), "{md}");
-        assert!(md.contains("faster than ONNX Runtime int8 (uncapped) | 630.0 vs 630.0 sentences/s: 1.00x | missed |"), "{md}");
+        assert!(
+            md.contains(
+                "AVX2 multiply-add ceiling | 9% of 3333 sentences/s (AVX2 multiply-adds 100 GFLOP/s) | missed |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("faster than ONNX Runtime int8 (uncapped) | 630.0 vs 630.0 sentences/s: 1.00x | missed |"),
+            "{md}"
+        );
         assert!(md.contains("no lower than ONNX Runtime int8's | 0.995000 vs 0.960000 | met |"), "{md}");
         assert!(md.contains("1.3x bf16 | not on this CPU (no avx512_vnni) | - |"), "{md}");
     }

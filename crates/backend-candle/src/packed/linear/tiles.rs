@@ -2,10 +2,10 @@
 //! tiles, `k` walked in slices that stay in the L1 cache, and each tile run by the kernel that
 //! the model's `Isa` and the weights' type pick.
 
-use super::int8::tile_int8_portable;
-use super::int8::SPAN;
 #[cfg(target_arch = "x86_64")]
 use super::int8::AVX2_LARGEST;
+use super::int8::SPAN;
+use super::int8::tile_int8_portable;
 #[cfg(target_arch = "x86_64")]
 use super::int8::{tile_int8_avx2, tile_int8_vnni};
 use super::panels::{Panels, Weights};
