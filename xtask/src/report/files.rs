@@ -14,6 +14,11 @@ use super::figures::{Rendered, linear_flops_per_token};
 /// and `benchmarks.md`.
 pub fn write(root: &Path, out: &Path, report: &Report) -> Result<()> {
     std::fs::write(out.join("benchmarks.json"), serde_json::to_string_pretty(report)? + "\n")?;
+    render(root, out, report)
+}
+
+/// Writes `report` to `out` as `bench-throughput.svg`, `bench-p95.svg` and `benchmarks.md`.
+fn render(root: &Path, out: &Path, report: &Report) -> Result<()> {
     let gpu = std::fs::read_to_string(root.join("benches/results/gpu-h100.md")).ok();
     let rendered = Rendered::new(report, model_flops_per_token(), gpu);
     std::fs::write(out.join("bench-throughput.svg"), rendered.chart(Metric::Throughput))?;
@@ -22,13 +27,13 @@ pub fn write(root: &Path, out: &Path, report: &Report) -> Result<()> {
     Ok(())
 }
 
-/// Renders `benchmarks.md` and the charts in `dir` again from its `benchmarks.json`, as
-/// measured: the machine, commit and date in it stay the measurement's.
+/// Renders `benchmarks.md` and the charts in `dir` again from its `benchmarks.json`, which it
+/// leaves as it is: the machine, commit and date stay the measurement's.
 pub fn rerender(root: &Path, dir: &Path) -> Result<()> {
     let path = dir.join("benchmarks.json");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let report: Report = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    write(root, dir, &report)
+    render(root, dir, &report)
 }
 
 /// The installed default model's linear-layer work per token, if its `config.json` reads.
