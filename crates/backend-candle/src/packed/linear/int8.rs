@@ -30,11 +30,11 @@ pub(super) fn largest_weight(isa: Isa) -> u8 {
 for_each_level! {
 /// `row` rounded to int8, each [`SPAN`] steps with its own scale (their largest magnitude over
 /// 127, values to nearest, ties to even), as groups of four in `dst` (value `4i` in the lowest
-/// byte of `dst[i]`, the tail the value zero), each byte stored plus 128 ([`pack`]), the scales in
-/// `scales`. Where `dst` holds two groups per four values, the second half takes the second
-/// bytes: what the first left, `value / scale - byte` within ±0.5, at 254 per unit, to nearest
-/// (their scale is the first bytes' over 254). Each span is one pass of whole vectors (the tail
-/// padded with zeros): lane-wise maxima, then bytes read from the values' bits.
+/// byte of `dst[i]`, the tail the value zero), each byte stored plus 128 ([`pack`]), the
+/// scales in `scales`. Where `dst` holds two groups per four values, the second half takes the
+/// second bytes: what the first left, `value / scale - byte` within ±0.5, at 254 per unit, to
+/// nearest (their scale is the first bytes' over 254). Each span is one pass of whole vectors
+/// (the tail padded with zeros): lane-wise maxima, then bytes read from the values' bits.
 pub(super) fn quantize_row(row: &[f32], dst: &mut [u32], scales: &mut [f32]) {
     let (high, low) = dst.split_at_mut(row.len().div_ceil(4));
     let two_bytes = !low.is_empty();
@@ -72,10 +72,10 @@ fn largest_magnitude(values: &[f32; SPAN_VALUES]) -> f32 {
     lanes.into_iter().fold(0.0, f32::max)
 }
 
-/// `values` clamped to ±127 (NaN to -127) and rounded to nearest (ties to even) as signed bytes stored 128
-/// above their value, in groups of four, as the activations are stored: `vpdpbusd` and
-/// `vpmaddubsw` multiply unsigned bytes by signed ones, and the weights' span sums take the 128
-/// out again. Adding 1.5 · 2^23 leaves the rounded whole number in an f32's lowest mantissa
+/// `values` clamped to ±127 (NaN to -127) and rounded to nearest (ties to even) as signed
+/// bytes stored 128 above their value, in groups of four, as the activations are stored:
+/// `vpdpbusd` and `vpmaddubsw` multiply unsigned bytes by signed ones, and the weights' span
+/// sums take the 128 out again. Adding 1.5 · 2^23 leaves the rounded whole number in an f32's lowest mantissa
 /// bits, so each byte is read from the bits, in vector instructions, with no conversion to an
 /// integer.
 #[inline(always)]
