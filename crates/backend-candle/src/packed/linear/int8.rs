@@ -79,6 +79,9 @@ fn largest_magnitude(values: &[f32; SPAN_VALUES]) -> f32 {
 /// bits, so each byte is read from the bits, in vector instructions, with no conversion to an
 /// integer.
 #[inline(always)]
+// `max` then `min` rather than `clamp`: `clamp` passes NaN through, whose bits would make a
+// meaningless byte.
+#[allow(clippy::manual_clamp)]
 fn pack(values: &[f32; SPAN_VALUES], dst: &mut [u32]) {
     const WHOLE: f32 = 12_582_912.0;
     let bytes: [u8; SPAN_VALUES] =
