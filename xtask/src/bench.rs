@@ -10,9 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use aki_bench_report::{CriterionResult, Machine, PaddingRow, Report, ThroughputRun};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
 use crate::flags::Bench;
 
@@ -121,8 +120,8 @@ struct CriterionInterval {
 fn collect_criterion(dir: &Path, found: &mut Vec<CriterionResult>) -> Result<()> {
     let (bench, estimates) = (dir.join("new").join("benchmark.json"), dir.join("new").join("estimates.json"));
     if bench.is_file() && estimates.is_file() {
-        let bench: CriterionBenchmark = read_json(&bench)?;
-        let estimates: CriterionEstimates = read_json(&estimates)?;
+        let bench: CriterionBenchmark = crate::read_json(&bench)?;
+        let estimates: CriterionEstimates = crate::read_json(&estimates)?;
         let median = estimates.median;
         found.push(CriterionResult {
             id: bench.full_id,
@@ -169,7 +168,7 @@ fn throughput(options: &Bench, work: &Path) -> Result<BTreeMap<String, Throughpu
             cargo.args(["bench", "-p", "aki-benches", "--bench", "throughput", "--"]);
         }
         crate::run(cargo.args(args).arg("--json").arg(&path))?;
-        all.insert(name.to_string(), read_json(&path)?);
+        all.insert(name.to_string(), crate::read_json(&path)?);
     }
     Ok(all)
 }
@@ -184,7 +183,7 @@ fn padding(options: &Bench, work: &Path) -> Result<Vec<PaddingRow>> {
         cargo.args(["bench", "-p", "aki-benches", "--bench", "padding", "--"]);
     }
     crate::run(cargo.arg("--json").arg(&path))?;
-    read_json(&path)
+    crate::read_json(&path)
 }
 
 /// Rewrites `crates/backend-candle/tests/tiny/` with `scripts/make_tiny_models.py` in the peer
@@ -253,12 +252,7 @@ fn peer(root: &Path, options: &Bench, work: &Path, which: Peer) -> Result<Throug
         script.arg("--quick");
     }
     crate::run(&mut script)?;
-    read_json(&path)
-}
-
-fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    crate::read_json(&path)
 }
 
 /// Where the numbers came from.

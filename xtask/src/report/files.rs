@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use aki_bench_report::Report;
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::charts::Metric;
 use super::figures::{Rendered, linear_flops_per_token};
@@ -30,10 +30,7 @@ fn render(root: &Path, out: &Path, report: &Report) -> Result<()> {
 /// Renders `benchmarks.md` and the charts in `dir` again from its `benchmarks.json`, which it
 /// leaves as it is: the machine, commit and date stay the measurement's.
 pub fn rerender(root: &Path, dir: &Path) -> Result<()> {
-    let path = dir.join("benchmarks.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let report: Report = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    render(root, dir, &report)
+    render(root, dir, &crate::read_json(&dir.join("benchmarks.json"))?)
 }
 
 /// The installed default model's linear-layer work per token, if its `config.json` reads.
