@@ -75,9 +75,9 @@ fn largest_magnitude(values: &[f32; SPAN_VALUES]) -> f32 {
 /// `values` clamped to ±127 (NaN to -127) and rounded to nearest (ties to even) as signed
 /// bytes stored 128 above their value, in groups of four, as the activations are stored:
 /// `vpdpbusd` and `vpmaddubsw` multiply unsigned bytes by signed ones, and the weights' span
-/// sums take the 128 out again. Adding 1.5 · 2^23 leaves the rounded whole number in an f32's lowest mantissa
-/// bits, so each byte is read from the bits, in vector instructions, with no conversion to an
-/// integer.
+/// sums take the 128 out again. Adding 1.5 · 2^23 leaves the rounded whole number in an f32's
+/// lowest mantissa bits, so each byte is read from the bits, in vector instructions, with no
+/// conversion to an integer.
 #[inline(always)]
 // `max` then `min` rather than `clamp`: `clamp` passes NaN through, whose bits would make a
 // meaningless byte.
@@ -181,9 +181,9 @@ pub(super) unsafe fn tile_int8_vnni<const R: usize>(
 
 /// `R` x 64 in int8 with AVX2, 16 columns at a time: up to 12 `i32` accumulators; per step two
 /// weight loads, `R` broadcasts, and per row and load a `vpmaddubsw`, a `vpmaddwd` and an add
-/// (32 byte products). `vpmaddubsw` adds pairs of
-/// products in `i16` with saturation: unsigned bytes up to 255 times weights within
-/// ±[`AVX2_LARGEST`] stay below 32767, so the sums are exact.
+/// (32 byte products). `vpmaddubsw` adds pairs of products in `i16` with saturation: unsigned
+/// bytes up to 255 times weights within ±[`AVX2_LARGEST`] stay below 32767, so the sums are
+/// exact.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA; sizes as for [`tile_int8_vnni`]; no weight's magnitude
